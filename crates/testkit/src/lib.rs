@@ -1,0 +1,43 @@
+//! Real processes for Covenant's tests, and the one way to wait on them.
+//!
+//! Every Rust integration test in the workspace gets its infrastructure here, so that no test
+//! starts a process, picks a port or sleeps on its own:
+//!
+//! - [`Anvil`]: a real anvil from `node_modules/.bin` on a free loopback port, accounts derived
+//!   from the fixed [`TEST_MNEMONIC`], configurable block time, killed on drop (also when the test
+//!   panics) and by the kernel if the test process dies.
+//! - [`postgres::database`]: a fresh database in a throwaway PostgreSQL cluster started once per
+//!   test process; the database is dropped with its handle and the cluster at process exit.
+//! - [`wait_for`]: poll a condition until a deadline; the error names what was awaited, and a
+//!   watched process that dies fails the wait at once with its own log.
+//!
+//! A process that crashes never makes a test hang: start-up waits read the process's output and
+//! stop when it exits, and every error about a process carries its last lines of output.
+//!
+//! This crate owns test infrastructure only. It must not be a dependency of any non-test target.
+//!
+//! ```no_run
+//! use covenant_testkit::{Anvil, postgres, wait_for};
+//! use std::time::Duration;
+//!
+//! let anvil = Anvil::builder().with_block_time(Duration::from_millis(200)).spawn();
+//! let db = postgres::database();
+//! println!("rpc {} db {}", anvil.endpoint(), db.url());
+//! wait_for("two blocks")
+//!     .watching(&anvil)
+//!     .until(|| anvil.block_number().is_ok_and(|n| n >= 2))
+//!     .unwrap();
+//! ```
+
+mod anvil;
+mod error;
+pub mod postgres;
+mod process;
+mod rpc;
+pub mod tools;
+mod wait;
+
+pub use anvil::{Anvil, AnvilBuilder, DEFAULT_CHAIN_ID, TEST_MNEMONIC, TestAccount};
+pub use error::{Error, Result};
+pub use postgres::{PgCluster, PgClusterBuilder, TestDatabase};
+pub use wait::{DEFAULT_TIMEOUT, Wait, Watched, wait_for};

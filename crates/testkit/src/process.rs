@@ -1,0 +1,318 @@
+//! Child processes: started so that they die with the test process, their output captured into a
+//! bounded log, stopped on drop.
+//!
+//! Linux delivers `PR_SET_PDEATHSIG` when the *thread* that forked the child exits, not the
+//! process. Test harnesses run each test on its own short-lived thread, so every child is forked by
+//! one kit-owned thread that lives as long as the process: the signal then means "the test process
+//! is gone" (also after SIGKILL, when no destructor runs).
+
+use std::{
+    collections::VecDeque,
+    io::{BufRead, BufReader, Read},
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, mpsc},
+    thread,
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{self, Signal},
+    unistd::Pid,
+};
+
+use crate::{
+    Error, Result,
+    wait::{Watched, wait_for},
+};
+
+/// Lines of output kept per process; older lines are dropped (and counted).
+const MAX_LOG_LINES: usize = 5_000;
+/// Lines of output quoted in an error.
+const ERROR_LOG_LINES: usize = 80;
+/// How long a process gets to exit after its stop signal before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A running child process owned by a test. Dropping it stops the process.
+pub(crate) struct ChildProcess {
+    name: String,
+    pid: u32,
+    child: Mutex<Option<Child>>,
+    log: Arc<Log>,
+    stop_signal: Signal,
+}
+
+impl ChildProcess {
+    /// Starts `command` with stdout and stderr captured. `stop_signal` is sent on drop and when the
+    /// test process dies.
+    pub(crate) fn spawn(name: &str, mut command: Command, stop_signal: Signal) -> Result<Self> {
+        let program = PathBuf::from(command.get_program());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let parent = nix::unistd::getpid();
+        // SAFETY: the closure runs in the forked child before exec and only makes the
+        // async-signal-safe system calls prctl(2) and getppid(2).
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(stop_signal)?;
+                // The parent may have died between fork and prctl; then nobody would signal us.
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::other("parent exited during spawn"));
+                }
+                Ok(())
+            });
+        }
+        let mut child =
+            spawn_from_kit_thread(command).map_err(|source| Error::Spawn { program, source })?;
+        let log = Arc::new(Log::default());
+        for stream in [
+            child.stdout.take().map(boxed),
+            child.stderr.take().map(boxed),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = Arc::clone(&log);
+            log.open_stream();
+            thread::Builder::new()
+                .name(format!("{name}-output"))
+                .spawn(move || log.collect(stream))
+                .map_err(|source| Error::Spawn {
+                    program: "log reader thread".into(),
+                    source,
+                })?;
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            pid: child.id(),
+            child: Mutex::new(Some(child)),
+            log,
+            stop_signal,
+        })
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits until the process writes a line for which `matches` holds, and returns that line.
+    /// Fails as soon as the process closes its output (it exited), or at the timeout; both errors
+    /// carry the process's log.
+    pub(crate) fn wait_for_line(
+        &self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.log.lock();
+        loop {
+            if let Some(line) = state.lines.iter().find(|line| matches(line)) {
+                return Ok(line.clone());
+            }
+            if state.open_streams == 0 {
+                drop(state);
+                return Err(self.exited_error());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                drop(state);
+                return Err(Error::Timeout {
+                    what: format!("{} to report {what}", self.name),
+                    after: timeout,
+                    last: Some(format!("its output:\n{}", self.log.tail(ERROR_LOG_LINES))),
+                });
+            }
+            state = self
+                .log
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The last lines the process wrote.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        self.log.tail(lines)
+    }
+
+    /// Whether any captured line contains `needle`.
+    pub(crate) fn log_contains(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .lines
+            .iter()
+            .any(|line| line.contains(needle))
+    }
+
+    /// Sends the stop signal, waits for the process to exit (killing it after a grace period) and
+    /// reaps it. Idempotent.
+    pub(crate) fn stop(&self) {
+        let Some(mut child) = lock(&self.child).take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = signal::kill(Pid::from_raw(self.pid as i32), self.stop_signal);
+            let exited = wait_for(format!("{} to exit", self.name))
+                .timeout(STOP_GRACE)
+                .until(|| !matches!(child.try_wait(), Ok(None)));
+            if exited.is_err() {
+                let _ = child.kill();
+            }
+        }
+        let _ = child.wait();
+    }
+
+    fn exited_error(&self) -> Error {
+        let status = match lock(&self.child).as_mut().map(Child::try_wait) {
+            None => "stopped by the test kit".to_owned(),
+            Some(Ok(Some(status))) => status.to_string(),
+            Some(Ok(None)) => "closed its output but is still running".to_owned(),
+            Some(Err(e)) => format!("status unknown: {e}"),
+        };
+        Error::Exited {
+            name: self.name.clone(),
+            pid: self.pid,
+            status,
+            log: self.log.tail(ERROR_LOG_LINES),
+        }
+    }
+}
+
+impl Watched for ChildProcess {
+    fn ensure_alive(&self) -> Result<()> {
+        let running = match lock(&self.child).as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        };
+        if running {
+            Ok(())
+        } else {
+            Err(self.exited_error())
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for ChildProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildProcess")
+            .field("name", &self.name)
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+/// Captured output of one process (stdout and stderr interleaved by arrival).
+#[derive(Default)]
+struct Log {
+    state: Mutex<LogState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct LogState {
+    lines: VecDeque<String>,
+    dropped: usize,
+    open_streams: usize,
+}
+
+impl Log {
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        lock(&self.state)
+    }
+
+    fn open_stream(&self) {
+        self.lock().open_streams += 1;
+    }
+
+    fn collect(&self, stream: Box<dyn Read + Send>) {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                    let mut state = self.lock();
+                    if state.lines.len() == MAX_LOG_LINES {
+                        state.lines.pop_front();
+                        state.dropped += 1;
+                    }
+                    state.lines.push_back(line);
+                    drop(state);
+                    self.changed.notify_all();
+                }
+            }
+        }
+        self.lock().open_streams -= 1;
+        self.changed.notify_all();
+    }
+
+    fn tail(&self, count: usize) -> String {
+        let state = self.lock();
+        let skip = state.lines.len().saturating_sub(count);
+        let omitted = state.dropped + skip;
+        let mut out = String::new();
+        if omitted > 0 {
+            out.push_str(&format!("[{omitted} earlier lines omitted]\n"));
+        }
+        for line in state.lines.iter().skip(skip) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn boxed(stream: impl Read + Send + 'static) -> Box<dyn Read + Send> {
+    Box::new(stream)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test must not poison cleanup for the others.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Forks `command` from the kit's spawner thread, which lives as long as the process.
+fn spawn_from_kit_thread(command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<std::io::Result<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<SpawnRequest>();
+        thread::Builder::new()
+            .name("testkit-spawner".into())
+            .spawn(move || {
+                // The sender lives in a static, so this loop (and the thread) never ends.
+                for (mut command, reply) in incoming {
+                    let _ = reply.send(command.spawn());
+                }
+            })?;
+        Ok(requests)
+    });
+    let spawner = spawner
+        .as_ref()
+        .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))?;
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .send((command, reply))
+        .map_err(|_| std::io::Error::other("the kit's spawner thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the kit's spawner thread is gone"))?
+}
