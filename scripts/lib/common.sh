@@ -16,12 +16,8 @@ ok() { printf '%sok%s %s\n' "$_green" "$_reset" "$*" >&2; }
 
 # The directory of the newest installed PostgreSQL server binaries (Debian keeps them off PATH).
 pg_bin_dir() {
-  if [[ -n "${COVENANT_PG_BIN:-}" ]]; then
-    echo "$COVENANT_PG_BIN"
-    return
-  fi
-  local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  local dir=${COVENANT_PG_BIN:-}
+  [[ -n "$dir" ]] || dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   [[ -n "$dir" && -x "$dir/initdb" ]] && echo "$dir"
 }
 

@@ -11,7 +11,7 @@ use std::{
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::{Error, Result, process::ChildProcess, rpc, tools, wait::Watched};
+use crate::{Error, Result, process::Process, rpc, tools, wait::Watched};
 
 /// The mnemonic every test anvil derives its accounts from.
 pub const TEST_MNEMONIC: &str = "test test test test test test test test test test test junk";
@@ -100,7 +100,7 @@ impl AnvilBuilder {
             if let Some(interval) = self.block_time {
                 command.args(["--block-time", &interval.as_secs_f64().to_string()]);
             }
-            let process = ChildProcess::spawn("anvil", command, Signal::SIGKILL)?;
+            let process = Process::spawn("anvil", command, Signal::SIGKILL)?;
             match process.wait_for_line("its listening address", STARTUP_TIMEOUT, |line| {
                 line.starts_with("Listening on ")
             }) {
@@ -122,7 +122,7 @@ impl AnvilBuilder {
 /// A running anvil. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Anvil {
-    process: ChildProcess,
+    process: Process,
     addr: SocketAddr,
     chain_id: u64,
     accounts: Vec<TestAccount>,
@@ -139,7 +139,7 @@ impl Anvil {
         Self::builder().spawn()
     }
 
-    fn ready(process: ChildProcess, listening: &str, chain_id: u64) -> Result<Self> {
+    fn ready(process: Process, listening: &str, chain_id: u64) -> Result<Self> {
         let port = listening
             .rsplit(':')
             .next()
@@ -205,7 +205,7 @@ impl Anvil {
 
     /// Calls a JSON-RPC method (e.g. `evm_mine`, `eth_blockNumber`) and returns its result.
     pub fn rpc(&self, method: &str, params: Value) -> Result<Value> {
-        match rpc::call(self.addr, method, params) {
+        match rpc::json_rpc(self.addr, method, params) {
             // A refused call to a dead anvil is reported with anvil's own log.
             Err(e) => Err(self.process.ensure_alive().err().unwrap_or(e)),
             ok => ok,

@@ -8,6 +8,8 @@
 //!   panics) and by the kernel if the test process dies.
 //! - [`postgres::database`]: a fresh database in a throwaway PostgreSQL cluster started once per
 //!   test process; the database is dropped with its handle and the cluster at process exit.
+//! - [`Process`]: any other child process (the project's binaries and scripts), with the same
+//!   guarantees and its output captured for errors.
 //! - [`wait_for`]: poll a condition until a deadline; the error names what was awaited, and a
 //!   watched process that dies fails the wait at once with its own log.
 //!
@@ -39,5 +41,8 @@ mod wait;
 
 pub use anvil::{Anvil, AnvilBuilder, DEFAULT_CHAIN_ID, TEST_MNEMONIC, TestAccount};
 pub use error::{Error, Result};
+pub use nix::sys::signal::Signal;
 pub use postgres::{PgCluster, PgClusterBuilder, TestDatabase};
+pub use process::Process;
+pub use rpc::{free_port, json_rpc};
 pub use wait::{DEFAULT_TIMEOUT, Wait, Watched, wait_for};

@@ -8,7 +8,6 @@
 //! the server runs as the `postgres` user (uid switch at spawn).
 
 use std::{
-    net::{Ipv4Addr, TcpListener},
     os::unix::{fs::chown, process::CommandExt},
     path::{Path, PathBuf},
     process::Command,
@@ -22,7 +21,7 @@ use std::{
 use nix::{sys::signal::Signal, unistd::User};
 use tempfile::TempDir;
 
-use crate::{Error, Result, process::ChildProcess, tools, wait::Watched};
+use crate::{Error, Result, process::Process, rpc, tools, wait::Watched};
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const TEMP_PREFIX: &str = "covenant-pg-";
@@ -98,7 +97,7 @@ impl PgClusterBuilder {
         let mut last_error = None;
         let requested = self.port.into_iter().map(Ok);
         let candidates = requested
-            .chain(std::iter::repeat_with(free_port))
+            .chain(std::iter::repeat_with(rpc::free_port))
             .take(PORT_ATTEMPTS);
         for port in candidates {
             let port = port?;
@@ -106,7 +105,7 @@ impl PgClusterBuilder {
             server.arg("-D").arg(&data).args(["-p", &port.to_string()]);
             run_as(&mut server, owner.as_ref());
             // SIGQUIT is PostgreSQL's immediate shutdown: it also ends the backends.
-            let process = ChildProcess::spawn("postgres", server, Signal::SIGQUIT)?;
+            let process = Process::spawn("postgres", server, Signal::SIGQUIT)?;
             match process.wait_for_line("readiness", STARTUP_TIMEOUT, |line| {
                 line.contains("database system is ready to accept connections")
             }) {
@@ -135,7 +134,7 @@ impl PgClusterBuilder {
 /// one) stops the server and deletes the directory.
 #[derive(Debug)]
 pub struct PgCluster {
-    process: ChildProcess,
+    process: Process,
     port: u16,
     bin: PathBuf,
     dir: Mutex<Option<TempDir>>,
@@ -384,22 +383,6 @@ fn write_settings(data: &Path, extra: &[(String, String)]) -> Result<()> {
         path,
         source,
     })
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| Error::Io {
-        what: "bind",
-        path: "127.0.0.1:0".into(),
-        source,
-    })?;
-    listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .map_err(|source| Error::Io {
-            what: "bind",
-            path: "127.0.0.1:0".into(),
-            source,
-        })
 }
 
 /// Removes cluster directories left by test processes that were killed (their pid is gone).

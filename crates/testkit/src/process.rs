@@ -1,5 +1,6 @@
 //! Child processes: started so that they die with the test process, their output captured into a
-//! bounded log, stopped on drop.
+//! bounded log, stopped on drop. Anvil and PostgreSQL are built on this; tests use it directly to
+//! run the project's own binaries and scripts.
 //!
 //! Linux delivers `PR_SET_PDEATHSIG` when the *thread* that forked the child exits, not the
 //! process. Test harnesses run each test on its own short-lived thread, so every child is forked by
@@ -35,7 +36,7 @@ const ERROR_LOG_LINES: usize = 80;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A running child process owned by a test. Dropping it stops the process.
-pub(crate) struct ChildProcess {
+pub struct Process {
     name: String,
     pid: u32,
     child: Mutex<Option<Child>>,
@@ -43,10 +44,10 @@ pub(crate) struct ChildProcess {
     stop_signal: Signal,
 }
 
-impl ChildProcess {
-    /// Starts `command` with stdout and stderr captured. `stop_signal` is sent on drop and when the
-    /// test process dies.
-    pub(crate) fn spawn(name: &str, mut command: Command, stop_signal: Signal) -> Result<Self> {
+impl Process {
+    /// Starts `command` with stdout and stderr captured. `stop_signal` is sent on [`Process::stop`],
+    /// on drop, and by the kernel when the test process dies. `name` labels logs and errors.
+    pub fn spawn(name: &str, mut command: Command, stop_signal: Signal) -> Result<Self> {
         let program = PathBuf::from(command.get_program());
         command
             .stdin(Stdio::null())
@@ -96,14 +97,14 @@ impl ChildProcess {
     }
 
     /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Waits until the process writes a line for which `matches` holds, and returns that line.
     /// Fails as soon as the process closes its output (it exited), or at the timeout; both errors
     /// carry the process's log.
-    pub(crate) fn wait_for_line(
+    pub fn wait_for_line(
         &self,
         what: &str,
         timeout: Duration,
@@ -138,12 +139,12 @@ impl ChildProcess {
     }
 
     /// The last lines the process wrote.
-    pub(crate) fn log_tail(&self, lines: usize) -> String {
+    pub fn log_tail(&self, lines: usize) -> String {
         self.log.tail(lines)
     }
 
     /// Whether any captured line contains `needle`.
-    pub(crate) fn log_contains(&self, needle: &str) -> bool {
+    pub fn log_contains(&self, needle: &str) -> bool {
         self.log
             .lock()
             .lines
@@ -153,7 +154,7 @@ impl ChildProcess {
 
     /// Sends the stop signal, waits for the process to exit (killing it after a grace period) and
     /// reaps it. Idempotent.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let Some(mut child) = lock(&self.child).take() else {
             return;
         };
@@ -185,7 +186,7 @@ impl ChildProcess {
     }
 }
 
-impl Watched for ChildProcess {
+impl Watched for Process {
     fn ensure_alive(&self) -> Result<()> {
         let running = match lock(&self.child).as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
@@ -199,15 +200,15 @@ impl Watched for ChildProcess {
     }
 }
 
-impl Drop for ChildProcess {
+impl Drop for Process {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-impl std::fmt::Debug for ChildProcess {
+impl std::fmt::Debug for Process {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChildProcess")
+        f.debug_struct("Process")
             .field("name", &self.name)
             .field("pid", &self.pid)
             .finish()

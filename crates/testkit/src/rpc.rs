@@ -1,5 +1,6 @@
 //! A minimal blocking JSON-RPC call over loopback HTTP, used to probe readiness and drive anvil from
 //! synchronous test code. Services use alloy; this only exists so the kit needs no async stack.
+//! Also the one way tests pick a free port.
 
 use std::{
     io::{Read, Write},
@@ -13,8 +14,9 @@ use crate::{Error, Result};
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Calls `method` with `params` on the JSON-RPC server at `addr` and returns its `result`.
-pub(crate) fn call(addr: SocketAddr, method: &str, params: Value) -> Result<Value> {
+/// Calls `method` with `params` on the JSON-RPC server at `addr` (HTTP, no TLS) and returns its
+/// `result`; an RPC error object becomes [`Error::Rpc`].
+pub fn json_rpc(addr: SocketAddr, method: &str, params: Value) -> Result<Value> {
     let fail = |reason: String| Error::Rpc {
         method: method.to_owned(),
         endpoint: format!("http://{addr}"),
@@ -59,4 +61,25 @@ pub(crate) fn call(addr: SocketAddr, method: &str, params: Value) -> Result<Valu
         .get_mut("result")
         .map(Value::take)
         .ok_or_else(|| fail(format!("no result in {payload}")))
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it). Another process may
+/// take it before the caller binds it; the kit's own start-up code retries for that reason.
+pub fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).map_err(|source| {
+            Error::Io {
+                what: "bind",
+                path: "127.0.0.1:0".into(),
+                source,
+            }
+        })?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|source| Error::Io {
+            what: "bind",
+            path: "127.0.0.1:0".into(),
+            source,
+        })
 }

@@ -1,0 +1,95 @@
+//! `scripts/lib/devnet-up` (what `scripts/devnet` runs after setup) brings up a working devnet and
+//! takes all of it down again on Ctrl-C.
+
+use std::{net::SocketAddr, process::Command, time::Duration};
+
+use covenant_e2e::read_env_file;
+use covenant_testkit::{Process, Signal, free_port, json_rpc, tools, wait_for};
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+
+fn accepts(addr: SocketAddr) -> bool {
+    std::net::TcpStream::connect(addr).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
+    let state = tempfile::tempdir().unwrap();
+    let (rpc_port, pg_port) = (free_port().unwrap(), free_port().unwrap());
+    let mut command = Command::new(tools::repo_root().join("scripts/lib/devnet-up"));
+    command
+        .env("COVENANT_DEVNET_DIR", state.path())
+        .env("COVENANT_DEVNET_RPC_PORT", rpc_port.to_string())
+        .env("COVENANT_DEVNET_PG_PORT", pg_port.to_string())
+        .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
+    let devnet = Process::spawn("devnet", command, Signal::SIGINT).unwrap();
+    devnet
+        .wait_for_line("readiness", Duration::from_secs(120), |line| {
+            line.starts_with("devnet ready")
+        })
+        .unwrap();
+
+    let env = read_env_file(&state.path().join("env")).unwrap();
+    assert_eq!(
+        env["COVENANT_RPC_URL"],
+        format!("http://127.0.0.1:{rpc_port}")
+    );
+    assert_eq!(env["COVENANT_CHAIN_ID"], "31337");
+    let rpc: SocketAddr = ([127, 0, 0, 1], rpc_port).into();
+    assert_eq!(
+        json_rpc(rpc, "eth_chainId", json!([])).unwrap(),
+        json!("0x7a69")
+    );
+    // Blocks come on their own, at the configured interval.
+    wait_for("the devnet chain to mine blocks")
+        .watching(&devnet)
+        .until(|| {
+            json_rpc(rpc, "eth_blockNumber", json!([]))
+                .is_ok_and(|n| n.as_str().is_some_and(|n| n != "0x0"))
+        })
+        .unwrap();
+
+    let mut db = PgConnection::connect(&env["DATABASE_URL"]).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(name, "covenant");
+    db.close().await.unwrap();
+
+    devnet.stop();
+    assert!(
+        devnet.log_contains("devnet stopped"),
+        "{}",
+        devnet.log_tail(40)
+    );
+    assert!(!accepts(rpc), "anvil still listening after Ctrl-C");
+    assert!(
+        !accepts(([127, 0, 0, 1], pg_port).into()),
+        "PostgreSQL still listening after Ctrl-C"
+    );
+}
+
+#[test]
+fn devnet_refuses_a_port_that_is_taken() {
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let state = tempfile::tempdir().unwrap();
+    let mut command = Command::new(tools::repo_root().join("scripts/lib/devnet-up"));
+    command
+        .env("COVENANT_DEVNET_DIR", state.path())
+        .env("COVENANT_DEVNET_RPC_PORT", taken.to_string())
+        .env("COVENANT_DEVNET_PG_PORT", free_port().unwrap().to_string());
+    let devnet = Process::spawn("devnet", command, Signal::SIGINT).unwrap();
+    let err = devnet
+        .wait_for_line("readiness", Duration::from_secs(60), |line| {
+            line.starts_with("devnet ready")
+        })
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("port {taken} is in use")),
+        "{message}"
+    );
+    assert!(message.contains("COVENANT_DEVNET_RPC_PORT"), "{message}");
+}
