@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {BootInfo, IAppPolicy, Provenance, TcbStatus, TeeKind} from "../interfaces/BootPolicy.sol";
+import {IApp} from "../interfaces/IApp.sol";
+import {IKmsRegistry} from "../interfaces/IKmsRegistry.sol";
+import {ProvenanceLib} from "../libraries/ProvenanceLib.sol";
+import {App} from "./App.sol";
+import {
+    Ownable2StepUpgradeable
+} from "@openzeppelin/contracts-upgradeable/access/Ownable2StepUpgradeable.sol";
+import {ERC1967Proxy} from "@openzeppelin/contracts/proxy/ERC1967/ERC1967Proxy.sol";
+import {UUPSUpgradeable} from "@openzeppelin/contracts/proxy/utils/UUPSUpgradeable.sol";
+
+/// @title KmsRegistry
+/// @notice Covenant's root registry, behind a UUPS proxy owned by the Timelock. See {IKmsRegistry}.
+/// @dev State lives in one ERC-7201 namespace; upgrades are authorised by the owner only.
+contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
+    /// @custom:storage-location erc7201:covenant.storage.KmsRegistry
+    struct KmsRegistryStorage {
+        mapping(bytes32 osImageHash => bytes32 provenanceDigest) osImages;
+        mapping(bytes32 mrAggregated => bool allowed) kmsMeasurements;
+        mapping(bytes32 deviceId => bool allowed) kmsDevices;
+        mapping(address node => KmsNode record) kmsNodes;
+        mapping(address app => AppKind kind) apps;
+        address appImplementation;
+        bool allowSimulatedTee;
+        address gatewayAppId;
+        address kmsRootSigner;
+        uint64 kmsRootGeneration;
+        bytes kmsCaPublicKey;
+    }
+
+    // keccak256(abi.encode(uint256(keccak256("covenant.storage.KmsRegistry")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 private constant KMS_REGISTRY_STORAGE_LOCATION =
+        0x8838e627253899912be5918802c3213740dd0872169df05c3d701f15732c9e00;
+
+    /// @notice The length of an uncompressed SEC1 P-256 public key.
+    uint256 public constant CA_PUBLIC_KEY_LENGTH = 65;
+
+    constructor() {
+        _disableInitializers();
+    }
+
+    /// @notice Sets up the registry behind its proxy.
+    /// @dev Emits {AppImplementationSet} and, if `allowSimulatedTee_`, {AllowSimulatedTeeSet}.
+    /// @param owner_ the owner: the Timelock.
+    /// @param appImplementation_ the App implementation (constructed with this proxy's address).
+    /// @param allowSimulatedTee_ whether simulated TEE evidence is accepted (development networks).
+    function initialize(address owner_, address appImplementation_, bool allowSimulatedTee_)
+        external
+        initializer
+    {
+        __Ownable_init(owner_);
+        KmsRegistryStorage storage $ = _s();
+        _setAppImplementation($, appImplementation_);
+        if (allowSimulatedTee_) {
+            $.allowSimulatedTee = true;
+            emit AllowSimulatedTeeSet(true);
+        }
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function addOsImage(bytes32 osImageHash, Provenance calldata provenance) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (osImageHash == bytes32(0)) revert KmsRegistryZeroValue();
+        if ($.osImages[osImageHash] != bytes32(0)) revert KmsRegistryOsImageAlreadyAllowed(osImageHash);
+        bytes32 digest = ProvenanceLib.checkedDigest(provenance);
+        $.osImages[osImageHash] = digest;
+        emit OsImageAdded(osImageHash, digest, provenance);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function removeOsImage(bytes32 osImageHash) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.osImages[osImageHash] == bytes32(0)) revert KmsRegistryOsImageNotAllowed(osImageHash);
+        delete $.osImages[osImageHash];
+        emit OsImageRemoved(osImageHash);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function addKmsMeasurement(bytes32 mrAggregated) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (mrAggregated == bytes32(0)) revert KmsRegistryZeroValue();
+        if ($.kmsMeasurements[mrAggregated]) revert KmsRegistryNoChange();
+        $.kmsMeasurements[mrAggregated] = true;
+        emit KmsMeasurementAdded(mrAggregated);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function removeKmsMeasurement(bytes32 mrAggregated) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (!$.kmsMeasurements[mrAggregated]) revert KmsRegistryMeasurementNotAllowed(mrAggregated);
+        delete $.kmsMeasurements[mrAggregated];
+        emit KmsMeasurementRemoved(mrAggregated);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function addKmsDevice(bytes32 deviceId) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (deviceId == bytes32(0)) revert KmsRegistryZeroValue();
+        if ($.kmsDevices[deviceId]) revert KmsRegistryNoChange();
+        $.kmsDevices[deviceId] = true;
+        emit KmsDeviceAdded(deviceId);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function removeKmsDevice(bytes32 deviceId) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (!$.kmsDevices[deviceId]) revert KmsRegistryDeviceNotAllowed(deviceId);
+        delete $.kmsDevices[deviceId];
+        emit KmsDeviceRemoved(deviceId);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function onboardKmsNode(address node, bytes32 mrAggregated, bytes32 deviceId) external {
+        KmsRegistryStorage storage $ = _s();
+        if (msg.sender != owner() && !_isServing($, msg.sender)) {
+            revert KmsRegistryNotAuthorizedOnboarder(msg.sender);
+        }
+        if (node == address(0)) revert KmsRegistryZeroValue();
+        KmsNode storage record = $.kmsNodes[node];
+        if (record.active) revert KmsRegistryNodeAlreadyActive(node);
+        if (!$.kmsMeasurements[mrAggregated]) revert KmsRegistryMeasurementNotAllowed(mrAggregated);
+        if (!$.kmsDevices[deviceId]) revert KmsRegistryDeviceNotAllowed(deviceId);
+        uint64 onboardedAt = uint64(block.timestamp);
+        // A node that was removed and comes back keeps its grant-log sequence.
+        record.active = true;
+        record.onboardedBy = msg.sender;
+        record.onboardedAt = onboardedAt;
+        record.mrAggregated = mrAggregated;
+        record.deviceId = deviceId;
+        emit KmsNodeOnboarded(node, msg.sender, mrAggregated, deviceId, onboardedAt);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function removeKmsNode(address node) external onlyOwner {
+        KmsNode storage record = _s().kmsNodes[node];
+        if (!record.active) revert KmsRegistryNotActiveNode(node);
+        record.active = false;
+        emit KmsNodeRemoved(node);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function setKmsRootKeys(address rootSigner, bytes calldata caPublicKey) external onlyOwner {
+        if (rootSigner == address(0)) revert KmsRegistryZeroValue();
+        if (caPublicKey.length != CA_PUBLIC_KEY_LENGTH || caPublicKey[0] != 0x04) {
+            revert KmsRegistryInvalidCaKey(caPublicKey.length);
+        }
+        KmsRegistryStorage storage $ = _s();
+        uint64 generation = $.kmsRootGeneration + 1;
+        $.kmsRootSigner = rootSigner;
+        $.kmsRootGeneration = generation;
+        $.kmsCaPublicKey = caPublicKey;
+        emit KmsRootKeysSet(generation, rootSigner, caPublicKey);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function setGatewayAppId(address appId) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        address old = $.gatewayAppId;
+        if (old == appId) revert KmsRegistryNoChange();
+        $.gatewayAppId = appId;
+        emit GatewayAppIdSet(old, appId);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function setAllowSimulatedTee(bool allowed) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.allowSimulatedTee == allowed) revert KmsRegistryNoChange();
+        $.allowSimulatedTee = allowed;
+        emit AllowSimulatedTeeSet(allowed);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function setAppImplementation(address implementation) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.appImplementation == implementation) revert KmsRegistryNoChange();
+        _setAppImplementation($, implementation);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function createApp(address owner_, IApp.AppInit calldata init) external returns (address app) {
+        KmsRegistryStorage storage $ = _s();
+        address implementation = $.appImplementation;
+        app = address(new ERC1967Proxy(implementation, abi.encodeCall(App.initialize, (owner_, init))));
+        $.apps[app] = AppKind.Factory;
+        emit AppCreated(app, owner_, implementation);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function registerCustomApp(address app) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if (app.code.length == 0) revert KmsRegistryNotAContract(app);
+        if ($.apps[app] != AppKind.None) revert KmsRegistryAppAlreadyRegistered(app);
+        $.apps[app] = AppKind.Custom;
+        emit CustomAppRegistered(app);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function deregisterApp(address app) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.apps[app] == AppKind.None) revert KmsRegistryAppNotRegistered(app);
+        delete $.apps[app];
+        emit AppDeregistered(app);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function commitGrantLog(uint64 fromSeq, uint64 toSeq, bytes32 merkleRoot) external {
+        KmsNode storage record = _s().kmsNodes[msg.sender];
+        if (!record.active) revert KmsRegistryNotActiveNode(msg.sender);
+        uint64 expected = record.committedThrough + 1;
+        if (fromSeq != expected) revert KmsRegistryGrantLogGap(expected, fromSeq);
+        if (toSeq < fromSeq) revert KmsRegistryGrantLogRange(fromSeq, toSeq);
+        if (merkleRoot == bytes32(0)) revert KmsRegistryZeroValue();
+        record.committedThrough = toSeq;
+        emit GrantLogCommitted(msg.sender, fromSeq, toSeq, merkleRoot);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function isAppAllowed(BootInfo calldata boot) external view returns (bool, string memory) {
+        KmsRegistryStorage storage $ = _s();
+        if ($.apps[boot.appId] == AppKind.None) return (false, "app not registered");
+        (bool platformOk, string memory platformReason) = _checkPlatform($, boot);
+        if (!platformOk) return (false, platformReason);
+        try IAppPolicy(boot.appId).isAppAllowed(boot) returns (bool allowed, string memory reason) {
+            if (allowed) return (true, "");
+            return (false, bytes(reason).length == 0 ? "denied by app policy" : reason);
+        } catch {
+            return (false, "app policy failed");
+        }
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function isKmsAllowed(BootInfo calldata boot) external view returns (bool, string memory) {
+        KmsRegistryStorage storage $ = _s();
+        (bool platformOk, string memory platformReason) = _checkPlatform($, boot);
+        if (!platformOk) return (false, platformReason);
+        if (boot.tcbStatus != TcbStatus.UpToDate) return (false, "tcb not up to date");
+        if (!$.kmsMeasurements[boot.mrAggregated]) return (false, "kms measurement not allowed");
+        if (!$.kmsDevices[boot.deviceId]) return (false, "kms device not allowed");
+        return (true, "");
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function osImageProvenance(bytes32 osImageHash) external view returns (bytes32) {
+        return _s().osImages[osImageHash];
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function isOsImageAllowed(bytes32 osImageHash) external view returns (bool) {
+        return _s().osImages[osImageHash] != bytes32(0);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function isKmsMeasurementAllowed(bytes32 mrAggregated) external view returns (bool) {
+        return _s().kmsMeasurements[mrAggregated];
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function isKmsDeviceAllowed(bytes32 deviceId) external view returns (bool) {
+        return _s().kmsDevices[deviceId];
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function kmsNode(address node) external view returns (KmsNode memory) {
+        return _s().kmsNodes[node];
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function kmsRootKeys() external view returns (address, bytes memory, uint64) {
+        KmsRegistryStorage storage $ = _s();
+        return ($.kmsRootSigner, $.kmsCaPublicKey, $.kmsRootGeneration);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function gatewayAppId() external view returns (address) {
+        return _s().gatewayAppId;
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function allowSimulatedTee() external view returns (bool) {
+        return _s().allowSimulatedTee;
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function appImplementation() external view returns (address) {
+        return _s().appImplementation;
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function appKind(address app) external view returns (AppKind) {
+        return _s().apps[app];
+    }
+
+    /// @dev Upgrades are authorised by the owner (the Timelock) only.
+    function _authorizeUpgrade(address) internal view override onlyOwner {}
+
+    function _setAppImplementation(KmsRegistryStorage storage $, address implementation) private {
+        if (implementation.code.length == 0) revert KmsRegistryNotAContract(implementation);
+        address old = $.appImplementation;
+        $.appImplementation = implementation;
+        emit AppImplementationSet(old, implementation);
+    }
+
+    /// Checks shared by apps and KMS nodes: TEE kind, TCB status, OS image.
+    function _checkPlatform(KmsRegistryStorage storage $, BootInfo calldata boot)
+        private
+        view
+        returns (bool, string memory)
+    {
+        if (boot.teeKind == TeeKind.Unknown) return (false, "unknown tee kind");
+        if (boot.teeKind == TeeKind.Simulated && !$.allowSimulatedTee) {
+            return (false, "simulated tee not allowed");
+        }
+        if (boot.tcbStatus == TcbStatus.Unknown || boot.tcbStatus == TcbStatus.Revoked) {
+            return (false, "tcb status not acceptable");
+        }
+        if ($.osImages[boot.osImageHash] == bytes32(0)) return (false, "os image not allowed");
+        return (true, "");
+    }
+
+    /// Whether `node` is active and its measurement and device are still allowed.
+    function _isServing(KmsRegistryStorage storage $, address node) private view returns (bool) {
+        KmsNode storage record = $.kmsNodes[node];
+        return record.active && $.kmsMeasurements[record.mrAggregated] && $.kmsDevices[record.deviceId];
+    }
+
+    function _s() private pure returns (KmsRegistryStorage storage $) {
+        assembly {
+            $.slot := KMS_REGISTRY_STORAGE_LOCATION
+        }
+    }
+}
