@@ -8,6 +8,20 @@ use covenant_testkit::{Process, Signal, free_port, json_rpc, tools, wait_for};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
+/// `cast call` of a view function given by its signature; returns cast's decoded output.
+fn cast_call(rpc_url: &str, to: &str, signature: &str) -> String {
+    let output = Command::new(tools::foundry_bin("cast").unwrap())
+        .args(["call", "--rpc-url", rpc_url, to, signature])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 fn accepts(addr: SocketAddr) -> bool {
     std::net::TcpStream::connect(addr).is_ok()
 }
@@ -48,6 +62,24 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
                 .is_ok_and(|n| n.as_str().is_some_and(|n| n != "0x0"))
         })
         .unwrap();
+
+    // The contracts are deployed and owned by the Timelock.
+    let deployment: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("deployment.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(deployment["chainId"], json!(31337));
+    let registry = deployment["contracts"]["KmsRegistry"].as_str().unwrap();
+    let timelock = deployment["contracts"]["TimelockController"]
+        .as_str()
+        .unwrap();
+    assert_eq!(env["COVENANT_KMS_REGISTRY"], registry);
+    let rpc_url = &env["COVENANT_RPC_URL"];
+    assert_eq!(cast_call(rpc_url, registry, "owner()(address)"), timelock);
+    assert_eq!(
+        cast_call(rpc_url, registry, "allowSimulatedTee()(bool)"),
+        "true"
+    );
 
     let mut db = PgConnection::connect(&env["DATABASE_URL"]).await.unwrap();
     let name: String = sqlx::query_scalar("SELECT current_database()")
