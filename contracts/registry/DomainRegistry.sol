@@ -99,16 +99,15 @@ contract DomainRegistry is IDomainRegistry, Ownable2StepUpgradeable, UUPSUpgrade
     /// @dev Upgrades are authorised by the owner (the Timelock) only.
     function _authorizeUpgrade(address) internal view override onlyOwner {}
 
-    /// The caller must own `app`, and a factory app must not be frozen. A custom policy contract
-    /// without `owner()` cannot have domains bound by anyone but governance.
+    /// The caller must own `app` (its `owner()`), and a factory app must not be frozen. A custom
+    /// policy contract needs an `owner()` for domains to be bound to it; any failure to read one
+    /// (missing function, revert, malformed reply) counts as "not the owner".
     function _requireAppOwner(address app) private view {
-        address appOwner;
-        try IApp(app).owner() returns (address o) {
-            appOwner = o;
-        } catch {
+        (bool ok, bytes memory reply) = app.staticcall(abi.encodeCall(IApp.owner, ()));
+        if (!ok || reply.length != 32 || abi.decode(reply, (uint256)) >> 160 != 0) {
             revert DomainRegistryNotAppOwner(app, msg.sender);
         }
-        if (appOwner != msg.sender) revert DomainRegistryNotAppOwner(app, msg.sender);
+        if (abi.decode(reply, (address)) != msg.sender) revert DomainRegistryNotAppOwner(app, msg.sender);
         if (_KMS_REGISTRY.appKind(app) == IKmsRegistry.AppKind.Factory && IApp(app).frozen()) {
             revert DomainRegistryAppFrozen(app);
         }

@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {BootInfo, IAppPolicy} from "../../contracts/interfaces/BootPolicy.sol";
+
+/// A custom app policy with no `owner()` but a fallback that accepts any call and returns no data
+/// (as a forwarding or catch-all contract would).
+contract FallbackAppPolicy is IAppPolicy {
+    fallback() external {}
+
+    function isAppAllowed(BootInfo calldata boot) external view returns (bool, string memory) {
+        if (boot.appId != address(this)) return (false, "app id mismatch");
+        return (true, "");
+    }
+}
