@@ -9,6 +9,8 @@ import {App} from "../../contracts/registry/App.sol";
 import {KmsRegistry} from "../../contracts/registry/KmsRegistry.sol";
 import {KmsRegistryV2} from "../mocks/KmsRegistryV2.sol";
 import {CovenantFixture} from "../utils/CovenantFixture.sol";
+import {OwnableUpgradeable} from "@openzeppelin/contracts-upgradeable/access/OwnableUpgradeable.sol";
+import {Initializable} from "@openzeppelin/contracts-upgradeable/proxy/utils/Initializable.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {IGovernor} from "@openzeppelin/contracts/governance/IGovernor.sol";
 import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
@@ -107,7 +109,14 @@ contract GovernanceComposeHashTest is CovenantFixture {
 
         // Not before the Timelock delay has passed, for anyone.
         vm.warp(block.timestamp + TIMELOCK_DELAY - 1);
-        vm.expectRevert();
+        bytes32 operation = timelock.hashOperationBatch(
+            _targets(), _values(), _calldatas(), bytes32(0), _timelockSalt(keccak256(bytes(DESCRIPTION)))
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                TimelockController.TimelockUnexpectedOperationState.selector, operation, _bit(TIMELOCK_READY)
+            )
+        );
         governor.execute(_targets(), _values(), _calldatas(), keccak256(bytes(DESCRIPTION)));
         _assertDenied(_nextBoot(), "compose hash not allowed");
 
@@ -149,7 +158,14 @@ contract GovernanceComposeHashTest is CovenantFixture {
         timelock.cancel(operation);
         assertEq(uint8(governor.state(id)), uint8(IGovernor.ProposalState.Canceled));
         vm.warp(block.timestamp + TIMELOCK_DELAY);
-        vm.expectRevert();
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IGovernor.GovernorUnexpectedProposalState.selector,
+                id,
+                IGovernor.ProposalState.Canceled,
+                _bit(uint8(IGovernor.ProposalState.Queued))
+            )
+        );
         _execute(address(app), call, DESCRIPTION);
         _assertDenied(_nextBoot(), "compose hash not allowed");
     }
@@ -181,7 +197,14 @@ contract GovernanceComposeHashTest is CovenantFixture {
         governor.castVote(id, 0);
         _closeVoting(id);
         assertEq(uint8(governor.state(id)), uint8(IGovernor.ProposalState.Defeated));
-        vm.expectRevert();
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IGovernor.GovernorUnexpectedProposalState.selector,
+                id,
+                IGovernor.ProposalState.Defeated,
+                _bit(uint8(IGovernor.ProposalState.Succeeded))
+            )
+        );
         _queue(address(app), call, DESCRIPTION);
         _assertDenied(_nextBoot(), "compose hash not allowed");
     }
@@ -247,9 +270,35 @@ contract GovernanceComposeHashTest is CovenantFixture {
         c[0] = call;
     }
 
+    /// TimelockController.OperationState.Ready
+    uint8 internal constant TIMELOCK_READY = 2;
+
+    /// The state bitmaps OpenZeppelin puts in its errors.
+    function _bit(uint8 state) internal pure returns (bytes32) {
+        return bytes32(uint256(1) << state);
+    }
+
     /// GovernorTimelockControl's salt: the governor's address xor the description hash.
     function _timelockSalt(bytes32 descriptionHash) internal view returns (bytes32) {
         return bytes20(address(governor)) ^ descriptionHash;
+    }
+}
+
+contract GovernanceOwnershipTest is CovenantFixture {
+    /// Handing the registry to a new Timelock is itself a proposal, and takes two steps.
+    function test_RegistryOwnershipMovesInTwoStepsThroughGovernance() public {
+        address next = makeAddr("next-timelock");
+        _govern(address(registry), abi.encodeWithSignature("transferOwnership(address)", next), "Hand over");
+        assertEq(registry.owner(), address(timelock));
+        assertEq(registry.pendingOwner(), next);
+        vm.prank(stranger);
+        vm.expectRevert(
+            abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, stranger)
+        );
+        registry.acceptOwnership();
+        vm.prank(next);
+        registry.acceptOwnership();
+        assertEq(registry.owner(), next);
     }
 }
 
@@ -301,17 +350,20 @@ contract GovernanceUpgradeTest is CovenantFixture {
         assertEq(uint8(upgraded.appKind(address(app))), uint8(IKmsRegistry.AppKind.Factory));
         _assertAllowed(_boot(address(app)));
         // The initializer of v2 cannot run again.
-        vm.expectRevert();
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
         upgraded.initializeV2(7);
     }
 
     function test_RevertWhen_UpgradeBypassesGovernance() public {
         KmsRegistryV2 next = new KmsRegistryV2();
         vm.prank(alice);
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, alice));
         registry.upgradeToAndCall(address(next), "");
+        // Not even the Governor: only the Timelock, after the delay.
         vm.prank(address(governor));
-        vm.expectRevert();
+        vm.expectRevert(
+            abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, address(governor))
+        );
         registry.upgradeToAndCall(address(next), "");
     }
 }
