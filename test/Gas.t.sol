@@ -64,8 +64,9 @@ contract GasTest is CovenantFixture {
     /// addComposeHash on a DAO-governed app, step by step through Governor and Timelock.
     function test_GasAddComposeHashThroughGovernance() public {
         App governed = App(registry.createApp(address(timelock), _appInit()));
-        (address[] memory targets, uint256[] memory values, bytes[] memory calldatas) =
-            _single(address(governed), abi.encodeCall(IApp.addComposeHash, (keccak256("v2"), _provenance("v2"))));
+        (address[] memory targets, uint256[] memory values, bytes[] memory calldatas) = _single(
+            address(governed), abi.encodeCall(IApp.addComposeHash, (keccak256("v2"), _provenance("v2")))
+        );
         string memory description = "Allow v2";
         vm.prank(alice);
         uint256 id = governor.propose(targets, values, calldatas, description);

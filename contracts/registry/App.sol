@@ -52,8 +52,8 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
     }
 
     /// @notice Sets up a new app. Called once, by the registry, through the proxy's constructor.
-    /// @dev Emits the events of every initial setting ({AllowedTeeKindsSet}, {ComposeHashAdded}, …).
-    /// The key generation starts at 1.
+    /// @dev Emits the events of every initial setting ({KeyGenerationBumped} with 1,
+    /// {AllowedTeeKindsSet}, {ComposeHashAdded}, …).
     /// @param initialOwner the app's owner.
     /// @param init the initial settings.
     function initialize(address initialOwner, AppInit calldata init) external initializer {
@@ -61,6 +61,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         __Ownable_init(initialOwner);
         AppStorage storage $ = _s();
         $.keyGeneration = 1;
+        emit KeyGenerationBumped(1);
         _setAllowedTeeKinds($, init.allowedTeeKinds);
         if (init.anyDevice) _setAnyDevice($, true);
         if (init.requireUpToDateTcb) _setRequireUpToDateTcb($, true);

@@ -99,16 +99,19 @@ contract DomainRegistry is IDomainRegistry, Ownable2StepUpgradeable, UUPSUpgrade
     /// @dev Upgrades are authorised by the owner (the Timelock) only.
     function _authorizeUpgrade(address) internal view override onlyOwner {}
 
-    /// The caller must own `app` (its `owner()`), and a factory app must not be frozen. A custom
-    /// policy contract needs an `owner()` for domains to be bound to it; any failure to read one
-    /// (missing function, revert, malformed reply) counts as "not the owner".
+    /// The caller must own `app` (its `owner()`), and the app must not be frozen (its `frozen()`,
+    /// whatever its kind: a frozen factory app stays frozen if it is deregistered or registered
+    /// again as a custom policy). A custom policy needs an `owner()` for domains to be bound to it;
+    /// any failure to read one (missing function, revert, malformed reply) counts as "not the
+    /// owner"; one without `frozen()` is not frozen.
     function _requireAppOwner(address app) private view {
         (bool ok, bytes memory reply) = app.staticcall(abi.encodeCall(IApp.owner, ()));
         if (!ok || reply.length != 32 || abi.decode(reply, (uint256)) >> 160 != 0) {
             revert DomainRegistryNotAppOwner(app, msg.sender);
         }
         if (abi.decode(reply, (address)) != msg.sender) revert DomainRegistryNotAppOwner(app, msg.sender);
-        if (_KMS_REGISTRY.appKind(app) == IKmsRegistry.AppKind.Factory && IApp(app).frozen()) {
+        (ok, reply) = app.staticcall(abi.encodeCall(IApp.frozen, ()));
+        if (ok && reply.length == 32 && abi.decode(reply, (uint256)) == 1) {
             revert DomainRegistryAppFrozen(app);
         }
     }

@@ -3,17 +3,15 @@ pragma solidity 0.8.37;
 
 import {BootInfo, IAppPolicy} from "../../contracts/interfaces/BootPolicy.sol";
 
-/// A custom app policy with an `owner()` and a `frozen()` that always says true: custom apps are not
-/// subject to the factory app's freeze, so the domain registry must ignore it.
+/// A custom app policy with an `owner()` and a `frozen()` fixed at construction: the domain
+/// registry honours a custom app's freeze as it does a factory app's.
 contract OwnedAppPolicy is IAppPolicy {
     address public immutable owner;
+    bool public immutable frozen;
 
-    constructor(address owner_) {
+    constructor(address owner_, bool frozen_) {
         owner = owner_;
-    }
-
-    function frozen() external pure returns (bool) {
-        return true;
+        frozen = frozen_;
     }
 
     function isAppAllowed(BootInfo calldata boot) external view returns (bool, string memory) {

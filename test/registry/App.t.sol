@@ -150,14 +150,16 @@ contract AppInitializeTest is AppTestBase {
         App created = App(registry.createApp(appOwner, _emptyInit(TDX)));
         Vm.Log[] memory logs = vm.getRecordedLogs();
 
-        assertEq(logs.length, 5);
+        assertEq(logs.length, 6);
         assertEq(logs[0].topics[0], IERC1967.Upgraded.selector);
         assertEq(logs[1].topics[0], OwnableUpgradeable.OwnershipTransferred.selector);
-        assertEq(logs[2].topics[0], IApp.AllowedTeeKindsSet.selector);
-        assertEq(logs[2].data, abi.encode(uint8(0), TDX));
-        assertEq(logs[3].topics[0], Initializable.Initialized.selector);
-        assertEq(logs[4].topics[0], IKmsRegistry.AppCreated.selector);
-        assertEq(logs[4].emitter, address(registry));
+        assertEq(logs[2].topics[0], IApp.KeyGenerationBumped.selector);
+        assertEq(logs[2].data, abi.encode(uint64(1)));
+        assertEq(logs[3].topics[0], IApp.AllowedTeeKindsSet.selector);
+        assertEq(logs[3].data, abi.encode(uint8(0), TDX));
+        assertEq(logs[4].topics[0], Initializable.Initialized.selector);
+        assertEq(logs[5].topics[0], IKmsRegistry.AppCreated.selector);
+        assertEq(logs[5].emitter, address(registry));
         assertEq(created.keyGeneration(), 1);
         assertFalse(created.isComposeHashAllowed(COMPOSE_HASH_1));
         assertFalse(created.isDeviceAllowed(DEVICE_1));

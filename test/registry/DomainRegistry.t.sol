@@ -602,10 +602,9 @@ contract DomainRegistryCustomAppTest is DomainRegistryTestBase {
         assertEq(domains.appOf(DOMAIN), address(0));
     }
 
-    /// A custom policy with owner() is bound by that owner; the factory-app freeze rule does not apply
-    /// to it (its frozen() says true).
+    /// A custom policy with owner() is bound by that owner.
     function test_CustomAppWithOwnerBindsAndUnbinds() public {
-        OwnedAppPolicy policy = new OwnedAppPolicy(newOwner);
+        OwnedAppPolicy policy = new OwnedAppPolicy(newOwner, false);
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(policy))));
 
         vm.prank(stranger);
@@ -625,9 +624,34 @@ contract DomainRegistryCustomAppTest is DomainRegistryTestBase {
         assertEq(domains.appOf(DOMAIN), address(0));
     }
 
+    /// A custom policy that says it is frozen gets the freeze rule of factory apps.
+    function test_RevertWhen_CustomAppIsFrozen() public {
+        OwnedAppPolicy policy = new OwnedAppPolicy(newOwner, true);
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(policy))));
+        vm.prank(newOwner);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppFrozen.selector, address(policy))
+        );
+        domains.bindDomain(DOMAIN, address(policy));
+    }
+
+    /// A frozen factory app stays frozen for bindings after governance deregisters it and registers
+    /// it again as a custom policy.
+    function test_RevertWhen_FrozenAppIsReRegisteredAsCustom() public {
+        vm.prank(appOwner);
+        app.freeze();
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.deregisterApp, (address(app))));
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(app))));
+        vm.prank(appOwner);
+        vm.expectRevert(
+            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppFrozen.selector, address(app))
+        );
+        domains.bindDomain(DOMAIN, address(app));
+    }
+
     /// A custom policy must be registered before binding, like any app.
     function test_RevertWhen_CustomAppNotRegistered() public {
-        OwnedAppPolicy policy = new OwnedAppPolicy(newOwner);
+        OwnedAppPolicy policy = new OwnedAppPolicy(newOwner, false);
         vm.prank(newOwner);
         vm.expectRevert(
             abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppNotRegistered.selector, address(policy))
@@ -635,10 +659,6 @@ contract DomainRegistryCustomAppTest is DomainRegistryTestBase {
         domains.bindDomain(DOMAIN, address(policy));
     }
 
-    /// Current behaviour, reported as a defect: when a custom policy answers owner() with no return
-    /// data (a catch-all fallback), decoding fails outside the try/catch and bindDomain reverts with
-    /// empty data instead of DomainRegistryNotAppOwner.
-    /// A malformed `owner()` reply (here: empty, from a catch-all fallback) is "not the owner".
     function test_RevertWhen_CustomAppAnswersOwnerWithGarbage() public {
         FallbackAppPolicy policy = new FallbackAppPolicy();
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(policy))));
