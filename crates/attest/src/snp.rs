@@ -1,0 +1,213 @@
+//! AMD SEV-SNP attestation reports, verified with the `sev` crate: the report's signature by the
+//! VCEK, the VCEK's chain to AMD's pinned ARK/ASK (Milan, Genoa or Turin), the VCEK's validity at
+//! the verification time, and that the VCEK was issued for this chip (hwID = CHIP_ID) at this
+//! TCB (its SPL extensions = the report's REPORTED_TCB).
+
+use sev::{
+    certs::snp::{Certificate, Chain, Verifiable, builtin, ca},
+    firmware::guest::AttestationReport,
+    parser::ByteParser,
+};
+use sha2::{Digest, Sha256};
+use x509_parser::{
+    der_parser::{self, oid, oid::Oid},
+    prelude::*,
+};
+
+use crate::{DeviceId, Error, Measurement, MrAggregated, ReportData, Result, TcbStatus};
+
+/// The length of an SNP attestation report.
+pub const REPORT_LEN: usize = 1184;
+/// Where the (unsigned) signature block starts; everything before it is signed.
+const SIGNATURE_OFFSET: usize = 0x2a0;
+/// The largest VCEK certificate accepted, in bytes.
+pub const MAX_VCEK_LEN: usize = 4096;
+
+/// What an SNP report proves, once it verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnpReport {
+    /// MEASUREMENT: the launch digest.
+    pub measurement: Measurement,
+    /// HOST_DATA, set by the host at launch.
+    pub host_data: [u8; 32],
+    /// REPORT_DATA.
+    pub report_data: ReportData,
+    /// sha256(CHIP_ID).
+    pub device_id: DeviceId,
+    /// The TCB status (see [`verify_report`]).
+    pub tcb_status: TcbStatus,
+}
+
+impl SnpReport {
+    /// sha256(MEASUREMENT ‖ HOST_DATA).
+    pub fn mr_aggregated(&self) -> MrAggregated {
+        let mut h = Sha256::new();
+        h.update(self.measurement.as_bytes());
+        h.update(self.host_data);
+        MrAggregated::new(h.finalize().into())
+    }
+}
+
+fn fail(what: &'static str, reason: impl ToString) -> Error {
+    Error::SnpVerification {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// Verifies `report` with the VCEK `vcek_der` at `now` (unix seconds). The TCB status is
+/// `UpToDate` when the VCEK was issued for exactly the report's TCB (no AMD status service is
+/// consulted).
+pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
+    if report.len() != REPORT_LEN {
+        return Err(Error::Length {
+            what: "SNP report",
+            expected: REPORT_LEN,
+            got: report.len(),
+        });
+    }
+    if vcek_der.len() > MAX_VCEK_LEN {
+        return Err(Error::TooLarge {
+            what: "VCEK",
+            limit: MAX_VCEK_LEN,
+            got: vcek_der.len(),
+        });
+    }
+    let parsed = AttestationReport::from_bytes(report).map_err(|e| Error::Malformed {
+        what: "SNP report",
+        reason: e.to_string(),
+    })?;
+    // The signature is checked over the re-encoded report: require the encoding to be canonical,
+    // so no byte of the input escapes the signature.
+    let reencoded = parsed.to_bytes().map_err(|e| Error::Malformed {
+        what: "SNP report",
+        reason: e.to_string(),
+    })?;
+    if reencoded.as_slice() != report {
+        return Err(Error::Malformed {
+            what: "SNP report",
+            reason: "non-canonical encoding".into(),
+        });
+    }
+    // The signature block is r and s (72 bytes each, little-endian, P-384 uses 48) and reserved
+    // bytes: none of it is signed, so everything but the 48-byte scalars must be zero.
+    let signature = &report[SIGNATURE_OFFSET..];
+    let padding_is_zero =
+        signature[48..72].iter().all(|b| *b == 0) && signature[72 + 48..].iter().all(|b| *b == 0);
+    if !padding_is_zero {
+        return Err(Error::Malformed {
+            what: "SNP report",
+            reason: "non-zero signature padding".into(),
+        });
+    }
+    if parsed.policy.debug_allowed() {
+        return Err(fail("guest policy", "debugging is allowed"));
+    }
+
+    let vek = Certificate::from_der(vcek_der).map_err(|e| fail("VCEK", e))?;
+    let chain = amd_chains()?
+        .into_iter()
+        .map(|ca| Chain {
+            ca,
+            vek: vek.clone(),
+        })
+        .find(|chain| chain.verify().is_ok())
+        .ok_or_else(|| fail("VCEK chain", "not signed by any pinned AMD ARK/ASK"))?;
+    (&chain, &parsed)
+        .verify()
+        .map_err(|e| fail("report signature", e))?;
+    check_vcek_binding(vcek_der, &parsed, now)?;
+
+    Ok(SnpReport {
+        measurement: Measurement::new(parsed.measurement),
+        host_data: parsed.host_data,
+        report_data: ReportData::new(parsed.report_data),
+        device_id: DeviceId::from_hardware_id(&parsed.chip_id),
+        // AMD publishes no TCB status service here: a report whose VCEK matches its reported TCB
+        // is as current as that VCEK.
+        tcb_status: TcbStatus::UpToDate,
+    })
+}
+
+fn amd_chains() -> Result<Vec<ca::Chain>> {
+    let pair = |ark: std::io::Result<Certificate>, ask: std::io::Result<Certificate>| {
+        Ok::<_, Error>(ca::Chain {
+            ark: ark.map_err(|e| fail("pinned ARK", e))?,
+            ask: ask.map_err(|e| fail("pinned ASK", e))?,
+        })
+    };
+    Ok(vec![
+        pair(builtin::milan::ark(), builtin::milan::ask())?,
+        pair(builtin::genoa::ark(), builtin::genoa::ask())?,
+        pair(builtin::turin::ark(), builtin::turin::ask())?,
+    ])
+}
+
+/// The VCEK must be valid now, name this chip (hwID) and this TCB (blSPL, teeSPL, snpSPL, ucodeSPL).
+fn check_vcek_binding(vcek_der: &[u8], report: &AttestationReport, now: u64) -> Result<()> {
+    let (_, cert) = X509Certificate::from_der(vcek_der).map_err(|e| fail("VCEK", e))?;
+    let validity = cert.validity();
+    let now_i = i64::try_from(now).map_err(|_| fail("VCEK validity", "time out of range"))?;
+    if now_i < validity.not_before.timestamp() || now_i > validity.not_after.timestamp() {
+        return Err(fail(
+            "VCEK validity",
+            format!(
+                "not valid at {now} ({} .. {})",
+                validity.not_before, validity.not_after
+            ),
+        ));
+    }
+    let ext = |oid: Oid<'static>| {
+        cert.extensions()
+            .iter()
+            .find(|e| e.oid == oid)
+            .map(|e| e.value)
+            .ok_or_else(|| fail("VCEK", format!("missing extension {oid}")))
+    };
+    let spl = |oid: Oid<'static>| -> Result<u8> {
+        let raw = ext(oid.clone())?;
+        let (_, any) = der_parser::der::parse_der_integer(raw).map_err(|e| fail("VCEK", e))?;
+        any.as_u32()
+            .ok()
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or_else(|| fail("VCEK", format!("bad SPL {oid}")))
+    };
+    let tcb = &report.reported_tcb;
+    let checks = [
+        (
+            "bootloader",
+            spl(oid!(1.3.6.1.4.1.3704.1.3.1))?,
+            tcb.bootloader,
+        ),
+        ("tee", spl(oid!(1.3.6.1.4.1.3704.1.3.2))?, tcb.tee),
+        ("snp", spl(oid!(1.3.6.1.4.1.3704.1.3.3))?, tcb.snp),
+        (
+            "microcode",
+            spl(oid!(1.3.6.1.4.1.3704.1.3.8))?,
+            tcb.microcode,
+        ),
+    ];
+    for (name, in_vcek, in_report) in checks {
+        if in_vcek != in_report {
+            return Err(fail(
+                "VCEK TCB",
+                format!("{name} SPL is {in_vcek} in the VCEK but {in_report} in the report"),
+            ));
+        }
+    }
+    let hw_id = ext(oid!(1.3.6.1.4.1.3704.1.4))?;
+    // hwID is an OCTET STRING; some VCEKs carry the raw 64 bytes.
+    let hw_id = match der_parser::der::parse_der_octetstring(hw_id) {
+        Ok((_, obj)) => obj.as_slice().map_err(|e| fail("VCEK", e))?.to_vec(),
+        Err(_) => hw_id.to_vec(),
+    };
+    let chip_id = &report.chip_id[..];
+    let matches = hw_id == chip_id
+        || (hw_id.len() < 64
+            && chip_id.starts_with(&hw_id)
+            && chip_id[hw_id.len()..].iter().all(|b| *b == 0));
+    if !matches {
+        return Err(fail("VCEK chip id", "the VCEK was issued for another chip"));
+    }
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! Evidence, the policy it is judged by, and the one function that turns evidence into a
+//! [`VerifiedEvidence`] — the only way to obtain one.
+
+use std::time::Duration;
+
+use dcap_qvl::QuoteCollateralV3;
+use sha2::{Digest, Sha512};
+
+use crate::{
+    DeviceId, Error, Measurement, MrAggregated, Platform, ReportData, Result, TcbStatus,
+    TdMeasurements,
+    eventlog::{self, RuntimeEvent, RuntimeIdentity, hex_bytes},
+    simulator::{self, SimulatorRoot},
+    snp, tdx,
+};
+
+/// The largest serialized evidence accepted, in bytes.
+pub const MAX_EVIDENCE_LEN: usize = 128 * 1024;
+/// Domain separator of the report data that binds a TLS key.
+pub const RATLS_PREFIX: &[u8] = b"covenant-ratls-v1:";
+/// Domain separator of SEV-SNP report data, which also binds the runtime event log.
+pub const SNP_RUNTIME_PREFIX: &[u8] = b"covenant-snp-runtime-v1:";
+
+/// TEE evidence as a guest presents it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// Which TEE produced it.
+    pub platform: Platform,
+    /// The TDX quote, SNP report or simulated quote.
+    #[serde(with = "hex_bytes")]
+    pub quote: Vec<u8>,
+    /// SEV-SNP only: the VCEK certificate (DER) that signed the report.
+    #[serde(default, with = "hex_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub vcek: Vec<u8>,
+    /// The runtime event log.
+    pub event_log: Vec<RuntimeEvent>,
+}
+
+impl Evidence {
+    /// The wire form (JSON; byte strings as hex).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads the wire form, within [`MAX_EVIDENCE_LEN`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() > MAX_EVIDENCE_LEN {
+            return Err(Error::TooLarge {
+                what: "evidence",
+                limit: MAX_EVIDENCE_LEN,
+                got: bytes.len(),
+            });
+        }
+        serde_json::from_slice(bytes).map_err(|e| Error::Malformed {
+            what: "evidence",
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// What the report data of the evidence must commit to.
+#[derive(Clone, Copy, Debug)]
+pub enum Binding<'a> {
+    /// A TLS public key (SubjectPublicKeyInfo DER): report data = SHA-512(prefix ‖ SPKI).
+    TlsKey(&'a [u8]),
+    /// Exactly these 64 bytes (e.g. a verifier's nonce).
+    ReportData(ReportData),
+}
+
+impl Binding<'_> {
+    /// The 64 bytes a TDX or simulated quote must carry.
+    pub fn report_data(&self) -> ReportData {
+        match self {
+            Binding::TlsKey(spki) => tls_report_data(spki),
+            Binding::ReportData(data) => *data,
+        }
+    }
+}
+
+/// SHA-512("covenant-ratls-v1:" ‖ SPKI DER).
+pub fn tls_report_data(spki_der: &[u8]) -> ReportData {
+    let mut h = Sha512::new();
+    h.update(RATLS_PREFIX);
+    h.update(spki_der);
+    ReportData::new(h.finalize().into())
+}
+
+/// SEV-SNP has no runtime register, so its report data also commits to the replayed event log:
+/// SHA-512("covenant-snp-runtime-v1:" ‖ binding report data ‖ replayed log register).
+pub fn snp_report_data(binding: &ReportData, replayed_log: &Measurement) -> ReportData {
+    let mut h = Sha512::new();
+    h.update(SNP_RUNTIME_PREFIX);
+    h.update(binding.as_bytes());
+    h.update(replayed_log.as_bytes());
+    ReportData::new(h.finalize().into())
+}
+
+/// Endorsements supplied by the caller (never fetched by this crate).
+#[derive(Clone, Debug, Default)]
+pub struct Collateral {
+    /// PCK collateral for TDX quotes.
+    pub tdx: Option<QuoteCollateralV3>,
+}
+
+/// How strict a verifier is. [`Policy::default`] is the production policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Hardware platforms accepted (default: TDX and SEV-SNP).
+    pub platforms: Vec<Platform>,
+    /// The simulator root whose evidence is accepted; `None` (default) refuses simulated
+    /// evidence. Set it only where the chain's `allowSimulatedTee` is true.
+    pub simulator_root: Option<SimulatorRoot>,
+    /// TCB statuses accepted (default: `UpToDate` only).
+    pub accepted_tcb: Vec<TcbStatus>,
+    /// The oldest collateral accepted (default: 30 days).
+    pub max_collateral_age: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            platforms: vec![Platform::Tdx, Platform::Snp],
+            simulator_root: None,
+            accepted_tcb: vec![TcbStatus::UpToDate],
+            max_collateral_age: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// The measurements a platform signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlatformMeasurements {
+    /// MRTD and RTMR0–3 (TDX, simulator).
+    Td(TdMeasurements),
+    /// SEV-SNP launch measurement and host data.
+    Snp {
+        /// MEASUREMENT.
+        measurement: Measurement,
+        /// HOST_DATA.
+        host_data: [u8; 32],
+    },
+}
+
+/// Evidence that passed every check of [`verify`]. Only `verify` can build one, so holding one
+/// proves the checks ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedEvidence {
+    platform: Platform,
+    measurements: PlatformMeasurements,
+    mr_aggregated: MrAggregated,
+    report_data: ReportData,
+    device_id: DeviceId,
+    tcb_status: TcbStatus,
+    advisory_ids: Vec<String>,
+    collateral_issued_at: Option<u64>,
+    runtime: RuntimeIdentity,
+    event_log: Vec<RuntimeEvent>,
+}
+
+impl VerifiedEvidence {
+    /// The platform.
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+    /// The signed measurements.
+    pub fn measurements(&self) -> &PlatformMeasurements {
+        &self.measurements
+    }
+    /// sha256(MRTD ‖ RTMR0..3), or sha256(MEASUREMENT ‖ HOST_DATA) on SEV-SNP.
+    pub fn mr_aggregated(&self) -> MrAggregated {
+        self.mr_aggregated
+    }
+    /// The report data (checked against the binding).
+    pub fn report_data(&self) -> ReportData {
+        self.report_data
+    }
+    /// sha256(PPID) or sha256(CHIP_ID).
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+    /// The TCB status (accepted by the policy).
+    pub fn tcb_status(&self) -> TcbStatus {
+        self.tcb_status
+    }
+    /// Intel security advisories that apply to the platform's TCB.
+    pub fn advisory_ids(&self) -> &[String] {
+        &self.advisory_ids
+    }
+    /// When the collateral used was issued (TDX), unix seconds.
+    pub fn collateral_issued_at(&self) -> Option<u64> {
+        self.collateral_issued_at
+    }
+    /// The identity read from the replayed boot events.
+    pub fn runtime(&self) -> &RuntimeIdentity {
+        &self.runtime
+    }
+    /// The whole replayed event log.
+    pub fn event_log(&self) -> &[RuntimeEvent] {
+        &self.event_log
+    }
+}
+
+/// Verifies `evidence` at `now` (unix seconds): the platform signature and endorsements, the
+/// policy (platform, TCB status, collateral age), the event log against the signed register, the
+/// binding of the report data, and the boot identity in the log.
+pub fn verify(
+    evidence: &Evidence,
+    binding: &Binding<'_>,
+    collateral: &Collateral,
+    policy: &Policy,
+    now: u64,
+) -> Result<VerifiedEvidence> {
+    let expected = binding.report_data();
+    let replayed = eventlog::replay(&evidence.event_log)?;
+    let signed = match evidence.platform {
+        Platform::Simulated => {
+            let root = policy
+                .simulator_root
+                .as_ref()
+                .ok_or(Error::SimulatedNotAllowed)?;
+            let r = simulator::verify_quote(&evidence.quote, root)?;
+            Signed {
+                measurements: PlatformMeasurements::Td(r.measurements),
+                mr_aggregated: r.measurements.mr_aggregated(),
+                report_data: r.report_data,
+                device_id: r.device_id,
+                tcb_status: r.tcb_status,
+                advisory_ids: Vec::new(),
+                collateral_issued_at: None,
+                runtime_register: Some(r.measurements.rtmr[3]),
+            }
+        }
+        Platform::Tdx => {
+            require_platform(policy, Platform::Tdx)?;
+            let collateral = collateral
+                .tdx
+                .as_ref()
+                .ok_or(Error::MissingCollateral(Platform::Tdx))?;
+            let r = tdx::verify_quote(&evidence.quote, collateral, now)?;
+            let max_age = policy.max_collateral_age.as_secs();
+            if now.saturating_sub(r.collateral_issued_at) > max_age {
+                return Err(Error::StaleCollateral {
+                    issued: r.collateral_issued_at,
+                    now,
+                    max_age_secs: max_age,
+                });
+            }
+            Signed {
+                measurements: PlatformMeasurements::Td(r.measurements),
+                mr_aggregated: r.measurements.mr_aggregated(),
+                report_data: r.report_data,
+                device_id: r.device_id,
+                tcb_status: r.tcb_status,
+                advisory_ids: r.advisory_ids,
+                collateral_issued_at: Some(r.collateral_issued_at),
+                runtime_register: Some(r.measurements.rtmr[3]),
+            }
+        }
+        Platform::Snp => {
+            require_platform(policy, Platform::Snp)?;
+            let r = snp::verify_report(&evidence.quote, &evidence.vcek, now)?;
+            Signed {
+                measurements: PlatformMeasurements::Snp {
+                    measurement: r.measurement,
+                    host_data: r.host_data,
+                },
+                mr_aggregated: r.mr_aggregated(),
+                report_data: r.report_data,
+                device_id: r.device_id,
+                tcb_status: r.tcb_status,
+                advisory_ids: Vec::new(),
+                collateral_issued_at: None,
+                runtime_register: None,
+            }
+        }
+    };
+    if !policy.accepted_tcb.contains(&signed.tcb_status) {
+        return Err(Error::TcbNotAccepted {
+            status: signed.tcb_status,
+            advisories: signed.advisory_ids,
+        });
+    }
+    let expected = match signed.runtime_register {
+        Some(register) => {
+            if replayed != register {
+                return Err(Error::EventLogMismatch {
+                    replayed: Box::new(replayed),
+                    signed: Box::new(register),
+                });
+            }
+            expected
+        }
+        None => snp_report_data(&expected, &replayed),
+    };
+    if signed.report_data != expected {
+        return Err(Error::ReportDataMismatch {
+            expected: Box::new(expected),
+            got: Box::new(signed.report_data),
+        });
+    }
+    let runtime = eventlog::decode_identity(&evidence.event_log)?;
+    Ok(VerifiedEvidence {
+        platform: evidence.platform,
+        measurements: signed.measurements,
+        mr_aggregated: signed.mr_aggregated,
+        report_data: signed.report_data,
+        device_id: signed.device_id,
+        tcb_status: signed.tcb_status,
+        advisory_ids: signed.advisory_ids,
+        collateral_issued_at: signed.collateral_issued_at,
+        runtime,
+        event_log: evidence.event_log.clone(),
+    })
+}
+
+/// What a platform signed, before policy.
+struct Signed {
+    measurements: PlatformMeasurements,
+    mr_aggregated: MrAggregated,
+    report_data: ReportData,
+    device_id: DeviceId,
+    tcb_status: TcbStatus,
+    advisory_ids: Vec<String>,
+    collateral_issued_at: Option<u64>,
+    /// RTMR3 (TDX, simulator); SNP has none.
+    runtime_register: Option<Measurement>,
+}
+
+fn require_platform(policy: &Policy, platform: Platform) -> Result<()> {
+    if policy.platforms.contains(&platform) {
+        Ok(())
+    } else {
+        Err(Error::PlatformNotAllowed(platform))
+    }
+}
