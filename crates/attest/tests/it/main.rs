@@ -1,6 +1,7 @@
 //! Verification against real TDX and SEV-SNP evidence, and the whole pipeline with the simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod ratls;
 mod simulated;
 mod snp;
 mod tdx;
