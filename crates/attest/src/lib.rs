@@ -20,6 +20,7 @@ mod verify;
 
 pub mod compose;
 pub mod eventlog;
+pub mod nvidia;
 pub mod ratls;
 pub mod simulator;
 pub mod snp;

@@ -10,6 +10,7 @@ use crate::{
     DeviceId, Error, Measurement, MrAggregated, Platform, ReportData, Result, TcbStatus,
     TdMeasurements,
     eventlog::{self, RuntimeEvent, RuntimeIdentity, hex_bytes},
+    nvidia::{self, GpuEvidence, VerifiedGpu},
     simulator::{self, SimulatorRoot},
     snp, tdx,
 };
@@ -35,6 +36,9 @@ pub struct Evidence {
     pub vcek: Vec<u8>,
     /// The runtime event log.
     pub event_log: Vec<RuntimeEvent>,
+    /// NVIDIA GPU evidence, when the instance has a confidential GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuEvidence>,
 }
 
 impl Evidence {
@@ -157,9 +161,14 @@ pub struct VerifiedEvidence {
     collateral_issued_at: Option<u64>,
     runtime: RuntimeIdentity,
     event_log: Vec<RuntimeEvent>,
+    gpu: Option<VerifiedGpu>,
 }
 
 impl VerifiedEvidence {
+    /// The verified GPU evidence, when the instance presented any.
+    pub fn gpu(&self) -> Option<&VerifiedGpu> {
+        self.gpu.as_ref()
+    }
     /// The platform.
     pub fn platform(&self) -> Platform {
         self.platform
@@ -301,6 +310,7 @@ pub fn verify(
         });
     }
     let runtime = eventlog::decode_identity(&evidence.event_log)?;
+    let gpu = verify_gpu_binding(evidence, &runtime, &signed.report_data, now)?;
     Ok(VerifiedEvidence {
         platform: evidence.platform,
         measurements: signed.measurements,
@@ -312,7 +322,39 @@ pub fn verify(
         collateral_issued_at: signed.collateral_issued_at,
         runtime,
         event_log: evidence.event_log.clone(),
+        gpu,
     })
+}
+
+/// GPU evidence must be announced in the log (its hash), bound to the CPU quote (its nonce is
+/// derived from the quote's report data), and verify; evidence without the event or the event
+/// without evidence is refused.
+fn verify_gpu_binding(
+    evidence: &Evidence,
+    runtime: &RuntimeIdentity,
+    quote_report_data: &ReportData,
+    now: u64,
+) -> Result<Option<VerifiedGpu>> {
+    match (&evidence.gpu, &runtime.gpu_evidence_hash) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::Gpu {
+            what: "event log",
+            reason: "GPU evidence is not announced by a gpu-evidence event".into(),
+        }),
+        (None, Some(_)) => Err(Error::Gpu {
+            what: "evidence",
+            reason: "the event log announces GPU evidence that is missing".into(),
+        }),
+        (Some(gpu), Some(announced)) => {
+            if &gpu.hash() != announced {
+                return Err(Error::Gpu {
+                    what: "evidence hash",
+                    reason: "the GPU evidence is not the one announced in the event log".into(),
+                });
+            }
+            nvidia::verify_gpu(gpu, &nvidia::gpu_nonce(quote_report_data), now).map(Some)
+        }
+    }
 }
 
 /// What a platform signed, before policy.

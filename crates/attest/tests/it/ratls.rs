@@ -48,6 +48,7 @@ fn identity_with(tee: &SimulatedTee, override_report_data: Option<ReportData>) -
             quote: tee.quote(&override_report_data.unwrap_or(*report_data)),
             vcek: Vec::new(),
             event_log: tee.event_log().to_vec(),
+            gpu: None,
         })
     })
     .unwrap()

@@ -44,6 +44,7 @@ fn evidence(tee: &SimulatedTee, spki: &[u8]) -> Evidence {
         quote: tee.quote(&tls_report_data(spki)),
         vcek: Vec::new(),
         event_log: tee.event_log().to_vec(),
+        gpu: None,
     }
 }
 
@@ -228,4 +229,77 @@ fn evidence_round_trips_through_its_wire_form_and_rejects_garbage() {
         Evidence::from_bytes(&huge),
         Err(Error::TooLarge { .. })
     ));
+}
+
+fn booted_with_gpu(gpu: Option<covenant_attest::GpuEvidenceHash>) -> SimulatedTee {
+    let mut tee = SimulatedTee::new(
+        SimulatorRootKey::development(),
+        DeviceId::new([0xde; 32]),
+        Measurement::new([1; 48]),
+        [
+            Measurement::new([2; 48]),
+            Measurement::new([3; 48]),
+            Measurement::new([4; 48]),
+        ],
+    );
+    let id = RuntimeIdentity {
+        gpu_evidence_hash: gpu,
+        ..identity()
+    };
+    for event in id.boot_events() {
+        tee.extend(event);
+    }
+    tee
+}
+
+#[test]
+fn gpu_evidence_must_be_announced_bound_and_present() {
+    let (gpu, _) = crate::gpu_sample();
+    let binding = Binding::TlsKey(SPKI);
+    let check = |tee: &SimulatedTee, gpu_evidence: Option<covenant_attest::nvidia::GpuEvidence>| {
+        let mut e = evidence(tee, SPKI);
+        e.gpu = gpu_evidence;
+        verify(&e, &binding, &Collateral::default(), &dev_policy(), NOW).unwrap_err()
+    };
+    // Announced, missing.
+    let err = check(&booted_with_gpu(Some(gpu.hash())), None);
+    assert!(
+        matches!(
+            err,
+            Error::Gpu {
+                what: "evidence",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Present, not announced.
+    let err = check(&booted_with_gpu(None), Some(gpu.clone()));
+    assert!(
+        matches!(
+            err,
+            Error::Gpu {
+                what: "event log",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Announced with another hash.
+    let other = covenant_attest::GpuEvidenceHash::new([7; 32]);
+    let err = check(&booted_with_gpu(Some(other)), Some(gpu.clone()));
+    assert!(
+        matches!(
+            err,
+            Error::Gpu {
+                what: "evidence hash",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Announced and present: genuine GPU evidence, but its nonce was not derived from this
+    // quote's report data, so it is refused.
+    let err = check(&booted_with_gpu(Some(gpu.hash())), Some(gpu));
+    assert!(matches!(err, Error::Gpu { what: "nonce", .. }), "{err}");
 }

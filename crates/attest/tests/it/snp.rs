@@ -112,6 +112,7 @@ fn the_pipeline_requires_the_report_data_to_bind_key_and_log() {
         quote: testdata("report_milan.bin"),
         vcek: testdata("vcek_milan.der"),
         event_log: Vec::new(),
+        gpu: None,
     };
     let err = verify(
         &evidence,

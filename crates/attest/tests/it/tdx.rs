@@ -143,6 +143,7 @@ fn the_pipeline_applies_policy_to_a_real_quote() {
         quote: testdata("tdx_quote"),
         vcek: Vec::new(),
         event_log: Vec::new(),
+        gpu: None,
     };
     let with = Collateral {
         tdx: Some(collateral("tdx_quote_collateral.json")),
