@@ -19,6 +19,7 @@ mod types;
 mod verify;
 
 pub mod compose;
+pub mod configfs;
 pub mod eventlog;
 pub mod nvidia;
 pub mod ratls;
