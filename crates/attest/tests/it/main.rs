@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod nvidia;
+mod properties;
 mod ratls;
 mod simulated;
 mod snp;
