@@ -39,9 +39,7 @@ fn simulated() -> SimulatedTee {
         os_image_hash: OsImageHash::new([8; 32]),
         gpu_evidence_hash: None,
     };
-    for event in identity.boot_events() {
-        tee.extend(event);
-    }
+    tee.record_boot(&identity);
     tee
 }
 

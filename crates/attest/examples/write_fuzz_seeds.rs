@@ -26,9 +26,7 @@ fn main() {
         os_image_hash: OsImageHash::new([8; 32]),
         gpu_evidence_hash: None,
     };
-    for event in identity.boot_events() {
-        tee.extend(event);
-    }
+    tee.record_boot(&identity);
     let evidence = |report_data: &ReportData| Evidence {
         platform: Platform::Simulated,
         quote: tee.quote(report_data),

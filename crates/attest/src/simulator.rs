@@ -125,6 +125,13 @@ impl SimulatedTee {
         self.events.push(event);
     }
 
+    /// Extends the boot sequence of `identity` (app id … system-ready), as a guest does at boot.
+    pub fn record_boot(&mut self, identity: &eventlog::RuntimeIdentity) {
+        for event in identity.boot_events() {
+            self.extend(event);
+        }
+    }
+
     /// The runtime event log so far.
     pub fn event_log(&self) -> &[RuntimeEvent] {
         &self.events

@@ -34,9 +34,7 @@ fn tee(app: u8) -> SimulatedTee {
         os_image_hash: OsImageHash::new([6; 32]),
         gpu_evidence_hash: None,
     };
-    for event in identity.boot_events() {
-        tee.extend(event);
-    }
+    tee.record_boot(&identity);
     tee
 }
 

@@ -21,6 +21,10 @@ fn identity() -> RuntimeIdentity {
 }
 
 fn booted(status: TcbStatus) -> SimulatedTee {
+    booted_as(&identity(), status)
+}
+
+fn booted_as(id: &RuntimeIdentity, status: TcbStatus) -> SimulatedTee {
     let mut tee = SimulatedTee::new(
         SimulatorRootKey::development(),
         DeviceId::new([0xde; 32]),
@@ -32,9 +36,7 @@ fn booted(status: TcbStatus) -> SimulatedTee {
         ],
     )
     .with_tcb_status(status);
-    for event in identity().boot_events() {
-        tee.extend(event);
-    }
+    tee.record_boot(id);
     tee
 }
 
@@ -232,24 +234,13 @@ fn evidence_round_trips_through_its_wire_form_and_rejects_garbage() {
 }
 
 fn booted_with_gpu(gpu: Option<covenant_attest::GpuEvidenceHash>) -> SimulatedTee {
-    let mut tee = SimulatedTee::new(
-        SimulatorRootKey::development(),
-        DeviceId::new([0xde; 32]),
-        Measurement::new([1; 48]),
-        [
-            Measurement::new([2; 48]),
-            Measurement::new([3; 48]),
-            Measurement::new([4; 48]),
-        ],
-    );
-    let id = RuntimeIdentity {
-        gpu_evidence_hash: gpu,
-        ..identity()
-    };
-    for event in id.boot_events() {
-        tee.extend(event);
-    }
-    tee
+    booted_as(
+        &RuntimeIdentity {
+            gpu_evidence_hash: gpu,
+            ..identity()
+        },
+        TcbStatus::UpToDate,
+    )
 }
 
 #[test]
