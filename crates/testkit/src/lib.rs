@@ -8,6 +8,7 @@
 //!   panics) and by the kernel if the test process dies.
 //! - [`postgres::database`]: a fresh database in a throwaway PostgreSQL cluster started once per
 //!   test process; the database is dropped with its handle and the cluster at process exit.
+//! - [`deploy_contracts`]: the repository's deploy script against a test anvil.
 //! - [`Process`]: any other child process (the project's binaries and scripts), with the same
 //!   guarantees and its output captured for errors.
 //! - [`wait_for`]: poll a condition until a deadline; the error names what was awaited, and a
@@ -32,6 +33,7 @@
 //! ```
 
 mod anvil;
+mod contracts;
 mod error;
 pub mod postgres;
 mod process;
@@ -40,6 +42,7 @@ pub mod tools;
 mod wait;
 
 pub use anvil::{Anvil, AnvilBuilder, DEFAULT_CHAIN_ID, TEST_MNEMONIC, TestAccount};
+pub use contracts::{TestDeployment, deploy_contracts};
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 pub use postgres::{PgCluster, PgClusterBuilder, TestDatabase};

@@ -1,0 +1,40 @@
+//! Covenant's chain types: contract bindings generated from the committed ABIs (`abi/`, exported
+//! from forge's build by `scripts/export-abi`), the deployment file the deploy script writes, and
+//! [`boot_info`], which turns [`covenant_attest::VerifiedEvidence`] into the `BootInfo` the
+//! registries judge.
+//!
+//! Rust never re-types a selector, event or struct: everything here comes from the ABIs through
+//! `alloy::sol!`. This crate performs no I/O beyond reading a deployment file, and decides nothing.
+
+mod boot;
+mod deployment;
+
+pub use boot::{BootInfo, TcbStatus, TeeKind, boot_info};
+pub use deployment::{Deployment, DeploymentError};
+
+/// Bindings, one module per contract (each ABI names its own copy of shared structs). The
+/// file-level types of `contracts/interfaces/BootPolicy.sol` (`BootInfo`, `Provenance`,
+/// `TeeKind`, `TcbStatus`) are read from that Solidity file itself.
+#[allow(missing_docs, clippy::too_many_arguments, unreachable_pub)]
+mod bindings {
+    macro_rules! binding {
+        ($module:ident, $contract:ident, $abi:literal) => {
+            pub mod $module {
+                alloy::sol!("../../contracts/interfaces/BootPolicy.sol");
+                alloy::sol!(
+                    #[sol(rpc)]
+                    $contract,
+                    $abi
+                );
+            }
+        };
+    }
+    binding!(kms_registry, KmsRegistry, "abi/KmsRegistry.json");
+    binding!(app, App, "abi/App.json");
+    binding!(domain_registry, DomainRegistry, "abi/DomainRegistry.json");
+    binding!(governor, CovenantGovernor, "abi/CovenantGovernor.json");
+    binding!(token, CovenantToken, "abi/CovenantToken.json");
+    binding!(timelock, TimelockController, "abi/TimelockController.json");
+}
+
+pub use bindings::{app, domain_registry, governor, kms_registry, timelock, token};
