@@ -174,6 +174,10 @@ fn validate(c: &AppCompose) -> Result<()> {
             return fail(format!("unknown protocol {:?}", port.protocol));
         }
     }
+    // JCS writes numbers as IEEE doubles: beyond 2^53 two chain ids would share one hash.
+    if c.kms.chain_id > (1 << 53) - 1 {
+        return fail(format!("kms.chain_id {} is above 2^53 - 1", c.kms.chain_id));
+    }
     check_address("kms.registry", &c.kms.registry)?;
     if let Some(gateway) = &c.gateway {
         check_address("gateway.app_id", &gateway.app_id)?;
@@ -339,6 +343,10 @@ mod tests {
             ),
             ("[1,2]".to_owned(), "invalid type"),
             ("{".to_owned(), "EOF"),
+            (
+                document().replace("31337", "9007199254740993"),
+                "above 2^53",
+            ),
         ];
         for (doc, expected) in cases {
             let err = compose_hash(doc.as_bytes()).unwrap_err().to_string();

@@ -114,12 +114,17 @@ pub fn verify_certificate(
     verify(&evidence, &Binding::TlsKey(spki), collateral, policy, now)
 }
 
+/// Decides whether a verified peer is one this service talks to (its app, compose hash, …).
+pub type Authorizer =
+    Arc<dyn Fn(&VerifiedEvidence) -> std::result::Result<(), String> + Send + Sync>;
+
 /// A rustls verifier (for either side) that accepts a peer only with an RA-TLS certificate whose
-/// evidence verifies under its policy.
+/// evidence verifies under its policy and, if set, satisfies its [`Authorizer`].
 pub struct RaTlsVerifier {
     policy: Policy,
     collateral: Collateral,
     fixed_time: Option<u64>,
+    authorizer: Option<Authorizer>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -138,8 +143,16 @@ impl RaTlsVerifier {
             policy,
             collateral,
             fixed_time: None,
+            authorizer: None,
             algorithms: provider.signature_verification_algorithms,
         }
+    }
+
+    /// Accepts only peers for which `authorize` returns `Ok` (e.g. a given app id). Without one,
+    /// any peer whose evidence verifies is accepted.
+    pub fn with_authorizer(mut self, authorize: Authorizer) -> Self {
+        self.authorizer = Some(authorize);
+        self
     }
 
     /// Verifies as of `unix_seconds` instead of the handshake's time (tests pin it).
@@ -160,9 +173,13 @@ impl RaTlsVerifier {
             )));
         }
         let now = self.fixed_time.unwrap_or(now.as_secs());
-        verify_certificate(end_entity, &self.collateral, &self.policy, now)
-            .map(drop)
-            .map_err(reject)
+        let verified =
+            verify_certificate(end_entity, &self.collateral, &self.policy, now).map_err(reject)?;
+        match &self.authorizer {
+            Some(authorize) => authorize(&verified)
+                .map_err(|reason| reject(Error::RaTls(format!("peer not authorized: {reason}")))),
+            None => Ok(()),
+        }
     }
 }
 

@@ -34,8 +34,51 @@ pub struct SnpReport {
     pub report_data: ReportData,
     /// sha256(CHIP_ID).
     pub device_id: DeviceId,
-    /// The TCB status (see [`verify_report`]).
-    pub tcb_status: TcbStatus,
+    /// The TCB the report was signed at (the VCEK's).
+    pub reported_tcb: SnpTcb,
+    /// The TCB the firmware has committed to (no rollback below it).
+    pub committed_tcb: SnpTcb,
+}
+
+/// An SEV-SNP TCB version: the security patch levels of its components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnpTcb {
+    /// PSP bootloader SPL.
+    pub bootloader: u8,
+    /// PSP OS (TEE) SPL.
+    pub tee: u8,
+    /// SNP firmware SPL.
+    pub snp: u8,
+    /// Microcode SPL.
+    pub microcode: u8,
+}
+
+impl SnpTcb {
+    /// Whether every component is at least `minimum`'s.
+    pub fn meets(&self, minimum: &SnpTcb) -> bool {
+        self.bootloader >= minimum.bootloader
+            && self.tee >= minimum.tee
+            && self.snp >= minimum.snp
+            && self.microcode >= minimum.microcode
+    }
+
+    /// The TCB status under `minimum`: `UpToDate` when both the reported and the committed TCB
+    /// meet it, otherwise `OutOfDate`. Without a configured minimum nothing is up to date.
+    pub fn status(reported: &SnpTcb, committed: &SnpTcb, minimum: Option<&SnpTcb>) -> TcbStatus {
+        match minimum {
+            Some(min) if reported.meets(min) && committed.meets(min) => TcbStatus::UpToDate,
+            _ => TcbStatus::OutOfDate,
+        }
+    }
+}
+
+fn tcb(version: &sev::firmware::host::TcbVersion) -> SnpTcb {
+    SnpTcb {
+        bootloader: version.bootloader,
+        tee: version.tee,
+        snp: version.snp,
+        microcode: version.microcode,
+    }
 }
 
 impl SnpReport {
@@ -55,9 +98,9 @@ fn fail(what: &'static str, reason: impl ToString) -> Error {
     }
 }
 
-/// Verifies `report` with the VCEK `vcek_der` at `now` (unix seconds). The TCB status is
-/// `UpToDate` when the VCEK was issued for exactly the report's TCB (no AMD status service is
-/// consulted).
+/// Verifies `report` with the VCEK `vcek_der` at `now` (unix seconds): signature, chain, VCEK
+/// bound to this chip and this TCB, guest policy (no debugging, no migration agent, VMPL 0).
+/// The TCB status is the caller's to decide ([`SnpTcb::status`]).
 pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
     if report.len() != REPORT_LEN {
         return Err(Error::Length {
@@ -103,6 +146,15 @@ pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpRepo
     if parsed.policy.debug_allowed() {
         return Err(fail("guest policy", "debugging is allowed"));
     }
+    if parsed.policy.migrate_ma_allowed() {
+        return Err(fail("guest policy", "a migration agent is allowed"));
+    }
+    if parsed.vmpl != 0 {
+        return Err(fail(
+            "VMPL",
+            format!("the report was requested at VMPL {}, not 0", parsed.vmpl),
+        ));
+    }
 
     let vek = Certificate::from_der(vcek_der).map_err(|e| fail("VCEK", e))?;
     let chain = amd_chains()?
@@ -123,9 +175,8 @@ pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpRepo
         host_data: parsed.host_data,
         report_data: ReportData::new(parsed.report_data),
         device_id: DeviceId::from_hardware_id(&parsed.chip_id),
-        // AMD publishes no TCB status service here: a report whose VCEK matches its reported TCB
-        // is as current as that VCEK.
-        tcb_status: TcbStatus::UpToDate,
+        reported_tcb: tcb(&parsed.reported_tcb),
+        committed_tcb: tcb(&parsed.committed_tcb),
     })
 }
 

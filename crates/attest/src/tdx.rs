@@ -59,7 +59,11 @@ pub fn verify_quote(quote: &[u8], collateral: &QuoteCollateralV3, now: u64) -> R
             "the quote's PCK chain differs from the collateral's issuer chain".into(),
         ));
     }
-    let verified = dcap_qvl::verify::verify(quote, collateral, now)
+    // dcap-qvl prefers a PCK chain in the collateral over the quote's; use the quote's, which the
+    // framing checks above cover byte for byte.
+    let mut collateral = collateral.clone();
+    collateral.pck_certificate_chain = None;
+    let verified = dcap_qvl::verify::verify(quote, &collateral, now)
         .map_err(|e| Error::TdxQuote(format!("{e:#}")))?;
     let td = verified
         .report
@@ -80,7 +84,7 @@ pub fn verify_quote(quote: &[u8], collateral: &QuoteCollateralV3, now: u64) -> R
         device_id: DeviceId::from_hardware_id(&verified.ppid),
         tcb_status: TcbStatus::from_intel(&verified.status)?,
         advisory_ids: verified.advisory_ids,
-        collateral_issued_at: collateral_issued_at(collateral)?,
+        collateral_issued_at: collateral_issued_at(&collateral)?,
     })
 }
 

@@ -120,6 +120,21 @@ macro_rules! bytes_newtype {
                 write!(f, "0x{}", self.to_hex())
             }
         }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                let text = text.strip_prefix("0x").unwrap_or(&text);
+                let bytes = hex::decode(text).map_err(serde::de::Error::custom)?;
+                Self::try_from_slice(&bytes).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 

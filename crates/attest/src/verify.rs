@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use dcap_qvl::QuoteCollateralV3;
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::{
-    DeviceId, Error, Measurement, MrAggregated, Platform, ReportData, Result, TcbStatus,
-    TdMeasurements,
+    DeviceId, Error, Measurement, MrAggregated, OsImageHash, Platform, ReportData, Result,
+    TcbStatus, TdMeasurements,
     eventlog::{self, RuntimeEvent, RuntimeIdentity, hex_bytes},
     nvidia::{self, GpuEvidence, VerifiedGpu},
     simulator::{self, SimulatorRoot},
-    snp, tdx,
+    snp::{self, SnpTcb},
+    tdx,
 };
 
 /// The largest serialized evidence accepted, in bytes.
@@ -108,6 +109,35 @@ pub struct Collateral {
     pub tdx: Option<QuoteCollateralV3>,
 }
 
+/// What an OS image measures to on one platform family. The guest's `os-image-hash` event is only
+/// a claim: `verify` accepts it only when the signed registers match an entry for that image.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExpectedMeasurements {
+    /// TDX and the simulator: MRTD and RTMR0–2 (RTMR3 is the runtime log).
+    Td {
+        /// MRTD.
+        mrtd: Measurement,
+        /// RTMR0, RTMR1, RTMR2.
+        rtmr: [Measurement; 3],
+    },
+    /// SEV-SNP: the launch MEASUREMENT.
+    Snp {
+        /// MEASUREMENT.
+        measurement: Measurement,
+    },
+}
+
+/// One entry of the measurement manifest: an OS image and what it measures to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestEntry {
+    /// The OS image.
+    pub os_image_hash: OsImageHash,
+    /// Its measurements on one platform family.
+    pub expected: ExpectedMeasurements,
+}
+
 /// How strict a verifier is. [`Policy::default`] is the production policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -120,6 +150,11 @@ pub struct Policy {
     pub accepted_tcb: Vec<TcbStatus>,
     /// The oldest collateral accepted (default: 30 days).
     pub max_collateral_age: Duration,
+    /// The measurement manifest: which signed registers each OS image produces (default: empty,
+    /// so nothing verifies until it is configured).
+    pub manifest: Vec<ManifestEntry>,
+    /// The lowest SEV-SNP TCB that counts as up to date (default: none, so SNP is `OutOfDate`).
+    pub snp_minimum_tcb: Option<SnpTcb>,
 }
 
 impl Default for Policy {
@@ -129,6 +164,8 @@ impl Default for Policy {
             simulator_root: None,
             accepted_tcb: vec![TcbStatus::UpToDate],
             max_collateral_age: Duration::from_secs(30 * 24 * 3600),
+            manifest: Vec::new(),
+            snp_minimum_tcb: None,
         }
     }
 }
@@ -222,6 +259,7 @@ pub fn verify(
     now: u64,
 ) -> Result<VerifiedEvidence> {
     let expected = binding.report_data();
+    let binding_report_data = expected;
     let replayed = eventlog::replay(&evidence.event_log)?;
     let signed = match evidence.platform {
         Platform::Simulated => {
@@ -278,7 +316,11 @@ pub fn verify(
                 mr_aggregated: r.mr_aggregated(),
                 report_data: r.report_data,
                 device_id: r.device_id,
-                tcb_status: r.tcb_status,
+                tcb_status: SnpTcb::status(
+                    &r.reported_tcb,
+                    &r.committed_tcb,
+                    policy.snp_minimum_tcb.as_ref(),
+                ),
                 advisory_ids: Vec::new(),
                 collateral_issued_at: None,
                 runtime_register: None,
@@ -310,7 +352,17 @@ pub fn verify(
         });
     }
     let runtime = eventlog::decode_identity(&evidence.event_log)?;
-    let gpu = verify_gpu_binding(evidence, &runtime, &signed.report_data, now)?;
+    check_manifest(policy, &runtime.os_image_hash, &signed.measurements)?;
+    if let PlatformMeasurements::Snp { host_data, .. } = &signed.measurements {
+        let required = snp_host_data(&runtime);
+        if host_data != &required {
+            return Err(Error::SnpVerification {
+                what: "host data",
+                reason: "HOST_DATA does not fix this app identity at launch".into(),
+            });
+        }
+    }
+    let gpu = verify_gpu_binding(evidence, &runtime, &binding_report_data, now)?;
     Ok(VerifiedEvidence {
         platform: evidence.platform,
         measurements: signed.measurements,
@@ -326,8 +378,50 @@ pub fn verify(
     })
 }
 
-/// GPU evidence must be announced in the log (its hash), bound to the CPU quote (its nonce is
-/// derived from the quote's report data), and verify; evidence without the event or the event
+/// SEV-SNP only: the HOST_DATA that fixes an instance's app identity at launch, so that code
+/// inside the guest cannot later ask for a report over another identity:
+/// sha256("covenant-snp-host-data-v1:" ‖ app id ‖ compose hash ‖ os image hash ‖ key provider).
+pub fn snp_host_data(identity: &RuntimeIdentity) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"covenant-snp-host-data-v1:");
+    h.update(identity.app_id.as_bytes());
+    h.update(identity.compose_hash.as_bytes());
+    h.update(identity.os_image_hash.as_bytes());
+    h.update(&identity.key_provider);
+    h.finalize().into()
+}
+
+/// The signed registers must be what the claimed OS image measures to.
+fn check_manifest(
+    policy: &Policy,
+    os_image: &OsImageHash,
+    signed: &PlatformMeasurements,
+) -> Result<()> {
+    let matches = policy
+        .manifest
+        .iter()
+        .filter(|e| &e.os_image_hash == os_image)
+        .any(|e| match (&e.expected, signed) {
+            (ExpectedMeasurements::Td { mrtd, rtmr }, PlatformMeasurements::Td(td)) => {
+                &td.mrtd == mrtd && td.rtmr[..3] == rtmr[..]
+            }
+            (
+                ExpectedMeasurements::Snp { measurement },
+                PlatformMeasurements::Snp { measurement: m, .. },
+            ) => m == measurement,
+            _ => false,
+        });
+    if matches {
+        Ok(())
+    } else {
+        Err(Error::MeasurementMismatch {
+            os_image_hash: *os_image,
+        })
+    }
+}
+
+/// GPU evidence must be announced in the log (its hash), bound to the CPU evidence (its nonce is
+/// derived from the binding's report data), and verify; evidence without the event or the event
 /// without evidence is refused.
 fn verify_gpu_binding(
     evidence: &Evidence,

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use covenant_attest::{
-    AppId, Collateral, ComposeHash, DeviceId, Error, Evidence, InstanceId, Measurement,
-    OsImageHash, Platform, Policy, ReportData,
+    AppId, Collateral, ComposeHash, DeviceId, Error, Evidence, ExpectedMeasurements, InstanceId,
+    ManifestEntry, Measurement, OsImageHash, Platform, Policy, ReportData,
     eventlog::RuntimeIdentity,
     ratls::{self, RaTlsIdentity, RaTlsVerifier},
     simulator::{SimulatedTee, SimulatorRootKey},
@@ -55,12 +55,23 @@ fn identity_with(tee: &SimulatedTee, override_report_data: Option<ReportData>) -
 fn dev_policy() -> Policy {
     Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
+        manifest: vec![ManifestEntry {
+            os_image_hash: OsImageHash::new([6; 32]),
+            expected: ExpectedMeasurements::Td {
+                mrtd: Measurement::new([1; 48]),
+                rtmr: [Measurement::new([2; 48]); 3],
+            },
+        }],
         ..Policy::default()
     }
 }
 
 fn verifier(policy: Policy) -> Arc<RaTlsVerifier> {
-    Arc::new(RaTlsVerifier::new(policy, Collateral::default(), &provider()).with_fixed_time(NOW))
+    Arc::new(base_verifier(policy))
+}
+
+fn base_verifier(policy: Policy) -> RaTlsVerifier {
+    RaTlsVerifier::new(policy, Collateral::default(), &provider()).with_fixed_time(NOW)
 }
 
 fn chain(id: &RaTlsIdentity) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
@@ -88,6 +99,14 @@ fn handshake(
         .dangerous()
         .with_custom_certificate_verifier(verifier(client_policy))
         .with_client_auth_cert(certs, key)?;
+    drive(client, server)
+}
+
+/// Runs a handshake between `client` and `server` in memory.
+fn drive(
+    client: ClientConfig,
+    server: ServerConfig,
+) -> Result<(ClientConnection, ServerConnection), rustls::Error> {
     let mut c = ClientConnection::new(Arc::new(client), "covenant-ratls".try_into().unwrap())?;
     let mut s = ServerConnection::new(Arc::new(server))?;
     for _ in 0..16 {
@@ -204,4 +223,48 @@ fn malformed_certificates_are_refused_with_a_reason() {
     assert!(ratls::verify_certificate(&trailing, &Collateral::default(), &policy, NOW).is_err());
     let huge = vec![0; ratls::MAX_CERTIFICATE_LEN + 1];
     assert!(ratls::verify_certificate(&huge, &Collateral::default(), &policy, NOW).is_err());
+}
+
+#[test]
+fn an_authorizer_restricts_which_verified_peers_are_accepted() {
+    let server_id = identity_with(&tee(0xaa), None);
+    let client_id = identity_with(&tee(0xbb), None);
+    let only_app = |app: u8| -> ratls::Authorizer {
+        Arc::new(move |peer: &covenant_attest::VerifiedEvidence| {
+            if peer.runtime().app_id == AppId::new([app; 20]) {
+                Ok(())
+            } else {
+                Err("another app".into())
+            }
+        })
+    };
+    let (certs, key) = chain(&server_id);
+    let check = |authorizer: ratls::Authorizer| {
+        let verifier = Arc::new(base_verifier(dev_policy()).with_authorizer(authorizer));
+        let (c_certs, c_key) = chain(&client_id);
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs.clone(), key.clone_key())
+            .unwrap();
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier_for_client())
+            .with_client_auth_cert(c_certs, c_key)
+            .unwrap();
+        drive(client, server)
+    };
+    assert!(check(only_app(0xbb)).is_ok());
+    let err = check(only_app(0xcc)).unwrap_err();
+    assert!(
+        matches!(attest_error(&err), Error::RaTls(m) if m.contains("peer not authorized")),
+        "{err}"
+    );
+}
+
+fn verifier_for_client() -> Arc<RaTlsVerifier> {
+    verifier(dev_policy())
 }

@@ -1,6 +1,7 @@
 use covenant_attest::{
-    AppId, Binding, Collateral, ComposeHash, DeviceId, Error, Evidence, InstanceId, Measurement,
-    OsImageHash, Platform, PlatformMeasurements, Policy, TcbStatus,
+    AppId, Binding, Collateral, ComposeHash, DeviceId, Error, Evidence, ExpectedMeasurements,
+    InstanceId, ManifestEntry, Measurement, OsImageHash, Platform, PlatformMeasurements, Policy,
+    TcbStatus,
     eventlog::{RuntimeEvent, RuntimeIdentity},
     simulator::{SimulatedTee, SimulatorRootKey},
     tls_report_data, verify,
@@ -53,6 +54,17 @@ fn evidence(tee: &SimulatedTee, spki: &[u8]) -> Evidence {
 fn dev_policy() -> Policy {
     Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
+        manifest: vec![ManifestEntry {
+            os_image_hash: OsImageHash::new([0x05; 32]),
+            expected: ExpectedMeasurements::Td {
+                mrtd: Measurement::new([1; 48]),
+                rtmr: [
+                    Measurement::new([2; 48]),
+                    Measurement::new([3; 48]),
+                    Measurement::new([4; 48]),
+                ],
+            },
+        }],
         ..Policy::default()
     }
 }
@@ -293,4 +305,44 @@ fn gpu_evidence_must_be_announced_bound_and_present() {
     // quote's report data, so it is refused.
     let err = check(&booted_with_gpu(Some(gpu.hash())), Some(gpu));
     assert!(matches!(err, Error::Gpu { what: "nonce", .. }), "{err}");
+}
+
+#[test]
+fn registers_must_match_the_manifest_entry_of_the_claimed_os_image() {
+    let tee = booted(TcbStatus::UpToDate);
+    let run = |policy: &Policy| {
+        verify(
+            &evidence(&tee, SPKI),
+            &Binding::TlsKey(SPKI),
+            &Collateral::default(),
+            policy,
+            NOW,
+        )
+    };
+    assert!(run(&dev_policy()).is_ok());
+    // Another OS image's measurements.
+    let mut policy = dev_policy();
+    if let ExpectedMeasurements::Td { mrtd, .. } = &mut policy.manifest[0].expected {
+        *mrtd = Measurement::new([9; 48]);
+    }
+    assert!(matches!(
+        run(&policy),
+        Err(Error::MeasurementMismatch { .. })
+    ));
+    // An OS image the manifest does not know.
+    let mut policy = dev_policy();
+    policy.manifest[0].os_image_hash = OsImageHash::new([0x06; 32]);
+    assert!(matches!(
+        run(&policy),
+        Err(Error::MeasurementMismatch { .. })
+    ));
+    // No manifest at all: nothing verifies.
+    let policy = Policy {
+        manifest: Vec::new(),
+        ..dev_policy()
+    };
+    assert!(matches!(
+        run(&policy),
+        Err(Error::MeasurementMismatch { .. })
+    ));
 }

@@ -1,5 +1,6 @@
 use covenant_attest::{
-    Binding, Collateral, DeviceId, Error, Evidence, Platform, Policy, ReportData, TcbStatus, snp,
+    Binding, Collateral, DeviceId, Error, Evidence, Platform, Policy, ReportData, TcbStatus,
+    snp::{self, SnpTcb},
     verify,
 };
 
@@ -18,7 +19,15 @@ fn the_milan_sample_verifies() {
     .unwrap();
     assert!(report.measurement.to_hex().starts_with("7a1e5c266c0108db"));
     assert!(report.measurement.to_hex().ends_with("1f"));
-    assert_eq!(report.tcb_status, TcbStatus::UpToDate);
+    assert_eq!(
+        report.reported_tcb,
+        SnpTcb {
+            bootloader: 3,
+            tee: 0,
+            snp: 8,
+            microcode: 115
+        }
+    );
     let raw = testdata("report_milan.bin");
     assert_eq!(
         report.device_id,
@@ -106,6 +115,32 @@ fn wrong_lengths_are_rejected() {
 }
 
 #[test]
+fn the_tcb_status_comes_from_the_configured_minimum() {
+    let at = SnpTcb {
+        bootloader: 3,
+        tee: 0,
+        snp: 8,
+        microcode: 115,
+    };
+    let newer = SnpTcb {
+        microcode: 116,
+        ..at
+    };
+    assert_eq!(SnpTcb::status(&at, &at, Some(&at)), TcbStatus::UpToDate);
+    assert_eq!(SnpTcb::status(&at, &at, Some(&newer)), TcbStatus::OutOfDate);
+    assert_eq!(
+        SnpTcb::status(&newer, &at, Some(&newer)),
+        TcbStatus::OutOfDate,
+        "committed TCB counts"
+    );
+    assert_eq!(
+        SnpTcb::status(&at, &at, None),
+        TcbStatus::OutOfDate,
+        "no minimum, nothing is current"
+    );
+}
+
+#[test]
 fn the_pipeline_requires_the_report_data_to_bind_key_and_log() {
     let evidence = Evidence {
         platform: Platform::Snp,
@@ -114,13 +149,35 @@ fn the_pipeline_requires_the_report_data_to_bind_key_and_log() {
         event_log: Vec::new(),
         gpu: None,
     };
+    let binding = Binding::ReportData(ReportData::new([0; 64]));
+    // Without a configured TCB minimum, SNP is never up to date.
     let err = verify(
         &evidence,
-        &Binding::ReportData(ReportData::new([0; 64])),
+        &binding,
         &Collateral::default(),
         &Policy::default(),
         NOW,
     )
     .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TcbNotAccepted {
+                status: TcbStatus::OutOfDate,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let policy = Policy {
+        snp_minimum_tcb: Some(SnpTcb {
+            bootloader: 3,
+            tee: 0,
+            snp: 8,
+            microcode: 115,
+        }),
+        ..Policy::default()
+    };
+    let err = verify(&evidence, &binding, &Collateral::default(), &policy, NOW).unwrap_err();
     assert!(matches!(err, Error::ReportDataMismatch { .. }), "{err}");
 }

@@ -9,8 +9,8 @@ use alloy::{
     rpc::types::TransactionRequest,
 };
 use covenant_attest::{
-    AppId, Binding, Collateral, ComposeHash, DeviceId, Evidence, InstanceId, Measurement,
-    OsImageHash, Platform, Policy, ReportData,
+    AppId, Binding, Collateral, ComposeHash, DeviceId, Evidence, ExpectedMeasurements, InstanceId,
+    ManifestEntry, Measurement, OsImageHash, Platform, Policy, ReportData,
     eventlog::RuntimeIdentity,
     simulator::{SimulatedTee, SimulatorRootKey},
     verify,
@@ -129,6 +129,13 @@ async fn a_boot_built_from_verified_evidence_is_judged_by_the_real_registry() {
     };
     let policy = Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
+        manifest: vec![ManifestEntry {
+            os_image_hash: OsImageHash::new(OS_IMAGE),
+            expected: ExpectedMeasurements::Td {
+                mrtd: Measurement::new([1; 48]),
+                rtmr: [Measurement::new([2; 48]); 3],
+            },
+        }],
         ..Policy::default()
     };
     let verified = verify(
