@@ -45,7 +45,8 @@ pub mod names {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeEvent {
-    /// The event's name: 1–64 bytes of `a-z`, `0-9`, `-`, `.`, `:`, `_`.
+    /// The event's name: 1–64 bytes of `a-z`, `0-9`, `-`, `.`, `_` (no `:`, which separates the
+    /// name from the payload in the digest).
     pub name: String,
     /// The event's payload.
     #[serde(with = "hex_bytes")]

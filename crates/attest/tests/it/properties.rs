@@ -29,7 +29,7 @@ fn identity() -> impl Strategy<Value = RuntimeIdentity> {
 
 fn event() -> impl Strategy<Value = RuntimeEvent> {
     (
-        "[a-z0-9.:_-]{1,64}",
+        "[a-z0-9._-]{1,64}",
         prop::collection::vec(any::<u8>(), 0..256),
     )
         .prop_map(|(name, payload)| RuntimeEvent { name, payload })
