@@ -51,6 +51,20 @@ fn evidence(tee: &SimulatedTee, spki: &[u8]) -> Evidence {
     }
 }
 
+/// Verifies `tee`'s evidence, bound to SPKI, under `policy`.
+fn verify_tee(
+    tee: &SimulatedTee,
+    policy: &Policy,
+) -> covenant_attest::Result<covenant_attest::VerifiedEvidence> {
+    verify(
+        &evidence(tee, SPKI),
+        &Binding::TlsKey(SPKI),
+        &Collateral::default(),
+        policy,
+        NOW,
+    )
+}
+
 fn dev_policy() -> Policy {
     Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
@@ -72,14 +86,7 @@ fn dev_policy() -> Policy {
 #[test]
 fn simulated_evidence_verifies_under_a_policy_that_allows_it() {
     let tee = booted(TcbStatus::UpToDate);
-    let verified = verify(
-        &evidence(&tee, SPKI),
-        &Binding::TlsKey(SPKI),
-        &Collateral::default(),
-        &dev_policy(),
-        NOW,
-    )
-    .unwrap();
+    let verified = verify_tee(&tee, &dev_policy()).unwrap();
     assert_eq!(verified.platform(), Platform::Simulated);
     assert_eq!(verified.runtime(), &identity());
     assert_eq!(verified.device_id(), DeviceId::new([0xde; 32]));
@@ -95,14 +102,7 @@ fn simulated_evidence_verifies_under_a_policy_that_allows_it() {
 #[test]
 fn the_default_policy_refuses_simulated_evidence() {
     let tee = booted(TcbStatus::UpToDate);
-    let err = verify(
-        &evidence(&tee, SPKI),
-        &Binding::TlsKey(SPKI),
-        &Collateral::default(),
-        &Policy::default(),
-        NOW,
-    )
-    .unwrap_err();
+    let err = verify_tee(&tee, &Policy::default()).unwrap_err();
     assert!(matches!(err, Error::SimulatedNotAllowed), "{err}");
 }
 
@@ -156,28 +156,14 @@ fn an_incomplete_boot_sequence_is_refused() {
         [Measurement::new([2; 48]); 3],
     );
     tee.extend(RuntimeEvent::new("app-id", vec![1; 20]));
-    let err = verify(
-        &evidence(&tee, SPKI),
-        &Binding::TlsKey(SPKI),
-        &Collateral::default(),
-        &dev_policy(),
-        NOW,
-    )
-    .unwrap_err();
+    let err = verify_tee(&tee, &dev_policy()).unwrap_err();
     assert!(matches!(err, Error::EventLog(_)), "{err}");
 }
 
 #[test]
 fn a_tcb_status_outside_the_policy_is_refused() {
     let tee = booted(TcbStatus::OutOfDate);
-    let err = verify(
-        &evidence(&tee, SPKI),
-        &Binding::TlsKey(SPKI),
-        &Collateral::default(),
-        &dev_policy(),
-        NOW,
-    )
-    .unwrap_err();
+    let err = verify_tee(&tee, &dev_policy()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -192,16 +178,7 @@ fn a_tcb_status_outside_the_policy_is_refused() {
         accepted_tcb: vec![TcbStatus::UpToDate, TcbStatus::OutOfDate],
         ..dev_policy()
     };
-    assert!(
-        verify(
-            &evidence(&tee, SPKI),
-            &Binding::TlsKey(SPKI),
-            &Collateral::default(),
-            &lenient,
-            NOW
-        )
-        .is_ok()
-    );
+    assert!(verify_tee(&tee, &lenient).is_ok());
 }
 
 #[test]
