@@ -38,3 +38,20 @@ mod bindings {
 }
 
 pub use bindings::{app, domain_registry, governor, kms_registry, timelock, token};
+
+/// The committed JSON ABIs the bindings are generated from, for code that decodes dynamically
+/// (e.g. rendering a proposal's calldata with parameter names).
+pub mod abi_json {
+    /// `KmsRegistry`.
+    pub const KMS_REGISTRY: &str = include_str!("../abi/KmsRegistry.json");
+    /// `App`.
+    pub const APP: &str = include_str!("../abi/App.json");
+    /// `DomainRegistry`.
+    pub const DOMAIN_REGISTRY: &str = include_str!("../abi/DomainRegistry.json");
+    /// `CovenantGovernor`.
+    pub const GOVERNOR: &str = include_str!("../abi/CovenantGovernor.json");
+    /// `CovenantToken`.
+    pub const TOKEN: &str = include_str!("../abi/CovenantToken.json");
+    /// `TimelockController`.
+    pub const TIMELOCK: &str = include_str!("../abi/TimelockController.json");
+}

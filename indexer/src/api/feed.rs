@@ -1,0 +1,189 @@
+//! The change feed: finalized policy events (registry, apps, domains) as server-sent events, in
+//! chain order, resumable with `Last-Event-ID` or `?after=`. A `finalized` event (no id) marks
+//! each advance of the finalized block, so a consumer knows how fresh its view is. New data is
+//! announced by Postgres `NOTIFY` on [`crate::store::FINALIZED_CHANNEL`].
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::{Query, State},
+    http::HeaderMap,
+    response::sse::{Event, KeepAlive, Sse},
+};
+use futures::{Stream, stream};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::{PgPool, postgres::PgListener};
+use tokio::sync::watch;
+
+use super::{ApiError, ApiState};
+use crate::store::{self, read};
+
+const PAGE: i64 = 500;
+
+/// Keeps `tx` at the mirror's finalized block: woken by `NOTIFY`, and re-read every `poll`
+/// in case a notification was lost while the listener reconnected.
+pub async fn watch_finalized(pool: PgPool, tx: watch::Sender<u64>, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        if listener.is_none() {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut l) => match l.listen(store::FINALIZED_CHANNEL).await {
+                    Ok(()) => listener = Some(l),
+                    Err(e) => tracing::warn!(target: "indexer::api", error = %e, "cannot LISTEN"),
+                },
+                Err(e) => tracing::debug!(target: "indexer::api", error = %e, "listener cannot connect"),
+            }
+        }
+        // Re-read after (re)connecting, and on every wake-up.
+        if let Ok(mut c) = pool.acquire().await
+            && let Ok(Some(v)) = read::view(&mut c).await
+            && v.finalized_hash.is_some()
+        {
+            tx.send_if_modified(|cur| {
+                let changed = *cur != v.finalized;
+                *cur = v.finalized;
+                changed
+            });
+        }
+        let wait = async {
+            match listener.as_mut() {
+                Some(l) => match tokio::time::timeout(poll, l.recv()).await {
+                    Ok(Ok(n)) => {
+                        if let Ok(num) = n.payload().parse::<u64>() {
+                            tx.send_if_modified(|cur| {
+                                let changed = num > *cur;
+                                if changed {
+                                    *cur = num;
+                                }
+                                changed
+                            });
+                        }
+                        true
+                    }
+                    Ok(Err(_)) => false,
+                    Err(_) => true,
+                },
+                None => {
+                    tokio::time::sleep(poll).await;
+                    true
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            ok = wait => if !ok { listener = None; },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FeedQuery {
+    after: Option<String>,
+}
+
+fn parse_position(s: &str) -> Option<(u64, u64)> {
+    match s.split_once('-') {
+        Some((b, l)) => Some((b.parse().ok()?, l.parse().ok()?)),
+        None => Some((s.parse().ok()?, u64::MAX)),
+    }
+}
+
+struct Cursor {
+    pool: PgPool,
+    finalized: watch::Receiver<u64>,
+    position: (u64, u64),
+    announced: u64,
+    buffer: std::collections::VecDeque<Event>,
+}
+
+pub(super) async fn feed(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let requested = from_header.or(q.after);
+    let (_, f, _) = super::finalized_view(&s.pool).await?;
+    let position = match requested {
+        Some(p) => parse_position(&p).ok_or_else(|| {
+            ApiError::BadRequest(format!("malformed position `{p}`: expected BLOCK or BLOCK-LOGINDEX"))
+        })?,
+        None => (f, u64::MAX),
+    };
+    let cursor = Cursor {
+        pool: s.pool.clone(),
+        finalized: s.finalized.clone(),
+        position,
+        announced: f,
+        buffer: Default::default(),
+    };
+    let events = stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some(e) = c.buffer.pop_front() {
+                return Some((Ok(e), c));
+            }
+            let f = *c.finalized.borrow_and_update();
+            let page = match c.pool.acquire().await {
+                Ok(mut conn) => read::feed_after(&mut conn, c.position, f, PAGE).await.ok(),
+                Err(_) => None,
+            };
+            match page {
+                Some(rows) if !rows.is_empty() => {
+                    for r in rows {
+                        c.position = (r.block, r.log_index);
+                        let data = json!({
+                            "block": r.block,
+                            "logIndex": r.log_index,
+                            "blockHash": r.block_hash.to_string(),
+                            "txHash": r.tx_hash.to_string(),
+                            "contract": r.contract.to_checksum(None),
+                            "source": r.source,
+                            "name": r.name,
+                            "data": r.data,
+                        });
+                        c.buffer.push_back(
+                            Event::default()
+                                .id(format!("{}-{}", r.block, r.log_index))
+                                .event(r.name)
+                                .data(data.to_string()),
+                        );
+                    }
+                    continue;
+                }
+                Some(_) => {
+                    // Caught up to f.
+                    if f > c.announced {
+                        c.announced = f;
+                        c.position = c.position.max((f, u64::MAX));
+                        let e = Event::default().event("finalized").data(json!({ "number": f }).to_string());
+                        return Some((Ok(e), c));
+                    }
+                }
+                None => {
+                    // Database unavailable: wait for the next announcement or a short retry.
+                }
+            }
+            tokio::select! {
+                r = c.finalized.changed() => if r.is_err() { return None; },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_position;
+
+    #[test]
+    fn positions() {
+        assert_eq!(parse_position("12"), Some((12, u64::MAX)));
+        assert_eq!(parse_position("12-3"), Some((12, 3)));
+        assert_eq!(parse_position("x"), None);
+        assert_eq!(parse_position("1-"), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! The JSON-RPC calls the indexer makes, each mapped to a typed error that names the call.
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, B256, Bytes},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::{Filter, Log, TransactionRequest},
+};
+
+use crate::{Error, Result};
+
+/// A block as the indexer keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRef {
+    /// Height.
+    pub number: u64,
+    /// Hash.
+    pub hash: B256,
+    /// Parent's hash.
+    pub parent_hash: B256,
+    /// Timestamp (seconds).
+    pub timestamp: u64,
+}
+
+/// A read-only JSON-RPC client over HTTP.
+#[derive(Clone, Debug)]
+pub struct Rpc {
+    provider: DynProvider,
+}
+
+impl Rpc {
+    /// A client for `url` (no fillers: this client never sends transactions).
+    pub fn new(url: &str) -> Result<Self> {
+        let url = url.parse().map_err(|e| Error::Config(format!("rpc_url: {e}")))?;
+        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
+        Ok(Self { provider })
+    }
+
+    /// The provider, for `eth_call`s made through generated bindings.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// `eth_chainId`.
+    pub async fn chain_id(&self) -> Result<u64> {
+        self.provider.get_chain_id().await.map_err(|e| Error::rpc("eth_chainId", e))
+    }
+
+    /// The head's number.
+    pub async fn head_number(&self) -> Result<u64> {
+        self.provider.get_block_number().await.map_err(|e| Error::rpc("eth_blockNumber", e))
+    }
+
+    /// The number of the node's `finalized` block (0 when the node has none yet).
+    pub async fn finalized_number(&self) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Finalized)
+            .await
+            .map_err(|e| Error::rpc("eth_getBlockByNumber(finalized)", e))?;
+        Ok(block.map(|b| b.header.number).unwrap_or(0))
+    }
+
+    /// The header of block `number`, or `None` if the node does not have it (yet).
+    pub async fn block(&self, number: u64) -> Result<Option<BlockRef>> {
+        let call = || format!("eth_getBlockByNumber({number})");
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(|e| Error::rpc(call(), e))?;
+        let Some(block) = block else { return Ok(None) };
+        let h = &block.header;
+        if h.number != number {
+            return Err(Error::RpcInconsistent {
+                call: call(),
+                message: format!("returned block #{}", h.number),
+            });
+        }
+        Ok(Some(BlockRef {
+            number,
+            hash: h.hash,
+            parent_hash: h.parent_hash,
+            timestamp: h.timestamp,
+        }))
+    }
+
+    /// The header of block `number`; a missing block is an error.
+    pub async fn require_block(&self, number: u64) -> Result<BlockRef> {
+        self.block(number).await?.ok_or_else(|| Error::RpcInconsistent {
+            call: format!("eth_getBlockByNumber({number})"),
+            message: "block not found".into(),
+        })
+    }
+
+    /// `eth_getLogs` over `from..=to` for `addresses`.
+    pub async fn logs_in_range(&self, from: u64, to: u64, addresses: &[Address]) -> Result<Vec<Log>> {
+        let filter = Filter::new().from_block(from).to_block(to).address(addresses.to_vec());
+        let logs = self
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| Error::rpc(format!("eth_getLogs({from}..={to})"), e))?;
+        for log in &logs {
+            let n = log.block_number.unwrap_or(u64::MAX);
+            if n < from || n > to || log.block_hash.is_none() || log.log_index.is_none() || log.removed {
+                return Err(Error::RpcInconsistent {
+                    call: format!("eth_getLogs({from}..={to})"),
+                    message: format!("log outside the range or without position: {log:?}"),
+                });
+            }
+        }
+        Ok(logs)
+    }
+
+    /// Every log of the block with hash `hash` (the block's logs, consistent with that header).
+    pub async fn logs_at(&self, number: u64, hash: B256) -> Result<Vec<Log>> {
+        let call = || format!("eth_getLogs(block #{number} {hash})");
+        let logs =
+            self.provider.get_logs(&Filter::new().at_block_hash(hash)).await.map_err(|e| Error::rpc(call(), e))?;
+        for log in &logs {
+            if log.block_hash != Some(hash) || log.log_index.is_none() || log.removed {
+                return Err(Error::RpcInconsistent {
+                    call: call(),
+                    message: format!("log of another block or without position: {log:?}"),
+                });
+            }
+        }
+        Ok(logs)
+    }
+
+    /// `eth_call` of `data` on `to` at block `hash`.
+    pub async fn call_at(&self, to: Address, data: Bytes, hash: B256) -> Result<Bytes> {
+        let tx = TransactionRequest::default().to(to).input(data.into());
+        self.provider
+            .call(tx)
+            .block(hash.into())
+            .await
+            .map_err(|e| Error::rpc(format!("eth_call({to}) at {hash}"), e))
+    }
+}

@@ -1,0 +1,34 @@
+//! Every SQL statement of the indexer. Functions take a connection so the caller owns the
+//! transaction: the sync loop writes a range's rows, the blocks they came from and the cursor in
+//! one transaction, so a crash at any point leaves either all of it or none.
+
+mod mirror;
+pub mod read;
+mod write;
+
+use std::time::Duration;
+
+use sqlx::{PgPool, postgres::PgPoolOptions};
+
+pub use mirror::{MirrorState, advance, block_hash, highest_block_at_or_below, init_mirror, load_mirror, rewind, set_finalized, set_head, upsert_blocks};
+pub use write::{At, BlockRow, Writer, existing_event_keys};
+
+use crate::Result;
+
+/// The channel a committed advance of the finalized view is announced on (payload: the block number).
+pub const FINALIZED_CHANNEL: &str = "covenant_indexer_finalized";
+
+/// Opens a pool on `url` (connections are re-established after a database restart).
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await?)
+}
+
+/// Applies the embedded migrations.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,541 @@
+//! The sync loop: backfill finalized history with concurrent adaptive `eth_getLogs` ranges, then
+//! follow new blocks one by one with parent-hash checks, rewinding on reorgs. Historic and live
+//! phases share one cursor that advances in the same transaction as the data, so the handoff has
+//! no gap and no duplicate, and a crash at any point resumes from the last commit.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use alloy::{
+    primitives::{Address, B256},
+    rpc::types::Log,
+    sol_types::SolEvent,
+};
+use covenant_chain::{Deployment, kms_registry::KmsRegistry};
+use futures::{StreamExt, stream};
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::PgPool;
+use tokio::sync::{Notify, watch};
+
+use crate::{
+    Error, Result,
+    abi::{Abis, Source},
+    config::{Config, Finality},
+    health::Health,
+    metrics::Metrics,
+    project::{Lookup, SourcedLog, project},
+    source::{BlockRef, RangeSizer, Rpc, fetch_logs},
+    store::{self, At, BlockRow, MirrorState, Writer},
+};
+
+/// The contracts the mirror follows: the deployment's, plus every app the registry registered.
+#[derive(Debug)]
+pub struct Contracts {
+    statics: HashMap<Address, Source>,
+    governor: Address,
+    kms_registry: Address,
+    /// Append-only: the filter of a fetch is a prefix of it (see [`RangeLogs::addresses_used`]).
+    addresses: RwLock<Vec<Address>>,
+    apps: RwLock<HashSet<Address>>,
+}
+
+impl Contracts {
+    /// The deployment's contracts and the apps already in the mirror.
+    pub fn new(deployment: &Deployment, known_apps: impl IntoIterator<Item = Address>) -> Self {
+        let c = &deployment.contracts;
+        let statics = HashMap::from([
+            (c.kms_registry, Source::KmsRegistry),
+            (c.domain_registry, Source::DomainRegistry),
+            (c.covenant_governor, Source::Governor),
+            (c.timelock_controller, Source::Timelock),
+            (c.covenant_token, Source::Token),
+        ]);
+        let mut addresses: Vec<Address> = statics.keys().copied().collect();
+        addresses.sort();
+        let apps: HashSet<Address> = known_apps.into_iter().collect();
+        let mut sorted_apps: Vec<Address> = apps.iter().copied().collect();
+        sorted_apps.sort();
+        addresses.extend(sorted_apps);
+        Self {
+            statics,
+            governor: c.covenant_governor,
+            kms_registry: c.kms_registry,
+            addresses: RwLock::new(addresses),
+            apps: RwLock::new(apps),
+        }
+    }
+
+    fn addresses(&self) -> Vec<Address> {
+        self.addresses.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn add_app(&self, app: Address) {
+        if let (Ok(mut apps), Ok(mut addresses)) = (self.apps.write(), self.addresses.write())
+            && apps.insert(app)
+        {
+            addresses.push(app);
+        }
+    }
+
+    /// Apps registered in `logs` (by the registry) that the filter does not know yet.
+    fn new_apps_in(&self, logs: &[Log]) -> BTreeSet<Address> {
+        let known = self.apps.read();
+        logs.iter()
+            .filter(|l| l.address() == self.kms_registry)
+            .filter_map(|l| {
+                let topics = l.topics();
+                let t0 = *topics.first()?;
+                (t0 == KmsRegistry::AppCreated::SIGNATURE_HASH
+                    || t0 == KmsRegistry::CustomAppRegistered::SIGNATURE_HASH)
+                    .then(|| topics.get(1).map(|t| Address::from_word(*t)))
+                    .flatten()
+            })
+            .filter(|a| known.as_ref().map(|k| !k.contains(a)).unwrap_or(true))
+            .collect()
+    }
+}
+
+impl Lookup for Contracts {
+    fn source_of(&self, address: Address) -> Option<Source> {
+        if let Some(s) = self.statics.get(&address) {
+            return Some(*s);
+        }
+        self.apps.read().ok().and_then(|a| a.contains(&address).then_some(Source::App))
+    }
+    fn governor(&self) -> Address {
+        self.governor
+    }
+}
+
+/// Logs of `from..=to` fetched with the first `addresses_used` addresses as filter.
+struct RangeLogs {
+    from: u64,
+    to: u64,
+    end: BlockRef,
+    logs: Vec<Log>,
+    addresses_used: usize,
+}
+
+/// The indexer's sync loop and what it needs.
+pub struct Syncer {
+    config: Config,
+    chain_id: u64,
+    rpc: Rpc,
+    pool: PgPool,
+    abis: Arc<Abis>,
+    contracts: Arc<Contracts>,
+    metrics: Metrics,
+    health: Arc<Health>,
+    sizer: Arc<Mutex<RangeSizer>>,
+    state: MirrorState,
+    show_progress: bool,
+}
+
+impl Syncer {
+    /// Prepares the loop: the database must be migrated and hold the mirror row.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn new(
+        config: Config,
+        deployment: &Deployment,
+        rpc: Rpc,
+        pool: PgPool,
+        abis: Arc<Abis>,
+        metrics: Metrics,
+        health: Arc<Health>,
+        show_progress: bool,
+    ) -> Result<Self> {
+        let mut conn = pool.acquire().await?;
+        let state = store::init_mirror(
+            &mut conn,
+            deployment.chain_id,
+            deployment.contracts.kms_registry,
+            deployment.start_block,
+        )
+        .await?;
+        let apps = store::read::all_app_addresses(&mut conn).await?;
+        drop(conn);
+        let sizer = RangeSizer::new(config.initial_range_blocks, config.max_range_blocks, config.target_logs_per_range);
+        metrics.indexed_block.set(state.indexed_number as i64);
+        metrics.finalized_block.set(state.finalized_number as i64);
+        Ok(Self {
+            chain_id: deployment.chain_id,
+            contracts: Arc::new(Contracts::new(deployment, apps)),
+            sizer: Arc::new(Mutex::new(sizer)),
+            config,
+            rpc,
+            pool,
+            abis,
+            metrics,
+            health,
+            state,
+            show_progress,
+        })
+    }
+
+    /// Runs until `shutdown` turns true, a fatal error, or the configured stop block is final.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> Result<()> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let step = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                step = self.step() => step,
+            };
+            match step {
+                Ok(progressed) => {
+                    self.health.ok();
+                    self.metrics.healthy.set(1);
+                    backoff = Duration::from_millis(100);
+                    if let Some(stop) = self.config.stop_at_block
+                        && self.state.finalized_number >= stop
+                    {
+                        tracing::info!(target: "indexer::sync", block = self.state.finalized_number, "stop block is final, exiting");
+                        return Ok(());
+                    }
+                    if !progressed {
+                        tokio::select! {
+                            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                            _ = wake.notified() => {}
+                            _ = tokio::time::sleep(self.config.poll_interval()) => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.health.failed(&e.to_string());
+                    self.metrics.healthy.set(0);
+                    match &e {
+                        Error::Db(_) => self.metrics.db_errors.inc(),
+                        Error::Rpc { .. } | Error::RpcInconsistent { .. } => self.metrics.rpc_errors.inc(),
+                        _ => {}
+                    }
+                    if e.is_fatal() {
+                        tracing::error!(target: "indexer::sync", error = %e, "stopping");
+                        return Err(e);
+                    }
+                    tracing::warn!(target: "indexer::sync", error = %e, retry_in = ?backoff, "sync step failed");
+                    tokio::select! {
+                        _ = shutdown.wait_for(|s| *s) => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // The database may have been rolled back under us; trust only what is committed.
+                    if let Ok(mut conn) = self.pool.acquire().await
+                        && let Ok(state) = store::load_mirror(&mut conn).await
+                    {
+                        self.state = state;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass: check the cursor is still canonical, backfill to the chain's finalized block,
+    /// follow to the head, advance the finalized view. Returns whether any block was applied.
+    async fn step(&mut self) -> Result<bool> {
+        let head = self.rpc.head_number().await?;
+        let chain_final = match self.config.finality {
+            Finality::Tag => self.rpc.finalized_number().await?,
+            Finality::Confirmations(n) => head.saturating_sub(n),
+        }
+        .min(head);
+        self.metrics.head_block.set(head as i64);
+        let cap = self.config.stop_at_block.map_or(head, |s| s.min(head));
+
+        let before = self.state.indexed_number;
+        self.check_cursor().await?;
+        let mut progressed = self.state.indexed_number != before;
+
+        if self.state.indexed_number < chain_final.min(cap) {
+            self.backfill(chain_final.min(cap)).await?;
+            progressed = true;
+        }
+        while self.state.indexed_number < cap {
+            if !self.follow(self.state.indexed_number + 1).await? {
+                break;
+            }
+            progressed = true;
+        }
+        self.advance_finalized(chain_final, head).await?;
+        Ok(progressed)
+    }
+
+    /// Whether the block the cursor points at is still the chain's block at that height; if not,
+    /// rewinds to the common ancestor.
+    async fn check_cursor(&mut self) -> Result<()> {
+        let Some(hash) = self.state.indexed_hash else { return Ok(()) };
+        let n = self.state.indexed_number;
+        match self.rpc.block(n).await? {
+            Some(b) if b.hash == hash => Ok(()),
+            _ => self.reorg(n).await,
+        }
+    }
+
+    /// Block `n` (stored) is no longer canonical: find the highest stored block that still is,
+    /// and rewind everything above it in one transaction.
+    async fn reorg(&mut self, n: u64) -> Result<()> {
+        let finalized = self.state.finalized_number;
+        let mut conn = self.pool.acquire().await?;
+        let mut k = n;
+        let (ancestor, ancestor_hash) = loop {
+            let stored = store::block_hash(&mut conn, k).await?;
+            let chain = self.rpc.block(k).await?;
+            match (stored, chain) {
+                (Some(s), Some(c)) if s == c.hash => break (k, s),
+                _ if k <= finalized || k == 0 => {
+                    return Err(Error::FinalizedReorg { finalized, number: k });
+                }
+                _ => k -= 1,
+            }
+        };
+        drop(conn);
+        let depth = self.state.indexed_number - ancestor;
+        let mut tx = self.pool.begin().await?;
+        store::rewind(&mut tx, ancestor, ancestor_hash).await?;
+        tx.commit().await?;
+        tracing::warn!(target: "indexer::sync", from = self.state.indexed_number, to = ancestor, depth, "reorg: rewound to common ancestor");
+        self.metrics.reorgs.inc();
+        self.metrics.reorg_depth.observe(depth as f64);
+        self.state.indexed_number = ancestor;
+        self.state.indexed_hash = Some(ancestor_hash);
+        self.metrics.indexed_block.set(ancestor as i64);
+        Ok(())
+    }
+
+    /// Backfills `indexed + 1 ..= target` (all final): ranges fetched concurrently, applied in order.
+    async fn backfill(&mut self, target: u64) -> Result<()> {
+        let start = self.state.indexed_number + 1;
+        let progress = self.progress_bar(start, target);
+        let started = tokio::time::Instant::now();
+        let events_before = self.metrics.events.get();
+        let (rpc, contracts, sizer, metrics) =
+            (self.rpc.clone(), self.contracts.clone(), self.sizer.clone(), self.metrics.clone());
+        let ranges = Box::pin(stream::unfold(start, {
+            let sizer = sizer.clone();
+            move |from| {
+                let sizer = sizer.clone();
+                async move {
+                    if from > target {
+                        return None;
+                    }
+                    let (a, b) = sizer.lock().map(|s| s.next(from, target)).unwrap_or((from, from));
+                    Some(((a, b), b + 1))
+                }
+            }
+        }));
+        let mut fetched = ranges
+            .map(|(a, b)| {
+                let (rpc, contracts, sizer, metrics) = (rpc.clone(), contracts.clone(), sizer.clone(), metrics.clone());
+                async move {
+                    let addresses = contracts.addresses();
+                    let logs = fetch_logs(&rpc, a, b, &addresses, &sizer, &metrics).await?;
+                    let end = rpc.require_block(b).await?;
+                    Ok::<_, Error>(RangeLogs { from: a, to: b, end, logs, addresses_used: addresses.len() })
+                }
+            })
+            .buffered(self.config.fetch_concurrency);
+        while let Some(range) = fetched.next().await {
+            let range = range?;
+            let to = range.to;
+            self.apply_range(range).await?;
+            if let Some(p) = &progress {
+                p.set_position(to + 1 - start);
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                let events = self.metrics.events.get() - events_before;
+                p.set_message(format!("{events} events, {:.0} events/s", events as f64 / secs));
+            }
+        }
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let events = self.metrics.events.get() - events_before;
+        tracing::info!(
+            target: "indexer::sync",
+            from = start, to = target, events, seconds = secs,
+            events_per_second = events as f64 / secs.max(1e-3),
+            "backfilled"
+        );
+        Ok(())
+    }
+
+    fn progress_bar(&self, start: u64, target: u64) -> Option<ProgressBar> {
+        if !self.show_progress || target < start {
+            return None;
+        }
+        let bar = ProgressBar::new(target - start + 1);
+        let style = ProgressStyle::with_template(
+            "{spinner} backfill [{bar:30}] {pos}/{len} blocks  {msg}  ETA {eta}",
+        )
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        Some(bar)
+    }
+
+    /// Completes a fetched range (refetching for apps registered after its filter was made)
+    /// and commits it, with the finalized view moved to its end.
+    async fn apply_range(&mut self, mut range: RangeLogs) -> Result<()> {
+        let mut missing: BTreeSet<Address> = self.contracts.new_apps_in(&range.logs);
+        if let Ok(addresses) = self.contracts.addresses.read() {
+            missing.extend(addresses.iter().skip(range.addresses_used).copied());
+        }
+        if !missing.is_empty() {
+            let missing: Vec<Address> = missing.into_iter().collect();
+            let extra = fetch_logs(&self.rpc, range.from, range.to, &missing, &self.sizer, &self.metrics).await?;
+            // Apps registered by the extra logs' own contracts cannot happen (apps do not create apps).
+            range.logs.extend(extra);
+            range.logs.sort_by_key(|l| (l.block_number, l.log_index));
+            range.logs.dedup_by_key(|l| (l.block_hash, l.log_index));
+        }
+        let end = BlockRow {
+            number: range.end.number,
+            hash: range.end.hash,
+            parent_hash: Some(range.end.parent_hash),
+            timestamp: Some(range.end.timestamp),
+        };
+        self.commit(range.from, range.to, end, range.logs, true).await
+    }
+
+    /// Follows block `n` (above the finalized block): parent-hash check, then its logs. Returns
+    /// false when the node does not have block `n` (yet).
+    async fn follow(&mut self, n: u64) -> Result<bool> {
+        let Some(block) = self.rpc.block(n).await? else { return Ok(false) };
+        if let Some(parent) = self.state.indexed_hash
+            && n == self.state.indexed_number + 1
+            && block.parent_hash != parent
+        {
+            self.reorg(n - 1).await?;
+            return Ok(true);
+        }
+        let logs = self.rpc.logs_at(n, block.hash).await?;
+        let end = BlockRow {
+            number: n,
+            hash: block.hash,
+            parent_hash: Some(block.parent_hash),
+            timestamp: Some(block.timestamp),
+        };
+        self.commit(n, n, end, logs, false).await?;
+        Ok(true)
+    }
+
+    /// Writes the logs of `from..=to`, the blocks they came from and the cursor (and, for
+    /// backfilled ranges, the finalized view) in one transaction.
+    async fn commit(&mut self, from: u64, to: u64, end: BlockRow, logs: Vec<Log>, final_range: bool) -> Result<()> {
+        for app in self.contracts.new_apps_in(&logs) {
+            self.contracts.add_app(app);
+        }
+        // Keep the logs of mirrored contracts, with their kind.
+        let mut sourced = Vec::with_capacity(logs.len());
+        let mut need_time: BTreeSet<u64> = BTreeSet::new();
+        for log in logs {
+            let Some(source) = self.contracts.source_of(log.address()) else { continue };
+            let (Some(block), Some(index), Some(block_hash)) = (log.block_number, log.log_index, log.block_hash)
+            else {
+                return Err(Error::RpcInconsistent { call: "eth_getLogs".into(), message: "log without position".into() });
+            };
+            if log.block_timestamp.is_none() && matches!(source, Source::Token | Source::Governor) {
+                need_time.insert(block);
+            }
+            sourced.push(SourcedLog {
+                source,
+                address: log.address(),
+                topics: log.topics().to_vec(),
+                data: log.data().data.clone(),
+                at: At { block, log: index },
+                block_hash,
+                tx_hash: log.transaction_hash.unwrap_or_default(),
+                timestamp: log.block_timestamp,
+            });
+        }
+        let mut times: HashMap<u64, u64> = HashMap::new();
+        for n in need_time {
+            let b = if n == end.number { end.timestamp } else { self.rpc.block(n).await?.map(|b| b.timestamp) };
+            if let Some(t) = b {
+                times.insert(n, t);
+            }
+        }
+        let mut blocks: Vec<BlockRow> = Vec::new();
+        let mut seen: HashSet<u64> = HashSet::new();
+        for s in &mut sourced {
+            if s.timestamp.is_none() {
+                s.timestamp = times.get(&s.at.block).copied();
+            }
+            if s.at.block != end.number && seen.insert(s.at.block) {
+                blocks.push(BlockRow { number: s.at.block, hash: s.block_hash, parent_hash: None, timestamp: s.timestamp });
+            }
+        }
+        blocks.push(end);
+
+        let mut tx = self.pool.begin().await?;
+        let existing = store::existing_event_keys(&mut tx, self.chain_id, from, to).await?;
+        let mut applied = 0u64;
+        {
+            let mut w = Writer::new(&mut tx, self.chain_id);
+            for log in &sourced {
+                if existing.contains(&(log.block_hash, log.at.log)) {
+                    continue;
+                }
+                if let Err(e) = project(&mut w, &self.abis, self.contracts.as_ref(), log).await? {
+                    return Err(Error::Decode {
+                        block: log.at.block,
+                        log_index: log.at.log,
+                        contract: log.address.to_string(),
+                        message: e.0,
+                    });
+                }
+                applied += 1;
+            }
+            w.flush().await?;
+        }
+        store::upsert_blocks(&mut tx, &blocks).await?;
+        store::advance(&mut tx, to, end.hash).await?;
+        if final_range {
+            store::set_finalized(&mut tx, to, end.hash).await?;
+        }
+        tx.commit().await?;
+
+        self.state.indexed_number = to;
+        self.state.indexed_hash = Some(end.hash);
+        self.metrics.events.inc_by(applied);
+        self.metrics.indexed_block.set(to as i64);
+        if final_range {
+            self.state.finalized_number = to;
+            self.state.finalized_hash = Some(end.hash);
+            self.metrics.finalized_block.set(to as i64);
+        }
+        tracing::debug!(target: "indexer::sync", from, to, logs = applied, "committed");
+        Ok(())
+    }
+
+    /// Moves the finalized view up to the chain's finalized block (as far as the mirror has
+    /// indexed), and records the head.
+    async fn advance_finalized(&mut self, chain_final: u64, head: u64) -> Result<()> {
+        let target = chain_final.min(self.state.indexed_number);
+        let mut tx = self.pool.begin().await?;
+        if target > self.state.finalized_number || self.state.finalized_hash.is_none() {
+            if let Some((number, hash)) = store::highest_block_at_or_below(&mut tx, target).await?
+                && (number > self.state.finalized_number || self.state.finalized_hash.is_none())
+            {
+                store::set_finalized(&mut tx, number, hash).await?;
+                self.state.finalized_number = number;
+                self.state.finalized_hash = Some(hash);
+            }
+        }
+        if head != self.state.head_number {
+            store::set_head(&mut tx, head).await?;
+            self.state.head_number = head;
+        }
+        tx.commit().await?;
+        self.metrics.finalized_block.set(self.state.finalized_number as i64);
+        self.metrics.lag_blocks.set(head.saturating_sub(self.state.finalized_number) as i64);
+        Ok(())
+    }
+}
+
+#[allow(dead_code)]
+fn _b256_is_used(_: B256) {}
