@@ -265,7 +265,7 @@ mod tests {
         let abis = Abis::load().unwrap();
         let call = app::App::addComposeHashCall {
             composeHash: b256!("1111111111111111111111111111111111111111111111111111111111111111"),
-            provenance: app::Provenance {
+            provenance: app::App::Provenance {
                 sourceUrl: "https://example.invalid/repo".into(),
                 sourceCommit: "abc123".into(),
                 artifactDigests: vec![B256::repeat_byte(0x22)],

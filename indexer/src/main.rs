@@ -1,6 +1,6 @@
 //! `covenant-indexer`: mirrors Covenant's contracts into Postgres and serves the mirror.
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
 use covenant_indexer::{Args, config::LogFormat};
@@ -25,7 +25,11 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("COVENANT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
         LogFormat::Json => fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
-        LogFormat::Text => fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        LogFormat::Text => fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

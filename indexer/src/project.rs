@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Result,
-    abi::{Abis, Source, render},
+    abi::{Abis, Source},
     store::{At, Writer},
 };
 
@@ -161,6 +161,12 @@ pub async fn project(
     Ok(Ok(()))
 }
 
+/// Ownable2Step clears the pending owner whenever ownership moves.
+async fn owner_changed(w: &mut Writer<'_>, scope: &[u8], owner: Address, at: At) -> Result<()> {
+    w.set(scope, "owner", &addr(owner), at).await?;
+    w.set(scope, "pending_owner", &addr(Address::ZERO), at).await
+}
+
 async fn common_setting(
     w: &mut Writer<'_>,
     scope: &[u8],
@@ -236,7 +242,7 @@ async fn kms_registry_event(
             });
             w.add_member("grant_log", scope, &member, &data, at);
         }
-        E::OwnershipTransferred(e) => common_setting(w, scope, "owner", addr(e.newOwner), at).await?,
+        E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
         E::OwnershipTransferStarted(e) => {
             common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
         }
@@ -263,7 +269,7 @@ async fn app_event(w: &mut Writer<'_>, scope: &[u8], ev: app::App::AppEvents, at
         E::RequireGpuSet(e) => w.set(scope, "require_gpu", &json!(e.required), at).await?,
         E::KeyGenerationBumped(e) => w.set(scope, "key_generation", &json!(e.newGeneration), at).await?,
         E::AppFrozen(_) => w.set(scope, "frozen", &json!(true), at).await?,
-        E::OwnershipTransferred(e) => common_setting(w, scope, "owner", addr(e.newOwner), at).await?,
+        E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
         E::OwnershipTransferStarted(e) => {
             common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
         }
@@ -287,7 +293,7 @@ async fn domain_event(
         }
         E::DomainUnbound(e) => w.remove_member("domain", scope, e.domainHash.as_slice(), at).await?,
         E::GatewayAcmeAccountSet(e) => w.set(scope, "gateway_acme_account", &json!(e.accountUri), at).await?,
-        E::OwnershipTransferred(e) => common_setting(w, scope, "owner", addr(e.newOwner), at).await?,
+        E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
         E::OwnershipTransferStarted(e) => {
             common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
         }
@@ -382,6 +388,5 @@ async fn governor_event(
         E::TimelockChange(e) => w.set(scope, "timelock", &addr(e.newTimelock), at).await?,
         E::EIP712DomainChanged(_) => {}
     }
-    let _ = render;
     Ok(Ok(()))
 }

@@ -35,10 +35,12 @@ impl RangeSizer {
             // blocks × target / logs, growing at most 2× per step.
             ((blocks as u128 * self.target_logs as u128) / logs as u128).min(blocks as u128 * 2) as u64
         };
-        // Only grow from ranges at least as big as the current size (a short final range says
-        // nothing about density), but always shrink.
-        if ideal < self.size || blocks >= self.size {
+        // A range shorter than the current size (the last one before the head) says little
+        // about density: it may only shrink the size, and only when it was over the target.
+        if blocks >= self.size {
             self.size = ideal.clamp(1, self.max);
+        } else if logs > self.target_logs {
+            self.size = ideal.clamp(1, self.max).min(self.size);
         }
     }
 

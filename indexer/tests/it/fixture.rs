@@ -1,0 +1,157 @@
+//! The stack the indexer tests run against: a real anvil with the real contracts, a fresh
+//! Postgres database, and the indexer binary.
+
+use std::{process::Command, time::Duration};
+
+use alloy::{
+    primitives::{Address, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+};
+use covenant_chain::Deployment;
+use covenant_testkit::{Anvil, AnvilBuilder, Process, Signal, TestDatabase, TestDeployment, deploy_contracts, wait_for};
+use serde_json::Value;
+
+pub struct Chain {
+    pub anvil: Anvil,
+    pub _deployed: TestDeployment,
+    pub deployment: Deployment,
+    pub deployment_path: std::path::PathBuf,
+    pub provider: DynProvider,
+}
+
+impl Chain {
+    pub async fn start() -> Self {
+        Self::start_with(Anvil::builder()).await
+    }
+
+    pub async fn start_with(builder: AnvilBuilder) -> Self {
+        let anvil = builder.spawn();
+        let deployed = deploy_contracts(&anvil, &[]).unwrap();
+        let deployment = Deployment::read(deployed.path()).unwrap();
+        let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().unwrap()).erased();
+        Self { deployment_path: deployed.path().to_owned(), _deployed: deployed, anvil, deployment, provider }
+    }
+
+    pub fn account(&self, i: usize) -> Address {
+        self.anvil.accounts()[i].address.parse().unwrap()
+    }
+
+    /// Lets tests send transactions as `who` (the Timelock, a KMS node, ...).
+    pub fn impersonate(&self, who: Address) {
+        self.anvil.rpc("anvil_impersonateAccount", serde_json::json!([who.to_string()])).unwrap();
+        self.anvil
+            .rpc("anvil_setBalance", serde_json::json!([who.to_string(), "0x56BC75E2D63100000"]))
+            .unwrap();
+    }
+
+    pub fn timelock(&self) -> Address {
+        let t = self.deployment.contracts.timelock_controller;
+        self.impersonate(t);
+        t
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.provider.get_block_number().await.unwrap()
+    }
+
+    pub fn mine(&self, blocks: u64) {
+        self.anvil.rpc("anvil_mine", serde_json::json!([format!("0x{blocks:x}")])).unwrap();
+    }
+
+    pub fn advance_time(&self, seconds: u64) {
+        self.anvil.rpc("evm_increaseTime", serde_json::json!([seconds])).unwrap();
+        self.mine(1);
+    }
+
+    pub fn _balance_unit() -> U256 {
+        U256::from(1)
+    }
+}
+
+/// Sends a contract call and requires success.
+#[macro_export]
+macro_rules! send {
+    ($call:expr) => {{
+        let receipt: alloy::rpc::types::TransactionReceipt =
+            $call.send().await.expect("send").get_receipt().await.expect("receipt");
+        assert!(receipt.status(), "transaction reverted: {receipt:?}");
+        receipt
+    }};
+}
+
+pub fn _receipt_block(r: &TransactionReceipt) -> u64 {
+    r.block_number.unwrap()
+}
+
+pub struct Indexer {
+    pub process: Process,
+    pub api: String,
+}
+
+pub fn indexer_command(chain: &Chain, db: &TestDatabase, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-indexer"));
+    cmd.arg("--deployment")
+        .arg(&chain.deployment_path)
+        .args(["--rpc-url", &chain.anvil.endpoint()])
+        .args(["--database-url", db.url()])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--finality", "0"])
+        .args(["--poll-interval-ms", "50"])
+        .args(["--progress", "never"])
+        .env("COVENANT_LOG", "info,indexer=debug")
+        .args(extra);
+    cmd
+}
+
+impl Indexer {
+    pub fn start(chain: &Chain, db: &TestDatabase, extra: &[&str]) -> Self {
+        Self::spawn(indexer_command(chain, db, extra))
+    }
+
+    pub fn spawn(cmd: Command) -> Self {
+        let process = Process::spawn("indexer", cmd, Signal::SIGTERM).unwrap();
+        let line = process
+            .wait_for_line("its API address", Duration::from_secs(60), |l| l.contains("api listening"))
+            .unwrap();
+        let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+        Self { process, api: format!("http://{addr}") }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::get(format!("{}{path}", self.api)).await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    }
+
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = reqwest::Client::new().post(format!("{}{path}", self.api)).json(body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Waits until the finalized view reaches `block`.
+    pub async fn wait_finalized(&self, block: u64) -> Value {
+        wait_for(format!("the indexer's finalized view to reach block {block}"))
+            .timeout(Duration::from_secs(60))
+            .watching(&self.process)
+            .until_ok_async(|| async {
+                let r = reqwest::get(format!("{}/v1/head", self.api)).await.map_err(|e| e.to_string())?;
+                let v: Value = r.json().await.map_err(|e| e.to_string())?;
+                match v["finalized"]["number"].as_u64() {
+                    Some(n) if n >= block => Ok(v),
+                    other => Err(format!("finalized {other:?}: {v}")),
+                }
+            })
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,6 @@
+//! The indexer against real anvil, real Postgres and the real contracts.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+
+mod equivalence;
+mod fixture;
+mod history;
