@@ -100,6 +100,9 @@ pub struct Config {
     /// Polling interval when no WebSocket is available, in milliseconds. Default 1000.
     #[serde(default = "defaults::poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Each RPC request gives up after this many milliseconds. Default 10000.
+    #[serde(default = "defaults::rpc_timeout_ms")]
+    pub rpc_timeout_ms: u64,
     /// How long the mirror may go without a successful sync before `/healthz` reports it
     /// unhealthy, in milliseconds. Default 30000.
     #[serde(default = "defaults::stale_after_ms")]
@@ -163,6 +166,9 @@ mod defaults {
     pub(super) fn poll_interval_ms() -> u64 {
         1000
     }
+    pub(super) fn rpc_timeout_ms() -> u64 {
+        10_000
+    }
     pub(super) fn stale_after_ms() -> u64 {
         30_000
     }
@@ -184,6 +190,9 @@ impl Config {
         if self.fetch_concurrency == 0 || self.fetch_concurrency > 64 {
             return bad("fetch_concurrency must be between 1 and 64");
         }
+        if self.rpc_timeout_ms == 0 {
+            return bad("rpc_timeout_ms must be at least 1");
+        }
         if self.poll_interval_ms == 0 {
             return bad("poll_interval_ms must be at least 1");
         }
@@ -201,6 +210,11 @@ impl Config {
     /// The polling interval.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+
+    /// The per-request RPC timeout.
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms)
     }
 
     /// How long without a successful sync makes the mirror unhealthy.
@@ -249,6 +263,9 @@ pub struct Args {
     /// Polling interval without WebSocket, ms.
     #[arg(long, env = "COVENANT_INDEXER_POLL_INTERVAL_MS")]
     pub poll_interval_ms: Option<u64>,
+    /// Per-request RPC timeout, ms.
+    #[arg(long, env = "COVENANT_INDEXER_RPC_TIMEOUT_MS")]
+    pub rpc_timeout_ms: Option<u64>,
     /// Unhealthy after this long without a successful sync, ms.
     #[arg(long, env = "COVENANT_INDEXER_STALE_AFTER_MS")]
     pub stale_after_ms: Option<u64>,
@@ -301,6 +318,7 @@ impl Args {
         set("target_logs_per_range", n(self.target_logs_per_range));
         set("fetch_concurrency", n(self.fetch_concurrency.map(|c| c as u64)));
         set("poll_interval_ms", n(self.poll_interval_ms));
+        set("rpc_timeout_ms", n(self.rpc_timeout_ms));
         set("stale_after_ms", n(self.stale_after_ms));
         set("stop_at_block", n(self.stop_at_block));
         set(

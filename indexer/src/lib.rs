@@ -50,7 +50,7 @@ pub async fn run(
 ) -> Result<()> {
     tracing::info!(target: "indexer", config = ?config, "starting");
     let deployment = Deployment::read(&config.deployment)?;
-    let rpc = source::Rpc::new(&config.rpc_url)?;
+    let rpc = source::Rpc::new(&config.rpc_url, config.rpc_timeout())?;
     let chain_id = rpc.chain_id().await?;
     if chain_id != deployment.chain_id {
         return Err(Error::WrongChain { expected: deployment.chain_id, actual: chain_id });

@@ -111,7 +111,9 @@ impl PgClusterBuilder {
             }) {
                 Ok(_) => {
                     return Ok(PgCluster {
-                        process,
+                        process: Mutex::new(process),
+                        owner,
+                        data,
                         port,
                         bin,
                         dir: Mutex::new(Some(dir)),
@@ -134,7 +136,9 @@ impl PgClusterBuilder {
 /// one) stops the server and deletes the directory.
 #[derive(Debug)]
 pub struct PgCluster {
-    process: Process,
+    process: Mutex<Process>,
+    owner: Option<nix::unistd::User>,
+    data: PathBuf,
     port: u16,
     bin: PathBuf,
     dir: Mutex<Option<TempDir>>,
@@ -154,7 +158,27 @@ impl PgCluster {
 
     /// The postmaster's process id.
     pub fn pid(&self) -> u32 {
-        self.process.pid()
+        self.server().pid()
+    }
+
+    fn server(&self) -> std::sync::MutexGuard<'_, Process> {
+        self.process.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Crashes the server (immediate shutdown: backends end, connections break) and starts it
+    /// again on the same data and port, as after a database host restart.
+    pub fn restart(&self) -> Result<()> {
+        let mut server = self.server();
+        server.stop();
+        let mut command = Command::new(self.bin.join("postgres"));
+        command.arg("-D").arg(&self.data).args(["-p", &self.port.to_string()]);
+        run_as(&mut command, self.owner.as_ref());
+        let process = Process::spawn("postgres", command, Signal::SIGQUIT)?;
+        process.wait_for_line("readiness after restart", STARTUP_TIMEOUT, |line| {
+            line.contains("database system is ready to accept connections")
+        })?;
+        *server = process;
+        Ok(())
     }
 
     /// A connection URL for `database` as the superuser.
@@ -164,7 +188,7 @@ impl PgCluster {
 
     /// The last lines of the server log.
     pub fn log(&self) -> String {
-        self.process.log_tail(200)
+        self.server().log_tail(200)
     }
 
     /// Creates a new, empty database that is dropped when the returned handle is.
@@ -213,7 +237,7 @@ impl PgCluster {
 
     /// Stops the server and deletes its directory. Idempotent.
     pub fn stop(&self) {
-        self.process.stop();
+        self.server().stop();
         let dir = self
             .dir
             .lock()
@@ -227,7 +251,7 @@ impl PgCluster {
 
 impl Watched for PgCluster {
     fn ensure_alive(&self) -> Result<()> {
-        self.process.ensure_alive()
+        self.server().ensure_alive()
     }
 }
 

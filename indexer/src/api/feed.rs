@@ -106,7 +106,11 @@ pub(super) async fn feed(
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let requested = from_header.or(q.after);
-    let (_, f, _) = super::finalized_view(&s.pool).await?;
+    // The feed may start before anything is final: it then waits for the first finalized block.
+    let f = {
+        let mut c = s.pool.acquire().await?;
+        read::view(&mut c).await?.ok_or_else(|| ApiError::Unavailable("mirror not initialised".into()))?.finalized
+    };
     let position = match requested {
         Some(p) => parse_position(&p).ok_or_else(|| {
             ApiError::BadRequest(format!("malformed position `{p}`: expected BLOCK or BLOCK-LOGINDEX"))

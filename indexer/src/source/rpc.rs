@@ -29,10 +29,16 @@ pub struct Rpc {
 }
 
 impl Rpc {
-    /// A client for `url` (no fillers: this client never sends transactions).
-    pub fn new(url: &str) -> Result<Self> {
+    /// A client for `url` whose every request gives up after `timeout` (no fillers: this
+    /// client never sends transactions). A node that stops answering is an outage, not a hang.
+    pub fn new(url: &str, timeout: std::time::Duration) -> Result<Self> {
         let url = url.parse().map_err(|e| Error::Config(format!("rpc_url: {e}")))?;
-        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Config(format!("http client: {e}")))?;
+        let client = alloy::rpc::client::RpcClient::new_http_with_client(http, url);
+        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_client(client).erased();
         Ok(Self { provider })
     }
 

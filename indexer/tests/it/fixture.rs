@@ -95,12 +95,19 @@ pub fn indexer_command(chain: &Chain, db: &TestDatabase, extra: &[&str]) -> Comm
         .arg(&chain.deployment_path)
         .args(["--rpc-url", &chain.anvil.endpoint()])
         .args(["--database-url", db.url()])
-        .args(["--listen", "127.0.0.1:0"])
-        .args(["--finality", "0"])
-        .args(["--poll-interval-ms", "50"])
-        .args(["--progress", "never"])
-        .env("COVENANT_LOG", "info,indexer=debug")
-        .args(extra);
+        .env("COVENANT_LOG", "info,indexer=debug");
+    // Test defaults, unless the test sets them.
+    for (flag, value) in [
+        ("--listen", "127.0.0.1:0"),
+        ("--finality", "0"),
+        ("--poll-interval-ms", "50"),
+        ("--progress", "never"),
+    ] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, value]);
+        }
+    }
+    cmd.args(extra);
     cmd
 }
 
@@ -154,4 +161,87 @@ impl Indexer {
             .await
             .unwrap()
     }
+}
+
+/// A change-feed subscriber collecting every event it receives.
+pub struct Feed {
+    pub events: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Feed {
+    pub async fn subscribe(indexer: &Indexer, after: Option<&str>) -> Self {
+        use futures::StreamExt;
+        let url = match after {
+            Some(a) => format!("{}/v1/feed?after={a}", indexer.api),
+            None => format!("{}/v1/feed", indexer.api),
+        };
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let task = tokio::spawn(async move {
+            let mut body = response.bytes_stream();
+            let mut buf = String::new();
+            let (mut name, mut data) = (String::new(), String::new());
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(i) = buf.find('\n') {
+                    let line: String = buf.drain(..=i).collect();
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    } else if line.is_empty() && !data.is_empty() {
+                        let value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                        sink.lock().unwrap().push((std::mem::take(&mut name), value));
+                        data.clear();
+                    }
+                }
+            }
+        });
+        Self { events, task }
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, Value)> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until an event satisfies `pred`.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&str, &Value) -> bool) {
+        wait_for(format!("the change feed to deliver {what}"))
+            .timeout(Duration::from_secs(60))
+            .until_async(|| {
+                let found = self.events.lock().unwrap().iter().any(|(n, v)| pred(n, v));
+                async move { found }
+            })
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A direct connection to the mirror's database, for checks the API does not expose.
+pub async fn mirror_db(db: &TestDatabase) -> sqlx::PgPool {
+    sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(db.url()).await.unwrap()
+}
+
+/// The compose hashes ever added in the (unfinalized) mirror, from the raw events.
+pub async fn mirrored_compose_hashes(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar::<_, String>(
+        "SELECT data->>'composeHash' FROM events WHERE name = 'ComposeHashAdded' ORDER BY block_number, log_index",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+pub async fn indexed_block(pool: &sqlx::PgPool) -> u64 {
+    sqlx::query_scalar::<_, i64>("SELECT indexed_number FROM mirror").fetch_one(pool).await.unwrap() as u64
 }

@@ -4,3 +4,4 @@
 mod equivalence;
 mod fixture;
 mod history;
+mod reorg;
