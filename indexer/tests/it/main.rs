@@ -1,6 +1,7 @@
 //! The indexer against real anvil, real Postgres and the real contracts.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
+mod crash;
 mod equivalence;
 mod fixture;
 mod history;
