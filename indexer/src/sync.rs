@@ -131,6 +131,10 @@ pub struct Syncer {
     health: Arc<Health>,
     sizer: Arc<Mutex<RangeSizer>>,
     state: MirrorState,
+    /// Set after any failed step: the database may have lost or rolled back what this process
+    /// believes (a crash with asynchronous commit, a restore), so the next step starts by
+    /// re-reading the committed cursor.
+    reload: bool,
     show_progress: bool,
 }
 
@@ -171,6 +175,7 @@ impl Syncer {
             metrics,
             health,
             state,
+            reload: false,
             show_progress,
         })
     }
@@ -223,12 +228,7 @@ impl Syncer {
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    // The database may have been rolled back under us; trust only what is committed.
-                    if let Ok(mut conn) = self.pool.acquire().await
-                        && let Ok(state) = store::load_mirror(&mut conn).await
-                    {
-                        self.state = state;
-                    }
+                    self.reload = true;
                 }
             }
         }
@@ -237,6 +237,12 @@ impl Syncer {
     /// One pass: check the cursor is still canonical, backfill to the chain's finalized block,
     /// follow to the head, advance the finalized view. Returns whether any block was applied.
     async fn step(&mut self) -> Result<bool> {
+        if self.reload {
+            let mut conn = self.pool.acquire().await?;
+            self.state = store::load_mirror(&mut conn).await?;
+            self.reload = false;
+            self.metrics.indexed_block.set(self.state.indexed_number as i64);
+        }
         let head = self.rpc.head_number().await?;
         let chain_final = match self.config.finality {
             Finality::Tag => self.rpc.finalized_number().await?,

@@ -5,4 +5,5 @@ mod crash;
 mod equivalence;
 mod fixture;
 mod history;
+mod outage;
 mod reorg;
