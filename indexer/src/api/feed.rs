@@ -94,7 +94,9 @@ struct Cursor {
     pool: PgPool,
     finalized: watch::Receiver<u64>,
     position: (u64, u64),
-    announced: u64,
+    /// The finalized block last announced to this client (`None`: nothing yet, so the first
+    /// catch-up announces where the client stands).
+    announced: Option<u64>,
     buffer: std::collections::VecDeque<Event>,
 }
 
@@ -121,7 +123,7 @@ pub(super) async fn feed(
         pool: s.pool.clone(),
         finalized: s.finalized.clone(),
         position,
-        announced: f,
+        announced: None,
         buffer: Default::default(),
     };
     let events = stream::unfold(cursor, |mut c| async move {
@@ -159,8 +161,8 @@ pub(super) async fn feed(
                 }
                 Some(_) => {
                     // Caught up to f.
-                    if f > c.announced {
-                        c.announced = f;
+                    if c.announced.is_none_or(|a| f > a) {
+                        c.announced = Some(f);
                         c.position = c.position.max((f, u64::MAX));
                         let e = Event::default().event("finalized").data(json!({ "number": f }).to_string());
                         return Some((Ok(e), c));

@@ -1,9 +1,11 @@
 //! The indexer against real anvil, real Postgres and the real contracts.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
 
+mod api;
 mod crash;
 mod equivalence;
 mod fixture;
+mod handoff;
 mod history;
 mod outage;
 mod reorg;

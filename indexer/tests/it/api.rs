@@ -1,0 +1,158 @@
+//! Every endpoint, including its errors, and the OpenAPI document that describes them.
+
+use std::collections::BTreeSet;
+
+use covenant_testkit::postgres;
+use serde_json::{Value, json};
+
+use crate::{
+    fixture::{Chain, Feed, Indexer},
+    history::{self, h},
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_endpoint_answers_and_errors_are_clear() {
+    let chain = Chain::start().await;
+    let hist = history::script(&chain).await;
+    let head = chain.head().await;
+    let db = postgres::database();
+    let indexer = Indexer::start(&chain, &db, &[]);
+    let view = indexer.wait_finalized(head).await;
+    assert_eq!(view["chainId"], chain.anvil.chain_id());
+    assert_eq!(view["finalized"]["number"], head);
+    assert_eq!(view["lagBlocks"], 0);
+    assert!(view["finalized"]["timestamp"].as_u64().unwrap() > 0);
+
+    // Successful reads (their contents are checked against the chain in `equivalence`).
+    for path in [
+        "/v1/head",
+        "/v1/registry",
+        "/v1/apps",
+        "/v1/os-images",
+        "/v1/kms-nodes",
+        "/v1/domains",
+        "/v1/domains/app1.example.com",
+        "/v1/proposals",
+        "/v1/grant-log",
+        "/healthz",
+    ] {
+        let (status, body) = indexer.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    indexer.get_ok(&format!("/v1/apps/{}", hist.apps[0])).await;
+    indexer.get_ok(&format!("/v1/proposals/{}", hist.proposals[0])).await;
+
+    // Errors: status and a message that says what is wrong.
+    let unknown_app = format!("/v1/apps/0x{}", "99".repeat(20));
+    let cases: Vec<(String, u16, &str)> = vec![
+        (unknown_app, 404, "no app 0x9999"),
+        ("/v1/apps/0x1234".into(), 400, "malformed address `0x1234`: expected 0x followed by 40 hex digits"),
+        ("/v1/apps/zz".into(), 400, "malformed address"),
+        ("/v1/proposals/12ab".into(), 400, "malformed proposal id `12ab`"),
+        ("/v1/proposals/123".into(), 404, "no proposal 123"),
+        ("/v1/domains/Not_A_Domain".into(), 400, "malformed domain"),
+        ("/v1/domains/nobody.example.com".into(), 404, "is not bound"),
+        ("/v1/grant-log?node=0x12".into(), 400, "malformed address"),
+        ("/v1/grant-log?nodes=1".into(), 400, "unknown field `nodes`"),
+        ("/v1/feed?after=yesterday".into(), 400, "malformed position `yesterday`"),
+        ("/v1/nothing".into(), 404, "no such endpoint"),
+    ];
+    for (path, status, message) in cases {
+        let (got, body) = indexer.get(&path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(message), "{path}: `{error}` lacks `{message}`");
+    }
+    let good_boot = json!({
+        "appId": hist.apps[0], "composeHash": h(0xa2), "instanceId": format!("0x{}", "1d".repeat(20)),
+        "deviceId": h(0xd2), "mrAggregated": h(0x11), "osImageHash": h(0x01),
+        "teeKind": "tdx", "tcbStatus": "upToDate", "keyGeneration": 2,
+    });
+    let (status, body) = indexer.post("/v1/policy/app", &good_boot).await;
+    assert_eq!((status, body["allowed"].clone(), body["decidedBy"].clone()), (200, json!(true), json!("mirror")), "{body}");
+    let (status, body) = indexer.post("/v1/policy/kms", &good_boot).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reason"], "kms device not allowed");
+    let mut bad_kind = good_boot.clone();
+    bad_kind["teeKind"] = json!("sgx");
+    let mut missing = good_boot.clone();
+    missing.as_object_mut().unwrap().remove("composeHash");
+    let mut short_hash = good_boot.clone();
+    short_hash["composeHash"] = json!("0x1234");
+    let mut extra = good_boot.clone();
+    extra["admin"] = json!(true);
+    for (body, message) in [
+        (bad_kind, "unknown teeKind `sgx`"),
+        (missing, "missing field `composeHash`"),
+        (short_hash, "malformed BootInfo"),
+        (extra, "unknown field `admin`"),
+        (json!("not an object"), "malformed BootInfo"),
+    ] {
+        let (status, answer) = indexer.post("/v1/policy/app", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(message), "{answer} lacks {message}");
+    }
+
+    // Metrics name what the issue asks for.
+    let metrics = indexer.get("/metrics").await.1;
+    let metrics = metrics.as_str().unwrap();
+    for name in [
+        "covenant_indexer_head_block",
+        "covenant_indexer_finalized_block",
+        "covenant_indexer_lag_blocks",
+        "covenant_indexer_reorgs_total",
+        "covenant_indexer_reorg_depth_blocks",
+        "covenant_indexer_events_total",
+        "covenant_indexer_rpc_errors_total",
+    ] {
+        assert!(metrics.contains(&format!("\n{name}")), "{name} missing from\n{metrics}");
+    }
+    assert!(metrics.contains(&format!("covenant_indexer_finalized_block {head}")), "{metrics}");
+
+    // The OpenAPI document describes exactly the routes the server has.
+    let doc = indexer.get_ok("/openapi.json").await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let documented: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let served: BTreeSet<String> = [
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/v1/head",
+        "/v1/registry",
+        "/v1/apps",
+        "/v1/apps/{address}",
+        "/v1/os-images",
+        "/v1/kms-nodes",
+        "/v1/domains",
+        "/v1/domains/{domain}",
+        "/v1/proposals",
+        "/v1/proposals/{id}",
+        "/v1/grant-log",
+        "/v1/policy/app",
+        "/v1/policy/kms",
+        "/v1/feed",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(documented, served);
+
+    // The feed replays from a position and then marks the finalized block.
+    let feed = Feed::subscribe(&indexer, Some("0")).await;
+    feed.wait_for("a finalized marker", |n, _| n == "finalized").await;
+    let events = feed.snapshot();
+    let kinds: BTreeSet<&str> = events.iter().filter_map(|(_, v)| v["source"].as_str()).collect();
+    assert_eq!(kinds, ["app", "domain_registry", "kms_registry"].into_iter().collect(), "policy events only");
+    let positions: Vec<(u64, u64)> = events
+        .iter()
+        .filter(|(n, _)| n != "finalized")
+        .map(|(_, v)| (v["block"].as_u64().unwrap(), v["logIndex"].as_u64().unwrap()))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "chain order");
+    // Resuming after the last position gives nothing old.
+    let (b, l) = *positions.last().unwrap();
+    let resumed = Feed::subscribe(&indexer, Some(&format!("{b}-{l}"))).await;
+    resumed.wait_for("the finalized marker", |n, _| n == "finalized").await;
+    assert!(resumed.snapshot().iter().all(|(n, _)| n == "finalized"), "{:?}", resumed.snapshot());
+    let _: Value = Value::Null;
+}
