@@ -30,8 +30,14 @@ pub enum Source {
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 6] =
-        [Self::KmsRegistry, Self::App, Self::DomainRegistry, Self::Governor, Self::Timelock, Self::Token];
+    pub const ALL: [Source; 6] = [
+        Self::KmsRegistry,
+        Self::App,
+        Self::DomainRegistry,
+        Self::Governor,
+        Self::Timelock,
+        Self::Token,
+    ];
 
     /// The name stored in `events.source`.
     pub fn as_str(self) -> &'static str {
@@ -136,7 +142,11 @@ impl Abis {
         let mut body = decoded.body.into_iter();
         let mut out = Map::new();
         for (i, input) in event.inputs.iter().enumerate() {
-            let value = if input.indexed { indexed.next() } else { body.next() };
+            let value = if input.indexed {
+                indexed.next()
+            } else {
+                body.next()
+            };
             let value = value.ok_or_else(|| AbiError::Decode("parameter count mismatch".into()))?;
             out.insert(param_key(&input.name, i), render(&value, &input.components));
         }
@@ -145,18 +155,30 @@ impl Abis {
 
     /// Decodes calldata sent to a contract of kind `source` (`None`: not one of ours) at
     /// `target` into a readable call.
-    pub fn decode_call(&self, source: Option<Source>, target: &str, value: &str, calldata: &[u8]) -> Value {
+    pub fn decode_call(
+        &self,
+        source: Option<Source>,
+        target: &str,
+        value: &str,
+        calldata: &[u8],
+    ) -> Value {
         let raw = || json!({ "target": target, "value": value, "calldata": hex_str(calldata) });
         let (Some(source), Some(selector)) = (source, calldata.get(..4)) else {
             let mut v = raw();
-            v["text"] = json!(format!("{target}.call({}) — not a Covenant contract or no selector", hex_str(calldata)));
+            v["text"] = json!(format!(
+                "{target}.call({}) — not a Covenant contract or no selector",
+                hex_str(calldata)
+            ));
             return v;
         };
         let selector = Selector::from_slice(selector);
         let Some(function) = self.functions.get(&(source, selector)) else {
             let mut v = raw();
             v["contract"] = json!(source.contract_name());
-            v["text"] = json!(format!("{}({target}).<unknown function {selector}>", source.contract_name()));
+            v["text"] = json!(format!(
+                "{}({target}).<unknown function {selector}>",
+                source.contract_name()
+            ));
             return v;
         };
         match function.abi_decode_input(&calldata[4..]) {
@@ -173,7 +195,11 @@ impl Abis {
                     .map(|(k, v)| format!("{k}: {}", compact(v)))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let value_note = if value == "0" { String::new() } else { format!(" {{value: {value}}}") };
+                let value_note = if value == "0" {
+                    String::new()
+                } else {
+                    format!(" {{value: {value}}}")
+                };
                 let mut v = raw();
                 v["contract"] = json!(source.contract_name());
                 v["function"] = json!(function.name);
@@ -202,7 +228,11 @@ impl Abis {
 }
 
 fn param_key(name: &str, index: usize) -> String {
-    if name.is_empty() { format!("_{index}") } else { name.trim_end_matches('_').to_owned() }
+    if name.is_empty() {
+        format!("_{index}")
+    } else {
+        name.trim_end_matches('_').to_owned()
+    }
 }
 
 fn hex_str(bytes: &[u8]) -> String {
@@ -215,10 +245,18 @@ pub fn render(value: &DynSolValue, components: &[Param]) -> Value {
     match value {
         DynSolValue::Bool(b) => json!(b),
         DynSolValue::Uint(u, bits) => {
-            if *bits <= 64 { json!(u.to::<u64>()) } else { json!(u.to_string()) }
+            if *bits <= 64 {
+                json!(u.to::<u64>())
+            } else {
+                json!(u.to_string())
+            }
         }
         DynSolValue::Int(i, bits) => {
-            if *bits <= 64 { json!(i.as_i64()) } else { json!(i.to_string()) }
+            if *bits <= 64 {
+                json!(i.as_i64())
+            } else {
+                json!(i.to_string())
+            }
         }
         DynSolValue::Address(a) => json!(a.to_checksum(None)),
         DynSolValue::Function(f) => json!(hex_str(f.as_slice())),
@@ -280,17 +318,30 @@ mod tests {
             text.starts_with(&format!("App({target}).addComposeHash(composeHash: 0x1111")),
             "{text}"
         );
-        assert!(text.contains("\"sourceUrl\":\"https://example.invalid/repo\""), "{text}");
+        assert!(
+            text.contains("\"sourceUrl\":\"https://example.invalid/repo\""),
+            "{text}"
+        );
     }
 
     #[test]
     fn unknown_selectors_and_targets_stay_raw_but_readable() {
         let abis = Abis::load().unwrap();
         let v = abis.decode_call(Some(Source::KmsRegistry), "0xabc", "0", &[1, 2, 3, 4, 5]);
-        assert!(v["text"].as_str().unwrap().contains("unknown function 0x01020304"));
+        assert!(
+            v["text"]
+                .as_str()
+                .unwrap()
+                .contains("unknown function 0x01020304")
+        );
         assert_eq!(v["calldata"], "0x0102030405");
         let v = abis.decode_call(None, "0xabc", "5", &[]);
-        assert!(v["text"].as_str().unwrap().contains("not a Covenant contract"));
+        assert!(
+            v["text"]
+                .as_str()
+                .unwrap()
+                .contains("not a Covenant contract")
+        );
     }
 
     #[test]
@@ -303,7 +354,9 @@ mod tests {
             merkleRoot: B256::repeat_byte(7),
         };
         let data = ev.encode_log_data();
-        let (name, v) = abis.decode_log(Source::KmsRegistry, data.topics(), &data.data).unwrap();
+        let (name, v) = abis
+            .decode_log(Source::KmsRegistry, data.topics(), &data.data)
+            .unwrap();
         assert_eq!(name, "GrantLogCommitted");
         assert_eq!(v["fromSeq"], 5);
         assert_eq!(v["toSeq"], 9);

@@ -21,10 +21,9 @@ impl FromStr for Finality {
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim() {
             "finalized" | "tag" => Ok(Self::Tag),
-            n => n
-                .parse::<u64>()
-                .map(Self::Confirmations)
-                .map_err(|_| format!("finality must be `finalized` or a number of confirmations, got `{s}`")),
+            n => n.parse::<u64>().map(Self::Confirmations).map_err(|_| {
+                format!("finality must be `finalized` or a number of confirmations, got `{s}`")
+            }),
         }
     }
 }
@@ -57,7 +56,11 @@ impl std::fmt::Debug for DatabaseUrl {
             (Some(scheme), Some(at)) if at > scheme => {
                 let creds = &s[scheme + 3..at];
                 let user = creds.split(':').next().unwrap_or_default();
-                let masked = if creds.contains(':') { format!("{user}:***") } else { user.to_owned() };
+                let masked = if creds.contains(':') {
+                    format!("{user}:***")
+                } else {
+                    user.to_owned()
+                };
                 write!(f, "{}{masked}{}", &s[..scheme + 3], &s[at..])
             }
             _ => f.write_str(s),
@@ -301,11 +304,19 @@ impl Args {
         };
         let s = |v: &Option<String>| v.clone().map(toml::Value::String);
         let n = |v: Option<u64>| v.map(|v| toml::Value::Integer(v.min(i64::MAX as u64) as i64));
-        set("deployment", self.deployment.as_ref().map(|p| toml::Value::String(p.display().to_string())));
+        set(
+            "deployment",
+            self.deployment
+                .as_ref()
+                .map(|p| toml::Value::String(p.display().to_string())),
+        );
         set("rpc_url", s(&self.rpc_url));
         set("ws_url", s(&self.ws_url));
         set("database_url", s(&self.database_url));
-        set("listen", self.listen.map(|a| toml::Value::String(a.to_string())));
+        set(
+            "listen",
+            self.listen.map(|a| toml::Value::String(a.to_string())),
+        );
         set(
             "finality",
             self.finality.map(|f| match f {
@@ -316,18 +327,23 @@ impl Args {
         set("initial_range_blocks", n(self.initial_range_blocks));
         set("max_range_blocks", n(self.max_range_blocks));
         set("target_logs_per_range", n(self.target_logs_per_range));
-        set("fetch_concurrency", n(self.fetch_concurrency.map(|c| c as u64)));
+        set(
+            "fetch_concurrency",
+            n(self.fetch_concurrency.map(|c| c as u64)),
+        );
         set("poll_interval_ms", n(self.poll_interval_ms));
         set("rpc_timeout_ms", n(self.rpc_timeout_ms));
         set("stale_after_ms", n(self.stale_after_ms));
         set("stop_at_block", n(self.stop_at_block));
         set(
             "progress",
-            self.progress.map(|p| toml::Value::String(format!("{p:?}").to_lowercase())),
+            self.progress
+                .map(|p| toml::Value::String(format!("{p:?}").to_lowercase())),
         );
         set(
             "log_format",
-            self.log_format.map(|p| toml::Value::String(format!("{p:?}").to_lowercase())),
+            self.log_format
+                .map(|p| toml::Value::String(format!("{p:?}").to_lowercase())),
         );
         let config: Config = table
             .try_into()
@@ -352,8 +368,10 @@ mod tests {
             pub(super) fn new(contents: &str) -> Self {
                 static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
                 let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p = std::env::temp_dir()
-                    .join(format!("covenant-indexer-config-{}-{n}.toml", std::process::id()));
+                let p = std::env::temp_dir().join(format!(
+                    "covenant-indexer-config-{}-{n}.toml",
+                    std::process::id()
+                ));
                 std::fs::write(&p, contents).unwrap();
                 Self(p)
             }
@@ -374,7 +392,12 @@ mod tests {
     #[test]
     fn file_values_apply_and_defaults_are_strict() {
         let f = file(BASE);
-        let c = Args { config: Some(f.0.clone()), ..Args::default() }.resolve().unwrap();
+        let c = Args {
+            config: Some(f.0.clone()),
+            ..Args::default()
+        }
+        .resolve()
+        .unwrap();
         assert_eq!(c.finality, Finality::Tag);
         assert_eq!(c.listen, "127.0.0.1:8580".parse().unwrap());
         assert_eq!(c.fetch_concurrency, 4);
@@ -397,14 +420,32 @@ mod tests {
     #[test]
     fn unknown_fields_and_bad_values_are_refused() {
         let f = file(&format!("{BASE}\nconfirmation = 3\n"));
-        let err = Args { config: Some(f.0.clone()), ..Args::default() }.resolve().unwrap_err();
-        assert!(err.to_string().contains("unknown field `confirmation`"), "{err}");
+        let err = Args {
+            config: Some(f.0.clone()),
+            ..Args::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `confirmation`"),
+            "{err}"
+        );
 
         let f = file(&format!("{BASE}\nfetch_concurrency = 0\n"));
-        let err = Args { config: Some(f.0.clone()), ..Args::default() }.resolve().unwrap_err();
+        let err = Args {
+            config: Some(f.0.clone()),
+            ..Args::default()
+        }
+        .resolve()
+        .unwrap_err();
         assert!(err.to_string().contains("fetch_concurrency"), "{err}");
 
-        let err = Args { rpc_url: Some("http://x".into()), ..Args::default() }.resolve().unwrap_err();
+        let err = Args {
+            rpc_url: Some("http://x".into()),
+            ..Args::default()
+        }
+        .resolve()
+        .unwrap_err();
         assert!(err.to_string().contains("missing field"), "{err}");
         assert!("latest".parse::<Finality>().is_err());
     }

@@ -35,7 +35,9 @@ pub enum Error {
         actual: u64,
     },
     /// The database mirrors another chain or deployment.
-    #[error("database mirrors chain {db_chain} registry {db_registry}, not chain {chain} registry {registry}")]
+    #[error(
+        "database mirrors chain {db_chain} registry {db_registry}, not chain {chain} registry {registry}"
+    )]
     WrongMirror {
         /// The chain in the database.
         db_chain: u64,
@@ -99,7 +101,10 @@ impl Error {
     }
 
     pub(crate) fn rpc(call: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        Self::Rpc { call: call.into(), message: err.to_string() }
+        Self::Rpc {
+            call: call.into(),
+            message: err.to_string(),
+        }
     }
 }
 

@@ -58,7 +58,10 @@ pub fn state(p: &ProposalRow, facts: &ProposalFacts, now: u64) -> ProposalState 
     if p.vote_end >= now {
         return ProposalState::Active;
     }
-    let [against, for_, abstain] = facts.tally.clone().map(|t| U256::from_str(&t).unwrap_or_default());
+    let [against, for_, abstain] = facts
+        .tally
+        .clone()
+        .map(|t| U256::from_str(&t).unwrap_or_default());
     let quorum_reached = quorum(facts) <= for_.saturating_add(abstain);
     let vote_succeeded = for_ > against;
     if !quorum_reached || !vote_succeeded {
@@ -113,20 +116,57 @@ mod tests {
             ("voting", facts(["0", "50", "0"]), 200, Active),
             ("no quorum", facts(["0", "39", "0"]), 201, Defeated),
             ("quorum exactly", facts(["0", "40", "0"]), 201, Succeeded),
-            ("abstain counts for quorum", facts(["0", "1", "39"]), 201, Succeeded),
+            (
+                "abstain counts for quorum",
+                facts(["0", "1", "39"]),
+                201,
+                Succeeded,
+            ),
             ("tie loses", facts(["50", "50", "0"]), 201, Defeated),
-            ("queued", ProposalFacts { queued_eta: Some(300), ..facts(["0", "50", "0"]) }, 250, Queued),
-            ("executed", ProposalFacts { executed: true, ..facts(["0", "50", "0"]) }, 400, Executed),
-            ("canceled wins over votes", ProposalFacts { canceled: true, ..facts(["0", "50", "0"]) }, 150, Canceled),
+            (
+                "queued",
+                ProposalFacts {
+                    queued_eta: Some(300),
+                    ..facts(["0", "50", "0"])
+                },
+                250,
+                Queued,
+            ),
+            (
+                "executed",
+                ProposalFacts {
+                    executed: true,
+                    ..facts(["0", "50", "0"])
+                },
+                400,
+                Executed,
+            ),
+            (
+                "canceled wins over votes",
+                ProposalFacts {
+                    canceled: true,
+                    ..facts(["0", "50", "0"])
+                },
+                150,
+                Canceled,
+            ),
             (
                 "guardian cancelled in the timelock",
-                ProposalFacts { queued_eta: Some(300), timelock_cancelled: true, ..facts(["0", "50", "0"]) },
+                ProposalFacts {
+                    queued_eta: Some(300),
+                    timelock_cancelled: true,
+                    ..facts(["0", "50", "0"])
+                },
                 250,
                 Canceled,
             ),
             (
                 "executed directly on the timelock",
-                ProposalFacts { queued_eta: Some(300), timelock_executed: true, ..facts(["0", "50", "0"]) },
+                ProposalFacts {
+                    queued_eta: Some(300),
+                    timelock_executed: true,
+                    ..facts(["0", "50", "0"])
+                },
                 350,
                 Executed,
             ),

@@ -43,7 +43,9 @@ impl Health {
 
     /// Healthy iff the latest step succeeded and the last success is younger than `stale_after`.
     pub fn status(&self, stale_after: std::time::Duration) -> Status {
-        let Ok(g) = self.inner.lock() else { return Status::Unhealthy("health state poisoned".into()) };
+        let Ok(g) = self.inner.lock() else {
+            return Status::Unhealthy("health state poisoned".into());
+        };
         if let Some(e) = &g.last_error {
             return Status::Unhealthy(e.clone());
         }
@@ -65,7 +67,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn unhealthy_until_synced_on_error_and_when_stale() {
         let h = Health::default();
-        assert!(matches!(h.status(Duration::from_secs(5)), Status::Unhealthy(_)));
+        assert!(matches!(
+            h.status(Duration::from_secs(5)),
+            Status::Unhealthy(_)
+        ));
         h.ok();
         assert_eq!(h.status(Duration::from_secs(5)), Status::Healthy);
         h.failed("rpc eth_blockNumber failed: connection refused");
@@ -75,6 +80,8 @@ mod tests {
         );
         h.ok();
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(matches!(h.status(Duration::from_secs(5)), Status::Unhealthy(m) if m.contains("no successful sync")));
+        assert!(
+            matches!(h.status(Duration::from_secs(5)), Status::Unhealthy(m) if m.contains("no successful sync"))
+        );
     }
 }

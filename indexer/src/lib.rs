@@ -53,7 +53,10 @@ pub async fn run(
     let rpc = source::Rpc::new(&config.rpc_url, config.rpc_timeout())?;
     let chain_id = rpc.chain_id().await?;
     if chain_id != deployment.chain_id {
-        return Err(Error::WrongChain { expected: deployment.chain_id, actual: chain_id });
+        return Err(Error::WrongChain {
+            expected: deployment.chain_id,
+            actual: chain_id,
+        });
     }
     let pool = store::connect(&config.database_url.0, 8).await?;
     store::migrate(&pool).await?;
@@ -94,17 +97,29 @@ pub async fn run(
     }
     let initial = {
         let mut c = pool.acquire().await?;
-        store::read::view(&mut c).await?.map(|v| v.finalized).unwrap_or(0)
+        store::read::view(&mut c)
+            .await?
+            .map(|v| v.finalized)
+            .unwrap_or(0)
     };
     let (finalized_tx, finalized_rx) = watch::channel(initial);
-    tasks.spawn(api::watch_finalized(pool.clone(), finalized_tx, config.poll_interval(), stop_rx.clone()));
+    tasks.spawn(api::watch_finalized(
+        pool.clone(),
+        finalized_tx,
+        config.poll_interval(),
+        stop_rx.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| Error::Io { what: format!("binding {}", config.listen), source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| Error::Io { what: "reading the bound address".into(), source })?;
+        .map_err(|source| Error::Io {
+            what: format!("binding {}", config.listen),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Io {
+        what: "reading the bound address".into(),
+        source,
+    })?;
     tracing::info!(target: "indexer", %addr, "api listening");
     on_listening(addr);
     let state = api::ApiState {
@@ -119,8 +134,8 @@ pub async fn run(
     {
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
-            let server = axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(async move {
+            let server =
+                axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|s| *s).await;
                 });
             if let Err(e) = server.await {
@@ -130,7 +145,12 @@ pub async fn run(
     }
     let wake = Arc::new(Notify::new());
     if let Some(ws) = config.ws_url.clone() {
-        tasks.spawn(source::watch_heads(ws, wake.clone(), metrics.clone(), stop_rx.clone()));
+        tasks.spawn(source::watch_heads(
+            ws,
+            wake.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
     }
 
     let result = syncer.run(stop_rx, wake).await;

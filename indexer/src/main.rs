@@ -7,7 +7,11 @@ use covenant_indexer::{Args, config::LogFormat};
 use tracing_subscriber::{EnvFilter, fmt};
 
 #[derive(Parser)]
-#[command(name = "covenant-indexer", version, about = "Mirror Covenant's registries and governance into Postgres")]
+#[command(
+    name = "covenant-indexer",
+    version,
+    about = "Mirror Covenant's registries and governance into Postgres"
+)]
 struct Cli {
     #[command(flatten)]
     args: Args,
@@ -24,14 +28,21 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_env("COVENANT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
-        LogFormat::Json => fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        LogFormat::Json => fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
         LogFormat::Text => fmt()
             .with_env_filter(filter)
             .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .init(),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("covenant-indexer: cannot start the runtime: {e}");
@@ -41,10 +52,11 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

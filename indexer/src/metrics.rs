@@ -44,13 +44,22 @@ impl Metrics {
             Ok(c)
         };
         let reorg_depth = Histogram::with_opts(
-            HistogramOpts::new("indexer_reorg_depth_blocks", "Depth of each reorg handled, in blocks.")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+            HistogramOpts::new(
+                "indexer_reorg_depth_blocks",
+                "Depth of each reorg handled, in blocks.",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
         )?;
         registry.register(Box::new(reorg_depth.clone()))?;
         Ok(Self {
-            head_block: gauge("indexer_head_block", "The chain's head block number as last seen.")?,
-            indexed_block: gauge("indexer_indexed_block", "The last block whose logs are in the mirror.")?,
+            head_block: gauge(
+                "indexer_head_block",
+                "The chain's head block number as last seen.",
+            )?,
+            indexed_block: gauge(
+                "indexer_indexed_block",
+                "The last block whose logs are in the mirror.",
+            )?,
             finalized_block: gauge(
                 "indexer_finalized_block",
                 "The mirror's finalized block: what the API and change feed serve.",
@@ -61,14 +70,23 @@ impl Metrics {
             )?,
             reorgs: counter("indexer_reorgs_total", "Reorgs handled.")?,
             reorg_depth,
-            events: counter("indexer_events_total", "Logs of mirrored contracts applied.")?,
-            rpc_errors: counter("indexer_rpc_errors_total", "Failed RPC calls, each retry counted.")?,
+            events: counter(
+                "indexer_events_total",
+                "Logs of mirrored contracts applied.",
+            )?,
+            rpc_errors: counter(
+                "indexer_rpc_errors_total",
+                "Failed RPC calls, each retry counted.",
+            )?,
             db_errors: counter("indexer_db_errors_total", "Failed database transactions.")?,
             ws_connected: gauge(
                 "indexer_ws_connected",
                 "1 while the new-heads WebSocket subscription is up.",
             )?,
-            healthy: gauge("indexer_healthy", "1 while the sync loop's most recent step succeeded.")?,
+            healthy: gauge(
+                "indexer_healthy",
+                "1 while the sync loop's most recent step succeeded.",
+            )?,
         })
     }
 

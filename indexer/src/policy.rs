@@ -60,7 +60,10 @@ const TCB_STATUSES: [&str; 8] = [
 fn enum_index(v: &EnumValue, names: &[&str], what: &str) -> Result<u8, String> {
     match v {
         EnumValue::Number(n) if (*n as usize) < names.len() => Ok(*n),
-        EnumValue::Number(n) => Err(format!("{what} {n} is out of range 0..={}", names.len() - 1)),
+        EnumValue::Number(n) => Err(format!(
+            "{what} {n} is out of range 0..={}",
+            names.len() - 1
+        )),
         EnumValue::Name(s) => names
             .iter()
             .position(|n| n.eq_ignore_ascii_case(s))
@@ -130,10 +133,16 @@ pub struct Decision {
 
 impl Decision {
     fn allow() -> Self {
-        Self { allowed: true, reason: String::new() }
+        Self {
+            allowed: true,
+            reason: String::new(),
+        }
     }
     fn deny(reason: &str) -> Self {
-        Self { allowed: false, reason: reason.to_owned() }
+        Self {
+            allowed: false,
+            reason: reason.to_owned(),
+        }
     }
 }
 
@@ -240,7 +249,10 @@ mod tests {
 
     fn good() -> (RegistryFacts, AppFacts) {
         (
-            RegistryFacts { allow_simulated_tee: false, os_image_allowed: true },
+            RegistryFacts {
+                allow_simulated_tee: false,
+                os_image_allowed: true,
+            },
             AppFacts {
                 compose_hash_allowed: true,
                 device_allowed: true,
@@ -258,51 +270,174 @@ mod tests {
         let b = boot();
         let (r, a) = good();
         let decide = |b: &BootInfoJson, r: &RegistryFacts, a: AppFacts| {
-            app_decision(b, b.tee_kind().unwrap(), b.tcb_status().unwrap(), r, &AppRegistration::Mirrored(a))
-                .unwrap()
+            app_decision(
+                b,
+                b.tee_kind().unwrap(),
+                b.tcb_status().unwrap(),
+                r,
+                &AppRegistration::Mirrored(a),
+            )
+            .unwrap()
         };
         assert_eq!(decide(&b, &r, a.clone()), Decision::allow());
         let cases: Vec<(&str, BootInfoJson, RegistryFacts, AppFacts)> = vec![
-            ("unknown tee kind", BootInfoJson { tee_kind: EnumValue::Number(0), ..b.clone() }, r.clone(), a.clone()),
-            ("simulated tee not allowed", BootInfoJson { tee_kind: EnumValue::Name("simulated".into()), ..b.clone() }, r.clone(), a.clone()),
-            ("tcb status not acceptable", BootInfoJson { tcb_status: EnumValue::Name("revoked".into()), ..b.clone() }, r.clone(), a.clone()),
-            ("os image not allowed", b.clone(), RegistryFacts { os_image_allowed: false, ..r.clone() }, a.clone()),
-            ("compose hash not allowed", b.clone(), r.clone(), AppFacts { compose_hash_allowed: false, ..a.clone() }),
-            ("device not allowed", b.clone(), r.clone(), AppFacts { device_allowed: false, ..a.clone() }),
-            ("tee kind not allowed", b.clone(), r.clone(), AppFacts { allowed_tee_kinds: 0b0100, ..a.clone() }),
-            ("tcb not up to date", BootInfoJson { tcb_status: EnumValue::Number(5), ..b.clone() }, r.clone(), a.clone()),
-            ("gpu evidence required", b.clone(), r.clone(), AppFacts { require_gpu: true, ..a.clone() }),
-            ("key generation not current", BootInfoJson { key_generation: 2, ..b.clone() }, r.clone(), a.clone()),
-            ("instance id missing", BootInfoJson { instance_id: FixedBytes::ZERO, ..b.clone() }, r.clone(), a.clone()),
+            (
+                "unknown tee kind",
+                BootInfoJson {
+                    tee_kind: EnumValue::Number(0),
+                    ..b.clone()
+                },
+                r.clone(),
+                a.clone(),
+            ),
+            (
+                "simulated tee not allowed",
+                BootInfoJson {
+                    tee_kind: EnumValue::Name("simulated".into()),
+                    ..b.clone()
+                },
+                r.clone(),
+                a.clone(),
+            ),
+            (
+                "tcb status not acceptable",
+                BootInfoJson {
+                    tcb_status: EnumValue::Name("revoked".into()),
+                    ..b.clone()
+                },
+                r.clone(),
+                a.clone(),
+            ),
+            (
+                "os image not allowed",
+                b.clone(),
+                RegistryFacts {
+                    os_image_allowed: false,
+                    ..r.clone()
+                },
+                a.clone(),
+            ),
+            (
+                "compose hash not allowed",
+                b.clone(),
+                r.clone(),
+                AppFacts {
+                    compose_hash_allowed: false,
+                    ..a.clone()
+                },
+            ),
+            (
+                "device not allowed",
+                b.clone(),
+                r.clone(),
+                AppFacts {
+                    device_allowed: false,
+                    ..a.clone()
+                },
+            ),
+            (
+                "tee kind not allowed",
+                b.clone(),
+                r.clone(),
+                AppFacts {
+                    allowed_tee_kinds: 0b0100,
+                    ..a.clone()
+                },
+            ),
+            (
+                "tcb not up to date",
+                BootInfoJson {
+                    tcb_status: EnumValue::Number(5),
+                    ..b.clone()
+                },
+                r.clone(),
+                a.clone(),
+            ),
+            (
+                "gpu evidence required",
+                b.clone(),
+                r.clone(),
+                AppFacts {
+                    require_gpu: true,
+                    ..a.clone()
+                },
+            ),
+            (
+                "key generation not current",
+                BootInfoJson {
+                    key_generation: 2,
+                    ..b.clone()
+                },
+                r.clone(),
+                a.clone(),
+            ),
+            (
+                "instance id missing",
+                BootInfoJson {
+                    instance_id: FixedBytes::ZERO,
+                    ..b.clone()
+                },
+                r.clone(),
+                a.clone(),
+            ),
         ];
         for (reason, b, r, a) in cases {
             assert_eq!(decide(&b, &r, a), Decision::deny(reason), "{reason}");
         }
         // Any device overrides the device list.
-        assert!(decide(&b, &r, AppFacts { device_allowed: false, any_device: true, ..a }).allowed);
+        assert!(
+            decide(
+                &b,
+                &r,
+                AppFacts {
+                    device_allowed: false,
+                    any_device: true,
+                    ..a
+                }
+            )
+            .allowed
+        );
     }
 
     #[test]
     fn unregistered_and_delegated_apps() {
         let b = boot();
         let (r, _) = good();
-        assert_eq!(app_decision(&b, 1, 1, &r, &AppRegistration::None), Some(Decision::deny("app not registered")));
+        assert_eq!(
+            app_decision(&b, 1, 1, &r, &AppRegistration::None),
+            Some(Decision::deny("app not registered"))
+        );
         // The registry's own checks still apply before delegating.
-        let no_image = RegistryFacts { os_image_allowed: false, ..r.clone() };
+        let no_image = RegistryFacts {
+            os_image_allowed: false,
+            ..r.clone()
+        };
         assert_eq!(
             app_decision(&b, 1, 1, &no_image, &AppRegistration::Delegated),
             Some(Decision::deny("os image not allowed"))
         );
-        assert_eq!(app_decision(&b, 1, 1, &r, &AppRegistration::Delegated), None);
+        assert_eq!(
+            app_decision(&b, 1, 1, &r, &AppRegistration::Delegated),
+            None
+        );
     }
 
     #[test]
     fn kms_rules() {
         let (r, _) = good();
         assert!(kms_decision(1, 1, &r, true, true).allowed);
-        assert_eq!(kms_decision(1, 2, &r, true, true), Decision::deny("tcb not up to date"));
-        assert_eq!(kms_decision(1, 1, &r, false, true), Decision::deny("kms measurement not allowed"));
-        assert_eq!(kms_decision(1, 1, &r, true, false), Decision::deny("kms device not allowed"));
+        assert_eq!(
+            kms_decision(1, 2, &r, true, true),
+            Decision::deny("tcb not up to date")
+        );
+        assert_eq!(
+            kms_decision(1, 1, &r, false, true),
+            Decision::deny("kms measurement not allowed")
+        );
+        assert_eq!(
+            kms_decision(1, 1, &r, true, false),
+            Decision::deny("kms device not allowed")
+        );
     }
 
     #[test]
@@ -311,6 +446,10 @@ mod tests {
         b.tee_kind = EnumValue::Number(4);
         assert!(b.tee_kind().unwrap_err().contains("out of range"));
         b.tcb_status = EnumValue::Name("fine".into());
-        assert!(b.tcb_status().unwrap_err().contains("unknown tcbStatus `fine`"));
+        assert!(
+            b.tcb_status()
+                .unwrap_err()
+                .contains("unknown tcbStatus `fine`")
+        );
     }
 }

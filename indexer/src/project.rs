@@ -51,12 +51,7 @@ fn bad(e: impl std::fmt::Display) -> ProjectError {
     ProjectError(e.to_string())
 }
 
-fn provenance_json(
-    url: &str,
-    commit: &str,
-    digests: &[B256],
-    digest: B256,
-) -> Value {
+fn provenance_json(url: &str, commit: &str, digests: &[B256], digest: B256) -> Value {
     json!({
         "provenanceDigest": digest.to_string(),
         "provenance": { "sourceUrl": url, "sourceCommit": commit,
@@ -79,11 +74,22 @@ pub async fn project(
         Ok(v) => v,
         Err(e) => return Ok(Err(bad(e))),
     };
-    w.event(log.block_hash, log.at, log.tx_hash, log.address.as_slice(), log.source.as_str(), &name, &data);
+    w.event(
+        log.block_hash,
+        log.at,
+        log.tx_hash,
+        log.address.as_slice(),
+        log.source.as_str(),
+        &name,
+        &data,
+    );
     let scope = log.address.as_slice();
     match log.source {
         Source::KmsRegistry => {
-            let ev = match kms_registry::KmsRegistry::KmsRegistryEvents::decode_raw_log(&log.topics, &log.data) {
+            let ev = match kms_registry::KmsRegistry::KmsRegistryEvents::decode_raw_log(
+                &log.topics,
+                &log.data,
+            ) {
                 Ok(ev) => ev,
                 Err(e) => return Ok(Err(bad(e))),
             };
@@ -131,13 +137,22 @@ pub async fn project(
                 E::CallExecuted(e) => w.timelock_op(e.id, "executed", log.at),
                 E::Cancelled(e) => w.timelock_op(e.id, "cancelled", log.at),
                 E::MinDelayChange(e) => {
-                    w.set(scope, "min_delay", &json!(e.newDuration.to_string()), log.at).await?
+                    w.set(
+                        scope,
+                        "min_delay",
+                        &json!(e.newDuration.to_string()),
+                        log.at,
+                    )
+                    .await?
                 }
                 _ => {}
             }
         }
         Source::Token => {
-            let ev = match token::CovenantToken::CovenantTokenEvents::decode_raw_log(&log.topics, &log.data) {
+            let ev = match token::CovenantToken::CovenantTokenEvents::decode_raw_log(
+                &log.topics,
+                &log.data,
+            ) {
                 Ok(ev) => ev,
                 Err(e) => return Ok(Err(bad(e))),
             };
@@ -164,7 +179,8 @@ pub async fn project(
 /// Ownable2Step clears the pending owner whenever ownership moves.
 async fn owner_changed(w: &mut Writer<'_>, scope: &[u8], owner: Address, at: At) -> Result<()> {
     w.set(scope, "owner", &addr(owner), at).await?;
-    w.set(scope, "pending_owner", &addr(Address::ZERO), at).await
+    w.set(scope, "pending_owner", &addr(Address::ZERO), at)
+        .await
 }
 
 async fn common_setting(
@@ -187,18 +203,36 @@ async fn kms_registry_event(
     match ev {
         E::OsImageAdded(e) => {
             let p = &e.provenance;
-            let data = provenance_json(&p.sourceUrl, &p.sourceCommit, &p.artifactDigests, e.provenanceDigest);
+            let data = provenance_json(
+                &p.sourceUrl,
+                &p.sourceCommit,
+                &p.artifactDigests,
+                e.provenanceDigest,
+            );
             w.add_member("os_image", scope, e.osImageHash.as_slice(), &data, at);
         }
-        E::OsImageRemoved(e) => w.remove_member("os_image", scope, e.osImageHash.as_slice(), at).await?,
-        E::KmsMeasurementAdded(e) => {
-            w.add_member("kms_measurement", scope, e.mrAggregated.as_slice(), &json!({}), at)
+        E::OsImageRemoved(e) => {
+            w.remove_member("os_image", scope, e.osImageHash.as_slice(), at)
+                .await?
         }
+        E::KmsMeasurementAdded(e) => w.add_member(
+            "kms_measurement",
+            scope,
+            e.mrAggregated.as_slice(),
+            &json!({}),
+            at,
+        ),
         E::KmsMeasurementRemoved(e) => {
-            w.remove_member("kms_measurement", scope, e.mrAggregated.as_slice(), at).await?
+            w.remove_member("kms_measurement", scope, e.mrAggregated.as_slice(), at)
+                .await?
         }
-        E::KmsDeviceAdded(e) => w.add_member("kms_device", scope, e.deviceId.as_slice(), &json!({}), at),
-        E::KmsDeviceRemoved(e) => w.remove_member("kms_device", scope, e.deviceId.as_slice(), at).await?,
+        E::KmsDeviceAdded(e) => {
+            w.add_member("kms_device", scope, e.deviceId.as_slice(), &json!({}), at)
+        }
+        E::KmsDeviceRemoved(e) => {
+            w.remove_member("kms_device", scope, e.deviceId.as_slice(), at)
+                .await?
+        }
         E::KmsNodeOnboarded(e) => {
             let data = json!({
                 "onboardedBy": addr(e.onboardedBy),
@@ -208,7 +242,10 @@ async fn kms_registry_event(
             });
             w.add_member("kms_node", scope, e.node.as_slice(), &data, at);
         }
-        E::KmsNodeRemoved(e) => w.remove_member("kms_node", scope, e.node.as_slice(), at).await?,
+        E::KmsNodeRemoved(e) => {
+            w.remove_member("kms_node", scope, e.node.as_slice(), at)
+                .await?
+        }
         E::KmsRootKeysSet(e) => {
             let data = json!({
                 "generation": e.generation,
@@ -216,20 +253,32 @@ async fn kms_registry_event(
                 "caPublicKey": e.caPublicKey.to_string(),
             });
             w.add_member("root_keys", scope, &e.generation.to_be_bytes(), &data, at);
-            w.set(scope, "key_generation", &json!(e.generation), at).await?;
+            w.set(scope, "key_generation", &json!(e.generation), at)
+                .await?;
         }
-        E::GatewayAppIdSet(e) => w.set(scope, "gateway_app_id", &addr(e.newAppId), at).await?,
-        E::AllowSimulatedTeeSet(e) => w.set(scope, "allow_simulated_tee", &json!(e.allowed), at).await?,
+        E::GatewayAppIdSet(e) => {
+            w.set(scope, "gateway_app_id", &addr(e.newAppId), at)
+                .await?
+        }
+        E::AllowSimulatedTeeSet(e) => {
+            w.set(scope, "allow_simulated_tee", &json!(e.allowed), at)
+                .await?
+        }
         E::AppImplementationSet(e) => {
-            w.set(scope, "app_implementation", &addr(e.newImplementation), at).await?
+            w.set(scope, "app_implementation", &addr(e.newImplementation), at)
+                .await?
         }
         E::AppCreated(e) => {
             let data = json!({ "kind": "factory", "owner": addr(e.owner), "implementation": addr(e.implementation) });
             w.add_member("app", scope, e.app.as_slice(), &data, at);
         }
-        E::CustomAppRegistered(e) => {
-            w.add_member("app", scope, e.app.as_slice(), &json!({ "kind": "custom" }), at)
-        }
+        E::CustomAppRegistered(e) => w.add_member(
+            "app",
+            scope,
+            e.app.as_slice(),
+            &json!({ "kind": "custom" }),
+            at,
+        ),
         E::AppDeregistered(e) => w.remove_member("app", scope, e.app.as_slice(), at).await?,
         E::GrantLogCommitted(e) => {
             let mut member = e.node.to_vec();
@@ -246,35 +295,68 @@ async fn kms_registry_event(
         E::OwnershipTransferStarted(e) => {
             common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
         }
-        E::Upgraded(e) => common_setting(w, scope, "implementation", addr(e.implementation), at).await?,
-        E::Initialized(e) => common_setting(w, scope, "initialized_version", json!(e.version), at).await?,
+        E::Upgraded(e) => {
+            common_setting(w, scope, "implementation", addr(e.implementation), at).await?
+        }
+        E::Initialized(e) => {
+            common_setting(w, scope, "initialized_version", json!(e.version), at).await?
+        }
     }
     Ok(())
 }
 
-async fn app_event(w: &mut Writer<'_>, scope: &[u8], ev: app::App::AppEvents, at: At) -> Result<()> {
+async fn app_event(
+    w: &mut Writer<'_>,
+    scope: &[u8],
+    ev: app::App::AppEvents,
+    at: At,
+) -> Result<()> {
     use app::App::AppEvents as E;
     match ev {
         E::ComposeHashAdded(e) => {
             let p = &e.provenance;
-            let data = provenance_json(&p.sourceUrl, &p.sourceCommit, &p.artifactDigests, e.provenanceDigest);
+            let data = provenance_json(
+                &p.sourceUrl,
+                &p.sourceCommit,
+                &p.artifactDigests,
+                e.provenanceDigest,
+            );
             w.add_member("compose_hash", scope, e.composeHash.as_slice(), &data, at);
         }
-        E::ComposeHashRemoved(e) => w.remove_member("compose_hash", scope, e.composeHash.as_slice(), at).await?,
+        E::ComposeHashRemoved(e) => {
+            w.remove_member("compose_hash", scope, e.composeHash.as_slice(), at)
+                .await?
+        }
         E::DeviceAdded(e) => w.add_member("device", scope, e.deviceId.as_slice(), &json!({}), at),
-        E::DeviceRemoved(e) => w.remove_member("device", scope, e.deviceId.as_slice(), at).await?,
+        E::DeviceRemoved(e) => {
+            w.remove_member("device", scope, e.deviceId.as_slice(), at)
+                .await?
+        }
         E::AnyDeviceSet(e) => w.set(scope, "any_device", &json!(e.anyDevice), at).await?,
-        E::AllowedTeeKindsSet(e) => w.set(scope, "allowed_tee_kinds", &json!(e.newMask), at).await?,
-        E::RequireUpToDateTcbSet(e) => w.set(scope, "require_up_to_date_tcb", &json!(e.required), at).await?,
+        E::AllowedTeeKindsSet(e) => {
+            w.set(scope, "allowed_tee_kinds", &json!(e.newMask), at)
+                .await?
+        }
+        E::RequireUpToDateTcbSet(e) => {
+            w.set(scope, "require_up_to_date_tcb", &json!(e.required), at)
+                .await?
+        }
         E::RequireGpuSet(e) => w.set(scope, "require_gpu", &json!(e.required), at).await?,
-        E::KeyGenerationBumped(e) => w.set(scope, "key_generation", &json!(e.newGeneration), at).await?,
+        E::KeyGenerationBumped(e) => {
+            w.set(scope, "key_generation", &json!(e.newGeneration), at)
+                .await?
+        }
         E::AppFrozen(_) => w.set(scope, "frozen", &json!(true), at).await?,
         E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
         E::OwnershipTransferStarted(e) => {
             common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
         }
-        E::Upgraded(e) => common_setting(w, scope, "implementation", addr(e.implementation), at).await?,
-        E::Initialized(e) => common_setting(w, scope, "initialized_version", json!(e.version), at).await?,
+        E::Upgraded(e) => {
+            common_setting(w, scope, "implementation", addr(e.implementation), at).await?
+        }
+        E::Initialized(e) => {
+            common_setting(w, scope, "initialized_version", json!(e.version), at).await?
+        }
     }
     Ok(())
 }
@@ -291,14 +373,24 @@ async fn domain_event(
             let data = json!({ "domain": e.domain, "app": addr(e.app) });
             w.add_member("domain", scope, e.domainHash.as_slice(), &data, at);
         }
-        E::DomainUnbound(e) => w.remove_member("domain", scope, e.domainHash.as_slice(), at).await?,
-        E::GatewayAcmeAccountSet(e) => w.set(scope, "gateway_acme_account", &json!(e.accountUri), at).await?,
+        E::DomainUnbound(e) => {
+            w.remove_member("domain", scope, e.domainHash.as_slice(), at)
+                .await?
+        }
+        E::GatewayAcmeAccountSet(e) => {
+            w.set(scope, "gateway_acme_account", &json!(e.accountUri), at)
+                .await?
+        }
         E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
         E::OwnershipTransferStarted(e) => {
             common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
         }
-        E::Upgraded(e) => common_setting(w, scope, "implementation", addr(e.implementation), at).await?,
-        E::Initialized(e) => common_setting(w, scope, "initialized_version", json!(e.version), at).await?,
+        E::Upgraded(e) => {
+            common_setting(w, scope, "implementation", addr(e.implementation), at).await?
+        }
+        E::Initialized(e) => {
+            common_setting(w, scope, "initialized_version", json!(e.version), at).await?
+        }
     }
     Ok(())
 }
@@ -316,7 +408,14 @@ pub fn timelock_operation_id(
     for (s, g) in salt.0.iter_mut().zip(governor.as_slice()) {
         *s ^= g;
     }
-    let encoded = (targets.to_vec(), values.to_vec(), calldatas.to_vec(), B256::ZERO, salt).abi_encode_params();
+    let encoded = (
+        targets.to_vec(),
+        values.to_vec(),
+        calldatas.to_vec(),
+        B256::ZERO,
+        salt,
+    )
+        .abi_encode_params();
     keccak256(encoded)
 }
 
@@ -333,7 +432,9 @@ async fn governor_event(
     match ev {
         E::ProposalCreated(e) => {
             if e.targets.len() != e.values.len() || e.targets.len() != e.calldatas.len() {
-                return Ok(Err(bad("proposal with mismatched targets, values and calldatas")));
+                return Ok(Err(bad(
+                    "proposal with mismatched targets, values and calldatas",
+                )));
             }
             let actions: Vec<Value> = e
                 .targets
@@ -341,12 +442,23 @@ async fn governor_event(
                 .zip(&e.values)
                 .zip(&e.calldatas)
                 .map(|((t, v), c)| {
-                    abis.decode_call(lookup.source_of(*t), &t.to_checksum(None), &v.to_string(), c)
+                    abis.decode_call(
+                        lookup.source_of(*t),
+                        &t.to_checksum(None),
+                        &v.to_string(),
+                        c,
+                    )
                 })
                 .collect();
-            let timelock_id =
-                timelock_operation_id(lookup.governor(), &e.targets, &e.values, &e.calldatas, &e.description);
-            let (Ok(start), Ok(end)) = (u64::try_from(e.voteStart), u64::try_from(e.voteEnd)) else {
+            let timelock_id = timelock_operation_id(
+                lookup.governor(),
+                &e.targets,
+                &e.values,
+                &e.calldatas,
+                &e.description,
+            );
+            let (Ok(start), Ok(end)) = (u64::try_from(e.voteStart), u64::try_from(e.voteEnd))
+            else {
                 return Ok(Err(bad("vote start or end beyond 64 bits")));
             };
             w.proposal(
@@ -366,24 +478,59 @@ async fn governor_event(
         }
         E::ProposalExecuted(e) => w.transition(&e.proposalId.to_string(), "executed", None, at),
         E::ProposalCanceled(e) => w.transition(&e.proposalId.to_string(), "canceled", None, at),
-        E::VoteCast(e) => {
-            w.vote(&e.proposalId.to_string(), e.voter.as_slice(), e.support, &e.weight.to_string(), &e.reason, at)
-        }
-        E::VoteCastWithParams(e) => {
-            w.vote(&e.proposalId.to_string(), e.voter.as_slice(), e.support, &e.weight.to_string(), &e.reason, at)
-        }
+        E::VoteCast(e) => w.vote(
+            &e.proposalId.to_string(),
+            e.voter.as_slice(),
+            e.support,
+            &e.weight.to_string(),
+            &e.reason,
+            at,
+        ),
+        E::VoteCastWithParams(e) => w.vote(
+            &e.proposalId.to_string(),
+            e.voter.as_slice(),
+            e.support,
+            &e.weight.to_string(),
+            &e.reason,
+            at,
+        ),
         E::QuorumNumeratorUpdated(e) => {
             let Some(ts) = log.timestamp else {
                 return Ok(Err(bad("quorum change without a block timestamp")));
             };
-            w.checkpoint("quorum_numerator", ts, &e.newQuorumNumerator.to_string(), at);
+            w.checkpoint(
+                "quorum_numerator",
+                ts,
+                &e.newQuorumNumerator.to_string(),
+                at,
+            );
         }
-        E::VotingDelaySet(e) => w.set(scope, "voting_delay", &json!(e.newVotingDelay.to_string()), at).await?,
+        E::VotingDelaySet(e) => {
+            w.set(
+                scope,
+                "voting_delay",
+                &json!(e.newVotingDelay.to_string()),
+                at,
+            )
+            .await?
+        }
         E::VotingPeriodSet(e) => {
-            w.set(scope, "voting_period", &json!(e.newVotingPeriod.to_string()), at).await?
+            w.set(
+                scope,
+                "voting_period",
+                &json!(e.newVotingPeriod.to_string()),
+                at,
+            )
+            .await?
         }
         E::ProposalThresholdSet(e) => {
-            w.set(scope, "proposal_threshold", &json!(e.newProposalThreshold.to_string()), at).await?
+            w.set(
+                scope,
+                "proposal_threshold",
+                &json!(e.newProposalThreshold.to_string()),
+                at,
+            )
+            .await?
         }
         E::TimelockChange(e) => w.set(scope, "timelock", &addr(e.newTimelock), at).await?,
         E::EIP712DomainChanged(_) => {}

@@ -9,11 +9,7 @@ use std::{
     time::Duration,
 };
 
-use alloy::{
-    primitives::{Address, B256},
-    rpc::types::Log,
-    sol_types::SolEvent,
-};
+use alloy::{primitives::Address, rpc::types::Log, sol_types::SolEvent};
 use covenant_chain::{Deployment, kms_registry::KmsRegistry};
 use futures::{StreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -103,7 +99,10 @@ impl Lookup for Contracts {
         if let Some(s) = self.statics.get(&address) {
             return Some(*s);
         }
-        self.apps.read().ok().and_then(|a| a.contains(&address).then_some(Source::App))
+        self.apps
+            .read()
+            .ok()
+            .and_then(|a| a.contains(&address).then_some(Source::App))
     }
     fn governor(&self) -> Address {
         self.governor
@@ -161,7 +160,11 @@ impl Syncer {
         .await?;
         let apps = store::read::all_app_addresses(&mut conn).await?;
         drop(conn);
-        let sizer = RangeSizer::new(config.initial_range_blocks, config.max_range_blocks, config.target_logs_per_range);
+        let sizer = RangeSizer::new(
+            config.initial_range_blocks,
+            config.max_range_blocks,
+            config.target_logs_per_range,
+        );
         metrics.indexed_block.set(state.indexed_number as i64);
         metrics.finalized_block.set(state.finalized_number as i64);
         Ok(Self {
@@ -181,7 +184,11 @@ impl Syncer {
     }
 
     /// Runs until `shutdown` turns true, a fatal error, or the configured stop block is final.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) -> Result<()> {
+    pub async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+        wake: Arc<Notify>,
+    ) -> Result<()> {
         let mut backoff = Duration::from_millis(100);
         loop {
             if *shutdown.borrow() {
@@ -215,7 +222,9 @@ impl Syncer {
                     self.metrics.healthy.set(0);
                     match &e {
                         Error::Db(_) => self.metrics.db_errors.inc(),
-                        Error::Rpc { .. } | Error::RpcInconsistent { .. } => self.metrics.rpc_errors.inc(),
+                        Error::Rpc { .. } | Error::RpcInconsistent { .. } => {
+                            self.metrics.rpc_errors.inc()
+                        }
                         _ => {}
                     }
                     if e.is_fatal() {
@@ -241,7 +250,9 @@ impl Syncer {
             let mut conn = self.pool.acquire().await?;
             self.state = store::load_mirror(&mut conn).await?;
             self.reload = false;
-            self.metrics.indexed_block.set(self.state.indexed_number as i64);
+            self.metrics
+                .indexed_block
+                .set(self.state.indexed_number as i64);
         }
         let head = self.rpc.head_number().await?;
         let chain_final = match self.config.finality {
@@ -273,7 +284,9 @@ impl Syncer {
     /// Whether the block the cursor points at is still the chain's block at that height; if not,
     /// rewinds to the common ancestor.
     async fn check_cursor(&mut self) -> Result<()> {
-        let Some(hash) = self.state.indexed_hash else { return Ok(()) };
+        let Some(hash) = self.state.indexed_hash else {
+            return Ok(());
+        };
         let n = self.state.indexed_number;
         match self.rpc.block(n).await? {
             Some(b) if b.hash == hash => Ok(()),
@@ -293,7 +306,10 @@ impl Syncer {
             match (stored, chain) {
                 (Some(s), Some(c)) if s == c.hash => break (k, s),
                 _ if k <= finalized || k == 0 => {
-                    return Err(Error::FinalizedReorg { finalized, number: k });
+                    return Err(Error::FinalizedReorg {
+                        finalized,
+                        number: k,
+                    });
                 }
                 _ => k -= 1,
             }
@@ -318,8 +334,12 @@ impl Syncer {
         let progress = self.progress_bar(start, target);
         let started = tokio::time::Instant::now();
         let events_before = self.metrics.events.get();
-        let (rpc, contracts, sizer, metrics) =
-            (self.rpc.clone(), self.contracts.clone(), self.sizer.clone(), self.metrics.clone());
+        let (rpc, contracts, sizer, metrics) = (
+            self.rpc.clone(),
+            self.contracts.clone(),
+            self.sizer.clone(),
+            self.metrics.clone(),
+        );
         let ranges = Box::pin(stream::unfold(start, {
             let sizer = sizer.clone();
             move |from| {
@@ -328,19 +348,33 @@ impl Syncer {
                     if from > target {
                         return None;
                     }
-                    let (a, b) = sizer.lock().map(|s| s.next(from, target)).unwrap_or((from, from));
+                    let (a, b) = sizer
+                        .lock()
+                        .map(|s| s.next(from, target))
+                        .unwrap_or((from, from));
                     Some(((a, b), b + 1))
                 }
             }
         }));
         let mut fetched = ranges
             .map(|(a, b)| {
-                let (rpc, contracts, sizer, metrics) = (rpc.clone(), contracts.clone(), sizer.clone(), metrics.clone());
+                let (rpc, contracts, sizer, metrics) = (
+                    rpc.clone(),
+                    contracts.clone(),
+                    sizer.clone(),
+                    metrics.clone(),
+                );
                 async move {
                     let addresses = contracts.addresses();
                     let logs = fetch_logs(&rpc, a, b, &addresses, &sizer, &metrics).await?;
                     let end = rpc.require_block(b).await?;
-                    Ok::<_, Error>(RangeLogs { from: a, to: b, end, logs, addresses_used: addresses.len() })
+                    Ok::<_, Error>(RangeLogs {
+                        from: a,
+                        to: b,
+                        end,
+                        logs,
+                        addresses_used: addresses.len(),
+                    })
                 }
             })
             .buffered(self.config.fetch_concurrency);
@@ -352,7 +386,10 @@ impl Syncer {
                 p.set_position(to + 1 - start);
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
                 let events = self.metrics.events.get() - events_before;
-                p.set_message(format!("{events} events, {:.0} events/s", events as f64 / secs));
+                p.set_message(format!(
+                    "{events} events, {:.0} events/s",
+                    events as f64 / secs
+                ));
             }
         }
         if let Some(p) = progress {
@@ -392,7 +429,15 @@ impl Syncer {
         }
         if !missing.is_empty() {
             let missing: Vec<Address> = missing.into_iter().collect();
-            let extra = fetch_logs(&self.rpc, range.from, range.to, &missing, &self.sizer, &self.metrics).await?;
+            let extra = fetch_logs(
+                &self.rpc,
+                range.from,
+                range.to,
+                &missing,
+                &self.sizer,
+                &self.metrics,
+            )
+            .await?;
             // Apps registered by the extra logs' own contracts cannot happen (apps do not create apps).
             range.logs.extend(extra);
             range.logs.sort_by_key(|l| (l.block_number, l.log_index));
@@ -404,13 +449,16 @@ impl Syncer {
             parent_hash: Some(range.end.parent_hash),
             timestamp: Some(range.end.timestamp),
         };
-        self.commit(range.from, range.to, end, range.logs, true).await
+        self.commit(range.from, range.to, end, range.logs, true)
+            .await
     }
 
     /// Follows block `n` (above the finalized block): parent-hash check, then its logs. Returns
     /// false when the node does not have block `n` (yet).
     async fn follow(&mut self, n: u64) -> Result<bool> {
-        let Some(block) = self.rpc.block(n).await? else { return Ok(false) };
+        let Some(block) = self.rpc.block(n).await? else {
+            return Ok(false);
+        };
         if let Some(parent) = self.state.indexed_hash
             && n == self.state.indexed_number + 1
             && block.parent_hash != parent
@@ -431,7 +479,14 @@ impl Syncer {
 
     /// Writes the logs of `from..=to`, the blocks they came from and the cursor (and, for
     /// backfilled ranges, the finalized view) in one transaction.
-    async fn commit(&mut self, from: u64, to: u64, end: BlockRow, logs: Vec<Log>, final_range: bool) -> Result<()> {
+    async fn commit(
+        &mut self,
+        from: u64,
+        to: u64,
+        end: BlockRow,
+        logs: Vec<Log>,
+        final_range: bool,
+    ) -> Result<()> {
         for app in self.contracts.new_apps_in(&logs) {
             self.contracts.add_app(app);
         }
@@ -439,10 +494,16 @@ impl Syncer {
         let mut sourced = Vec::with_capacity(logs.len());
         let mut need_time: BTreeSet<u64> = BTreeSet::new();
         for log in logs {
-            let Some(source) = self.contracts.source_of(log.address()) else { continue };
-            let (Some(block), Some(index), Some(block_hash)) = (log.block_number, log.log_index, log.block_hash)
+            let Some(source) = self.contracts.source_of(log.address()) else {
+                continue;
+            };
+            let (Some(block), Some(index), Some(block_hash)) =
+                (log.block_number, log.log_index, log.block_hash)
             else {
-                return Err(Error::RpcInconsistent { call: "eth_getLogs".into(), message: "log without position".into() });
+                return Err(Error::RpcInconsistent {
+                    call: "eth_getLogs".into(),
+                    message: "log without position".into(),
+                });
             };
             if log.block_timestamp.is_none() && matches!(source, Source::Token | Source::Governor) {
                 need_time.insert(block);
@@ -460,7 +521,11 @@ impl Syncer {
         }
         let mut times: HashMap<u64, u64> = HashMap::new();
         for n in need_time {
-            let b = if n == end.number { end.timestamp } else { self.rpc.block(n).await?.map(|b| b.timestamp) };
+            let b = if n == end.number {
+                end.timestamp
+            } else {
+                self.rpc.block(n).await?.map(|b| b.timestamp)
+            };
             if let Some(t) = b {
                 times.insert(n, t);
             }
@@ -472,7 +537,12 @@ impl Syncer {
                 s.timestamp = times.get(&s.at.block).copied();
             }
             if s.at.block != end.number && seen.insert(s.at.block) {
-                blocks.push(BlockRow { number: s.at.block, hash: s.block_hash, parent_hash: None, timestamp: s.timestamp });
+                blocks.push(BlockRow {
+                    number: s.at.block,
+                    hash: s.block_hash,
+                    parent_hash: None,
+                    timestamp: s.timestamp,
+                });
             }
         }
         blocks.push(end);
@@ -523,25 +593,26 @@ impl Syncer {
     async fn advance_finalized(&mut self, chain_final: u64, head: u64) -> Result<()> {
         let target = chain_final.min(self.state.indexed_number);
         let mut tx = self.pool.begin().await?;
-        if target > self.state.finalized_number || self.state.finalized_hash.is_none() {
-            if let Some((number, hash)) = store::highest_block_at_or_below(&mut tx, target).await?
-                && (number > self.state.finalized_number || self.state.finalized_hash.is_none())
-            {
-                store::set_finalized(&mut tx, number, hash).await?;
-                self.state.finalized_number = number;
-                self.state.finalized_hash = Some(hash);
-            }
+        let unset = self.state.finalized_hash.is_none();
+        if (target > self.state.finalized_number || unset)
+            && let Some((number, hash)) = store::highest_block_at_or_below(&mut tx, target).await?
+            && (number > self.state.finalized_number || unset)
+        {
+            store::set_finalized(&mut tx, number, hash).await?;
+            self.state.finalized_number = number;
+            self.state.finalized_hash = Some(hash);
         }
         if head != self.state.head_number {
             store::set_head(&mut tx, head).await?;
             self.state.head_number = head;
         }
         tx.commit().await?;
-        self.metrics.finalized_block.set(self.state.finalized_number as i64);
-        self.metrics.lag_blocks.set(head.saturating_sub(self.state.finalized_number) as i64);
+        self.metrics
+            .finalized_block
+            .set(self.state.finalized_number as i64);
+        self.metrics
+            .lag_blocks
+            .set(head.saturating_sub(self.state.finalized_number) as i64);
         Ok(())
     }
 }
-
-#[allow(dead_code)]
-fn _b256_is_used(_: B256) {}

@@ -162,7 +162,9 @@ impl PgCluster {
     }
 
     fn server(&self) -> std::sync::MutexGuard<'_, Process> {
-        self.process.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.process
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Crashes the server (immediate shutdown: backends end, connections break) and starts it
@@ -171,7 +173,10 @@ impl PgCluster {
         let mut server = self.server();
         server.stop();
         let mut command = Command::new(self.bin.join("postgres"));
-        command.arg("-D").arg(&self.data).args(["-p", &self.port.to_string()]);
+        command
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-p", &self.port.to_string()]);
         run_as(&mut command, self.owner.as_ref());
         let process = Process::spawn("postgres", command, Signal::SIGQUIT)?;
         process.wait_for_line("readiness after restart", STARTUP_TIMEOUT, |line| {

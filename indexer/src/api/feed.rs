@@ -23,7 +23,12 @@ const PAGE: i64 = 500;
 
 /// Keeps `tx` at the mirror's finalized block: woken by `NOTIFY`, and re-read every `poll`
 /// in case a notification was lost while the listener reconnected.
-pub async fn watch_finalized(pool: PgPool, tx: watch::Sender<u64>, poll: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn watch_finalized(
+    pool: PgPool,
+    tx: watch::Sender<u64>,
+    poll: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut listener: Option<PgListener> = None;
     loop {
         if listener.is_none() {
@@ -32,7 +37,9 @@ pub async fn watch_finalized(pool: PgPool, tx: watch::Sender<u64>, poll: Duratio
                     Ok(()) => listener = Some(l),
                     Err(e) => tracing::warn!(target: "indexer::api", error = %e, "cannot LISTEN"),
                 },
-                Err(e) => tracing::debug!(target: "indexer::api", error = %e, "listener cannot connect"),
+                Err(e) => {
+                    tracing::debug!(target: "indexer::api", error = %e, "listener cannot connect")
+                }
             }
         }
         // Re-read after (re)connecting, and on every wake-up.
@@ -106,16 +113,24 @@ pub(super) async fn feed(
     q: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let from_header = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let requested = from_header.or(q.after);
     // The feed may start before anything is final: it then waits for the first finalized block.
     let f = {
         let mut c = s.pool.acquire().await?;
-        read::view(&mut c).await?.ok_or_else(|| ApiError::Unavailable("mirror not initialised".into()))?.finalized
+        read::view(&mut c)
+            .await?
+            .ok_or_else(|| ApiError::Unavailable("mirror not initialised".into()))?
+            .finalized
     };
     let position = match requested {
         Some(p) => parse_position(&p).ok_or_else(|| {
-            ApiError::BadRequest(format!("malformed position `{p}`: expected BLOCK or BLOCK-LOGINDEX"))
+            ApiError::BadRequest(format!(
+                "malformed position `{p}`: expected BLOCK or BLOCK-LOGINDEX"
+            ))
         })?,
         None => (f, u64::MAX),
     };
@@ -159,15 +174,16 @@ pub(super) async fn feed(
                     }
                     continue;
                 }
-                Some(_) => {
-                    // Caught up to f.
-                    if c.announced.is_none_or(|a| f > a) {
-                        c.announced = Some(f);
-                        c.position = c.position.max((f, u64::MAX));
-                        let e = Event::default().event("finalized").data(json!({ "number": f }).to_string());
-                        return Some((Ok(e), c));
-                    }
+                // Caught up to f: say so, once per finalized block.
+                Some(_) if c.announced.is_none_or(|a| f > a) => {
+                    c.announced = Some(f);
+                    c.position = c.position.max((f, u64::MAX));
+                    let e = Event::default()
+                        .event("finalized")
+                        .data(json!({ "number": f }).to_string());
+                    return Some((Ok(e), c));
                 }
+                Some(_) => {}
                 None => {
                     // Database unavailable: wait for the next announcement or a short retry.
                 }

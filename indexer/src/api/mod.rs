@@ -107,7 +107,10 @@ impl IntoResponse for ApiError {
             Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             Self::Internal(m) => {
                 tracing::error!(target: "indexer::api", error = %m, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_owned(),
+                )
             }
         };
         (status, Json(json!({ "error": message }))).into_response()
@@ -115,12 +118,16 @@ impl IntoResponse for ApiError {
 }
 
 /// The finalized view every read is made at.
-pub(crate) async fn finalized_view(pool: &PgPool) -> Result<(View, u64, alloy::primitives::B256), ApiError> {
+pub(crate) async fn finalized_view(
+    pool: &PgPool,
+) -> Result<(View, u64, alloy::primitives::B256), ApiError> {
     let mut conn = pool.acquire().await?;
     let view = crate::store::read::view(&mut conn)
         .await?
         .ok_or_else(|| ApiError::Unavailable("mirror not initialised".into()))?;
-    let hash = view.finalized_hash.ok_or_else(|| ApiError::Unavailable("no finalized block indexed yet".into()))?;
+    let hash = view
+        .finalized_hash
+        .ok_or_else(|| ApiError::Unavailable("no finalized block indexed yet".into()))?;
     let number = view.finalized;
     Ok((view, number, hash))
 }

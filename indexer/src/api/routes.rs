@@ -45,7 +45,11 @@ fn hex32(bytes: &[u8]) -> String {
 }
 
 fn address_of(bytes: &[u8]) -> String {
-    if bytes.len() == 20 { Address::from_slice(bytes).to_checksum(None) } else { hex32(bytes) }
+    if bytes.len() == 20 {
+        Address::from_slice(bytes).to_checksum(None)
+    } else {
+        hex32(bytes)
+    }
 }
 
 fn camel(name: &str) -> String {
@@ -84,14 +88,21 @@ fn with_member(row: &MemberRow, key: &str, value: String) -> Value {
 pub(super) async fn healthz(State(s): State<ApiState>) -> Response {
     let status = s.health.status(s.stale_after);
     let db = match s.pool.acquire().await {
-        Ok(mut c) => read::view(&mut c).await.map(|_| ()).map_err(|e| e.to_string()),
+        Ok(mut c) => read::view(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match (status, db) {
-        (Status::Healthy, Ok(())) => (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response(),
-        (Status::Unhealthy(why), _) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unhealthy", "reason": why }))).into_response()
+        (Status::Healthy, Ok(())) => {
+            (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
         }
+        (Status::Unhealthy(why), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unhealthy", "reason": why })),
+        )
+            .into_response(),
         (_, Err(why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unhealthy", "reason": format!("database: {why}") })),
@@ -129,7 +140,8 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult {
     let reg = s.deployment.contracts.kms_registry;
     let settings = read::settings_at(&mut c, reg.as_slice(), f).await?;
     let roots = read::members_at(&mut c, "root_keys", Some(reg.as_slice()), f).await?;
-    let domain_settings = read::settings_at(&mut c, s.deployment.contracts.domain_registry.as_slice(), f).await?;
+    let domain_settings =
+        read::settings_at(&mut c, s.deployment.contracts.domain_registry.as_slice(), f).await?;
     Ok(Json(json!({
         "block": block_json(f, hash),
         "kmsRegistry": reg.to_checksum(None),
@@ -168,7 +180,10 @@ pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) 
         .filter(|r| r.member == app.as_slice())
         .collect();
     let Some(last) = registration.last() else {
-        return Err(ApiError::NotFound(format!("no app {} at block {f}", app.to_checksum(None))));
+        return Err(ApiError::NotFound(format!(
+            "no app {} at block {f}",
+            app.to_checksum(None)
+        )));
     };
     let settings = read::settings_at(&mut c, app.as_slice(), f).await?;
     let hashes = read::members_at(&mut c, "compose_hash", Some(app.as_slice()), f).await?;
@@ -177,8 +192,18 @@ pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) 
     let domains: Vec<Value> = read::members_at(&mut c, "domain", None, f)
         .await?
         .into_iter()
-        .filter(|d| d.data["app"].as_str().and_then(|a| Address::from_str(a).ok()) == Some(app))
-        .filter_map(|d| d.data["domain"].as_str().map(str::to_owned).map(Value::String))
+        .filter(|d| {
+            d.data["app"]
+                .as_str()
+                .and_then(|a| Address::from_str(a).ok())
+                == Some(app)
+        })
+        .filter_map(|d| {
+            d.data["domain"]
+                .as_str()
+                .map(str::to_owned)
+                .map(Value::String)
+        })
         .collect();
     Ok(Json(json!({
         "block": block_json(f, hash),
@@ -218,8 +243,12 @@ pub(super) async fn kms_nodes(State(s): State<ApiState>) -> ApiResult {
         .iter()
         .map(|r| {
             let mut v = with_member(r, "node", address_of(&r.member));
-            let serving = r.data["mrAggregated"].as_str().is_some_and(|x| m.iter().any(|y| y == x))
-                && r.data["deviceId"].as_str().is_some_and(|x| d.iter().any(|y| y == x));
+            let serving = r.data["mrAggregated"]
+                .as_str()
+                .is_some_and(|x| m.iter().any(|y| y == x))
+                && r.data["deviceId"]
+                    .as_str()
+                    .is_some_and(|x| d.iter().any(|y| y == x));
             v["serving"] = json!(serving);
             v
         })
@@ -244,7 +273,12 @@ pub(super) async fn domains(State(s): State<ApiState>) -> ApiResult {
 }
 
 pub(super) async fn domain(State(s): State<ApiState>, Path(domain): Path<String>) -> ApiResult {
-    if domain.is_empty() || domain.len() > 253 || !domain.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
+    if domain.is_empty()
+        || domain.len() > 253
+        || !domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
         return Err(ApiError::BadRequest(format!(
             "malformed domain `{domain}`: expected a lowercase DNS name"
         )));
@@ -254,7 +288,9 @@ pub(super) async fn domain(State(s): State<ApiState>, Path(domain): Path<String>
     let key = keccak256(domain.as_bytes());
     let row = read::member_at(&mut c, "domain", key.as_slice(), f)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("domain `{domain}` is not bound at block {f}")))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("domain `{domain}` is not bound at block {f}"))
+        })?;
     let mut v = with_member(&row, "domainHash", key.to_string());
     v["block"] = block_json(f, hash);
     Ok(Json(v))
@@ -289,14 +325,21 @@ pub(super) async fn proposals(State(s): State<ApiState>) -> ApiResult {
         let facts = read::proposal_facts(&mut c, p, f).await?;
         out.push(proposal_json(p, &facts, now));
     }
-    Ok(Json(json!({ "block": block_json(f, hash), "timestamp": now, "proposals": out })))
+    Ok(Json(
+        json!({ "block": block_json(f, hash), "timestamp": now, "proposals": out }),
+    ))
 }
 
 pub(super) async fn proposal(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
-    let parsed = U256::from_str_radix(&id, 10)
-        .map_err(|_| ApiError::BadRequest(format!("malformed proposal id `{id}`: expected a decimal uint256")))?;
+    let parsed = U256::from_str_radix(&id, 10).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "malformed proposal id `{id}`: expected a decimal uint256"
+        ))
+    })?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::BadRequest(format!("malformed proposal id `{id}`: expected a decimal uint256")));
+        return Err(ApiError::BadRequest(format!(
+            "malformed proposal id `{id}`: expected a decimal uint256"
+        )));
     }
     let id = parsed.to_string();
     let (view, f, hash) = finalized_view(&s.pool).await?;
@@ -314,7 +357,10 @@ pub(super) async fn proposal(State(s): State<ApiState>, Path(id): Path<String>) 
         votes
             .iter()
             .map(|v| {
-                let support = ["against", "for", "abstain"].get(v.support as usize).copied().unwrap_or("unknown");
+                let support = ["against", "for", "abstain"]
+                    .get(v.support as usize)
+                    .copied()
+                    .unwrap_or("unknown");
                 json!({
                     "voter": v.voter.to_checksum(None),
                     "support": support,
@@ -349,11 +395,16 @@ pub(super) async fn grant_log(
         .filter(|r| node.is_none_or(|n| r.member.get(..20) == Some(n.as_slice())))
         .map(|r| with_member(r, "key", hex32(&r.member)))
         .collect();
-    Ok(Json(json!({ "block": block_json(f, hash), "commitments": commits })))
+    Ok(Json(
+        json!({ "block": block_json(f, hash), "commitments": commits }),
+    ))
 }
 
-fn boot_from(body: Result<Json<BootInfoJson>, JsonRejection>) -> Result<(BootInfoJson, u8, u8), ApiError> {
-    let Json(boot) = body.map_err(|e| ApiError::BadRequest(format!("malformed BootInfo: {}", e.body_text())))?;
+fn boot_from(
+    body: Result<Json<BootInfoJson>, JsonRejection>,
+) -> Result<(BootInfoJson, u8, u8), ApiError> {
+    let Json(boot) =
+        body.map_err(|e| ApiError::BadRequest(format!("malformed BootInfo: {}", e.body_text())))?;
     let tee = boot.tee_kind().map_err(ApiError::BadRequest)?;
     let tcb = boot.tcb_status().map_err(ApiError::BadRequest)?;
     Ok((boot, tee, tcb))
@@ -367,8 +418,18 @@ async fn registry_facts(
 ) -> Result<RegistryFacts, ApiError> {
     let settings = read::settings_at(c, reg.as_slice(), f).await?;
     Ok(RegistryFacts {
-        allow_simulated_tee: settings.get("allow_simulated_tee").and_then(Value::as_bool).unwrap_or(false),
-        os_image_allowed: read::is_member_at(c, "os_image", reg.as_slice(), boot.os_image_hash.as_slice(), f).await?,
+        allow_simulated_tee: settings
+            .get("allow_simulated_tee")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        os_image_allowed: read::is_member_at(
+            c,
+            "os_image",
+            reg.as_slice(),
+            boot.os_image_hash.as_slice(),
+            f,
+        )
+        .await?,
     })
 }
 
@@ -410,13 +471,33 @@ pub(super) async fn policy_app(
             } else {
                 let flag = |k: &str| settings.get(k).and_then(Value::as_bool).unwrap_or(false);
                 AppRegistration::Mirrored(AppFacts {
-                    compose_hash_allowed: read::is_member_at(&mut c, "compose_hash", app.as_slice(), boot.compose_hash.as_slice(), f).await?,
-                    device_allowed: read::is_member_at(&mut c, "device", app.as_slice(), boot.device_id.as_slice(), f).await?,
+                    compose_hash_allowed: read::is_member_at(
+                        &mut c,
+                        "compose_hash",
+                        app.as_slice(),
+                        boot.compose_hash.as_slice(),
+                        f,
+                    )
+                    .await?,
+                    device_allowed: read::is_member_at(
+                        &mut c,
+                        "device",
+                        app.as_slice(),
+                        boot.device_id.as_slice(),
+                        f,
+                    )
+                    .await?,
                     any_device: flag("any_device"),
-                    allowed_tee_kinds: settings.get("allowed_tee_kinds").and_then(Value::as_u64).unwrap_or(0) as u8,
+                    allowed_tee_kinds: settings
+                        .get("allowed_tee_kinds")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0) as u8,
                     require_up_to_date_tcb: flag("require_up_to_date_tcb"),
                     require_gpu: flag("require_gpu"),
-                    key_generation: settings.get("key_generation").and_then(Value::as_u64).unwrap_or(0),
+                    key_generation: settings
+                        .get("key_generation")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
                 })
             }
         }
@@ -426,15 +507,28 @@ pub(super) async fn policy_app(
     let (decision, source) = match policy::app_decision(&boot, tee, tcb, &registry, &registration) {
         Some(d) => (d, "mirror"),
         None => {
-            let call = KmsRegistry::isAppAllowedCall { boot: to_chain_boot(&boot, tee, tcb) };
+            let call = KmsRegistry::isAppAllowedCall {
+                boot: to_chain_boot(&boot, tee, tcb),
+            };
             let out = s
                 .rpc
                 .call_at(reg, call.abi_encode().into(), hash)
                 .await
-                .map_err(|e| ApiError::Unavailable(format!("the app's policy contract must be asked and the chain is unreachable: {e}")))?;
-            let ret = KmsRegistry::isAppAllowedCall::abi_decode_returns(&out)
-                .map_err(|e| ApiError::Internal(format!("isAppAllowed returned undecodable data: {e}")))?;
-            (policy::Decision { allowed: ret._0, reason: ret._1 }, "eth_call")
+                .map_err(|e| {
+                    ApiError::Unavailable(format!(
+                        "the app's policy contract must be asked and the chain is unreachable: {e}"
+                    ))
+                })?;
+            let ret = KmsRegistry::isAppAllowedCall::abi_decode_returns(&out).map_err(|e| {
+                ApiError::Internal(format!("isAppAllowed returned undecodable data: {e}"))
+            })?;
+            (
+                policy::Decision {
+                    allowed: ret._0,
+                    reason: ret._1,
+                },
+                "eth_call",
+            )
         }
     };
     Ok(Json(json!({
@@ -454,8 +548,22 @@ pub(super) async fn policy_kms(
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let registry = registry_facts(&mut c, reg, &boot, f).await?;
-    let m = read::is_member_at(&mut c, "kms_measurement", reg.as_slice(), boot.mr_aggregated.as_slice(), f).await?;
-    let d = read::is_member_at(&mut c, "kms_device", reg.as_slice(), boot.device_id.as_slice(), f).await?;
+    let m = read::is_member_at(
+        &mut c,
+        "kms_measurement",
+        reg.as_slice(),
+        boot.mr_aggregated.as_slice(),
+        f,
+    )
+    .await?;
+    let d = read::is_member_at(
+        &mut c,
+        "kms_device",
+        reg.as_slice(),
+        boot.device_id.as_slice(),
+        f,
+    )
+    .await?;
     let decision = policy::kms_decision(tee, tcb, &registry, m, d);
     Ok(Json(json!({
         "block": block_json(f, hash),

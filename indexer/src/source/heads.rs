@@ -25,7 +25,10 @@ pub async fn watch_heads(
                 .connect_ws(WsConnect::new(url.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
-            let sub = provider.subscribe_blocks().await.map_err(|e| e.to_string())?;
+            let sub = provider
+                .subscribe_blocks()
+                .await
+                .map_err(|e| e.to_string())?;
             tracing::info!(target: "indexer::source", url = %url, "subscribed to new heads");
             metrics.ws_connected.set(1);
             let mut stream = sub.into_stream();

@@ -13,7 +13,11 @@ impl RangeSizer {
     /// Starts at `initial` blocks, never above `max`, aiming at `target_logs` logs per range.
     pub fn new(initial: u64, max: u64, target_logs: u64) -> Self {
         let max = max.max(1);
-        Self { size: initial.clamp(1, max), max, target_logs: target_logs.max(1) }
+        Self {
+            size: initial.clamp(1, max),
+            max,
+            target_logs: target_logs.max(1),
+        }
     }
 
     /// The current size in blocks.
@@ -33,7 +37,8 @@ impl RangeSizer {
             blocks.saturating_mul(2)
         } else {
             // blocks × target / logs, growing at most 2× per step.
-            ((blocks as u128 * self.target_logs as u128) / logs as u128).min(blocks as u128 * 2) as u64
+            ((blocks as u128 * self.target_logs as u128) / logs as u128).min(blocks as u128 * 2)
+                as u64
         };
         // A range shorter than the current size (the last one before the head) says little
         // about density: it may only shrink the size, and only when it was over the target.

@@ -32,13 +32,18 @@ impl Rpc {
     /// A client for `url` whose every request gives up after `timeout` (no fillers: this
     /// client never sends transactions). A node that stops answering is an outage, not a hang.
     pub fn new(url: &str, timeout: std::time::Duration) -> Result<Self> {
-        let url = url.parse().map_err(|e| Error::Config(format!("rpc_url: {e}")))?;
+        let url = url
+            .parse()
+            .map_err(|e| Error::Config(format!("rpc_url: {e}")))?;
         let http = alloy::transports::http::reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| Error::Config(format!("http client: {e}")))?;
         let client = alloy::rpc::client::RpcClient::new_http_with_client(http, url);
-        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_client(client).erased();
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect_client(client)
+            .erased();
         Ok(Self { provider })
     }
 
@@ -49,12 +54,18 @@ impl Rpc {
 
     /// `eth_chainId`.
     pub async fn chain_id(&self) -> Result<u64> {
-        self.provider.get_chain_id().await.map_err(|e| Error::rpc("eth_chainId", e))
+        self.provider
+            .get_chain_id()
+            .await
+            .map_err(|e| Error::rpc("eth_chainId", e))
     }
 
     /// The head's number.
     pub async fn head_number(&self) -> Result<u64> {
-        self.provider.get_block_number().await.map_err(|e| Error::rpc("eth_blockNumber", e))
+        self.provider
+            .get_block_number()
+            .await
+            .map_err(|e| Error::rpc("eth_blockNumber", e))
     }
 
     /// The number of the node's `finalized` block (0 when the node has none yet).
@@ -93,15 +104,25 @@ impl Rpc {
 
     /// The header of block `number`; a missing block is an error.
     pub async fn require_block(&self, number: u64) -> Result<BlockRef> {
-        self.block(number).await?.ok_or_else(|| Error::RpcInconsistent {
-            call: format!("eth_getBlockByNumber({number})"),
-            message: "block not found".into(),
-        })
+        self.block(number)
+            .await?
+            .ok_or_else(|| Error::RpcInconsistent {
+                call: format!("eth_getBlockByNumber({number})"),
+                message: "block not found".into(),
+            })
     }
 
     /// `eth_getLogs` over `from..=to` for `addresses`.
-    pub async fn logs_in_range(&self, from: u64, to: u64, addresses: &[Address]) -> Result<Vec<Log>> {
-        let filter = Filter::new().from_block(from).to_block(to).address(addresses.to_vec());
+    pub async fn logs_in_range(
+        &self,
+        from: u64,
+        to: u64,
+        addresses: &[Address],
+    ) -> Result<Vec<Log>> {
+        let filter = Filter::new()
+            .from_block(from)
+            .to_block(to)
+            .address(addresses.to_vec());
         let logs = self
             .provider
             .get_logs(&filter)
@@ -109,7 +130,12 @@ impl Rpc {
             .map_err(|e| Error::rpc(format!("eth_getLogs({from}..={to})"), e))?;
         for log in &logs {
             let n = log.block_number.unwrap_or(u64::MAX);
-            if n < from || n > to || log.block_hash.is_none() || log.log_index.is_none() || log.removed {
+            if n < from
+                || n > to
+                || log.block_hash.is_none()
+                || log.log_index.is_none()
+                || log.removed
+            {
                 return Err(Error::RpcInconsistent {
                     call: format!("eth_getLogs({from}..={to})"),
                     message: format!("log outside the range or without position: {log:?}"),
@@ -122,8 +148,11 @@ impl Rpc {
     /// Every log of the block with hash `hash` (the block's logs, consistent with that header).
     pub async fn logs_at(&self, number: u64, hash: B256) -> Result<Vec<Log>> {
         let call = || format!("eth_getLogs(block #{number} {hash})");
-        let logs =
-            self.provider.get_logs(&Filter::new().at_block_hash(hash)).await.map_err(|e| Error::rpc(call(), e))?;
+        let logs = self
+            .provider
+            .get_logs(&Filter::new().at_block_hash(hash))
+            .await
+            .map_err(|e| Error::rpc(call(), e))?;
         for log in &logs {
             if log.block_hash != Some(hash) || log.log_index.is_none() || log.removed {
                 return Err(Error::RpcInconsistent {

@@ -24,7 +24,9 @@ pub struct MirrorState {
 }
 
 fn b256(bytes: Option<Vec<u8>>) -> Option<B256> {
-    bytes.filter(|b| b.len() == 32).map(|b| B256::from_slice(&b))
+    bytes
+        .filter(|b| b.len() == 32)
+        .map(|b| B256::from_slice(&b))
 }
 
 fn i64_of(n: u64) -> i64 {
@@ -50,7 +52,9 @@ pub async fn init_mirror(
     .bind(i64_of(before_start))
     .execute(&mut *conn)
     .await?;
-    let row = sqlx::query("SELECT chain_id, kms_registry FROM mirror").fetch_one(&mut *conn).await?;
+    let row = sqlx::query("SELECT chain_id, kms_registry FROM mirror")
+        .fetch_one(&mut *conn)
+        .await?;
     let db_chain: i64 = row.get(0);
     let db_registry: Vec<u8> = row.get(1);
     if db_chain != i64_of(chain_id) || db_registry != kms_registry.as_slice() {
@@ -93,7 +97,10 @@ pub async fn advance(conn: &mut PgConnection, number: u64, hash: B256) -> Result
 
 /// Records the chain head as last seen.
 pub async fn set_head(conn: &mut PgConnection, number: u64) -> Result<()> {
-    sqlx::query("UPDATE mirror SET head_number = $1").bind(i64_of(number)).execute(conn).await?;
+    sqlx::query("UPDATE mirror SET head_number = $1")
+        .bind(i64_of(number))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -123,12 +130,16 @@ pub async fn block_hash(conn: &mut PgConnection, number: u64) -> Result<Option<B
 }
 
 /// The highest stored block at or below `number`.
-pub async fn highest_block_at_or_below(conn: &mut PgConnection, number: u64) -> Result<Option<(u64, B256)>> {
-    let row: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT number, hash FROM blocks WHERE number <= $1 ORDER BY number DESC LIMIT 1")
-            .bind(i64_of(number))
-            .fetch_optional(conn)
-            .await?;
+pub async fn highest_block_at_or_below(
+    conn: &mut PgConnection,
+    number: u64,
+) -> Result<Option<(u64, B256)>> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT number, hash FROM blocks WHERE number <= $1 ORDER BY number DESC LIMIT 1",
+    )
+    .bind(i64_of(number))
+    .fetch_optional(conn)
+    .await?;
     Ok(row.and_then(|(n, h)| b256(Some(h)).map(|h| (n as u64, h))))
 }
 
@@ -139,7 +150,10 @@ pub async fn upsert_blocks(conn: &mut PgConnection, blocks: &[super::BlockRow]) 
     }
     let numbers: Vec<i64> = blocks.iter().map(|b| i64_of(b.number)).collect();
     let hashes: Vec<Vec<u8>> = blocks.iter().map(|b| b.hash.to_vec()).collect();
-    let parents: Vec<Option<Vec<u8>>> = blocks.iter().map(|b| b.parent_hash.map(|h| h.to_vec())).collect();
+    let parents: Vec<Option<Vec<u8>>> = blocks
+        .iter()
+        .map(|b| b.parent_hash.map(|h| h.to_vec()))
+        .collect();
     let timestamps: Vec<Option<i64>> = blocks.iter().map(|b| b.timestamp.map(i64_of)).collect();
     sqlx::query(
         "INSERT INTO blocks (number, hash, parent_hash, timestamp)
@@ -172,17 +186,31 @@ pub async fn rewind(conn: &mut PgConnection, ancestor: u64, ancestor_hash: B256)
         "timelock_operations",
         "governance_checkpoints",
     ] {
-        let column = if table == "events" { "block_number" } else { "from_block" };
+        let column = if table == "events" {
+            "block_number"
+        } else {
+            "from_block"
+        };
         // Table and column names are constants of this function, never input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} > $1"))).bind(a).execute(&mut *conn).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE {column} > $1"
+        )))
+        .bind(a)
+        .execute(&mut *conn)
+        .await?;
     }
     for table in ["members", "settings"] {
         // Table names are constants of this function, never input.
-        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET to_block = NULL WHERE to_block > $1")))
-            .bind(a)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET to_block = NULL WHERE to_block > $1"
+        )))
+        .bind(a)
+        .execute(&mut *conn)
+        .await?;
     }
-    sqlx::query("DELETE FROM blocks WHERE number > $1").bind(a).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM blocks WHERE number > $1")
+        .bind(a)
+        .execute(&mut *conn)
+        .await?;
     advance(conn, ancestor, ancestor_hash).await
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-pub use mirror::{MirrorState, advance, block_hash, highest_block_at_or_below, init_mirror, load_mirror, rewind, set_finalized, set_head, upsert_blocks};
+pub use mirror::{
+    MirrorState, advance, block_hash, highest_block_at_or_below, init_mirror, load_mirror, rewind,
+    set_finalized, set_head, upsert_blocks,
+};
 pub use write::{At, BlockRow, Writer, existing_event_keys};
 
 use crate::Result;

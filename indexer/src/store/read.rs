@@ -14,14 +14,24 @@ fn i64_of(n: u64) -> i64 {
 }
 
 fn b256(bytes: &[u8]) -> B256 {
-    if bytes.len() == 32 { B256::from_slice(bytes) } else { B256::ZERO }
+    if bytes.len() == 32 {
+        B256::from_slice(bytes)
+    } else {
+        B256::ZERO
+    }
 }
 
 /// Every app address ever registered (the log filter keeps following deregistered apps).
 pub async fn all_app_addresses(conn: &mut PgConnection) -> Result<Vec<Address>> {
     let rows: Vec<(Vec<u8>,)> =
-        sqlx::query_as("SELECT DISTINCT member FROM members WHERE set_name = 'app'").fetch_all(conn).await?;
-    Ok(rows.into_iter().filter(|r| r.0.len() == 20).map(|r| Address::from_slice(&r.0)).collect())
+        sqlx::query_as("SELECT DISTINCT member FROM members WHERE set_name = 'app'")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.0.len() == 20)
+        .map(|r| Address::from_slice(&r.0))
+        .collect())
 }
 
 /// The mirror's position as readers see it.
@@ -110,7 +120,13 @@ pub async fn members_at(
 }
 
 /// Whether `member` is in `set` within `scope` at block `at`.
-pub async fn is_member_at(conn: &mut PgConnection, set: &str, scope: &[u8], member: &[u8], at: u64) -> Result<bool> {
+pub async fn is_member_at(
+    conn: &mut PgConnection,
+    set: &str,
+    scope: &[u8],
+    member: &[u8],
+    at: u64,
+) -> Result<bool> {
     let row: Option<(i32,)> = sqlx::query_as(
         "SELECT 1 FROM members WHERE set_name = $1 AND scope = $2 AND member = $3
            AND from_block <= $4 AND (to_block IS NULL OR to_block > $4) LIMIT 1",
@@ -125,7 +141,12 @@ pub async fn is_member_at(conn: &mut PgConnection, set: &str, scope: &[u8], memb
 }
 
 /// One member of `set` at block `at`, in any scope.
-pub async fn member_at(conn: &mut PgConnection, set: &str, member: &[u8], at: u64) -> Result<Option<MemberRow>> {
+pub async fn member_at(
+    conn: &mut PgConnection,
+    set: &str,
+    member: &[u8],
+    at: u64,
+) -> Result<Option<MemberRow>> {
     let row = sqlx::query(
         "SELECT scope, member, data, from_block, NULL::int8 FROM members
          WHERE set_name = $1 AND member = $2 AND from_block <= $3 AND (to_block IS NULL OR to_block > $3)
@@ -140,7 +161,12 @@ pub async fn member_at(conn: &mut PgConnection, set: &str, member: &[u8], at: u6
 }
 
 /// Every row `set` had within `scope` up to block `at` (history with added/removed blocks).
-pub async fn member_history(conn: &mut PgConnection, set: &str, scope: &[u8], at: u64) -> Result<Vec<MemberRow>> {
+pub async fn member_history(
+    conn: &mut PgConnection,
+    set: &str,
+    scope: &[u8],
+    at: u64,
+) -> Result<Vec<MemberRow>> {
     let rows = sqlx::query(
         "SELECT scope, member, data, from_block, CASE WHEN to_block <= $3 THEN to_block END FROM members
          WHERE set_name = $1 AND scope = $2 AND from_block <= $3
@@ -155,7 +181,11 @@ pub async fn member_history(conn: &mut PgConnection, set: &str, scope: &[u8], at
 }
 
 /// The settings of `scope` at block `at`.
-pub async fn settings_at(conn: &mut PgConnection, scope: &[u8], at: u64) -> Result<BTreeMap<String, Value>> {
+pub async fn settings_at(
+    conn: &mut PgConnection,
+    scope: &[u8],
+    at: u64,
+) -> Result<BTreeMap<String, Value>> {
     let rows: Vec<(String, Value)> = sqlx::query_as(
         "SELECT name, value FROM settings
          WHERE scope = $1 AND from_block <= $2 AND (to_block IS NULL OR to_block > $2)",
@@ -193,7 +223,11 @@ fn proposal_row(r: sqlx::postgres::PgRow) -> ProposalRow {
     let tl: Vec<u8> = r.get(6);
     ProposalRow {
         id: r.get(0),
-        proposer: if proposer.len() == 20 { Address::from_slice(&proposer) } else { Address::ZERO },
+        proposer: if proposer.len() == 20 {
+            Address::from_slice(&proposer)
+        } else {
+            Address::ZERO
+        },
         actions: r.get(2),
         vote_start: r.get::<i64, _>(3) as u64,
         vote_end: r.get::<i64, _>(4) as u64,
@@ -202,7 +236,6 @@ fn proposal_row(r: sqlx::postgres::PgRow) -> ProposalRow {
         block: r.get::<i64, _>(7) as u64,
     }
 }
-
 
 /// Proposals created at or before block `at`, newest first.
 pub async fn proposals_at(conn: &mut PgConnection, at: u64) -> Result<Vec<ProposalRow>> {
@@ -217,7 +250,11 @@ pub async fn proposals_at(conn: &mut PgConnection, at: u64) -> Result<Vec<Propos
 }
 
 /// One proposal, if created at or before block `at`.
-pub async fn proposal_at(conn: &mut PgConnection, id: &str, at: u64) -> Result<Option<ProposalRow>> {
+pub async fn proposal_at(
+    conn: &mut PgConnection,
+    id: &str,
+    at: u64,
+) -> Result<Option<ProposalRow>> {
     let row = sqlx::query(
         "SELECT proposal_id::text, proposer, actions, vote_start, vote_end, description, timelock_id, from_block
          FROM proposals WHERE proposal_id = $1::numeric AND from_block <= $2",
@@ -251,7 +288,11 @@ pub struct ProposalFacts {
 }
 
 /// Collects [`ProposalFacts`] for `p` at block `at`.
-pub async fn proposal_facts(conn: &mut PgConnection, p: &ProposalRow, at: u64) -> Result<ProposalFacts> {
+pub async fn proposal_facts(
+    conn: &mut PgConnection,
+    p: &ProposalRow,
+    at: u64,
+) -> Result<ProposalFacts> {
     let mut facts = ProposalFacts::default();
     let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
         "SELECT kind, eta FROM proposal_transitions WHERE proposal_id = $1::numeric AND from_block <= $2
@@ -341,7 +382,11 @@ pub async fn votes_at(conn: &mut PgConnection, id: &str, at: u64) -> Result<Vec<
         .map(|r| {
             let voter: Vec<u8> = r.get(0);
             VoteRow {
-                voter: if voter.len() == 20 { Address::from_slice(&voter) } else { Address::ZERO },
+                voter: if voter.len() == 20 {
+                    Address::from_slice(&voter)
+                } else {
+                    Address::ZERO
+                },
                 support: r.get::<i16, _>(1) as u8,
                 weight: r.get(2),
                 reason: r.get(3),
@@ -401,7 +446,11 @@ pub async fn feed_after(
                 log_index: r.get::<i64, _>(1) as u64,
                 block_hash: b256(&r.get::<Vec<u8>, _>(2)),
                 tx_hash: b256(&r.get::<Vec<u8>, _>(3)),
-                contract: if contract.len() == 20 { Address::from_slice(&contract) } else { Address::ZERO },
+                contract: if contract.len() == 20 {
+                    Address::from_slice(&contract)
+                } else {
+                    Address::ZERO
+                },
                 source: r.get(5),
                 name: r.get(6),
                 data: r.get(7),

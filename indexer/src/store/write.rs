@@ -210,7 +210,13 @@ impl<'c> Writer<'c> {
     }
 
     /// `member` leaves set `set` (within `scope`) at `at`.
-    pub async fn remove_member(&mut self, set: &str, scope: &[u8], member: &[u8], at: At) -> Result<()> {
+    pub async fn remove_member(
+        &mut self,
+        set: &str,
+        scope: &[u8],
+        member: &[u8],
+        at: At,
+    ) -> Result<()> {
         self.flush().await?;
         sqlx::query(
             "UPDATE members SET to_block = $4
@@ -228,12 +234,14 @@ impl<'c> Writer<'c> {
     /// Setting `name` (within `scope`) takes `value` at `at`.
     pub async fn set(&mut self, scope: &[u8], name: &str, value: &Value, at: At) -> Result<()> {
         self.flush().await?;
-        sqlx::query("UPDATE settings SET to_block = $3 WHERE scope = $1 AND name = $2 AND to_block IS NULL")
-            .bind(scope)
-            .bind(name)
-            .bind(i64_of(at.block))
-            .execute(&mut *self.conn)
-            .await?;
+        sqlx::query(
+            "UPDATE settings SET to_block = $3 WHERE scope = $1 AND name = $2 AND to_block IS NULL",
+        )
+        .bind(scope)
+        .bind(name)
+        .bind(i64_of(at.block))
+        .execute(&mut *self.conn)
+        .await?;
         let s = &mut self.settings;
         s.scope.push(scope.to_vec());
         s.name.push(name.to_owned());
@@ -278,7 +286,15 @@ impl<'c> Writer<'c> {
     }
 
     /// A vote was cast.
-    pub fn vote(&mut self, id: &str, voter: &[u8], support: u8, weight: &str, reason: &str, at: At) {
+    pub fn vote(
+        &mut self,
+        id: &str,
+        voter: &[u8],
+        support: u8,
+        weight: &str,
+        reason: &str,
+        at: At,
+    ) {
         let v = &mut self.votes;
         v.id.push(id.to_owned());
         v.voter.push(voter.to_vec());

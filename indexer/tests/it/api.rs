@@ -13,7 +13,7 @@ use crate::{
 #[tokio::test(flavor = "multi_thread")]
 async fn every_endpoint_answers_and_errors_are_clear() {
     let chain = Chain::start().await;
-    let hist = history::script(&chain).await;
+    let hist = Box::pin(history::script(&chain)).await;
     let head = chain.head().await;
     let db = postgres::database();
     let indexer = Indexer::start(&chain, &db, &[]);
@@ -40,28 +40,45 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     indexer.get_ok(&format!("/v1/apps/{}", hist.apps[0])).await;
-    indexer.get_ok(&format!("/v1/proposals/{}", hist.proposals[0])).await;
+    indexer
+        .get_ok(&format!("/v1/proposals/{}", hist.proposals[0]))
+        .await;
 
     // Errors: status and a message that says what is wrong.
     let unknown_app = format!("/v1/apps/0x{}", "99".repeat(20));
     let cases: Vec<(String, u16, &str)> = vec![
         (unknown_app, 404, "no app 0x9999"),
-        ("/v1/apps/0x1234".into(), 400, "malformed address `0x1234`: expected 0x followed by 40 hex digits"),
+        (
+            "/v1/apps/0x1234".into(),
+            400,
+            "malformed address `0x1234`: expected 0x followed by 40 hex digits",
+        ),
         ("/v1/apps/zz".into(), 400, "malformed address"),
-        ("/v1/proposals/12ab".into(), 400, "malformed proposal id `12ab`"),
+        (
+            "/v1/proposals/12ab".into(),
+            400,
+            "malformed proposal id `12ab`",
+        ),
         ("/v1/proposals/123".into(), 404, "no proposal 123"),
         ("/v1/domains/Not_A_Domain".into(), 400, "malformed domain"),
         ("/v1/domains/nobody.example.com".into(), 404, "is not bound"),
         ("/v1/grant-log?node=0x12".into(), 400, "malformed address"),
         ("/v1/grant-log?nodes=1".into(), 400, "unknown field `nodes`"),
-        ("/v1/feed?after=yesterday".into(), 400, "malformed position `yesterday`"),
+        (
+            "/v1/feed?after=yesterday".into(),
+            400,
+            "malformed position `yesterday`",
+        ),
         ("/v1/nothing".into(), 404, "no such endpoint"),
     ];
     for (path, status, message) in cases {
         let (got, body) = indexer.get(&path).await;
         assert_eq!(got, status, "{path}: {body}");
         let error = body["error"].as_str().unwrap_or_default();
-        assert!(error.contains(message), "{path}: `{error}` lacks `{message}`");
+        assert!(
+            error.contains(message),
+            "{path}: `{error}` lacks `{message}`"
+        );
     }
     let good_boot = json!({
         "appId": hist.apps[0], "composeHash": h(0xa2), "instanceId": format!("0x{}", "1d".repeat(20)),
@@ -69,7 +86,11 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         "teeKind": "tdx", "tcbStatus": "upToDate", "keyGeneration": 2,
     });
     let (status, body) = indexer.post("/v1/policy/app", &good_boot).await;
-    assert_eq!((status, body["allowed"].clone(), body["decidedBy"].clone()), (200, json!(true), json!("mirror")), "{body}");
+    assert_eq!(
+        (status, body["allowed"].clone(), body["decidedBy"].clone()),
+        (200, json!(true), json!("mirror")),
+        "{body}"
+    );
     let (status, body) = indexer.post("/v1/policy/kms", &good_boot).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reason"], "kms device not allowed");
@@ -90,7 +111,10 @@ async fn every_endpoint_answers_and_errors_are_clear() {
     ] {
         let (status, answer) = indexer.post("/v1/policy/app", &body).await;
         assert_eq!(status, 400, "{body}: {answer}");
-        assert!(answer["error"].as_str().unwrap().contains(message), "{answer} lacks {message}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(message),
+            "{answer} lacks {message}"
+        );
     }
 
     // Metrics name what the issue asks for.
@@ -105,9 +129,15 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         "covenant_indexer_events_total",
         "covenant_indexer_rpc_errors_total",
     ] {
-        assert!(metrics.contains(&format!("\n{name}")), "{name} missing from\n{metrics}");
+        assert!(
+            metrics.contains(&format!("\n{name}")),
+            "{name} missing from\n{metrics}"
+        );
     }
-    assert!(metrics.contains(&format!("covenant_indexer_finalized_block {head}")), "{metrics}");
+    assert!(
+        metrics.contains(&format!("covenant_indexer_finalized_block {head}")),
+        "{metrics}"
+    );
 
     // The OpenAPI document describes exactly the routes the server has.
     let doc = indexer.get_ok("/openapi.json").await;
@@ -139,20 +169,41 @@ async fn every_endpoint_answers_and_errors_are_clear() {
 
     // The feed replays from a position and then marks the finalized block.
     let feed = Feed::subscribe(&indexer, Some("0")).await;
-    feed.wait_for("a finalized marker", |n, _| n == "finalized").await;
+    feed.wait_for("a finalized marker", |n, _| n == "finalized")
+        .await;
     let events = feed.snapshot();
-    let kinds: BTreeSet<&str> = events.iter().filter_map(|(_, v)| v["source"].as_str()).collect();
-    assert_eq!(kinds, ["app", "domain_registry", "kms_registry"].into_iter().collect(), "policy events only");
+    let kinds: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|(_, v)| v["source"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["app", "domain_registry", "kms_registry"]
+            .into_iter()
+            .collect(),
+        "policy events only"
+    );
     let positions: Vec<(u64, u64)> = events
         .iter()
         .filter(|(n, _)| n != "finalized")
-        .map(|(_, v)| (v["block"].as_u64().unwrap(), v["logIndex"].as_u64().unwrap()))
+        .map(|(_, v)| {
+            (
+                v["block"].as_u64().unwrap(),
+                v["logIndex"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "chain order");
     // Resuming after the last position gives nothing old.
     let (b, l) = *positions.last().unwrap();
     let resumed = Feed::subscribe(&indexer, Some(&format!("{b}-{l}"))).await;
-    resumed.wait_for("the finalized marker", |n, _| n == "finalized").await;
-    assert!(resumed.snapshot().iter().all(|(n, _)| n == "finalized"), "{:?}", resumed.snapshot());
+    resumed
+        .wait_for("the finalized marker", |n, _| n == "finalized")
+        .await;
+    assert!(
+        resumed.snapshot().iter().all(|(n, _)| n == "finalized"),
+        "{:?}",
+        resumed.snapshot()
+    );
     let _: Value = Value::Null;
 }

@@ -53,7 +53,12 @@ impl Rng {
         let seed = std::env::var("COVENANT_TEST_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
         eprintln!("COVENANT_TEST_SEED={seed}");
         Self(seed | 1)
     }
@@ -66,7 +71,10 @@ impl Rng {
 }
 
 fn sigkill(indexer: &Indexer) {
-    let status = std::process::Command::new("kill").args(["-KILL", &indexer.process.pid().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &indexer.process.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     indexer.process.stop();
 }
@@ -79,7 +87,9 @@ fn run_to(chain: &Chain, db: &covenant_testkit::TestDatabase, stop: u64, extra: 
     let indexer = Indexer::spawn(indexer_command(chain, db, &args));
     indexer
         .process
-        .wait_for_line("the stop block", Duration::from_secs(120), |l| l.contains("stop block is final"))
+        .wait_for_line("the stop block", Duration::from_secs(120), |l| {
+            l.contains("stop block is final")
+        })
         .unwrap();
     indexer.process.stop();
 }
@@ -88,14 +98,24 @@ fn run_to(chain: &Chain, db: &covenant_testkit::TestDatabase, stop: u64, extra: 
 async fn sigkill_at_random_points_ends_in_the_uninterrupted_state() {
     let mut rng = Rng::from_env();
     let chain = Chain::start().await;
-    let hist = history::script(&chain).await;
+    let hist = Box::pin(history::script(&chain)).await;
     let owner2 = chain.account(2); // app1's pending owner accepts, then adds hashes.
     let app1 = App::new(hist.apps[0], &chain.provider);
     send!(app1.acceptOwnership().from(owner2));
     for i in 0..20u8 {
-        send!(app1.addComposeHash(h(0x30 + i), app_prov("bulk")).from(owner2));
+        send!(
+            app1.addComposeHash(h(0x30 + i), app_prov("bulk"))
+                .from(owner2)
+        );
     }
-    let small_ranges = ["--initial-range-blocks", "2", "--max-range-blocks", "3", "--fetch-concurrency", "2"];
+    let small_ranges = [
+        "--initial-range-blocks",
+        "2",
+        "--max-range-blocks",
+        "3",
+        "--fetch-concurrency",
+        "2",
+    ];
 
     let db = postgres::database();
     let pool = mirror_db(&db).await;
@@ -123,7 +143,10 @@ async fn sigkill_at_random_points_ends_in_the_uninterrupted_state() {
         for j in 0..n {
             let mut live = [0x77u8; 32];
             (live[0], live[1]) = (round, j);
-            send!(app1.addComposeHash(live.into(), app_prov("live")).from(owner2));
+            send!(
+                app1.addComposeHash(live.into(), app_prov("live"))
+                    .from(owner2)
+            );
         }
         if rng.below(2) == 0 {
             send!(app1.removeComposeHash(h(0x30 + round)).from(owner2));
@@ -151,5 +174,9 @@ async fn sigkill_at_random_points_ends_in_the_uninterrupted_state() {
         assert_eq!(g.len(), w.len(), "row count of {table}");
         assert_eq!(g, w, "rows of {table}");
     }
-    assert!(want[0].1.len() > 100, "the history is substantial: {} events", want[0].1.len());
+    assert!(
+        want[0].1.len() > 100,
+        "the history is substantial: {} events",
+        want[0].1.len()
+    );
 }

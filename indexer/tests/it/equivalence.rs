@@ -8,7 +8,8 @@ use alloy::{
     primitives::{Address, B256, FixedBytes, U256},
 };
 use covenant_chain::{
-    app::App, domain_registry::DomainRegistry, governor::CovenantGovernor, kms_registry::KmsRegistry,
+    app::App, domain_registry::DomainRegistry, governor::CovenantGovernor,
+    kms_registry::KmsRegistry,
 };
 use covenant_testkit::postgres;
 use serde_json::{Value, json};
@@ -19,7 +20,11 @@ use crate::{
 };
 
 fn set_of(v: &Value, key: &str) -> BTreeSet<String> {
-    v.as_array().unwrap().iter().map(|x| x[key].as_str().unwrap().to_owned()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[key].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn hex(b: B256) -> String {
@@ -29,7 +34,7 @@ fn hex(b: B256) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_projection_equals_the_contracts_at_the_finalized_block() {
     let chain = Chain::start().await;
-    let hist = history::script(&chain).await;
+    let hist = Box::pin(history::script(&chain)).await;
     let head = chain.head().await;
     let db = postgres::database();
     let indexer = Indexer::start(&chain, &db, &[]);
@@ -45,7 +50,11 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
     let apps = indexer.get_ok("/v1/apps").await;
     let listed: BTreeSet<String> = set_of(&apps["apps"], "address");
     let mut expected = BTreeSet::new();
-    for a in hist.apps.iter().chain([&hist.custom_app, &Address::repeat_byte(0x99)]) {
+    for a in hist
+        .apps
+        .iter()
+        .chain([&hist.custom_app, &Address::repeat_byte(0x99)])
+    {
         if registry.appKind(*a).block(at).call().await.unwrap() != 0 {
             expected.insert(a.to_checksum(None));
         }
@@ -58,14 +67,29 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
         let app = App::new(*a, p);
         let mut hashes = BTreeSet::new();
         for ch in &hist.compose_hashes {
-            if app.isComposeHashAllowed(*ch).block(at).call().await.unwrap() {
+            if app
+                .isComposeHashAllowed(*ch)
+                .block(at)
+                .call()
+                .await
+                .unwrap()
+            {
                 hashes.insert(hex(*ch));
             }
         }
-        assert_eq!(set_of(&v["composeHashes"], "composeHash"), hashes, "compose hashes of {a}");
+        assert_eq!(
+            set_of(&v["composeHashes"], "composeHash"),
+            hashes,
+            "compose hashes of {a}"
+        );
         for row in v["composeHashes"].as_array().unwrap() {
             let ch: B256 = row["composeHash"].as_str().unwrap().parse().unwrap();
-            let digest = app.composeHashProvenance(ch).block(at).call().await.unwrap();
+            let digest = app
+                .composeHashProvenance(ch)
+                .block(at)
+                .call()
+                .await
+                .unwrap();
             assert_eq!(row["provenanceDigest"], hex(digest));
         }
         let mut devices = BTreeSet::new();
@@ -76,45 +100,101 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
         }
         assert_eq!(set_of(&v["devices"], "deviceId"), devices, "devices of {a}");
         let s = &v["settings"];
-        assert_eq!(s["anyDevice"].as_bool().unwrap_or(false), app.anyDevice().block(at).call().await.unwrap());
-        assert_eq!(s["allowedTeeKinds"], app.allowedTeeKinds().block(at).call().await.unwrap());
+        assert_eq!(
+            s["anyDevice"].as_bool().unwrap_or(false),
+            app.anyDevice().block(at).call().await.unwrap()
+        );
+        assert_eq!(
+            s["allowedTeeKinds"],
+            app.allowedTeeKinds().block(at).call().await.unwrap()
+        );
         assert_eq!(
             s["requireUpToDateTcb"].as_bool().unwrap_or(false),
             app.requireUpToDateTcb().block(at).call().await.unwrap()
         );
-        assert_eq!(s["requireGpu"].as_bool().unwrap_or(false), app.requireGpu().block(at).call().await.unwrap());
-        assert_eq!(s["keyGeneration"], app.keyGeneration().block(at).call().await.unwrap());
-        assert_eq!(s["frozen"].as_bool().unwrap_or(false), app.frozen().block(at).call().await.unwrap());
-        assert_eq!(s["owner"], app.owner().block(at).call().await.unwrap().to_checksum(None));
+        assert_eq!(
+            s["requireGpu"].as_bool().unwrap_or(false),
+            app.requireGpu().block(at).call().await.unwrap()
+        );
+        assert_eq!(
+            s["keyGeneration"],
+            app.keyGeneration().block(at).call().await.unwrap()
+        );
+        assert_eq!(
+            s["frozen"].as_bool().unwrap_or(false),
+            app.frozen().block(at).call().await.unwrap()
+        );
+        assert_eq!(
+            s["owner"],
+            app.owner()
+                .block(at)
+                .call()
+                .await
+                .unwrap()
+                .to_checksum(None)
+        );
         let pending = app.pendingOwner().block(at).call().await.unwrap();
-        assert_eq!(s["pendingOwner"].as_str().unwrap_or(&Address::ZERO.to_checksum(None)), pending.to_checksum(None));
+        assert_eq!(
+            s["pendingOwner"]
+                .as_str()
+                .unwrap_or(&Address::ZERO.to_checksum(None)),
+            pending.to_checksum(None)
+        );
     }
     // The history of app1 shows the removed hash with the block that removed it.
     let v = indexer.get_ok(&format!("/v1/apps/{}", hist.apps[0])).await;
-    let removed: Vec<&Value> =
-        v["composeHashHistory"].as_array().unwrap().iter().filter(|r| r["composeHash"] == hex(h(0xa1))).collect();
+    let removed: Vec<&Value> = v["composeHashHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["composeHash"] == hex(h(0xa1)))
+        .collect();
     assert_eq!(removed.len(), 1);
-    assert!(removed[0]["removedBlock"].as_u64().unwrap() > removed[0]["addedBlock"].as_u64().unwrap());
+    assert!(
+        removed[0]["removedBlock"].as_u64().unwrap() > removed[0]["addedBlock"].as_u64().unwrap()
+    );
     assert_eq!(v["domains"], json!(["app1.example.com"]));
 
     // OS images.
     let v = indexer.get_ok("/v1/os-images").await;
     let mut images = BTreeSet::new();
     for i in &hist.os_images {
-        if registry.isOsImageAllowed(*i).block(at).call().await.unwrap() {
+        if registry
+            .isOsImageAllowed(*i)
+            .block(at)
+            .call()
+            .await
+            .unwrap()
+        {
             images.insert(hex(*i));
         }
     }
     assert_eq!(set_of(&v["osImages"], "osImageHash"), images);
-    assert!(images.contains(&hex(h(0x03))), "the executed proposal added OS image 3");
+    assert!(
+        images.contains(&hex(h(0x03))),
+        "the executed proposal added OS image 3"
+    );
     for row in v["osImages"].as_array().unwrap() {
         let i: B256 = row["osImageHash"].as_str().unwrap().parse().unwrap();
-        assert_eq!(row["provenanceDigest"], hex(registry.osImageProvenance(i).block(at).call().await.unwrap()));
+        assert_eq!(
+            row["provenanceDigest"],
+            hex(registry
+                .osImageProvenance(i)
+                .block(at)
+                .call()
+                .await
+                .unwrap())
+        );
     }
 
     // KMS nodes, measurements, devices.
     let v = indexer.get_ok("/v1/kms-nodes").await;
-    let node = registry.kmsNode(hist.kms_node).block(at).call().await.unwrap();
+    let node = registry
+        .kmsNode(hist.kms_node)
+        .block(at)
+        .call()
+        .await
+        .unwrap();
     let nodes = v["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), usize::from(node.active));
     assert_eq!(nodes[0]["node"], hist.kms_node.to_checksum(None));
@@ -125,7 +205,13 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
     assert_eq!(nodes[0]["serving"], true);
     let mut m = Vec::new();
     for x in [h(0x11), h(0x12)] {
-        if registry.isKmsMeasurementAllowed(x).block(at).call().await.unwrap() {
+        if registry
+            .isKmsMeasurementAllowed(x)
+            .block(at)
+            .call()
+            .await
+            .unwrap()
+        {
             m.push(hex(x));
         }
     }
@@ -135,13 +221,40 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
     // Registry settings and root keys.
     let v = indexer.get_ok("/v1/registry").await;
     let s = &v["settings"];
-    assert_eq!(s["allowSimulatedTee"], registry.allowSimulatedTee().block(at).call().await.unwrap());
-    assert_eq!(s["gatewayAppId"], registry.gatewayAppId().block(at).call().await.unwrap().to_checksum(None));
+    assert_eq!(
+        s["allowSimulatedTee"],
+        registry.allowSimulatedTee().block(at).call().await.unwrap()
+    );
+    assert_eq!(
+        s["gatewayAppId"],
+        registry
+            .gatewayAppId()
+            .block(at)
+            .call()
+            .await
+            .unwrap()
+            .to_checksum(None)
+    );
     assert_eq!(
         s["appImplementation"],
-        registry.appImplementation().block(at).call().await.unwrap().to_checksum(None)
+        registry
+            .appImplementation()
+            .block(at)
+            .call()
+            .await
+            .unwrap()
+            .to_checksum(None)
     );
-    assert_eq!(s["owner"], registry.owner().block(at).call().await.unwrap().to_checksum(None));
+    assert_eq!(
+        s["owner"],
+        registry
+            .owner()
+            .block(at)
+            .call()
+            .await
+            .unwrap()
+            .to_checksum(None)
+    );
     let roots = registry.kmsRootKeys().block(at).call().await.unwrap();
     assert_eq!(s["keyGeneration"], roots._2);
     let last = v["rootKeys"].as_array().unwrap().last().unwrap().clone();
@@ -169,7 +282,9 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
     assert_eq!(set_of(&v["domains"], "domain"), bound);
 
     // Grant-log commitments.
-    let v = indexer.get_ok(&format!("/v1/grant-log?node={}", hist.kms_node)).await;
+    let v = indexer
+        .get_ok(&format!("/v1/grant-log?node={}", hist.kms_node))
+        .await;
     let commits = v["commitments"].as_array().unwrap();
     assert_eq!(commits.len(), 2);
     assert_eq!(commits.last().unwrap()["toSeq"], node.committedThrough);
@@ -178,7 +293,10 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
     // Proposals: state, tallies, eta and quorum as the Governor says.
     let governor = CovenantGovernor::new(c.covenant_governor, p);
     let list = indexer.get_ok("/v1/proposals").await;
-    assert_eq!(list["proposals"].as_array().unwrap().len(), hist.proposals.len());
+    assert_eq!(
+        list["proposals"].as_array().unwrap().len(),
+        hist.proposals.len()
+    );
     let mut states = BTreeSet::new();
     for id in &hist.proposals {
         let v = indexer.get_ok(&format!("/v1/proposals/{id}")).await;
@@ -191,23 +309,52 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
         assert_eq!(v["tally"]["abstain"], votes.abstainVotes.to_string());
         let eta = governor.proposalEta(*id).block(at).call().await.unwrap();
         assert_eq!(v["eta"].as_u64().map(U256::from).unwrap_or_default(), eta);
-        let snapshot = governor.proposalSnapshot(*id).block(at).call().await.unwrap();
-        assert_eq!(v["quorum"], governor.quorum(snapshot).block(at).call().await.unwrap().to_string());
+        let snapshot = governor
+            .proposalSnapshot(*id)
+            .block(at)
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["quorum"],
+            governor
+                .quorum(snapshot)
+                .block(at)
+                .call()
+                .await
+                .unwrap()
+                .to_string()
+        );
     }
     assert_eq!(
         states,
-        ["active", "canceled", "defeated", "executed"].into_iter().map(String::from).collect(),
+        ["active", "canceled", "defeated", "executed"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
         "the history covers four states"
     );
     // The executed proposal's actions are readable calls.
-    let v = indexer.get_ok(&format!("/v1/proposals/{}", hist.executed_proposal)).await;
+    let v = indexer
+        .get_ok(&format!("/v1/proposals/{}", hist.executed_proposal))
+        .await;
     let text = v["actions"][0]["text"].as_str().unwrap();
     assert!(
-        text.starts_with(&format!("App({}).addComposeHash(composeHash: {}, provenance: ", hist.apps[1].to_checksum(None), hex(h(0xb2)))),
+        text.starts_with(&format!(
+            "App({}).addComposeHash(composeHash: {}, provenance: ",
+            hist.apps[1].to_checksum(None),
+            hex(h(0xb2))
+        )),
         "{text}"
     );
     assert!(text.contains("\"sourceCommit\":\"v2\""), "{text}");
-    assert!(v["actions"][1]["text"].as_str().unwrap().starts_with("KmsRegistry("), "{v}");
+    assert!(
+        v["actions"][1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("KmsRegistry("),
+        "{v}"
+    );
     assert_eq!(v["votes"][0]["support"], "for");
 
     // Policy checks: the mirror's answer equals isAppAllowed at the same block.
@@ -252,9 +399,24 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
             gpuEvidenceHash: B256::ZERO,
             keyGeneration: b["keyGeneration"].as_u64().unwrap(),
         };
-        let on_chain = registry.isAppAllowed(chain_boot).block(at).call().await.unwrap();
-        assert_eq!((v["allowed"].as_bool().unwrap(), v["reason"].as_str().unwrap()), (on_chain._0, on_chain._1.as_str()), "{b}");
+        let on_chain = registry
+            .isAppAllowed(chain_boot)
+            .block(at)
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                v["allowed"].as_bool().unwrap(),
+                v["reason"].as_str().unwrap()
+            ),
+            (on_chain._0, on_chain._1.as_str()),
+            "{b}"
+        );
         reasons.insert(on_chain._1.clone());
     }
-    assert!(reasons.len() >= 8, "the cases cover most reasons: {reasons:?}");
+    assert!(
+        reasons.len() >= 8,
+        "the cases cover most reasons: {reasons:?}"
+    );
 }

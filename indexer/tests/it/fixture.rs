@@ -9,7 +9,9 @@ use alloy::{
     rpc::types::TransactionReceipt,
 };
 use covenant_chain::Deployment;
-use covenant_testkit::{Anvil, AnvilBuilder, Process, Signal, TestDatabase, TestDeployment, deploy_contracts, wait_for};
+use covenant_testkit::{
+    Anvil, AnvilBuilder, Process, Signal, TestDatabase, TestDeployment, deploy_contracts, wait_for,
+};
 use serde_json::Value;
 
 pub struct Chain {
@@ -29,8 +31,16 @@ impl Chain {
         let anvil = builder.spawn();
         let deployed = deploy_contracts(&anvil, &[]).unwrap();
         let deployment = Deployment::read(deployed.path()).unwrap();
-        let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().unwrap()).erased();
-        Self { deployment_path: deployed.path().to_owned(), _deployed: deployed, anvil, deployment, provider }
+        let provider = ProviderBuilder::new()
+            .connect_http(anvil.endpoint().parse().unwrap())
+            .erased();
+        Self {
+            deployment_path: deployed.path().to_owned(),
+            _deployed: deployed,
+            anvil,
+            deployment,
+            provider,
+        }
     }
 
     pub fn account(&self, i: usize) -> Address {
@@ -39,9 +49,17 @@ impl Chain {
 
     /// Lets tests send transactions as `who` (the Timelock, a KMS node, ...).
     pub fn impersonate(&self, who: Address) {
-        self.anvil.rpc("anvil_impersonateAccount", serde_json::json!([who.to_string()])).unwrap();
         self.anvil
-            .rpc("anvil_setBalance", serde_json::json!([who.to_string(), "0x56BC75E2D63100000"]))
+            .rpc(
+                "anvil_impersonateAccount",
+                serde_json::json!([who.to_string()]),
+            )
+            .unwrap();
+        self.anvil
+            .rpc(
+                "anvil_setBalance",
+                serde_json::json!([who.to_string(), "0x56BC75E2D63100000"]),
+            )
             .unwrap();
     }
 
@@ -56,11 +74,15 @@ impl Chain {
     }
 
     pub fn mine(&self, blocks: u64) {
-        self.anvil.rpc("anvil_mine", serde_json::json!([format!("0x{blocks:x}")])).unwrap();
+        self.anvil
+            .rpc("anvil_mine", serde_json::json!([format!("0x{blocks:x}")]))
+            .unwrap();
     }
 
     pub fn advance_time(&self, seconds: u64) {
-        self.anvil.rpc("evm_increaseTime", serde_json::json!([seconds])).unwrap();
+        self.anvil
+            .rpc("evm_increaseTime", serde_json::json!([seconds]))
+            .unwrap();
         self.mine(1);
     }
 
@@ -73,8 +95,13 @@ impl Chain {
 #[macro_export]
 macro_rules! send {
     ($call:expr) => {{
-        let receipt: alloy::rpc::types::TransactionReceipt =
-            $call.send().await.expect("send").get_receipt().await.expect("receipt");
+        let receipt: alloy::rpc::types::TransactionReceipt = $call
+            .send()
+            .await
+            .expect("send")
+            .get_receipt()
+            .await
+            .expect("receipt");
         assert!(receipt.status(), "transaction reverted: {receipt:?}");
         receipt
     }};
@@ -119,17 +146,32 @@ impl Indexer {
     pub fn spawn(cmd: Command) -> Self {
         let process = Process::spawn("indexer", cmd, Signal::SIGTERM).unwrap();
         let line = process
-            .wait_for_line("its API address", Duration::from_secs(60), |l| l.contains("api listening"))
+            .wait_for_line("its API address", Duration::from_secs(60), |l| {
+                l.contains("api listening")
+            })
             .unwrap();
-        let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
-        Self { process, api: format!("http://{addr}") }
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        Self {
+            process,
+            api: format!("http://{addr}"),
+        }
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = reqwest::get(format!("{}{path}", self.api)).await.unwrap();
         let status = r.status().as_u16();
         let body = r.text().await.unwrap();
-        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
     }
 
     pub async fn get_ok(&self, path: &str) -> Value {
@@ -139,27 +181,39 @@ impl Indexer {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = reqwest::Client::new().post(format!("{}{path}", self.api)).json(body).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.api))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Waits until the finalized view reaches `block`.
     pub async fn wait_finalized(&self, block: u64) -> Value {
-        wait_for(format!("the indexer's finalized view to reach block {block}"))
-            .timeout(Duration::from_secs(60))
-            .watching(&self.process)
-            .until_ok_async(|| async {
-                let r = reqwest::get(format!("{}/v1/head", self.api)).await.map_err(|e| e.to_string())?;
-                let v: Value = r.json().await.map_err(|e| e.to_string())?;
-                match v["finalized"]["number"].as_u64() {
-                    Some(n) if n >= block => Ok(v),
-                    other => Err(format!("finalized {other:?}: {v}")),
-                }
-            })
-            .await
-            .unwrap()
+        wait_for(format!(
+            "the indexer's finalized view to reach block {block}"
+        ))
+        .timeout(Duration::from_secs(60))
+        .watching(&self.process)
+        .until_ok_async(|| async {
+            let r = reqwest::get(format!("{}/v1/head", self.api))
+                .await
+                .map_err(|e| e.to_string())?;
+            let v: Value = r.json().await.map_err(|e| e.to_string())?;
+            match v["finalized"]["number"].as_u64() {
+                Some(n) if n >= block => Ok(v),
+                other => Err(format!("finalized {other:?}: {v}")),
+            }
+        })
+        .await
+        .unwrap()
     }
 }
 
@@ -195,7 +249,9 @@ impl Feed {
                         data.push_str(v.trim());
                     } else if line.is_empty() && !data.is_empty() {
                         let value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                        sink.lock().unwrap().push((std::mem::take(&mut name), value));
+                        sink.lock()
+                            .unwrap()
+                            .push((std::mem::take(&mut name), value));
                         data.clear();
                     }
                 }
@@ -229,7 +285,11 @@ impl Drop for Feed {
 
 /// A direct connection to the mirror's database, for checks the API does not expose.
 pub async fn mirror_db(db: &TestDatabase) -> sqlx::PgPool {
-    sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(db.url()).await.unwrap()
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(db.url())
+        .await
+        .unwrap()
 }
 
 /// The compose hashes ever added in the (unfinalized) mirror, from the raw events.
@@ -243,5 +303,8 @@ pub async fn mirrored_compose_hashes(pool: &sqlx::PgPool) -> Vec<String> {
 }
 
 pub async fn indexed_block(pool: &sqlx::PgPool) -> u64 {
-    sqlx::query_scalar::<_, i64>("SELECT indexed_number FROM mirror").fetch_one(pool).await.unwrap() as u64
+    sqlx::query_scalar::<_, i64>("SELECT indexed_number FROM mirror")
+        .fetch_one(pool)
+        .await
+        .unwrap() as u64
 }

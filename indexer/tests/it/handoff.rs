@@ -1,11 +1,7 @@
 //! The historic → live handoff while new blocks keep coming: every log exactly once, in order,
 //! in the mirror and on the change feed.
 
-use alloy::{
-    primitives::B256,
-    providers::Provider,
-    rpc::types::Filter,
-};
+use alloy::{primitives::B256, providers::Provider, rpc::types::Filter};
 use covenant_chain::app::App;
 use covenant_testkit::postgres;
 
@@ -28,14 +24,26 @@ async fn no_gap_and_no_duplicate_across_the_handoff_under_new_blocks() {
     let app = create_app(&chain, owner, &[h(0x10)], &[]).await;
     let a = App::new(app, &chain.provider);
     for i in 0..60 {
-        send!(a.addComposeHash(numbered(i), app_prov("history")).from(owner));
+        send!(
+            a.addComposeHash(numbered(i), app_prov("history"))
+                .from(owner)
+        );
     }
     let db = postgres::database();
     let ws = chain.anvil.ws_endpoint();
     let indexer = Indexer::start(
         &chain,
         &db,
-        &["--ws-url", &ws, "--initial-range-blocks", "3", "--max-range-blocks", "6", "--fetch-concurrency", "3"],
+        &[
+            "--ws-url",
+            &ws,
+            "--initial-range-blocks",
+            "3",
+            "--max-range-blocks",
+            "6",
+            "--fetch-concurrency",
+            "3",
+        ],
     );
     let feed = Feed::subscribe(&indexer, Some("0")).await;
     // New blocks while the backfill runs and after it has handed over to live following.
@@ -50,14 +58,27 @@ async fn no_gap_and_no_duplicate_across_the_handoff_under_new_blocks() {
     let filter = Filter::new()
         .from_block(chain.deployment.start_block)
         .to_block(head)
-        .address(vec![c.kms_registry, c.domain_registry, c.covenant_governor, c.timelock_controller, c.covenant_token, app]);
+        .address(vec![
+            c.kms_registry,
+            c.domain_registry,
+            c.covenant_governor,
+            c.timelock_controller,
+            c.covenant_token,
+            app,
+        ]);
     let mut expected: Vec<(i64, i64, String)> = chain
         .provider
         .get_logs(&filter)
         .await
         .unwrap()
         .into_iter()
-        .map(|l| (l.block_number.unwrap() as i64, l.log_index.unwrap() as i64, l.block_hash.unwrap().to_string()))
+        .map(|l| {
+            (
+                l.block_number.unwrap() as i64,
+                l.log_index.unwrap() as i64,
+                l.block_hash.unwrap().to_string(),
+            )
+        })
         .collect();
     expected.sort();
     let pool = mirror_db(&db).await;
@@ -75,7 +96,10 @@ async fn no_gap_and_no_duplicate_across_the_handoff_under_new_blocks() {
 
     // The change feed delivered every added hash once, in order.
     let last = numbered(139).to_string();
-    feed.wait_for("the last hash", |n, v| n == "ComposeHashAdded" && v["data"]["composeHash"] == last.as_str()).await;
+    feed.wait_for("the last hash", |n, v| {
+        n == "ComposeHashAdded" && v["data"]["composeHash"] == last.as_str()
+    })
+    .await;
     let fed: Vec<String> = feed
         .snapshot()
         .into_iter()

@@ -58,7 +58,12 @@ pub struct History {
     pub executed_proposal: U256,
 }
 
-pub async fn create_app(chain: &Chain, owner: Address, hashes: &[B256], devices: &[B256]) -> Address {
+pub async fn create_app(
+    chain: &Chain,
+    owner: Address,
+    hashes: &[B256],
+    devices: &[B256],
+) -> Address {
     let registry = KmsRegistry::new(chain.deployment.contracts.kms_registry, &chain.provider);
     let init = IApp::AppInit {
         composeHashes: hashes.to_vec(),
@@ -70,7 +75,10 @@ pub async fn create_app(chain: &Chain, owner: Address, hashes: &[B256], devices:
         requireGpu: false,
     };
     let receipt = send!(registry.createApp(owner, init).from(chain.account(0)));
-    receipt.decoded_log::<KmsRegistry::AppCreated>().unwrap().app
+    receipt
+        .decoded_log::<KmsRegistry::AppCreated>()
+        .unwrap()
+        .app
 }
 
 /// Proposes `calls` and returns (id, targets, values, calldatas, description hash).
@@ -79,15 +87,34 @@ pub async fn propose(
     calls: Vec<(Address, Bytes)>,
     description: &str,
 ) -> (U256, Vec<Address>, Vec<U256>, Vec<Bytes>, B256) {
-    let governor = CovenantGovernor::new(chain.deployment.contracts.covenant_governor, &chain.provider);
+    let governor = CovenantGovernor::new(
+        chain.deployment.contracts.covenant_governor,
+        &chain.provider,
+    );
     let targets: Vec<Address> = calls.iter().map(|c| c.0).collect();
     let values = vec![U256::ZERO; calls.len()];
     let calldatas: Vec<Bytes> = calls.into_iter().map(|c| c.1).collect();
-    let r = send!(governor
-        .propose(targets.clone(), values.clone(), calldatas.clone(), description.to_owned())
-        .from(chain.account(0)));
-    let id = r.decoded_log::<CovenantGovernor::ProposalCreated>().unwrap().proposalId;
-    (id, targets, values, calldatas, keccak256(description.as_bytes()))
+    let r = send!(
+        governor
+            .propose(
+                targets.clone(),
+                values.clone(),
+                calldatas.clone(),
+                description.to_owned()
+            )
+            .from(chain.account(0))
+    );
+    let id = r
+        .decoded_log::<CovenantGovernor::ProposalCreated>()
+        .unwrap()
+        .proposalId;
+    (
+        id,
+        targets,
+        values,
+        calldatas,
+        keccak256(description.as_bytes()),
+    )
 }
 
 pub async fn script(chain: &Chain) -> History {
@@ -101,18 +128,34 @@ pub async fn script(chain: &Chain) -> History {
     let owner2 = chain.account(2);
 
     // Registry, as governance would.
-    send!(registry.addOsImage(h(0x01), kms_prov("os-1")).from(timelock));
-    send!(registry.addOsImage(h(0x02), kms_prov("os-2")).from(timelock));
+    send!(
+        registry
+            .addOsImage(h(0x01), kms_prov("os-1"))
+            .from(timelock)
+    );
+    send!(
+        registry
+            .addOsImage(h(0x02), kms_prov("os-2"))
+            .from(timelock)
+    );
     send!(registry.removeOsImage(h(0x02)).from(timelock));
     send!(registry.addKmsMeasurement(h(0x11)).from(timelock));
     send!(registry.addKmsMeasurement(h(0x12)).from(timelock));
     send!(registry.removeKmsMeasurement(h(0x12)).from(timelock));
     send!(registry.addKmsDevice(h(0x21)).from(timelock));
     let node = Address::repeat_byte(0x4e);
-    send!(registry.onboardKmsNode(node, h(0x11), h(0x21)).from(timelock));
+    send!(
+        registry
+            .onboardKmsNode(node, h(0x11), h(0x21))
+            .from(timelock)
+    );
     let mut ca = vec![0x04u8];
     ca.extend([0x5a; 64]);
-    send!(registry.setKmsRootKeys(Address::repeat_byte(0x5e), ca.into()).from(timelock));
+    send!(
+        registry
+            .setKmsRootKeys(Address::repeat_byte(0x5e), ca.into())
+            .from(timelock)
+    );
     send!(registry.setAllowSimulatedTee(false).from(timelock));
     send!(registry.setAllowSimulatedTee(true).from(timelock));
 
@@ -138,12 +181,28 @@ pub async fn script(chain: &Chain) -> History {
     send!(registry.registerCustomApp(c.covenant_token).from(timelock));
 
     // Domains.
-    send!(domains.bindDomain("app1.example.com".into(), app1).from(owner1));
-    send!(domains.bindDomain("old.example.com".into(), app1).from(owner1));
-    send!(domains.bindDomain("three.example.com".into(), app3).from(owner1));
+    send!(
+        domains
+            .bindDomain("app1.example.com".into(), app1)
+            .from(owner1)
+    );
+    send!(
+        domains
+            .bindDomain("old.example.com".into(), app1)
+            .from(owner1)
+    );
+    send!(
+        domains
+            .bindDomain("three.example.com".into(), app3)
+            .from(owner1)
+    );
     send!(domains.unbindDomain("old.example.com".into()).from(owner1));
     send!(a3.freeze().from(owner1));
-    send!(domains.setGatewayAcmeAccount("https://acme.example/acct/1".into()).from(timelock));
+    send!(
+        domains
+            .setGatewayAcmeAccount("https://acme.example/acct/1".into())
+            .from(timelock)
+    );
 
     // A KMS node commits its grant log.
     chain.impersonate(node);
@@ -153,34 +212,74 @@ pub async fn script(chain: &Chain) -> History {
     // Governance: delegate, then proposals ending executed, defeated, canceled, and one left open.
     send!(token.delegate(chain.account(0)).from(chain.account(0)));
     chain.advance_time(1);
-    let add_hash = App::addComposeHashCall { composeHash: h(0xb2), provenance: app_prov("v2") }.abi_encode();
-    let add_image = KmsRegistry::addOsImageCall { osImageHash: h(0x03), provenance: kms_prov("os-3") }.abi_encode();
-    let (executed, t, v, cd, dh) =
-        propose(chain, vec![(app2, add_hash.into()), (c.kms_registry, add_image.into())], "Allow app2 v2 and OS 3").await;
+    let add_hash = App::addComposeHashCall {
+        composeHash: h(0xb2),
+        provenance: app_prov("v2"),
+    }
+    .abi_encode();
+    let add_image = KmsRegistry::addOsImageCall {
+        osImageHash: h(0x03),
+        provenance: kms_prov("os-3"),
+    }
+    .abi_encode();
+    let (executed, t, v, cd, dh) = propose(
+        chain,
+        vec![(app2, add_hash.into()), (c.kms_registry, add_image.into())],
+        "Allow app2 v2 and OS 3",
+    )
+    .await;
     let deregister = KmsRegistry::deregisterAppCall { app: app3 }.abi_encode();
-    let (defeated, ..) = propose(chain, vec![(c.kms_registry, deregister.clone().into())], "Deregister app3").await;
-    let (canceled, ct, cv, ccd, cdh) =
-        propose(chain, vec![(c.kms_registry, deregister.clone().into())], "Deregister app3 (withdrawn)").await;
+    let (defeated, ..) = propose(
+        chain,
+        vec![(c.kms_registry, deregister.clone().into())],
+        "Deregister app3",
+    )
+    .await;
+    let (canceled, ct, cv, ccd, cdh) = propose(
+        chain,
+        vec![(c.kms_registry, deregister.clone().into())],
+        "Deregister app3 (withdrawn)",
+    )
+    .await;
     send!(governor.cancel(ct, cv, ccd, cdh).from(chain.account(0)));
     chain.advance_time(2);
     send!(governor.castVote(executed, 1).from(chain.account(0)));
     send!(governor.castVote(defeated, 0).from(chain.account(0)));
     chain.advance_time(21);
-    send!(governor.queue(t.clone(), v.clone(), cd.clone(), dh).from(chain.account(0)));
+    send!(
+        governor
+            .queue(t.clone(), v.clone(), cd.clone(), dh)
+            .from(chain.account(0))
+    );
     chain.advance_time(11);
     send!(governor.execute(t, v, cd, dh).from(chain.account(0)));
-    let remove = App::removeComposeHashCall { composeHash: h(0xb1) }.abi_encode();
+    let remove = App::removeComposeHashCall {
+        composeHash: h(0xb1),
+    }
+    .abi_encode();
     let (open, ..) = propose(chain, vec![(app2, remove.into())], "Remove app2 v1").await;
     chain.advance_time(2);
 
     History {
         apps: vec![app1, app2, app3],
         custom_app: c.covenant_token,
-        compose_hashes: vec![h(0xa1), h(0xa2), h(0xa3), h(0xb1), h(0xb2), h(0xc1), h(0xff)],
+        compose_hashes: vec![
+            h(0xa1),
+            h(0xa2),
+            h(0xa3),
+            h(0xb1),
+            h(0xb2),
+            h(0xc1),
+            h(0xff),
+        ],
         devices: vec![h(0xd1), h(0xd2), h(0xd3), h(0xff)],
         os_images: vec![h(0x01), h(0x02), h(0x03), h(0xff)],
         kms_node: node,
-        domains: vec!["app1.example.com".into(), "old.example.com".into(), "three.example.com".into()],
+        domains: vec![
+            "app1.example.com".into(),
+            "old.example.com".into(),
+            "three.example.com".into(),
+        ],
         proposals: vec![executed, defeated, canceled, open],
         executed_proposal: executed,
     }

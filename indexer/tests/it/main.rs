@@ -1,5 +1,10 @@
 //! The indexer against real anvil, real Postgres and the real contracts.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod api;
 mod crash;

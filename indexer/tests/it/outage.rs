@@ -23,7 +23,11 @@ async fn wait_health(indexer: &Indexer, status: u16) {
 }
 
 fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill {sig} {pid}");
 }
 
@@ -48,7 +52,10 @@ async fn rpc_outage_and_postgres_restart_are_survived_without_loss_or_duplicatio
     // Reads of the finalized view keep working from the mirror during the outage.
     assert_eq!(indexer.get(&format!("/v1/apps/{app}")).await.0, 200);
     signal(chain.anvil.pid(), "-CONT");
-    send!(a.addComposeHash(h(0x11), app_prov("after rpc outage")).from(owner));
+    send!(
+        a.addComposeHash(h(0x11), app_prov("after rpc outage"))
+            .from(owner)
+    );
     let head = chain.head().await;
     indexer.wait_finalized(head).await;
     wait_health(&indexer, 200).await;
@@ -56,18 +63,32 @@ async fn rpc_outage_and_postgres_restart_are_survived_without_loss_or_duplicatio
     // Postgres crashes and comes back while new blocks arrive.
     let pool = mirror_db(&db).await;
     cluster.restart().unwrap();
-    send!(a.addComposeHash(h(0x12), app_prov("during db restart")).from(owner));
-    send!(a.addComposeHash(h(0x13), app_prov("during db restart")).from(owner));
+    send!(
+        a.addComposeHash(h(0x12), app_prov("during db restart"))
+            .from(owner)
+    );
+    send!(
+        a.addComposeHash(h(0x13), app_prov("during db restart"))
+            .from(owner)
+    );
     let head = chain.head().await;
     indexer.wait_finalized(head).await;
     wait_health(&indexer, 200).await;
 
     let hashes = mirrored_compose_hashes(&pool).await;
-    let expected: Vec<String> = [0x10, 0x11, 0x12, 0x13].into_iter().map(|b| h(b).to_string()).collect();
+    let expected: Vec<String> = [0x10, 0x11, 0x12, 0x13]
+        .into_iter()
+        .map(|b| h(b).to_string())
+        .collect();
     assert_eq!(hashes, expected, "every hash exactly once, in order");
     let metrics = indexer.get("/metrics").await.1;
     let metrics = metrics.as_str().unwrap().to_owned();
-    assert!(metrics.lines().any(|l| l.starts_with("covenant_indexer_rpc_errors_total ") && !l.ends_with(" 0")), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("covenant_indexer_rpc_errors_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
 
     // And the result equals a fresh, uninterrupted run.
     let reference = cluster.try_create_database().unwrap();

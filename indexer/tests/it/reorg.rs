@@ -43,19 +43,30 @@ async fn reorgs_of_depth_1_5_and_30_converge_and_never_reach_the_finalized_view(
             chain.mine(depth - 1);
         }
         let head = chain.head().await;
-        wait_for(format!("the mirror to index block {head} with the soon-orphaned hash"))
-            .timeout(Duration::from_secs(60))
-            .watching(&indexer.process)
-            .until_async(|| async {
-                indexed_block(&pool).await >= head
-                    && mirrored_compose_hashes(&pool).await.contains(&orphan.to_string())
-            })
-            .await
-            .unwrap();
+        wait_for(format!(
+            "the mirror to index block {head} with the soon-orphaned hash"
+        ))
+        .timeout(Duration::from_secs(60))
+        .watching(&indexer.process)
+        .until_async(|| async {
+            indexed_block(&pool).await >= head
+                && mirrored_compose_hashes(&pool)
+                    .await
+                    .contains(&orphan.to_string())
+        })
+        .await
+        .unwrap();
 
-        let data = App::addComposeHashCall { composeHash: replacement, provenance: app_prov("canonical") }.abi_encode();
+        let data = App::addComposeHashCall {
+            composeHash: replacement,
+            provenance: app_prov("canonical"),
+        }
+        .abi_encode();
         let tx = json!({ "from": owner, "to": app, "data": format!("0x{}", alloy::hex::encode(data)), "gas": "0x200000" });
-        chain.anvil.rpc("anvil_reorg", json!([depth, [[tx, 0]]])).unwrap();
+        chain
+            .anvil
+            .rpc("anvil_reorg", json!([depth, [[tx, 0]]]))
+            .unwrap();
         assert_eq!(chain.head().await, head, "anvil_reorg keeps the height");
 
         wait_for(format!("the mirror to follow the reorg of depth {depth}"))
@@ -74,29 +85,49 @@ async fn reorgs_of_depth_1_5_and_30_converge_and_never_reach_the_finalized_view(
         // The finalized view never served the orphan.
         let v = indexer.get_ok(&format!("/v1/apps/{app}")).await;
         let history = v["composeHashHistory"].to_string();
-        assert!(!history.contains(&orphan.to_string()[2..]), "orphan in the finalized view: {history}");
+        assert!(
+            !history.contains(&orphan.to_string()[2..]),
+            "orphan in the finalized view: {history}"
+        );
     }
     let metrics = indexer.get("/metrics").await.1;
     let metrics = metrics.as_str().unwrap();
-    assert_eq!(metric(metrics, "covenant_indexer_reorgs_total"), 3.0, "{metrics}");
-    assert_eq!(metric(metrics, "covenant_indexer_reorg_depth_blocks_sum"), 36.0, "{metrics}");
+    assert_eq!(
+        metric(metrics, "covenant_indexer_reorgs_total"),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(metrics, "covenant_indexer_reorg_depth_blocks_sum"),
+        36.0,
+        "{metrics}"
+    );
 
     // Once final, the canonical hashes are served and announced; the orphans never were.
     chain.mine(41);
     let head = chain.head().await;
     indexer.wait_finalized(head - 40).await;
     let v = indexer.get_ok(&format!("/v1/apps/{app}")).await;
-    let served: Vec<String> =
-        v["composeHashes"].as_array().unwrap().iter().map(|r| r["composeHash"].as_str().unwrap().to_owned()).collect();
+    let served: Vec<String> = v["composeHashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["composeHash"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(served, replacements);
     let last = replacements.last().unwrap().clone();
-    feed.wait_for("the last canonical hash", |n, v| n == "ComposeHashAdded" && v["data"]["composeHash"] == last.as_str())
-        .await;
+    feed.wait_for("the last canonical hash", |n, v| {
+        n == "ComposeHashAdded" && v["data"]["composeHash"] == last.as_str()
+    })
+    .await;
     let fed: Vec<String> = feed
         .snapshot()
         .into_iter()
         .filter(|(n, _)| n == "ComposeHashAdded")
         .map(|(_, v)| v["data"]["composeHash"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(fed, replacements, "the feed carries exactly the canonical hashes, in order");
+    assert_eq!(
+        fed, replacements,
+        "the feed carries exactly the canonical hashes, in order"
+    );
 }
