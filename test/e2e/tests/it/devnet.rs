@@ -22,6 +22,34 @@ fn cast_call(rpc_url: &str, to: &str, signature: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// A plain HTTP/1.1 GET on loopback; the body if the status is 200.
+fn http_get(base: &str, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let (head, body) = out.split_once("\r\n\r\n").ok_or("no body")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or_default().to_owned());
+    }
+    Ok(body.to_owned())
+}
+
+/// The indexer's finalized block number.
+fn head(base: &str) -> Result<u64, String> {
+    let body = http_get(base, "/v1/head")?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    v["finalized"]["number"]
+        .as_u64()
+        .ok_or_else(|| format!("no finalized block: {v}"))
+}
+
 fn accepts(addr: SocketAddr) -> bool {
     std::net::TcpStream::connect(addr).is_ok()
 }
@@ -29,12 +57,17 @@ fn accepts(addr: SocketAddr) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     let state = tempfile::tempdir().unwrap();
-    let (rpc_port, pg_port) = (free_port().unwrap(), free_port().unwrap());
+    let (rpc_port, pg_port, indexer_port) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
     let mut command = Command::new(tools::repo_root().join("scripts/lib/devnet-up"));
     command
         .env("COVENANT_DEVNET_DIR", state.path())
         .env("COVENANT_DEVNET_RPC_PORT", rpc_port.to_string())
         .env("COVENANT_DEVNET_PG_PORT", pg_port.to_string())
+        .env("COVENANT_DEVNET_INDEXER_PORT", indexer_port.to_string())
         .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
     let devnet = Process::spawn("devnet", command, Signal::SIGINT).unwrap();
     devnet
@@ -89,6 +122,23 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     assert_eq!(name, "covenant");
     db.close().await.unwrap();
 
+    // The indexer mirrors the deployment and its finalized view follows the chain.
+    let indexer = &env["COVENANT_INDEXER_URL"];
+    assert_eq!(indexer, &format!("http://127.0.0.1:{indexer_port}"));
+    let first = wait_for("the indexer to finalize a block")
+        .watching(&devnet)
+        .until_ok(|| head(indexer))
+        .unwrap();
+    wait_for("the indexer's finalized view to advance")
+        .watching(&devnet)
+        .until(|| head(indexer).is_ok_and(|n| n > first))
+        .unwrap();
+    let registry_view = http_get(indexer, "/v1/registry").unwrap();
+    assert!(
+        registry_view.contains("\"allowSimulatedTee\":true"),
+        "{registry_view}"
+    );
+
     devnet.stop();
     assert!(
         devnet.log_contains("devnet stopped"),
@@ -99,6 +149,10 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     assert!(
         !accepts(([127, 0, 0, 1], pg_port).into()),
         "PostgreSQL still listening after Ctrl-C"
+    );
+    assert!(
+        !accepts(([127, 0, 0, 1], indexer_port).into()),
+        "the indexer still listening after Ctrl-C"
     );
 }
 
