@@ -1,0 +1,229 @@
+//! Indexer benchmark on a chain of real registry events. Prints one line per measurement and a
+//! summary; nothing is asserted. Run through `bench/indexer-report`.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    network::TransactionBuilder,
+    primitives::{Address, B256, Bytes, U256, keccak256},
+    providers::{Provider, ProviderBuilder},
+    rpc::types::TransactionRequest,
+    sol,
+    sol_types::{SolCall, SolValue},
+};
+use clap::Parser;
+use covenant_chain::{
+    Deployment,
+    kms_registry::{self, IApp, KmsRegistry},
+};
+use covenant_testkit::{Anvil, Process, Signal, deploy_contracts, postgres, tools};
+use futures::StreamExt;
+
+sol! {
+    function flood(address app, uint256 from, uint256 count);
+}
+
+#[derive(Parser)]
+struct Args {
+    /// Registry events to generate (App.ComposeHashAdded).
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Events per transaction (one block each).
+    #[arg(long, default_value_t = 500)]
+    per_tx: u64,
+    /// Cold backfills to run, each into a fresh database.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Blocks mined one by one for the live-lag measurement.
+    #[arg(long, default_value_t = 200)]
+    lag_samples: usize,
+    /// The indexer binary (build it with --release).
+    #[arg(long, default_value = "target/release/covenant-indexer")]
+    indexer: PathBuf,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.5)
+}
+
+fn indexer_command(args: &Args, deployment: &std::path::Path, rpc: &str, db: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(tools::repo_root().join(&args.indexer));
+    cmd.arg("--deployment")
+        .arg(deployment)
+        .args(["--rpc-url", rpc, "--database-url", db, "--listen", "127.0.0.1:0", "--finality", "0"])
+        .args(["--progress", "never", "--log-format", "json"])
+        .env("COVENANT_LOG", "info")
+        .args(extra);
+    cmd
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let anvil = Anvil::builder().with_arg("--gas-limit").with_arg("1000000000").with_arg("--silent").spawn();
+    let deployed = deploy_contracts(&anvil, &[]).unwrap();
+    let deployment = Deployment::read(deployed.path()).unwrap();
+    let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().unwrap());
+    let from: Address = anvil.accounts()[0].address.parse().unwrap();
+
+    // The flood contract, and an app it owns.
+    let artifact = tools::repo_root().join("out/ComposeHashFlood.sol/ComposeHashFlood.json");
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&artifact).expect("run `forge build` first")).unwrap();
+    let code: Bytes = artifact["bytecode"]["object"].as_str().unwrap().parse().unwrap();
+    let tx = TransactionRequest::default().from(from).with_deploy_code(code);
+    let receipt = provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+    let flooder = receipt.contract_address.unwrap();
+    let registry = KmsRegistry::new(deployment.contracts.kms_registry, &provider);
+    let init = IApp::AppInit {
+        composeHashes: vec![],
+        provenances: Vec::<kms_registry::Provenance>::new(),
+        devices: vec![],
+        anyDevice: true,
+        allowedTeeKinds: 0x0e,
+        requireUpToDateTcb: false,
+        requireGpu: false,
+    };
+    let receipt = registry.createApp(flooder, init).from(from).send().await.unwrap().get_receipt().await.unwrap();
+    let app = receipt.decoded_log::<KmsRegistry::AppCreated>().unwrap().app;
+
+    let started = Instant::now();
+    let batches = args.events.div_ceil(args.per_tx);
+    let mut pending = Vec::new();
+    for b in 0..batches {
+        let count = args.per_tx.min(args.events - b * args.per_tx);
+        let data = floodCall { app, from: U256::from(b * args.per_tx), count: U256::from(count) }.abi_encode();
+        let tx = TransactionRequest::default().from(from).to(flooder).input(data.into()).gas_limit(60_000 * count + 200_000);
+        pending.push(provider.send_transaction(tx).await.unwrap());
+    }
+    for p in pending {
+        let r = p.get_receipt().await.unwrap();
+        assert!(r.status(), "flood reverted");
+    }
+    let head = provider.get_block_number().await.unwrap();
+    eprintln!(
+        "chain: {} ComposeHashAdded events in {batches} blocks (head {head}) generated in {:.1} s",
+        args.events,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Cold backfills.
+    let mut times = Vec::new();
+    let mut backfill_only = Vec::new();
+    let mut total_events = 0i64;
+    for run in 1..=args.runs {
+        let db = postgres::database();
+        let stop = head.to_string();
+        let cmd = indexer_command(&args, deployed.path(), &anvil.endpoint(), db.url(), &["--stop-at-block", &stop]);
+        let t0 = Instant::now();
+        let indexer = Process::spawn("indexer", cmd, Signal::SIGTERM).unwrap();
+        indexer
+            .wait_for_line("the stop block", Duration::from_secs(600), |l| l.contains("stop block is final"))
+            .unwrap();
+        let t = t0.elapsed().as_secs_f64();
+        indexer.stop();
+        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+        total_events = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        let line = indexer.log_tail(200).lines().find(|l| l.contains("\"backfilled\"")).map(str::to_owned).unwrap_or_default();
+        let inner: f64 = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["fields"]["events_per_second"].as_f64())
+            .unwrap_or(0.0);
+        backfill_only.push(inner);
+        println!(
+            "backfill run {run}: {total_events} events, {head} blocks in {t:.2} s = {:.0} events/s, {:.0} blocks/s (backfill alone {inner:.0} events/s)",
+            total_events as f64 / t,
+            head as f64 / t
+        );
+        times.push(t);
+    }
+    let t = median(times);
+    println!(
+        "backfill median: {total_events} events in {t:.2} s = {:.0} events/s, {:.0} blocks/s; backfill alone (indexer's own timer) {:.0} events/s",
+        total_events as f64 / t,
+        head as f64 / t,
+        median(backfill_only)
+    );
+
+    // Live lag: one block at a time, from eth_sendTransaction's answer (anvil automine has mined
+    // the block) to the event on the change feed (sent after the finalized view includes it).
+    let db = postgres::database();
+    let ws = anvil.ws_endpoint();
+    let cmd = indexer_command(&args, deployed.path(), &anvil.endpoint(), db.url(), &["--ws-url", &ws]);
+    let indexer = Process::spawn("indexer", cmd, Signal::SIGTERM).unwrap();
+    let line = indexer.wait_for_line("its API address", Duration::from_secs(60), |l| l.contains("api listening")).unwrap();
+    let addr: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let api = format!("http://{}", addr["fields"]["addr"].as_str().unwrap());
+    loop {
+        let v: serde_json::Value = reqwest::get(format!("{api}/v1/head")).await.unwrap().json().await.unwrap_or_default();
+        if v["finalized"]["number"].as_u64().is_some_and(|n| n >= head) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let response = reqwest::get(format!("{api}/v1/feed")).await.unwrap();
+    let feed = {
+        let (arrivals, notify) = (arrivals.clone(), notify.clone());
+        tokio::spawn(async move {
+            let mut body = response.bytes_stream();
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(i) = buf.find('\n') {
+                    let line: String = buf.drain(..=i).collect();
+                    if let Some(data) = line.strip_prefix("data:")
+                        && let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim())
+                        && let Some(h) = v["data"]["composeHash"].as_str()
+                    {
+                        arrivals.lock().unwrap().insert(h.to_owned(), Instant::now());
+                        notify.notify_one();
+                    }
+                }
+            }
+        })
+    };
+    let mut lags = Vec::with_capacity(args.lag_samples);
+    for k in 0..args.lag_samples as u64 {
+        let i = args.events + k;
+        let hash = keccak256((app, U256::from(i)).abi_encode_params()).to_string();
+        let data = floodCall { app, from: U256::from(i), count: U256::from(1) }.abi_encode();
+        let tx = TransactionRequest::default().from(from).to(flooder).input(data.into()).gas_limit(300_000);
+        let sent = provider.send_transaction(tx).await.unwrap();
+        let mined = Instant::now();
+        loop {
+            if let Some(t) = arrivals.lock().unwrap().get(&hash) {
+                lags.push(t.saturating_duration_since(mined).as_secs_f64() * 1000.0);
+                break;
+            }
+            tokio::time::timeout(Duration::from_secs(10), notify.notified()).await.expect("feed event within 10 s");
+        }
+        let _ = sent.get_receipt().await.unwrap();
+    }
+    feed.abort();
+    indexer.stop();
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "live lag over {} blocks (mined → on the change feed, finalized): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lags.len(),
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags[lags.len() - 1]
+    );
+    let _ = B256::ZERO;
+}
