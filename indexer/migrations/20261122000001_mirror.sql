@@ -38,7 +38,8 @@ CREATE TABLE events (
     -- Which contract kind emitted it: kms_registry, app, domain_registry, governor, timelock, token.
     source       TEXT   NOT NULL,
     name         TEXT   NOT NULL,
-    data         JSONB  NOT NULL,
+    -- JSON, not JSONB: stored as written (cheaper to insert), served as is by the change feed.
+    data         JSON   NOT NULL,
     PRIMARY KEY (chain_id, block_hash, log_index)
 );
 CREATE INDEX events_position ON events (block_number, log_index);

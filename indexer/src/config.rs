@@ -88,7 +88,8 @@ pub struct Config {
     /// `finalized` (the node's tag; default) or a number of confirmations.
     #[serde(default = "defaults::finality")]
     pub finality: Finality,
-    /// Blocks in the first `eth_getLogs` range of a backfill. Default 2000.
+    /// Blocks in the first `eth_getLogs` range of a backfill; ranges then grow (at most 2× each)
+    /// or shrink towards `target_logs_per_range`. Default 100.
     #[serde(default = "defaults::initial_range_blocks")]
     pub initial_range_blocks: u64,
     /// Largest `eth_getLogs` range. Default 100000.
@@ -155,7 +156,7 @@ mod defaults {
         Finality::Tag
     }
     pub(super) fn initial_range_blocks() -> u64 {
-        2000
+        100
     }
     pub(super) fn max_range_blocks() -> u64 {
         100_000

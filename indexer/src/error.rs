@@ -56,6 +56,16 @@ pub enum Error {
         /// The changed block.
         number: u64,
     },
+    /// The database's cursor is not where this process left it: another indexer writes the same
+    /// database, or the database lost commits (a crash with asynchronous commit, a restore). The
+    /// transaction is rolled back and the loop re-reads the cursor.
+    #[error("the mirror's cursor is at block #{actual}, not #{expected} as this process expected")]
+    CursorMoved {
+        /// Where this process believed the cursor was.
+        expected: u64,
+        /// Where the database has it.
+        actual: u64,
+    },
     /// A log of a mirrored contract could not be decoded.
     #[error("cannot decode log {log_index} of block #{block} from {contract}: {message}")]
     Decode {

@@ -246,6 +246,7 @@ impl Syncer {
     /// One pass: check the cursor is still canonical, backfill to the chain's finalized block,
     /// follow to the head, advance the finalized view. Returns whether any block was applied.
     async fn step(&mut self) -> Result<bool> {
+        let t_step = tokio::time::Instant::now();
         if self.reload {
             let mut conn = self.pool.acquire().await?;
             self.state = store::load_mirror(&mut conn).await?;
@@ -261,10 +262,12 @@ impl Syncer {
         }
         .min(head);
         self.metrics.head_block.set(head as i64);
+        tracing::trace!(target: "indexer::sync", ms = t_step.elapsed().as_secs_f64() * 1e3, head, "head and finality read");
         let cap = self.config.stop_at_block.map_or(head, |s| s.min(head));
 
         let before = self.state.indexed_number;
         self.check_cursor().await?;
+        tracing::trace!(target: "indexer::sync", ms = t_step.elapsed().as_secs_f64() * 1e3, "cursor checked");
         let mut progressed = self.state.indexed_number != before;
 
         if self.state.indexed_number < chain_final.min(cap) {
@@ -317,7 +320,7 @@ impl Syncer {
         drop(conn);
         let depth = self.state.indexed_number - ancestor;
         let mut tx = self.pool.begin().await?;
-        store::rewind(&mut tx, ancestor, ancestor_hash).await?;
+        store::rewind(&mut tx, self.state.indexed_number, ancestor, ancestor_hash).await?;
         tx.commit().await?;
         tracing::warn!(target: "indexer::sync", from = self.state.indexed_number, to = ancestor, depth, "reorg: rewound to common ancestor");
         self.metrics.reorgs.inc();
@@ -364,10 +367,14 @@ impl Syncer {
                     sizer.clone(),
                     metrics.clone(),
                 );
-                async move {
+                // Spawned, so fetching continues while earlier ranges are being written.
+                let task = tokio::spawn(async move {
                     let addresses = contracts.addresses();
+                    let t = tokio::time::Instant::now();
                     let logs = fetch_logs(&rpc, a, b, &addresses, &sizer, &metrics).await?;
+                    let t_logs = t.elapsed();
                     let end = rpc.require_block(b).await?;
+                    tracing::trace!(target: "indexer::sync", from = a, to = b, logs_ms = t_logs.as_secs_f64() * 1e3, total_ms = t.elapsed().as_secs_f64() * 1e3, "range fetched");
                     Ok::<_, Error>(RangeLogs {
                         from: a,
                         to: b,
@@ -375,7 +382,8 @@ impl Syncer {
                         logs,
                         addresses_used: addresses.len(),
                     })
-                }
+                });
+                OwnedTask(task)
             })
             .buffered(self.config.fetch_concurrency);
         while let Some(range) = fetched.next().await {
@@ -547,6 +555,7 @@ impl Syncer {
         }
         blocks.push(end);
 
+        let t0 = tokio::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let existing = store::existing_event_keys(&mut tx, self.chain_id, from, to).await?;
         let mut applied = 0u64;
@@ -566,10 +575,12 @@ impl Syncer {
                 }
                 applied += 1;
             }
+            tracing::trace!(target: "indexer::sync", from, to, ms = t0.elapsed().as_secs_f64() * 1e3, "projected");
             w.flush().await?;
+            tracing::trace!(target: "indexer::sync", from, to, ms = t0.elapsed().as_secs_f64() * 1e3, "flushed");
         }
         store::upsert_blocks(&mut tx, &blocks).await?;
-        store::advance(&mut tx, to, end.hash).await?;
+        store::advance(&mut tx, from - 1, to, end.hash).await?;
         if final_range {
             store::set_finalized(&mut tx, to, end.hash).await?;
         }
@@ -584,7 +595,7 @@ impl Syncer {
             self.state.finalized_hash = Some(end.hash);
             self.metrics.finalized_block.set(to as i64);
         }
-        tracing::debug!(target: "indexer::sync", from, to, logs = applied, "committed");
+        tracing::debug!(target: "indexer::sync", from, to, logs = applied, db_ms = t0.elapsed().as_secs_f64() * 1e3, "committed");
         Ok(())
     }
 
@@ -614,5 +625,33 @@ impl Syncer {
             .lag_blocks
             .set(head.saturating_sub(self.state.finalized_number) as i64);
         Ok(())
+    }
+}
+
+/// A spawned fetch that is aborted if the backfill stops early (an error, a shutdown): fetches
+/// never outlive the range stream that owns them.
+struct OwnedTask<T>(tokio::task::JoinHandle<Result<T>>);
+
+impl<T> std::future::Future for OwnedTask<T> {
+    type Output = Result<T>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(result) => result,
+                Err(e) => Err(Error::Rpc {
+                    call: "range fetch task".into(),
+                    message: e.to_string(),
+                }),
+            })
+    }
+}
+
+impl<T> Drop for OwnedTask<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -57,6 +57,7 @@ pub async fn watch_finalized(
             match listener.as_mut() {
                 Some(l) => match tokio::time::timeout(poll, l.recv()).await {
                     Ok(Ok(n)) => {
+                        tracing::debug!(target: "indexer::api", payload = n.payload(), "finalized block announced");
                         if let Ok(num) = n.payload().parse::<u64>() {
                             tx.send_if_modified(|cur| {
                                 let changed = num > *cur;
@@ -153,6 +154,7 @@ pub(super) async fn feed(
             };
             match page {
                 Some(rows) if !rows.is_empty() => {
+                    tracing::debug!(target: "indexer::api", rows = rows.len(), finalized = f, "feed page");
                     for r in rows {
                         c.position = (r.block, r.log_index);
                         let data = json!({

@@ -85,13 +85,27 @@ pub async fn load_mirror(conn: &mut PgConnection) -> Result<MirrorState> {
     })
 }
 
-/// Moves the cursor to block `number` with `hash` (in the transaction that wrote its data).
-pub async fn advance(conn: &mut PgConnection, number: u64, hash: B256) -> Result<()> {
-    sqlx::query("UPDATE mirror SET indexed_number = $1, indexed_hash = $2")
-        .bind(i64_of(number))
-        .bind(hash.as_slice())
-        .execute(conn)
-        .await?;
+/// Moves the cursor from block `from` to block `number` with `hash` (in the transaction that
+/// wrote its data). Fails with [`Error::CursorMoved`] if the stored cursor is not at `from`, so
+/// two writers, or a database that lost commits, can never leave a gap or apply a block twice.
+pub async fn advance(conn: &mut PgConnection, from: u64, number: u64, hash: B256) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE mirror SET indexed_number = $1, indexed_hash = $2 WHERE indexed_number = $3",
+    )
+    .bind(i64_of(number))
+    .bind(hash.as_slice())
+    .bind(i64_of(from))
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        let actual: i64 = sqlx::query_scalar("SELECT indexed_number FROM mirror")
+            .fetch_one(conn)
+            .await?;
+        return Err(Error::CursorMoved {
+            expected: from,
+            actual: actual as u64,
+        });
+    }
     Ok(())
 }
 
@@ -173,8 +187,13 @@ pub async fn upsert_blocks(conn: &mut PgConnection, blocks: &[super::BlockRow]) 
 }
 
 /// Undoes everything derived from blocks above `ancestor` (a reorg's common ancestor) and moves
-/// the cursor there. Call inside a transaction.
-pub async fn rewind(conn: &mut PgConnection, ancestor: u64, ancestor_hash: B256) -> Result<()> {
+/// the cursor there from `from`. Call inside a transaction.
+pub async fn rewind(
+    conn: &mut PgConnection,
+    from: u64,
+    ancestor: u64,
+    ancestor_hash: B256,
+) -> Result<()> {
     let a = i64_of(ancestor);
     for table in [
         "events",
@@ -212,5 +231,5 @@ pub async fn rewind(conn: &mut PgConnection, ancestor: u64, ancestor_hash: B256)
         .bind(a)
         .execute(&mut *conn)
         .await?;
-    advance(conn, ancestor, ancestor_hash).await
+    advance(conn, from, ancestor, ancestor_hash).await
 }

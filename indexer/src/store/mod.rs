@@ -6,9 +6,12 @@ mod mirror;
 pub mod read;
 mod write;
 
-use std::time::Duration;
+use std::{str::FromStr, time::Duration};
 
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 pub use mirror::{
     MirrorState, advance, block_hash, highest_block_at_or_below, init_mirror, load_mirror, rewind,
@@ -22,11 +25,17 @@ use crate::Result;
 pub const FINALIZED_CHANNEL: &str = "covenant_indexer_finalized";
 
 /// Opens a pool on `url` (connections are re-established after a database restart).
+///
+/// Every statement is planned for its actual parameters (`plan_cache_mode =
+/// force_custom_plan`): the reads "as of block N" and the change feed's "after position P" are
+/// only cheap when the planner sees N and P; a generic plan would scan whole tables.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    let options =
+        PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect_with(options)
         .await?)
 }
 

@@ -427,7 +427,7 @@ pub async fn feed_after(
 ) -> Result<Vec<FeedEvent>> {
     let rows = sqlx::query(
         "SELECT block_number, log_index, block_hash, tx_hash, contract, source, name, data FROM events
-         WHERE (block_number, log_index) > ($1, $2) AND block_number <= $3
+         WHERE block_number >= $1 AND (block_number, log_index) > ($1, $2) AND block_number <= $3
            AND source IN ('kms_registry', 'app', 'domain_registry')
          ORDER BY block_number, log_index LIMIT $4",
     )

@@ -332,7 +332,7 @@ impl<'c> Writer<'c> {
             let n = e.block_hash.len();
             sqlx::query(
                 "INSERT INTO events (chain_id, block_hash, log_index, block_number, tx_hash, contract, source, name, data)
-                 SELECT $1, * FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], $5::bytea[], $6::bytea[], $7::text[], $8::text[], $9::text[]::jsonb[])",
+                 SELECT $1, * FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], $5::bytea[], $6::bytea[], $7::text[], $8::text[], $9::text[]::json[])",
             )
             .bind(self.chain_id)
             .bind(e.block_hash)

@@ -1,6 +1,11 @@
 //! Indexer benchmark on a chain of real registry events. Prints one line per measurement and a
 //! summary; nothing is asserted. Run through `bench/indexer-report`.
-#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::{
     collections::HashMap,
@@ -12,8 +17,8 @@ use std::{
 
 use alloy::{
     network::TransactionBuilder,
-    primitives::{Address, B256, Bytes, U256, keccak256},
-    providers::{Provider, ProviderBuilder},
+    primitives::{Address, Bytes, U256, keccak256},
+    providers::{Provider, ProviderBuilder, WsConnect},
     rpc::types::TransactionRequest,
     sol,
     sol_types::{SolCall, SolValue},
@@ -59,13 +64,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     percentile(&v, 0.5)
 }
 
-fn indexer_command(args: &Args, deployment: &std::path::Path, rpc: &str, db: &str, extra: &[&str]) -> Command {
+fn indexer_command(
+    args: &Args,
+    deployment: &std::path::Path,
+    rpc: &str,
+    db: &str,
+    extra: &[&str],
+) -> Command {
     let mut cmd = Command::new(tools::repo_root().join(&args.indexer));
     cmd.arg("--deployment")
         .arg(deployment)
-        .args(["--rpc-url", rpc, "--database-url", db, "--listen", "127.0.0.1:0", "--finality", "0"])
+        .args([
+            "--rpc-url",
+            rpc,
+            "--database-url",
+            db,
+            "--listen",
+            "127.0.0.1:0",
+            "--finality",
+            "0",
+        ])
         .args(["--progress", "never", "--log-format", "json"])
-        .env("COVENANT_LOG", "info")
+        .env(
+            "COVENANT_LOG",
+            std::env::var("BENCH_INDEXER_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .args(extra);
     cmd
 }
@@ -73,7 +96,10 @@ fn indexer_command(args: &Args, deployment: &std::path::Path, rpc: &str, db: &st
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let anvil = Anvil::builder().with_arg("--gas-limit").with_arg("1000000000").with_arg("--silent").spawn();
+    let anvil = Anvil::builder()
+        .with_arg("--gas-limit")
+        .with_arg("1000000000")
+        .spawn();
     let deployed = deploy_contracts(&anvil, &[]).unwrap();
     let deployment = Deployment::read(deployed.path()).unwrap();
     let provider = ProviderBuilder::new().connect_http(anvil.endpoint().parse().unwrap());
@@ -82,10 +108,23 @@ async fn main() {
     // The flood contract, and an app it owns.
     let artifact = tools::repo_root().join("out/ComposeHashFlood.sol/ComposeHashFlood.json");
     let artifact: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&artifact).expect("run `forge build` first")).unwrap();
-    let code: Bytes = artifact["bytecode"]["object"].as_str().unwrap().parse().unwrap();
-    let tx = TransactionRequest::default().from(from).with_deploy_code(code);
-    let receipt = provider.send_transaction(tx).await.unwrap().get_receipt().await.unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&artifact).expect("run `forge build` first"))
+            .unwrap();
+    let code: Bytes = artifact["bytecode"]["object"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tx = TransactionRequest::default()
+        .from(from)
+        .with_deploy_code(code);
+    let receipt = provider
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     let flooder = receipt.contract_address.unwrap();
     let registry = KmsRegistry::new(deployment.contracts.kms_registry, &provider);
     let init = IApp::AppInit {
@@ -97,16 +136,36 @@ async fn main() {
         requireUpToDateTcb: false,
         requireGpu: false,
     };
-    let receipt = registry.createApp(flooder, init).from(from).send().await.unwrap().get_receipt().await.unwrap();
-    let app = receipt.decoded_log::<KmsRegistry::AppCreated>().unwrap().app;
+    let receipt = registry
+        .createApp(flooder, init)
+        .from(from)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let app = receipt
+        .decoded_log::<KmsRegistry::AppCreated>()
+        .unwrap()
+        .app;
 
     let started = Instant::now();
     let batches = args.events.div_ceil(args.per_tx);
     let mut pending = Vec::new();
     for b in 0..batches {
         let count = args.per_tx.min(args.events - b * args.per_tx);
-        let data = floodCall { app, from: U256::from(b * args.per_tx), count: U256::from(count) }.abi_encode();
-        let tx = TransactionRequest::default().from(from).to(flooder).input(data.into()).gas_limit(60_000 * count + 200_000);
+        let data = floodCall {
+            app,
+            from: U256::from(b * args.per_tx),
+            count: U256::from(count),
+        }
+        .abi_encode();
+        let tx = TransactionRequest::default()
+            .from(from)
+            .to(flooder)
+            .input(data.into())
+            .gas_limit(60_000 * count + 200_000);
         pending.push(provider.send_transaction(tx).await.unwrap());
     }
     for p in pending {
@@ -127,18 +186,34 @@ async fn main() {
     for run in 1..=args.runs {
         let db = postgres::database();
         let stop = head.to_string();
-        let cmd = indexer_command(&args, deployed.path(), &anvil.endpoint(), db.url(), &["--stop-at-block", &stop]);
+        let cmd = indexer_command(
+            &args,
+            deployed.path(),
+            &anvil.endpoint(),
+            db.url(),
+            &["--stop-at-block", &stop],
+        );
         let t0 = Instant::now();
         let indexer = Process::spawn("indexer", cmd, Signal::SIGTERM).unwrap();
         indexer
-            .wait_for_line("the stop block", Duration::from_secs(600), |l| l.contains("stop block is final"))
+            .wait_for_line("the stop block", Duration::from_secs(600), |l| {
+                l.contains("stop block is final")
+            })
             .unwrap();
         let t = t0.elapsed().as_secs_f64();
         indexer.stop();
         let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
-        total_events = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+        total_events = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
-        let line = indexer.log_tail(200).lines().find(|l| l.contains("\"backfilled\"")).map(str::to_owned).unwrap_or_default();
+        let line = indexer
+            .log_tail(200)
+            .lines()
+            .find(|l| l.contains("\"backfilled\""))
+            .map(str::to_owned)
+            .unwrap_or_default();
         let inner: f64 = serde_json::from_str::<serde_json::Value>(&line)
             .ok()
             .and_then(|v| v["fields"]["events_per_second"].as_f64())
@@ -151,25 +226,87 @@ async fn main() {
         );
         times.push(t);
     }
-    let t = median(times);
-    println!(
-        "backfill median: {total_events} events in {t:.2} s = {:.0} events/s, {:.0} blocks/s; backfill alone (indexer's own timer) {:.0} events/s",
-        total_events as f64 / t,
-        head as f64 / t,
-        median(backfill_only)
-    );
+    if !times.is_empty() {
+        let t = median(times);
+        println!(
+            "backfill median: {total_events} events in {t:.2} s = {:.0} events/s, {:.0} blocks/s; backfill alone (indexer's own timer) {:.0} events/s",
+            total_events as f64 / t,
+            head as f64 / t,
+            median(backfill_only)
+        );
+    }
 
-    // Live lag: one block at a time, from eth_sendTransaction's answer (anvil automine has mined
-    // the block) to the event on the change feed (sent after the finalized view includes it).
-    let db = postgres::database();
+    // Live lag, with new heads from the WebSocket subscription and with HTTP polling alone.
     let ws = anvil.ws_endpoint();
-    let cmd = indexer_command(&args, deployed.path(), &anvil.endpoint(), db.url(), &["--ws-url", &ws]);
+    let ctx = LagContext {
+        args: &args,
+        deployment: deployed.path(),
+        anvil: &anvil,
+        provider: &provider,
+        app,
+        flooder,
+        from,
+        head,
+    };
+    let mut next = args.events;
+    for (label, extra) in [
+        ("WebSocket new heads", vec!["--ws-url", ws.as_str()]),
+        ("HTTP polling every 20 ms", vec!["--poll-interval-ms", "20"]),
+    ] {
+        let mut lags = live_lag(&ctx, &extra, next).await;
+        next += args.lag_samples as u64;
+        lags.sort_by(f64::total_cmp);
+        println!(
+            "live lag, {label}, over {} blocks (mined → event on the change feed, finalized): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            lags.len(),
+            percentile(&lags, 0.5),
+            percentile(&lags, 0.99),
+            lags[lags.len() - 1]
+        );
+    }
+}
+
+struct LagContext<'a, P> {
+    args: &'a Args,
+    deployment: &'a std::path::Path,
+    anvil: &'a Anvil,
+    provider: &'a P,
+    app: Address,
+    flooder: Address,
+    from: Address,
+    head: u64,
+}
+
+/// Mines `lag_samples` blocks one at a time, each adding one compose hash, and returns for each
+/// the time from the block's new-heads notification (seen by a subscriber of our own: the moment
+/// the block is mined, as far as a client can tell) to the event's arrival on the change feed,
+/// which is sent after the finalized view includes it. (Anvil answers `eth_sendTransaction`
+/// before it has mined the block: on a chain with 100k logs, ~100 ms before.)
+async fn live_lag<P: Provider>(ctx: &LagContext<'_, P>, extra: &[&str], first: u64) -> Vec<f64> {
+    let db = postgres::database();
+    let cmd = indexer_command(
+        ctx.args,
+        ctx.deployment,
+        &ctx.anvil.endpoint(),
+        db.url(),
+        extra,
+    );
     let indexer = Process::spawn("indexer", cmd, Signal::SIGTERM).unwrap();
-    let line = indexer.wait_for_line("its API address", Duration::from_secs(60), |l| l.contains("api listening")).unwrap();
+    let line = indexer
+        .wait_for_line("its API address", Duration::from_secs(60), |l| {
+            l.contains("api listening")
+        })
+        .unwrap();
     let addr: serde_json::Value = serde_json::from_str(&line).unwrap();
     let api = format!("http://{}", addr["fields"]["addr"].as_str().unwrap());
+    let head = ctx.provider.get_block_number().await.unwrap().max(ctx.head);
     loop {
-        let v: serde_json::Value = reqwest::get(format!("{api}/v1/head")).await.unwrap().json().await.unwrap_or_default();
+        let v: serde_json::Value = reqwest::get(format!("{api}/v1/head"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
         if v["finalized"]["number"].as_u64().is_some_and(|n| n >= head) {
             break;
         }
@@ -191,39 +328,79 @@ async fn main() {
                         && let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim())
                         && let Some(h) = v["data"]["composeHash"].as_str()
                     {
-                        arrivals.lock().unwrap().insert(h.to_owned(), Instant::now());
+                        arrivals
+                            .lock()
+                            .unwrap()
+                            .insert(h.to_owned(), Instant::now());
                         notify.notify_one();
                     }
                 }
             }
         })
     };
-    let mut lags = Vec::with_capacity(args.lag_samples);
-    for k in 0..args.lag_samples as u64 {
-        let i = args.events + k;
-        let hash = keccak256((app, U256::from(i)).abi_encode_params()).to_string();
-        let data = floodCall { app, from: U256::from(i), count: U256::from(1) }.abi_encode();
-        let tx = TransactionRequest::default().from(from).to(flooder).input(data.into()).gas_limit(300_000);
-        let sent = provider.send_transaction(tx).await.unwrap();
-        let mined = Instant::now();
-        loop {
-            if let Some(t) = arrivals.lock().unwrap().get(&hash) {
-                lags.push(t.saturating_duration_since(mined).as_secs_f64() * 1000.0);
-                break;
+    // When each block was mined, as a new-heads subscriber sees it.
+    let mined_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let heads = {
+        let ws = ProviderBuilder::new()
+            .connect_ws(WsConnect::new(ctx.anvil.ws_endpoint()))
+            .await
+            .unwrap();
+        let mut stream = ws.subscribe_blocks().await.unwrap().into_stream();
+        let mined_at = mined_at.clone();
+        tokio::spawn(async move {
+            let _keep = ws;
+            while let Some(header) = stream.next().await {
+                mined_at
+                    .lock()
+                    .unwrap()
+                    .insert(header.number, Instant::now());
             }
-            tokio::time::timeout(Duration::from_secs(10), notify.notified()).await.expect("feed event within 10 s");
+        })
+    };
+    let mut lags = Vec::with_capacity(ctx.args.lag_samples);
+    for i in first..first + ctx.args.lag_samples as u64 {
+        let hash = keccak256((ctx.app, U256::from(i)).abi_encode_params()).to_string();
+        let data = floodCall {
+            app: ctx.app,
+            from: U256::from(i),
+            count: U256::from(1),
         }
-        let _ = sent.get_receipt().await.unwrap();
+        .abi_encode();
+        let tx = TransactionRequest::default()
+            .from(ctx.from)
+            .to(ctx.flooder)
+            .input(data.into())
+            .gas_limit(300_000);
+        let receipt = ctx
+            .provider
+            .send_transaction(tx)
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        let block = receipt.block_number.unwrap();
+        let arrived = loop {
+            if let Some(t) = arrivals.lock().unwrap().get(&hash) {
+                break *t;
+            }
+            tokio::time::timeout(Duration::from_secs(10), notify.notified())
+                .await
+                .expect("feed event within 10 s");
+        };
+        let mined = loop {
+            if let Some(t) = mined_at.lock().unwrap().get(&block) {
+                break *t;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        lags.push(arrived.saturating_duration_since(mined).as_secs_f64() * 1000.0);
     }
     feed.abort();
+    heads.abort();
+    if std::env::var_os("BENCH_INDEXER_LOG").is_some() {
+        eprintln!("{}", indexer.log_tail(60));
+    }
     indexer.stop();
-    lags.sort_by(f64::total_cmp);
-    println!(
-        "live lag over {} blocks (mined → on the change feed, finalized): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        lags.len(),
-        percentile(&lags, 0.5),
-        percentile(&lags, 0.99),
-        lags[lags.len() - 1]
-    );
-    let _ = B256::ZERO;
+    lags
 }

@@ -38,7 +38,10 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let rpc = Rpc::new(&args.rpc, std::time::Duration::from_secs(60))?;
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&args.database_url).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&args.database_url)
+        .await?;
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS compose_hash_added (
             block_hash BYTEA NOT NULL, log_index BIGINT NOT NULL, block_number BIGINT NOT NULL,
@@ -55,21 +58,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ranges = Box::pin(stream::unfold(args.from_block, {
         let sizer = sizer.clone();
         move |from| {
-            let next = sizer.lock().map(|s| s.next(from, to)).unwrap_or((from, from));
+            let next = sizer
+                .lock()
+                .map(|s| s.next(from, to))
+                .unwrap_or((from, from));
             async move { (from <= to).then(|| (next, next.1 + 1)) }
         }
     }));
     let mut fetched = ranges
         .map(|(a, b)| {
             let (rpc, sizer, metrics) = (rpc.clone(), sizer.clone(), metrics.clone());
-            async move { fetch_logs(&rpc, a, b, &address, &sizer, &metrics).await.map(|logs| (b, logs)) }
+            async move {
+                fetch_logs(&rpc, a, b, &address, &sizer, &metrics)
+                    .await
+                    .map(|logs| (b, logs))
+            }
         })
         .buffered(args.concurrency);
     let mut total = 0usize;
     while let Some(range) = fetched.next().await {
         let (end, logs) = range?;
-        let (mut bh, mut li, mut bn, mut app, mut hash, mut prov) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut bh, mut li, mut bn, mut app, mut hash, mut prov) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for log in &logs {
             let ev = ComposeHashAdded::decode_raw_log(log.topics(), &log.data().data)?;
             bh.push(log.block_hash.unwrap_or_default().to_vec());

@@ -44,11 +44,11 @@ fn setup_names_what_is_missing_and_how_to_install_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("missing system packages: nodejs npm postgresql"),
+        stderr.contains("missing system packages: nodejs npm curl postgresql"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("apt-get install -y nodejs npm postgresql"),
+        stderr.contains("apt-get install -y nodejs npm curl postgresql"),
         "{stderr}"
     );
     assert!(stderr.contains("cargo is missing"), "{stderr}");
