@@ -29,6 +29,17 @@ impl Drop for TestDeployment {
     }
 }
 
+/// How long a deployment may take (it takes seconds; a hung forge is killed after this).
+const DEPLOY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
+fn read_all(mut file: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut out = String::new();
+    let _ = file.rewind();
+    let _ = file.read_to_string(&mut out);
+    out
+}
+
 /// Deploys with anvil account 0, simulated TEEs allowed, short governance timings (voting delay
 /// 1 s, period 20 s, timelock 10 s); `extra_env` overrides any deploy-script variable.
 pub fn deploy_contracts(anvil: &Anvil, extra_env: &[(&str, &str)]) -> Result<TestDeployment> {
@@ -48,7 +59,14 @@ pub fn deploy_contracts(anvil: &Anvil, extra_env: &[(&str, &str)]) -> Result<Tes
     let mut forge = Command::new(tools::foundry_bin("forge")?);
     forge
         .current_dir(&root)
-        .args(["script", "scripts/deploy/Deploy.s.sol", "--broadcast"])
+        // --slow: one transaction at a time, each after the previous receipt. Without it a send
+        // lost under load leaves a nonce gap and forge waits for receipts forever.
+        .args([
+            "script",
+            "scripts/deploy/Deploy.s.sol",
+            "--broadcast",
+            "--slow",
+        ])
         .args(["--rpc-url", &anvil.endpoint(), "--private-key", &key])
         .env("COVENANT_DEPLOYMENT_FILE", &path)
         .env("COVENANT_ALLOW_SIMULATED_TEE", "true")
@@ -77,22 +95,58 @@ pub fn deploy_contracts(anvil: &Anvil, extra_env: &[(&str, &str)]) -> Result<Tes
         path: lock_path,
         source,
     })?;
-    let output = forge.output().map_err(|source| Error::Spawn {
+    // Output to a file and a deadline: a hung forge fails the test (with its output) instead of
+    // hanging it, and releases the lock.
+    let log = tempfile::tempfile().map_err(|source| Error::Io {
+        what: "create temp file",
+        path: "$TMPDIR".into(),
+        source,
+    })?;
+    let clone = |f: &std::fs::File| {
+        f.try_clone().map_err(|source| Error::Io {
+            what: "dup",
+            path: "forge log".into(),
+            source,
+        })
+    };
+    forge.stdout(clone(&log)?).stderr(clone(&log)?);
+    let mut child = forge.spawn().map_err(|source| Error::Spawn {
         program: "forge".into(),
         source,
     })?;
+    let deadline = std::time::Instant::now() + DEPLOY_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
     drop(lock);
+    let output = read_all(log);
     let deployment = TestDeployment { path };
-    if !output.status.success() || !deployment.path.is_file() {
-        return Err(Error::Command {
-            what: "forge script scripts/deploy/Deploy.s.sol".into(),
-            status: output.status.to_string(),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        });
+    match status {
+        Some(status) if status.success() && deployment.path.is_file() => {}
+        Some(status) => {
+            return Err(Error::Command {
+                what: "forge script scripts/deploy/Deploy.s.sol".into(),
+                status: status.to_string(),
+                output,
+            });
+        }
+        None => {
+            return Err(Error::Timeout {
+                what: "forge script scripts/deploy/Deploy.s.sol".into(),
+                after: DEPLOY_TIMEOUT,
+                last: Some(output),
+            });
+        }
     }
     Ok(deployment)
 }
