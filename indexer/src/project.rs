@@ -84,6 +84,13 @@ pub async fn project(
         &data,
     );
     let scope = log.address.as_slice();
+    if matches!(log.source, Source::KmsRegistry | Source::App | Source::DomainRegistry) {
+        match proxy_event(w, scope, log).await? {
+            Some(true) => return Ok(Ok(())),
+            Some(false) => {}
+            None => return Ok(Err(bad("malformed ownership, upgrade or initialization event"))),
+        }
+    }
     match log.source {
         Source::KmsRegistry => {
             let ev = match kms_registry::KmsRegistry::KmsRegistryEvents::decode_raw_log(
@@ -176,21 +183,30 @@ pub async fn project(
     Ok(Ok(()))
 }
 
-/// Ownable2Step clears the pending owner whenever ownership moves.
-async fn owner_changed(w: &mut Writer<'_>, scope: &[u8], owner: Address, at: At) -> Result<()> {
-    w.set(scope, "owner", &addr(owner), at).await?;
-    w.set(scope, "pending_owner", &addr(Address::ZERO), at)
-        .await
-}
-
-async fn common_setting(
-    w: &mut Writer<'_>,
-    scope: &[u8],
-    name: &str,
-    value: Value,
-    at: At,
-) -> Result<()> {
-    w.set(scope, name, &value, at).await
+/// The events every upgradeable registry and app shares (OpenZeppelin `Ownable2Step`, UUPS
+/// `Upgraded`, `Initializable`), handled once. Returns whether the log was one of them. Ownership
+/// moving clears the pending owner, as `Ownable2Step` does.
+async fn proxy_event(w: &mut Writer<'_>, scope: &[u8], log: &SourcedLog) -> Result<Option<bool>> {
+    use app::App::{Initialized, OwnershipTransferStarted, OwnershipTransferred, Upgraded};
+    let Some(topic) = log.topics.first().copied() else { return Ok(Some(false)) };
+    let (topics, data, at) = (&log.topics[..], &log.data[..], log.at);
+    if topic == OwnershipTransferred::SIGNATURE_HASH {
+        let Ok(e) = OwnershipTransferred::decode_raw_log(topics, data) else { return Ok(None) };
+        w.set(scope, "owner", &addr(e.newOwner), at).await?;
+        w.set(scope, "pending_owner", &addr(Address::ZERO), at).await?;
+    } else if topic == OwnershipTransferStarted::SIGNATURE_HASH {
+        let Ok(e) = OwnershipTransferStarted::decode_raw_log(topics, data) else { return Ok(None) };
+        w.set(scope, "pending_owner", &addr(e.newOwner), at).await?;
+    } else if topic == Upgraded::SIGNATURE_HASH {
+        let Ok(e) = Upgraded::decode_raw_log(topics, data) else { return Ok(None) };
+        w.set(scope, "implementation", &addr(e.implementation), at).await?;
+    } else if topic == Initialized::SIGNATURE_HASH {
+        let Ok(e) = Initialized::decode_raw_log(topics, data) else { return Ok(None) };
+        w.set(scope, "initialized_version", &json!(e.version), at).await?;
+    } else {
+        return Ok(Some(false));
+    }
+    Ok(Some(true))
 }
 
 async fn kms_registry_event(
@@ -291,16 +307,11 @@ async fn kms_registry_event(
             });
             w.add_member("grant_log", scope, &member, &data, at);
         }
-        E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
-        E::OwnershipTransferStarted(e) => {
-            common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
-        }
-        E::Upgraded(e) => {
-            common_setting(w, scope, "implementation", addr(e.implementation), at).await?
-        }
-        E::Initialized(e) => {
-            common_setting(w, scope, "initialized_version", json!(e.version), at).await?
-        }
+        // Ownable2Step, UUPS and Initializable events: see `proxy_event`.
+        E::OwnershipTransferred(_)
+        | E::OwnershipTransferStarted(_)
+        | E::Upgraded(_)
+        | E::Initialized(_) => {}
     }
     Ok(())
 }
@@ -347,16 +358,11 @@ async fn app_event(
                 .await?
         }
         E::AppFrozen(_) => w.set(scope, "frozen", &json!(true), at).await?,
-        E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
-        E::OwnershipTransferStarted(e) => {
-            common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
-        }
-        E::Upgraded(e) => {
-            common_setting(w, scope, "implementation", addr(e.implementation), at).await?
-        }
-        E::Initialized(e) => {
-            common_setting(w, scope, "initialized_version", json!(e.version), at).await?
-        }
+        // Ownable2Step, UUPS and Initializable events: see `proxy_event`.
+        E::OwnershipTransferred(_)
+        | E::OwnershipTransferStarted(_)
+        | E::Upgraded(_)
+        | E::Initialized(_) => {}
     }
     Ok(())
 }
@@ -381,16 +387,11 @@ async fn domain_event(
             w.set(scope, "gateway_acme_account", &json!(e.accountUri), at)
                 .await?
         }
-        E::OwnershipTransferred(e) => owner_changed(w, scope, e.newOwner, at).await?,
-        E::OwnershipTransferStarted(e) => {
-            common_setting(w, scope, "pending_owner", addr(e.newOwner), at).await?
-        }
-        E::Upgraded(e) => {
-            common_setting(w, scope, "implementation", addr(e.implementation), at).await?
-        }
-        E::Initialized(e) => {
-            common_setting(w, scope, "initialized_version", json!(e.version), at).await?
-        }
+        // Ownable2Step, UUPS and Initializable events: see `proxy_event`.
+        E::OwnershipTransferred(_)
+        | E::OwnershipTransferStarted(_)
+        | E::Upgraded(_)
+        | E::Initialized(_) => {}
     }
     Ok(())
 }
