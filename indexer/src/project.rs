@@ -3,7 +3,7 @@
 
 use alloy::{
     primitives::{Address, B256, Bytes, U256, keccak256},
-    sol_types::{SolEventInterface, SolValue},
+    sol_types::{SolEvent, SolEventInterface, SolValue},
 };
 use covenant_chain::{app, domain_registry, governor, kms_registry, timelock, token};
 use serde_json::{Value, json};
@@ -84,11 +84,18 @@ pub async fn project(
         &data,
     );
     let scope = log.address.as_slice();
-    if matches!(log.source, Source::KmsRegistry | Source::App | Source::DomainRegistry) {
+    if matches!(
+        log.source,
+        Source::KmsRegistry | Source::App | Source::DomainRegistry
+    ) {
         match proxy_event(w, scope, log).await? {
             Some(true) => return Ok(Ok(())),
             Some(false) => {}
-            None => return Ok(Err(bad("malformed ownership, upgrade or initialization event"))),
+            None => {
+                return Ok(Err(bad(
+                    "malformed ownership, upgrade or initialization event",
+                )));
+            }
         }
     }
     match log.source {
@@ -188,21 +195,34 @@ pub async fn project(
 /// moving clears the pending owner, as `Ownable2Step` does.
 async fn proxy_event(w: &mut Writer<'_>, scope: &[u8], log: &SourcedLog) -> Result<Option<bool>> {
     use app::App::{Initialized, OwnershipTransferStarted, OwnershipTransferred, Upgraded};
-    let Some(topic) = log.topics.first().copied() else { return Ok(Some(false)) };
+    let Some(topic) = log.topics.first().copied() else {
+        return Ok(Some(false));
+    };
     let (topics, data, at) = (&log.topics[..], &log.data[..], log.at);
     if topic == OwnershipTransferred::SIGNATURE_HASH {
-        let Ok(e) = OwnershipTransferred::decode_raw_log(topics, data) else { return Ok(None) };
+        let Ok(e) = OwnershipTransferred::decode_raw_log(topics, data) else {
+            return Ok(None);
+        };
         w.set(scope, "owner", &addr(e.newOwner), at).await?;
-        w.set(scope, "pending_owner", &addr(Address::ZERO), at).await?;
+        w.set(scope, "pending_owner", &addr(Address::ZERO), at)
+            .await?;
     } else if topic == OwnershipTransferStarted::SIGNATURE_HASH {
-        let Ok(e) = OwnershipTransferStarted::decode_raw_log(topics, data) else { return Ok(None) };
+        let Ok(e) = OwnershipTransferStarted::decode_raw_log(topics, data) else {
+            return Ok(None);
+        };
         w.set(scope, "pending_owner", &addr(e.newOwner), at).await?;
     } else if topic == Upgraded::SIGNATURE_HASH {
-        let Ok(e) = Upgraded::decode_raw_log(topics, data) else { return Ok(None) };
-        w.set(scope, "implementation", &addr(e.implementation), at).await?;
+        let Ok(e) = Upgraded::decode_raw_log(topics, data) else {
+            return Ok(None);
+        };
+        w.set(scope, "implementation", &addr(e.implementation), at)
+            .await?;
     } else if topic == Initialized::SIGNATURE_HASH {
-        let Ok(e) = Initialized::decode_raw_log(topics, data) else { return Ok(None) };
-        w.set(scope, "initialized_version", &json!(e.version), at).await?;
+        let Ok(e) = Initialized::decode_raw_log(topics, data) else {
+            return Ok(None);
+        };
+        w.set(scope, "initialized_version", &json!(e.version), at)
+            .await?;
     } else {
         return Ok(Some(false));
     }

@@ -12,8 +12,9 @@ contract ComposeHashFlood {
     function flood(IApp app, uint256 from, uint256 count) external {
         bytes32[] memory digests = new bytes32[](1);
         digests[0] = keccak256("image");
-        Provenance memory provenance =
-            Provenance({sourceUrl: "https://git.example/bench", sourceCommit: "0123456789abcdef", artifactDigests: digests});
+        Provenance memory provenance = Provenance({
+            sourceUrl: "https://git.example/bench", sourceCommit: "0123456789abcdef", artifactDigests: digests
+        });
         for (uint256 i = from; i < from + count; ++i) {
             app.addComposeHash(keccak256(abi.encode(app, i)), provenance);
         }

@@ -315,24 +315,27 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
             .call()
             .await
             .unwrap();
-        assert_eq!(
-            v["quorum"],
-            governor
-                .quorum(snapshot)
-                .block(at)
-                .call()
-                .await
-                .unwrap()
-                .to_string()
-        );
+        if v["state"] != "pending" {
+            // The Governor cannot tell the quorum of a snapshot still in the future.
+            let quorum = governor.quorum(snapshot).block(at).call().await.unwrap();
+            assert_eq!(v["quorum"], quorum.to_string());
+        }
     }
     assert_eq!(
         states,
-        ["active", "canceled", "defeated", "executed"]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        "the history covers four states"
+        [
+            "active",
+            "canceled",
+            "defeated",
+            "executed",
+            "pending",
+            "queued",
+            "succeeded"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        "the history covers every state the Governor can be in"
     );
     // The executed proposal's actions are readable calls.
     let v = indexer

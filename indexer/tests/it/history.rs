@@ -242,10 +242,21 @@ pub async fn script(chain: &Chain) -> History {
     )
     .await;
     send!(governor.cancel(ct, cv, ccd, cdh).from(chain.account(0)));
+    let image = |b: u8| {
+        let call = KmsRegistry::addOsImageCall {
+            osImageHash: h(b),
+            provenance: kms_prov("os"),
+        };
+        vec![(c.kms_registry, Bytes::from(call.abi_encode()))]
+    };
+    let (succeeded, ..) = propose(chain, image(0x05), "Allow OS 5 (passed, never queued)").await;
+    let (queued, qt, qv, qcd, qdh) = propose(chain, image(0x04), "Allow OS 4 (queued)").await;
     chain.advance_time(2);
-    send!(governor.castVote(executed, 1).from(chain.account(0)));
-    send!(governor.castVote(defeated, 0).from(chain.account(0)));
+    for (id, support) in [(executed, 1), (defeated, 0), (succeeded, 1), (queued, 1)] {
+        send!(governor.castVote(id, support).from(chain.account(0)));
+    }
     chain.advance_time(21);
+    send!(governor.queue(qt, qv, qcd, qdh).from(chain.account(0)));
     send!(
         governor
             .queue(t.clone(), v.clone(), cd.clone(), dh)
@@ -259,6 +270,8 @@ pub async fn script(chain: &Chain) -> History {
     .abi_encode();
     let (open, ..) = propose(chain, vec![(app2, remove.into())], "Remove app2 v1").await;
     chain.advance_time(2);
+    // Created in the last block: its snapshot is still ahead of the finalized block's clock.
+    let (pending, ..) = propose(chain, image(0x06), "Allow OS 6 (pending)").await;
 
     History {
         apps: vec![app1, app2, app3],
@@ -280,7 +293,9 @@ pub async fn script(chain: &Chain) -> History {
             "old.example.com".into(),
             "three.example.com".into(),
         ],
-        proposals: vec![executed, defeated, canceled, open],
+        proposals: vec![
+            executed, defeated, canceled, open, succeeded, queued, pending,
+        ],
         executed_proposal: executed,
     }
 }
