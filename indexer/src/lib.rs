@@ -20,6 +20,7 @@
 pub mod abi;
 pub mod api;
 pub mod config;
+pub mod contracts;
 mod error;
 pub mod governance;
 pub mod health;

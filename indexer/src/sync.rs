@@ -5,12 +5,12 @@
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use alloy::{primitives::Address, rpc::types::Log, sol_types::SolEvent};
-use covenant_chain::{Deployment, kms_registry::KmsRegistry};
+use alloy::{primitives::Address, rpc::types::Log};
+use covenant_chain::Deployment;
 use futures::{StreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
@@ -20,94 +20,13 @@ use crate::{
     Error, Result,
     abi::{Abis, Source},
     config::{Config, Finality},
+    contracts::Contracts,
     health::Health,
     metrics::Metrics,
     project::{Lookup, SourcedLog, project},
     source::{BlockRef, RangeSizer, Rpc, fetch_logs},
     store::{self, At, BlockRow, MirrorState, Writer},
 };
-
-/// The contracts the mirror follows: the deployment's, plus every app the registry registered.
-#[derive(Debug)]
-pub struct Contracts {
-    statics: HashMap<Address, Source>,
-    governor: Address,
-    kms_registry: Address,
-    /// Append-only: the filter of a fetch is a prefix of it (see [`RangeLogs::addresses_used`]).
-    addresses: RwLock<Vec<Address>>,
-    apps: RwLock<HashSet<Address>>,
-}
-
-impl Contracts {
-    /// The deployment's contracts and the apps already in the mirror.
-    pub fn new(deployment: &Deployment, known_apps: impl IntoIterator<Item = Address>) -> Self {
-        let c = &deployment.contracts;
-        let statics = HashMap::from([
-            (c.kms_registry, Source::KmsRegistry),
-            (c.domain_registry, Source::DomainRegistry),
-            (c.covenant_governor, Source::Governor),
-            (c.timelock_controller, Source::Timelock),
-            (c.covenant_token, Source::Token),
-        ]);
-        let mut addresses: Vec<Address> = statics.keys().copied().collect();
-        addresses.sort();
-        let apps: HashSet<Address> = known_apps.into_iter().collect();
-        let mut sorted_apps: Vec<Address> = apps.iter().copied().collect();
-        sorted_apps.sort();
-        addresses.extend(sorted_apps);
-        Self {
-            statics,
-            governor: c.covenant_governor,
-            kms_registry: c.kms_registry,
-            addresses: RwLock::new(addresses),
-            apps: RwLock::new(apps),
-        }
-    }
-
-    fn addresses(&self) -> Vec<Address> {
-        self.addresses.read().map(|a| a.clone()).unwrap_or_default()
-    }
-
-    fn add_app(&self, app: Address) {
-        if let (Ok(mut apps), Ok(mut addresses)) = (self.apps.write(), self.addresses.write())
-            && apps.insert(app)
-        {
-            addresses.push(app);
-        }
-    }
-
-    /// Apps registered in `logs` (by the registry) that the filter does not know yet.
-    fn new_apps_in(&self, logs: &[Log]) -> BTreeSet<Address> {
-        let known = self.apps.read();
-        logs.iter()
-            .filter(|l| l.address() == self.kms_registry)
-            .filter_map(|l| {
-                let topics = l.topics();
-                let t0 = *topics.first()?;
-                (t0 == KmsRegistry::AppCreated::SIGNATURE_HASH
-                    || t0 == KmsRegistry::CustomAppRegistered::SIGNATURE_HASH)
-                    .then(|| topics.get(1).map(|t| Address::from_word(*t)))
-                    .flatten()
-            })
-            .filter(|a| known.as_ref().map(|k| !k.contains(a)).unwrap_or(true))
-            .collect()
-    }
-}
-
-impl Lookup for Contracts {
-    fn source_of(&self, address: Address) -> Option<Source> {
-        if let Some(s) = self.statics.get(&address) {
-            return Some(*s);
-        }
-        self.apps
-            .read()
-            .ok()
-            .and_then(|a| a.contains(&address).then_some(Source::App))
-    }
-    fn governor(&self) -> Address {
-        self.governor
-    }
-}
 
 /// Logs of `from..=to` fetched with the first `addresses_used` addresses as filter.
 struct RangeLogs {
@@ -432,9 +351,12 @@ impl Syncer {
     /// and commits it, with the finalized view moved to its end.
     async fn apply_range(&mut self, mut range: RangeLogs) -> Result<()> {
         let mut missing: BTreeSet<Address> = self.contracts.new_apps_in(&range.logs);
-        if let Ok(addresses) = self.contracts.addresses.read() {
-            missing.extend(addresses.iter().skip(range.addresses_used).copied());
-        }
+        missing.extend(
+            self.contracts
+                .addresses()
+                .into_iter()
+                .skip(range.addresses_used),
+        );
         if !missing.is_empty() {
             let missing: Vec<Address> = missing.into_iter().collect();
             let extra = fetch_logs(
