@@ -2,7 +2,7 @@
 //! (the log filter grows as apps appear; it never shrinks, so deregistered apps stay followed).
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::RwLock,
 };
 
@@ -63,21 +63,36 @@ impl Contracts {
         }
     }
 
-    /// Apps registered in `logs` (by the registry) that the filter does not know yet.
-    pub fn new_apps_in(&self, logs: &[Log]) -> BTreeSet<Address> {
+    /// Apps registered in `logs` (by the registry) that the filter does not know yet, each with
+    /// the position (block, transaction index) of the transaction that registered it.
+    pub fn new_apps_in(&self, logs: &[Log]) -> BTreeMap<Address, (u64, u64)> {
         let known = self.apps.read();
-        logs.iter()
-            .filter(|l| l.address() == self.kms_registry)
-            .filter_map(|l| {
-                let topics = l.topics();
-                let t0 = *topics.first()?;
-                (t0 == KmsRegistry::AppCreated::SIGNATURE_HASH
-                    || t0 == KmsRegistry::CustomAppRegistered::SIGNATURE_HASH)
-                    .then(|| topics.get(1).map(|t| Address::from_word(*t)))
-                    .flatten()
-            })
-            .filter(|a| known.as_ref().map(|k| !k.contains(a)).unwrap_or(true))
-            .collect()
+        let mut found = BTreeMap::new();
+        for l in logs.iter().filter(|l| l.address() == self.kms_registry) {
+            let topics = l.topics();
+            let Some(t0) = topics.first() else { continue };
+            if *t0 != KmsRegistry::AppCreated::SIGNATURE_HASH
+                && *t0 != KmsRegistry::CustomAppRegistered::SIGNATURE_HASH
+            {
+                continue;
+            }
+            let Some(app) = topics.get(1).map(|t| Address::from_word(*t)) else {
+                continue;
+            };
+            // Already followed: a known app, or one of the deployment's own contracts admitted as
+            // a custom app (it stays what it is: its whole history is mirrored).
+            if known.as_ref().map(|k| k.contains(&app)).unwrap_or(false)
+                || self.statics.contains_key(&app)
+            {
+                continue;
+            }
+            let position = (
+                l.block_number.unwrap_or(0),
+                l.transaction_index.unwrap_or(0),
+            );
+            found.entry(app).or_insert(position);
+        }
+        found
     }
 }
 

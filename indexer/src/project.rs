@@ -14,6 +14,9 @@ use crate::{
     store::{At, Writer},
 };
 
+/// The name under which an app's log that the App ABI does not describe is stored.
+pub const UNKNOWN_EVENT: &str = "UnknownAppEvent";
+
 /// What the projections need to know beyond the log itself.
 pub trait Lookup {
     /// The kind of contract at `address`, if it is one of Covenant's.
@@ -72,6 +75,25 @@ pub async fn project(
 ) -> Result<std::result::Result<(), ProjectError>> {
     let (name, data) = match abis.decode_log(log.source, &log.topics, &log.data) {
         Ok(v) => v,
+        // An app may be a custom policy contract, or run a later App implementation: a log the
+        // App ABI does not describe is kept verbatim and changes nothing (the policy of such apps
+        // is asked of the chain, never mirrored). The registries' own logs must all be known.
+        Err(_) if log.source == Source::App => {
+            let raw = json!({
+                "topics": log.topics.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                "data": log.data.to_string(),
+            });
+            w.event(
+                log.block_hash,
+                log.at,
+                log.tx_hash,
+                log.address.as_slice(),
+                log.source.as_str(),
+                UNKNOWN_EVENT,
+                &raw,
+            );
+            return Ok(Ok(()));
+        }
         Err(e) => return Ok(Err(bad(e))),
     };
     w.event(
@@ -91,6 +113,8 @@ pub async fn project(
         match proxy_event(w, scope, log).await? {
             Some(true) => return Ok(Ok(())),
             Some(false) => {}
+            // Same topic, other layout: only an app contract of unknown code can do that.
+            None if log.source == Source::App => return Ok(Ok(())),
             None => {
                 return Ok(Err(bad(
                     "malformed ownership, upgrade or initialization event",
@@ -110,9 +134,9 @@ pub async fn project(
             kms_registry_event(w, scope, ev, log.at).await?;
         }
         Source::App => {
-            let ev = match app::App::AppEvents::decode_raw_log(&log.topics, &log.data) {
-                Ok(ev) => ev,
-                Err(e) => return Ok(Err(bad(e))),
+            let Ok(ev) = app::App::AppEvents::decode_raw_log(&log.topics, &log.data) else {
+                // Kept verbatim above; an app of unknown code changes no projection.
+                return Ok(Ok(()));
             };
             app_event(w, scope, ev, log.at).await?;
         }

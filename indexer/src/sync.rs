@@ -350,7 +350,11 @@ impl Syncer {
     /// Completes a fetched range (refetching for apps registered after its filter was made)
     /// and commits it, with the finalized view moved to its end.
     async fn apply_range(&mut self, mut range: RangeLogs) -> Result<()> {
-        let mut missing: BTreeSet<Address> = self.contracts.new_apps_in(&range.logs);
+        let mut missing: BTreeSet<Address> = self
+            .contracts
+            .new_apps_in(&range.logs)
+            .into_keys()
+            .collect();
         missing.extend(
             self.contracts
                 .addresses()
@@ -417,9 +421,25 @@ impl Syncer {
         logs: Vec<Log>,
         final_range: bool,
     ) -> Result<()> {
-        for app in self.contracts.new_apps_in(&logs) {
-            self.contracts.add_app(app);
+        // An app is followed from the transaction that registers it (a factory app's own
+        // initialisation events come just before `AppCreated` in that transaction); whatever a
+        // contract emitted before it became an app is not part of the mirror.
+        let registered = self.contracts.new_apps_in(&logs);
+        for app in registered.keys() {
+            self.contracts.add_app(*app);
         }
+        let logs: Vec<Log> = logs
+            .into_iter()
+            .filter(|l| match registered.get(&l.address()) {
+                Some(since) => {
+                    (
+                        l.block_number.unwrap_or(0),
+                        l.transaction_index.unwrap_or(0),
+                    ) >= *since
+                }
+                None => true,
+            })
+            .collect();
         // Keep the logs of mirrored contracts, with their kind.
         let mut sourced = Vec::with_capacity(logs.len());
         let mut need_time: BTreeSet<u64> = BTreeSet::new();

@@ -8,6 +8,7 @@
 
 mod api;
 mod crash;
+mod custom_app;
 mod equivalence;
 mod fixture;
 mod handoff;
