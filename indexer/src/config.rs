@@ -43,28 +43,44 @@ impl<'de> Deserialize<'de> for Finality {
     }
 }
 
-/// A database URL: its password never reaches a log.
-#[derive(Clone, Deserialize)]
+/// A URL that may carry credentials (a provider key in the path or query, a database
+/// password): `Debug` shows only the scheme and host, so it never reaches a log.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
-pub struct DatabaseUrl(pub String);
+pub struct SecretUrl(String);
 
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // postgres://user:password@host/db → postgres://user:***@host/db
+impl SecretUrl {
+    /// Wraps `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for connecting. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// scheme://host[:port], and `/…` when anything followed.
+    pub fn redacted(&self) -> String {
         let s = &self.0;
-        match (s.find("://"), s.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let creds = &s[scheme + 3..at];
-                let user = creds.split(':').next().unwrap_or_default();
-                let masked = if creds.contains(':') {
-                    format!("{user}:***")
-                } else {
-                    user.to_owned()
-                };
-                write!(f, "{}{masked}{}", &s[..scheme + 3], &s[at..])
-            }
-            _ => f.write_str(s),
-        }
+        let Some(scheme_end) = s.find("://") else {
+            return "***".into();
+        };
+        let rest = &s[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let host = rest[..authority_end].rsplit('@').next().unwrap_or_default();
+        let tail = if authority_end < rest.len() {
+            "/…"
+        } else {
+            ""
+        };
+        format!("{}://{host}{tail}", &s[..scheme_end])
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
     }
 }
 
@@ -75,13 +91,13 @@ pub struct Config {
     /// The deployment file `deployments/<chainId>.json` (contracts, chain id, start block).
     pub deployment: PathBuf,
     /// JSON-RPC over HTTP: backfill, headers, `eth_call`s. Required.
-    pub rpc_url: String,
+    pub rpc_url: SecretUrl,
     /// JSON-RPC over WebSocket for new-head notifications. Without it (or while it is down) the
     /// indexer polls `rpc_url` every `poll_interval_ms`.
     #[serde(default)]
-    pub ws_url: Option<String>,
+    pub ws_url: Option<SecretUrl>,
     /// PostgreSQL URL. Required.
-    pub database_url: DatabaseUrl,
+    pub database_url: SecretUrl,
     /// Where the REST API, change feed, `/metrics` and `/healthz` listen. Default 127.0.0.1:8580.
     #[serde(default = "defaults::listen")]
     pub listen: SocketAddr,
@@ -200,11 +216,12 @@ impl Config {
         if self.poll_interval_ms == 0 {
             return bad("poll_interval_ms must be at least 1");
         }
-        if !(self.rpc_url.starts_with("http://") || self.rpc_url.starts_with("https://")) {
+        let rpc = self.rpc_url.expose();
+        if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
             return bad("rpc_url must be an http(s) URL");
         }
         if let Some(ws) = &self.ws_url
-            && !(ws.starts_with("ws://") || ws.starts_with("wss://"))
+            && !(ws.expose().starts_with("ws://") || ws.expose().starts_with("wss://"))
         {
             return bad("ws_url must be a ws(s) URL");
         }
@@ -452,9 +469,33 @@ mod tests {
     }
 
     #[test]
-    fn database_password_is_redacted() {
-        let url = DatabaseUrl("postgres://covenant:hunter2@127.0.0.1:5432/db".into());
-        let shown = format!("{url:?}");
-        assert_eq!(shown, "postgres://covenant:***@127.0.0.1:5432/db");
+    fn credentials_in_urls_are_redacted() {
+        let cases = [
+            (
+                "postgres://covenant:hunter2@127.0.0.1:5432/db?password=x",
+                "postgres://127.0.0.1:5432/…",
+            ),
+            (
+                "https://rpc.example.invalid/v3/0123456789abcdef",
+                "https://rpc.example.invalid/…",
+            ),
+            (
+                "wss://user:key@node.example.invalid",
+                "wss://node.example.invalid",
+            ),
+            ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+            ("not a url", "***"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(format!("{:?}", SecretUrl::new(url)), shown);
+        }
+        let f = file(BASE);
+        let c = Args {
+            config: Some(f.0.clone()),
+            ..Args::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -18,6 +18,15 @@ pub enum Error {
         /// What the node or transport said.
         message: String,
     },
+    /// The node refused an `eth_getLogs` range (too many results, response too large, timed
+    /// out): the range is split, never the whole loop retried with it.
+    #[error("rpc {call} refused the range: {message}")]
+    RangeRefused {
+        /// What was asked.
+        call: String,
+        /// What the node said.
+        message: String,
+    },
     /// The node answered something that cannot be right.
     #[error("rpc {call} returned an inconsistent answer: {message}")]
     RpcInconsistent {
@@ -108,13 +117,6 @@ impl Error {
                 | Self::Decode { .. }
                 | Self::Migrate(_)
         )
-    }
-
-    pub(crate) fn rpc(call: impl Into<String>, err: impl std::fmt::Display) -> Self {
-        Self::Rpc {
-            call: call.into(),
-            message: err.to_string(),
-        }
     }
 }
 

@@ -51,7 +51,7 @@ pub async fn run(
 ) -> Result<()> {
     tracing::info!(target: "indexer", config = ?config, "starting");
     let deployment = Deployment::read(&config.deployment)?;
-    let rpc = source::Rpc::new(&config.rpc_url, config.rpc_timeout())?;
+    let rpc = source::Rpc::new(config.rpc_url.expose(), config.rpc_timeout())?;
     let chain_id = rpc.chain_id().await?;
     if chain_id != deployment.chain_id {
         return Err(Error::WrongChain {
@@ -59,8 +59,10 @@ pub async fn run(
             actual: chain_id,
         });
     }
-    let pool = store::connect(&config.database_url.0, 8).await?;
+    // The sync loop writes through its own pool, so API and feed load never starve it.
+    let pool = store::connect(config.database_url.expose(), 16).await?;
     store::migrate(&pool).await?;
+    let sync_pool = store::connect(config.database_url.expose(), 3).await?;
     tracing::info!(target: "indexer", "database migrated");
 
     let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)
@@ -77,7 +79,7 @@ pub async fn run(
         config.clone(),
         &deployment,
         rpc.clone(),
-        pool.clone(),
+        sync_pool,
         abis,
         metrics.clone(),
         health.clone(),
@@ -100,6 +102,7 @@ pub async fn run(
         let mut c = pool.acquire().await?;
         store::read::view(&mut c)
             .await?
+            .filter(|v| v.finalized_hash.is_some())
             .map(|v| v.finalized)
             .unwrap_or(0)
     };
@@ -147,7 +150,7 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     if let Some(ws) = config.ws_url.clone() {
         tasks.spawn(source::watch_heads(
-            ws,
+            ws.expose().to_owned(),
             wake.clone(),
             metrics.clone(),
             stop_rx.clone(),

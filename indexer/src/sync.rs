@@ -40,6 +40,7 @@ struct RangeLogs {
 /// The indexer's sync loop and what it needs.
 pub struct Syncer {
     config: Config,
+    deployment: Deployment,
     chain_id: u64,
     rpc: Rpc,
     pool: PgPool,
@@ -87,6 +88,7 @@ impl Syncer {
         metrics.indexed_block.set(state.indexed_number as i64);
         metrics.finalized_block.set(state.finalized_number as i64);
         Ok(Self {
+            deployment: deployment.clone(),
             chain_id: deployment.chain_id,
             contracts: Arc::new(Contracts::new(deployment, apps)),
             sizer: Arc::new(Mutex::new(sizer)),
@@ -141,9 +143,9 @@ impl Syncer {
                     self.metrics.healthy.set(0);
                     match &e {
                         Error::Db(_) => self.metrics.db_errors.inc(),
-                        Error::Rpc { .. } | Error::RpcInconsistent { .. } => {
-                            self.metrics.rpc_errors.inc()
-                        }
+                        Error::Rpc { .. }
+                        | Error::RpcInconsistent { .. }
+                        | Error::RangeRefused { .. } => self.metrics.rpc_errors.inc(),
                         _ => {}
                     }
                     if e.is_fatal() {
@@ -169,6 +171,7 @@ impl Syncer {
         if self.reload {
             let mut conn = self.pool.acquire().await?;
             self.state = store::load_mirror(&mut conn).await?;
+            self.reload_contracts(&mut conn).await?;
             self.reload = false;
             self.metrics
                 .indexed_block
@@ -203,6 +206,13 @@ impl Syncer {
         Ok(progressed)
     }
 
+    /// Rebuilds the followed-contracts set from what the database has committed.
+    async fn reload_contracts(&mut self, conn: &mut sqlx::PgConnection) -> Result<()> {
+        let apps = store::read::all_app_addresses(conn).await?;
+        self.contracts = Arc::new(Contracts::new(&self.deployment, apps));
+        Ok(())
+    }
+
     /// Whether the block the cursor points at is still the chain's block at that height; if not,
     /// rewinds to the common ancestor.
     async fn check_cursor(&mut self) -> Result<()> {
@@ -212,7 +222,10 @@ impl Syncer {
         let n = self.state.indexed_number;
         match self.rpc.block(n).await? {
             Some(b) if b.hash == hash => Ok(()),
-            _ => self.reorg(n).await,
+            Some(_) => self.reorg(n).await,
+            // A node behind the mirror (a restarted or load-balanced replica) is not a reorg:
+            // wait until it has the block, then compare hashes.
+            None => Err(behind(n)),
         }
     }
 
@@ -222,11 +235,15 @@ impl Syncer {
         let finalized = self.state.finalized_number;
         let mut conn = self.pool.acquire().await?;
         let mut k = n;
+        let nothing_final = self.state.finalized_hash.is_none();
         let (ancestor, ancestor_hash) = loop {
             let stored = store::block_hash(&mut conn, k).await?;
-            let chain = self.rpc.block(k).await?;
-            match (stored, chain) {
-                (Some(s), Some(c)) if s == c.hash => break (k, s),
+            let chain = self.rpc.block(k).await?.ok_or_else(|| behind(k))?;
+            match stored {
+                Some(s) if s == chain.hash => break (k, Some(s)),
+                // Before anything is final the walk may reach the block before the start block:
+                // everything indexed so far is rewound.
+                _ if nothing_final && k == finalized => break (k, None),
                 _ if k <= finalized || k == 0 => {
                     return Err(Error::FinalizedReorg {
                         finalized,
@@ -240,12 +257,14 @@ impl Syncer {
         let depth = self.state.indexed_number - ancestor;
         let mut tx = self.pool.begin().await?;
         store::rewind(&mut tx, self.state.indexed_number, ancestor, ancestor_hash).await?;
+        // Apps registered in the orphaned blocks are no longer followed.
+        self.reload_contracts(&mut tx).await?;
         tx.commit().await?;
         tracing::warn!(target: "indexer::sync", from = self.state.indexed_number, to = ancestor, depth, "reorg: rewound to common ancestor");
         self.metrics.reorgs.inc();
         self.metrics.reorg_depth.observe(depth as f64);
         self.state.indexed_number = ancestor;
-        self.state.indexed_hash = Some(ancestor_hash);
+        self.state.indexed_hash = ancestor_hash;
         self.metrics.indexed_block.set(ancestor as i64);
         Ok(())
     }
@@ -474,7 +493,7 @@ impl Syncer {
             let b = if n == end.number {
                 end.timestamp
             } else {
-                self.rpc.block(n).await?.map(|b| b.timestamp)
+                Some(self.rpc.require_block(n).await?.timestamp)
             };
             if let Some(t) = b {
                 times.insert(n, t);
@@ -522,7 +541,7 @@ impl Syncer {
             tracing::trace!(target: "indexer::sync", from, to, ms = t0.elapsed().as_secs_f64() * 1e3, "flushed");
         }
         store::upsert_blocks(&mut tx, &blocks).await?;
-        store::advance(&mut tx, from - 1, to, end.hash).await?;
+        store::advance(&mut tx, from - 1, to, Some(end.hash)).await?;
         if final_range {
             store::set_finalized(&mut tx, to, end.hash).await?;
         }
@@ -595,5 +614,14 @@ impl<T> std::future::Future for OwnedTask<T> {
 impl<T> Drop for OwnedTask<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// The node has no block `n` although the mirror does: it is behind (or the chain got shorter).
+/// Retried; once the node has a block there again, its hash decides whether this was a reorg.
+fn behind(n: u64) -> Error {
+    Error::RpcInconsistent {
+        call: format!("eth_getBlockByNumber({n})"),
+        message: "the node has no block the mirror has indexed: it is behind, waiting".into(),
     }
 }

@@ -177,7 +177,9 @@ pub(super) async fn feed(
                     continue;
                 }
                 // Caught up to f: say so, once per finalized block.
-                Some(_) if c.announced.is_none_or(|a| f > a) => {
+                // (never below the client's own position, e.g. a snapshot block the watch has not
+                // caught up with yet).
+                Some(_) if f >= c.position.0 && c.announced.is_none_or(|a| f > a) => {
                     c.announced = Some(f);
                     c.position = c.position.max((f, u64::MAX));
                     let e = Event::default()

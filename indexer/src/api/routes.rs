@@ -515,9 +515,11 @@ pub(super) async fn policy_app(
                 .call_at(reg, call.abi_encode().into(), hash)
                 .await
                 .map_err(|e| {
-                    ApiError::Unavailable(format!(
-                        "the app's policy contract must be asked and the chain is unreachable: {e}"
-                    ))
+                    tracing::warn!(target: "indexer::api", error = %e, "policy eth_call failed");
+                    ApiError::Unavailable(
+                        "the app's policy contract must be asked and the chain is unreachable"
+                            .into(),
+                    )
                 })?;
             let ret = KmsRegistry::isAppAllowedCall::abi_decode_returns(&out).map_err(|e| {
                 ApiError::Internal(format!("isAppAllowed returned undecodable data: {e}"))

@@ -24,12 +24,12 @@ pub async fn watch_heads(
                 .disable_recommended_fillers()
                 .connect_ws(WsConnect::new(url.clone()))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string().replace(&url, "<ws url>"))?;
             let sub = provider
                 .subscribe_blocks()
                 .await
                 .map_err(|e| e.to_string())?;
-            tracing::info!(target: "indexer::source", url = %url, "subscribed to new heads");
+            tracing::info!(target: "indexer::source", url = %crate::config::SecretUrl::new(url.clone()).redacted(), "subscribed to new heads");
             metrics.ws_connected.set(1);
             let mut stream = sub.into_stream();
             while let Some(header) = stream.next().await {

@@ -36,7 +36,7 @@ pub async fn fetch_logs(
                 }
                 out.extend(logs);
             }
-            Err(e) if b > a => {
+            Err(e @ crate::Error::RangeRefused { .. }) if b > a => {
                 metrics.rpc_errors.inc();
                 tracing::debug!(target: "indexer::source", from = a, to = b, error = %e, "range refused, splitting");
                 if let Ok(mut s) = sizer.lock() {

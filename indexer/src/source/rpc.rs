@@ -26,15 +26,21 @@ pub struct BlockRef {
 #[derive(Clone, Debug)]
 pub struct Rpc {
     provider: DynProvider,
+    /// The URL as given and as it may be shown: transport errors quote the URL, and a provider
+    /// key in it must not reach logs or `/healthz`.
+    url: String,
+    shown: String,
 }
 
 impl Rpc {
     /// A client for `url` whose every request gives up after `timeout` (no fillers: this
     /// client never sends transactions). A node that stops answering is an outage, not a hang.
     pub fn new(url: &str, timeout: std::time::Duration) -> Result<Self> {
+        let shown = crate::config::SecretUrl::new(url).redacted();
+        let raw = url.to_owned();
         let url = url
             .parse()
-            .map_err(|e| Error::Config(format!("rpc_url: {e}")))?;
+            .map_err(|_| Error::Config(format!("rpc_url {shown} is not a URL")))?;
         let http = alloy::transports::http::reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -44,7 +50,18 @@ impl Rpc {
             .disable_recommended_fillers()
             .connect_client(client)
             .erased();
-        Ok(Self { provider })
+        Ok(Self {
+            provider,
+            url: raw,
+            shown,
+        })
+    }
+
+    fn fail(&self, call: impl Into<String>, err: impl std::fmt::Display) -> Error {
+        Error::Rpc {
+            call: call.into(),
+            message: err.to_string().replace(&self.url, &self.shown),
+        }
     }
 
     /// The provider, for `eth_call`s made through generated bindings.
@@ -57,7 +74,7 @@ impl Rpc {
         self.provider
             .get_chain_id()
             .await
-            .map_err(|e| Error::rpc("eth_chainId", e))
+            .map_err(|e| self.fail("eth_chainId", e))
     }
 
     /// The head's number.
@@ -65,7 +82,7 @@ impl Rpc {
         self.provider
             .get_block_number()
             .await
-            .map_err(|e| Error::rpc("eth_blockNumber", e))
+            .map_err(|e| self.fail("eth_blockNumber", e))
     }
 
     /// The number of the node's `finalized` block (0 when the node has none yet).
@@ -74,7 +91,7 @@ impl Rpc {
             .provider
             .get_block_by_number(BlockNumberOrTag::Finalized)
             .await
-            .map_err(|e| Error::rpc("eth_getBlockByNumber(finalized)", e))?;
+            .map_err(|e| self.fail("eth_getBlockByNumber(finalized)", e))?;
         Ok(block.map(|b| b.header.number).unwrap_or(0))
     }
 
@@ -85,7 +102,7 @@ impl Rpc {
             .provider
             .get_block_by_number(BlockNumberOrTag::Number(number))
             .await
-            .map_err(|e| Error::rpc(call(), e))?;
+            .map_err(|e| self.fail(call(), e))?;
         let Some(block) = block else { return Ok(None) };
         let h = &block.header;
         if h.number != number {
@@ -123,11 +140,14 @@ impl Rpc {
             .from_block(from)
             .to_block(to)
             .address(addresses.to_vec());
-        let logs = self
-            .provider
-            .get_logs(&filter)
-            .await
-            .map_err(|e| Error::rpc(format!("eth_getLogs({from}..={to})"), e))?;
+        let call = || format!("eth_getLogs({from}..={to})");
+        let logs = self.provider.get_logs(&filter).await.map_err(|e| {
+            let refused = is_refusal(&e);
+            match self.fail(call(), e) {
+                Error::Rpc { call, message } if refused => Error::RangeRefused { call, message },
+                other => other,
+            }
+        })?;
         for log in &logs {
             let n = log.block_number.unwrap_or(u64::MAX);
             if n < from
@@ -152,7 +172,7 @@ impl Rpc {
             .provider
             .get_logs(&Filter::new().at_block_hash(hash))
             .await
-            .map_err(|e| Error::rpc(call(), e))?;
+            .map_err(|e| self.fail(call(), e))?;
         for log in &logs {
             if log.block_hash != Some(hash) || log.log_index.is_none() || log.removed {
                 return Err(Error::RpcInconsistent {
@@ -171,6 +191,55 @@ impl Rpc {
             .call(tx)
             .block(hash.into())
             .await
-            .map_err(|e| Error::rpc(format!("eth_call({to}) at {hash}"), e))
+            .map_err(|e| self.fail(format!("eth_call({to}) at {hash}"), e))
+    }
+}
+
+/// Whether the node refused the request itself (an error response, a size limit, a timeout)
+/// rather than being unreachable: only then does a smaller range help.
+fn is_refusal(e: &alloy::transports::TransportError) -> bool {
+    use alloy::transports::{RpcError, TransportErrorKind};
+    match e {
+        RpcError::ErrorResp(_) => true,
+        RpcError::Transport(TransportErrorKind::HttpError(h)) => h.status == 413,
+        RpcError::Transport(TransportErrorKind::Custom(inner)) => inner
+            .downcast_ref::<alloy::transports::http::reqwest::Error>()
+            .is_some_and(|r| r.is_timeout()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_refusal;
+    use alloy::{
+        rpc::json_rpc::ErrorPayload,
+        transports::{HttpError, RpcError, TransportErrorKind},
+    };
+
+    #[test]
+    fn only_refusals_shrink_ranges() {
+        let resp = RpcError::ErrorResp(ErrorPayload {
+            code: -32005,
+            message: "query returned more than 10000 results".into(),
+            data: None,
+        });
+        assert!(is_refusal(&resp));
+        let too_large = RpcError::Transport(TransportErrorKind::HttpError(HttpError {
+            status: 413,
+            body: String::new(),
+        }));
+        assert!(is_refusal(&too_large));
+        let unavailable = RpcError::Transport(TransportErrorKind::HttpError(HttpError {
+            status: 503,
+            body: String::new(),
+        }));
+        assert!(
+            !is_refusal(&unavailable),
+            "a node that is down is waited for, not split against"
+        );
+        assert!(!is_refusal(&RpcError::Transport(
+            TransportErrorKind::BackendGone
+        )));
     }
 }

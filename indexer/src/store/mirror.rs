@@ -88,12 +88,17 @@ pub async fn load_mirror(conn: &mut PgConnection) -> Result<MirrorState> {
 /// Moves the cursor from block `from` to block `number` with `hash` (in the transaction that
 /// wrote its data). Fails with [`Error::CursorMoved`] if the stored cursor is not at `from`, so
 /// two writers, or a database that lost commits, can never leave a gap or apply a block twice.
-pub async fn advance(conn: &mut PgConnection, from: u64, number: u64, hash: B256) -> Result<()> {
+pub async fn advance(
+    conn: &mut PgConnection,
+    from: u64,
+    number: u64,
+    hash: Option<B256>,
+) -> Result<()> {
     let updated = sqlx::query(
         "UPDATE mirror SET indexed_number = $1, indexed_hash = $2 WHERE indexed_number = $3",
     )
     .bind(i64_of(number))
-    .bind(hash.as_slice())
+    .bind(hash.map(|h| h.to_vec()))
     .bind(i64_of(from))
     .execute(&mut *conn)
     .await?;
@@ -121,11 +126,14 @@ pub async fn set_head(conn: &mut PgConnection, number: u64) -> Result<()> {
 /// Moves the finalized view to block `number` and announces it on
 /// [`super::FINALIZED_CHANNEL`] when the transaction commits.
 pub async fn set_finalized(conn: &mut PgConnection, number: u64, hash: B256) -> Result<()> {
-    sqlx::query("UPDATE mirror SET finalized_number = $1, finalized_hash = $2")
-        .bind(i64_of(number))
-        .bind(hash.as_slice())
-        .execute(&mut *conn)
-        .await?;
+    // Never backwards, whoever writes.
+    sqlx::query(
+        "UPDATE mirror SET finalized_number = $1, finalized_hash = $2 WHERE finalized_number <= $1",
+    )
+    .bind(i64_of(number))
+    .bind(hash.as_slice())
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(super::FINALIZED_CHANNEL)
         .bind(number.to_string())
@@ -192,7 +200,7 @@ pub async fn rewind(
     conn: &mut PgConnection,
     from: u64,
     ancestor: u64,
-    ancestor_hash: B256,
+    ancestor_hash: Option<B256>,
 ) -> Result<()> {
     let a = i64_of(ancestor);
     for table in [
