@@ -32,6 +32,8 @@ use crate::{
 struct RangeLogs {
     from: u64,
     to: u64,
+    /// The parent hash of block `from`: ranges must link up with the cursor.
+    first_parent: alloy::primitives::B256,
     end: BlockRef,
     logs: Vec<Log>,
     addresses_used: usize,
@@ -312,10 +314,13 @@ impl Syncer {
                     let logs = fetch_logs(&rpc, a, b, &addresses, &sizer, &metrics).await?;
                     let t_logs = t.elapsed();
                     let end = rpc.require_block(b).await?;
+                    let first_parent =
+                        if a == b { end.parent_hash } else { rpc.require_block(a).await?.parent_hash };
                     tracing::trace!(target: "indexer::sync", from = a, to = b, logs_ms = t_logs.as_secs_f64() * 1e3, total_ms = t.elapsed().as_secs_f64() * 1e3, "range fetched");
                     Ok::<_, Error>(RangeLogs {
                         from: a,
                         to: b,
+                        first_parent,
                         end,
                         logs,
                         addresses_used: addresses.len(),
@@ -369,6 +374,16 @@ impl Syncer {
     /// Completes a fetched range (refetching for apps registered after its filter was made)
     /// and commits it, with the finalized view moved to its end.
     async fn apply_range(&mut self, mut range: RangeLogs) -> Result<()> {
+        // Backfilled blocks are final; if they do not extend the cursor, a reorg deeper than the
+        // finality rule replaced final blocks: stop rather than mix two forks.
+        if let Some(cursor) = self.state.indexed_hash
+            && range.first_parent != cursor
+        {
+            return Err(Error::FinalizedReorg {
+                finalized: self.state.finalized_number,
+                number: range.from - 1,
+            });
+        }
         let mut missing: BTreeSet<Address> = self
             .contracts
             .new_apps_in(&range.logs)

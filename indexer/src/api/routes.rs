@@ -154,19 +154,44 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult {
     })))
 }
 
-pub(super) async fn apps(State(s): State<ApiState>) -> ApiResult {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Page {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Apps per page by default, and at most (app creation is permissionless: the list can be long).
+const APPS_PAGE: usize = 100;
+const APPS_PAGE_MAX: usize = 1000;
+
+pub(super) async fn apps(
+    State(s): State<ApiState>,
+    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(page) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = page.limit.unwrap_or(APPS_PAGE);
+    if limit == 0 || limit > APPS_PAGE_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {APPS_PAGE_MAX}"
+        )));
+    }
+    let offset = page.offset.unwrap_or(0);
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let rows = read::members_at(&mut c, "app", Some(reg.as_slice()), f).await?;
-    let mut apps = Vec::with_capacity(rows.len());
-    for r in &rows {
+    let total = rows.len();
+    let mut apps = Vec::with_capacity(limit.min(total));
+    for r in rows.iter().skip(offset).take(limit) {
         let settings = read::settings_at(&mut c, &r.member, f).await?;
         let mut v = with_member(r, "address", address_of(&r.member));
         v["settings"] = settings_json(settings);
         apps.push(v);
     }
-    Ok(Json(json!({ "block": block_json(f, hash), "apps": apps })))
+    Ok(Json(
+        json!({ "block": block_json(f, hash), "total": total, "offset": offset, "apps": apps }),
+    ))
 }
 
 pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) -> ApiResult {

@@ -40,6 +40,12 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     indexer.get_ok(&format!("/v1/apps/{}", hist.apps[0])).await;
+    // Paging: the second app alone, and the total.
+    let all = indexer.get_ok("/v1/apps").await;
+    let page = indexer.get_ok("/v1/apps?offset=1&limit=1").await;
+    assert_eq!(page["total"], all["total"]);
+    assert_eq!(page["apps"].as_array().unwrap().len(), 1);
+    assert_eq!(page["apps"][0], all["apps"][1]);
     indexer
         .get_ok(&format!("/v1/proposals/{}", hist.proposals[0]))
         .await;
@@ -70,6 +76,12 @@ async fn every_endpoint_answers_and_errors_are_clear() {
             "malformed position `yesterday`",
         ),
         ("/v1/nothing".into(), 404, "no such endpoint"),
+        (
+            "/v1/apps?limit=0".into(),
+            400,
+            "limit must be between 1 and 1000",
+        ),
+        ("/v1/apps?page=2".into(), 400, "unknown field `page`"),
     ];
     for (path, status, message) in cases {
         let (got, body) = indexer.get(&path).await;
