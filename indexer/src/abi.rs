@@ -293,7 +293,7 @@ fn compact(v: &Value) -> String {
 mod tests {
     use super::*;
     use alloy::{
-        primitives::{Address, U256, b256},
+        primitives::{Address, b256},
         sol_types::{SolCall, SolEvent},
     };
     use covenant_chain::{app, kms_registry};
@@ -366,6 +366,5 @@ mod tests {
             abis.decode_log(Source::App, data.topics(), &data.data),
             Err(AbiError::UnknownEvent("App", _))
         ));
-        let _ = U256::ZERO;
     }
 }

@@ -375,30 +375,10 @@ impl Args {
 mod tests {
     use super::*;
 
-    fn file(contents: &str) -> tempfile_path::TempPath {
-        tempfile_path::TempPath::new(contents)
-    }
-
-    /// A tiny self-deleting temp file (no extra dependency for one test).
-    mod tempfile_path {
-        pub(super) struct TempPath(pub(super) std::path::PathBuf);
-        impl TempPath {
-            pub(super) fn new(contents: &str) -> Self {
-                static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p = std::env::temp_dir().join(format!(
-                    "covenant-indexer-config-{}-{n}.toml",
-                    std::process::id()
-                ));
-                std::fs::write(&p, contents).unwrap();
-                Self(p)
-            }
-        }
-        impl Drop for TempPath {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, contents.as_bytes()).unwrap();
+        f
     }
 
     const BASE: &str = r#"
@@ -411,7 +391,7 @@ mod tests {
     fn file_values_apply_and_defaults_are_strict() {
         let f = file(BASE);
         let c = Args {
-            config: Some(f.0.clone()),
+            config: Some(f.path().to_owned()),
             ..Args::default()
         }
         .resolve()
@@ -426,7 +406,7 @@ mod tests {
     fn flags_override_the_file() {
         let f = file(&format!("{BASE}\nfinality = 12\nfetch_concurrency = 2\n"));
         let args = Args {
-            config: Some(f.0.clone()),
+            config: Some(f.path().to_owned()),
             finality: Some(Finality::Confirmations(3)),
             ..Args::default()
         };
@@ -439,7 +419,7 @@ mod tests {
     fn unknown_fields_and_bad_values_are_refused() {
         let f = file(&format!("{BASE}\nconfirmation = 3\n"));
         let err = Args {
-            config: Some(f.0.clone()),
+            config: Some(f.path().to_owned()),
             ..Args::default()
         }
         .resolve()
@@ -451,7 +431,7 @@ mod tests {
 
         let f = file(&format!("{BASE}\nfetch_concurrency = 0\n"));
         let err = Args {
-            config: Some(f.0.clone()),
+            config: Some(f.path().to_owned()),
             ..Args::default()
         }
         .resolve()
@@ -491,7 +471,7 @@ mod tests {
         }
         let f = file(BASE);
         let c = Args {
-            config: Some(f.0.clone()),
+            config: Some(f.path().to_owned()),
             ..Args::default()
         }
         .resolve()

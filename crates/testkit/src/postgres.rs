@@ -235,8 +235,15 @@ impl PgCluster {
             .env("PGCONNECT_TIMEOUT", "10");
         match run_to_completion("psql", &mut psql) {
             Ok(output) => Ok(output),
-            // A refused connection to a dead server is reported with the server's own log.
-            Err(e) => Err(self.ensure_alive().err().unwrap_or(e)),
+            // A refused connection to a dead server is reported with the server's own log. Its
+            // exit may not be observed yet (the log readers see EOF a moment later): give that a
+            // short while before reporting psql's own error.
+            Err(e) => {
+                let _ = crate::wait_for("a failed psql's server to be seen exiting")
+                    .timeout(std::time::Duration::from_secs(2))
+                    .until(|| self.ensure_alive().is_err());
+                Err(self.ensure_alive().err().unwrap_or(e))
+            }
         }
     }
 

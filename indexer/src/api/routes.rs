@@ -199,11 +199,8 @@ pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) 
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
-    let registration: Vec<MemberRow> = read::member_history(&mut c, "app", reg.as_slice(), f)
-        .await?
-        .into_iter()
-        .filter(|r| r.member == app.as_slice())
-        .collect();
+    let registration =
+        read::member_history(&mut c, "app", reg.as_slice(), Some(app.as_slice()), f).await?;
     let Some(last) = registration.last() else {
         return Err(ApiError::NotFound(format!(
             "no app {} at block {f}",
@@ -212,7 +209,7 @@ pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) 
     };
     let settings = read::settings_at(&mut c, app.as_slice(), f).await?;
     let hashes = read::members_at(&mut c, "compose_hash", Some(app.as_slice()), f).await?;
-    let history = read::member_history(&mut c, "compose_hash", app.as_slice(), f).await?;
+    let history = read::member_history(&mut c, "compose_hash", app.as_slice(), None, f).await?;
     let devices = read::members_at(&mut c, "device", Some(app.as_slice()), f).await?;
     let domains: Vec<Value> = read::members_at(&mut c, "domain", None, f)
         .await?
@@ -356,17 +353,16 @@ pub(super) async fn proposals(State(s): State<ApiState>) -> ApiResult {
 }
 
 pub(super) async fn proposal(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
-    let parsed = U256::from_str_radix(&id, 10).map_err(|_| {
-        ApiError::BadRequest(format!(
-            "malformed proposal id `{id}`: expected a decimal uint256"
-        ))
-    })?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::BadRequest(format!(
-            "malformed proposal id `{id}`: expected a decimal uint256"
-        )));
-    }
-    let id = parsed.to_string();
+    // Digits only (no sign, no 0x), within uint256; normalised so `007` is proposal 7.
+    let id = Some(&id)
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|id| U256::from_str_radix(id, 10).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "malformed proposal id `{id}`: expected a decimal uint256"
+            ))
+        })?
+        .to_string();
     let (view, f, hash) = finalized_view(&s.pool).await?;
     let now = view.finalized_timestamp.unwrap_or(0);
     let mut c = s.pool.acquire().await?;

@@ -160,21 +160,24 @@ pub async fn member_at(
     Ok(row.map(member_row))
 }
 
-/// Every row `set` had within `scope` up to block `at` (history with added/removed blocks).
+/// Every row `set` had within `scope` up to block `at` (history with added/removed blocks),
+/// optionally of one `member` only.
 pub async fn member_history(
     conn: &mut PgConnection,
     set: &str,
     scope: &[u8],
+    member: Option<&[u8]>,
     at: u64,
 ) -> Result<Vec<MemberRow>> {
     let rows = sqlx::query(
         "SELECT scope, member, data, from_block, CASE WHEN to_block <= $3 THEN to_block END FROM members
-         WHERE set_name = $1 AND scope = $2 AND from_block <= $3
+         WHERE set_name = $1 AND scope = $2 AND from_block <= $3 AND ($4::bytea IS NULL OR member = $4)
          ORDER BY from_block, from_log",
     )
     .bind(set)
     .bind(scope)
     .bind(i64_of(at))
+    .bind(member)
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(member_row).collect())

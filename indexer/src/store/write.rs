@@ -170,11 +170,6 @@ impl<'c> Writer<'c> {
         }
     }
 
-    /// The connection, for statements outside this writer (flush first).
-    pub fn conn(&mut self) -> &mut PgConnection {
-        self.conn
-    }
-
     /// Records a decoded log.
     #[allow(clippy::too_many_arguments)]
     pub fn event(

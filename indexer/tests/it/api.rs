@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use covenant_testkit::postgres;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
     fixture::{Chain, Feed, Indexer},
@@ -217,5 +217,4 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         "{:?}",
         resumed.snapshot()
     );
-    let _: Value = Value::Null;
 }

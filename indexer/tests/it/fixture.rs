@@ -4,9 +4,8 @@
 use std::{process::Command, time::Duration};
 
 use alloy::{
-    primitives::{Address, U256},
+    primitives::Address,
     providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::TransactionReceipt,
 };
 use covenant_chain::Deployment;
 use covenant_testkit::{
@@ -85,10 +84,6 @@ impl Chain {
             .unwrap();
         self.mine(1);
     }
-
-    pub fn _balance_unit() -> U256 {
-        U256::from(1)
-    }
 }
 
 /// Sends a contract call and requires success.
@@ -105,10 +100,6 @@ macro_rules! send {
         assert!(receipt.status(), "transaction reverted: {receipt:?}");
         receipt
     }};
-}
-
-pub fn _receipt_block(r: &TransactionReceipt) -> u64 {
-    r.block_number.unwrap()
 }
 
 pub struct Indexer {
