@@ -22,6 +22,7 @@ pub mod api;
 pub mod config;
 pub mod contracts;
 mod error;
+pub mod facts;
 pub mod governance;
 pub mod health;
 pub mod metrics;

@@ -1,14 +1,336 @@
-//! Covenant's KMS oracle (being built, issue 6): releases an app's keys to a TEE instance only when
-//! its verified evidence is allowed by the chain at a finalized block.
+//! Covenant's KMS oracle: releases an app's keys to a TEE instance only when its verified
+//! evidence is allowed by the chain at a finalized block, logs every decision in an audit log
+//! whose Merkle roots it commits on chain, and replicates its root secret only to KMS nodes the
+//! chain allows.
 //!
-//! So far this crate holds its pure, I/O-free parts:
-//! - [`keys`]: HKDF-SHA256 key derivation from the KMS root secret, domain-separated by chain and
-//!   registry, with length-prefixed info strings (specification and test vectors in docs/kms.md);
-//! - [`audit::merkle`]: the Merkle tree (RFC 6962 hashing) over audit-log entries whose roots are
-//!   committed on chain, with inclusion proofs anyone can verify offline.
+//! - [`keys`]: HKDF-SHA256 derivation from the root secret (specified with test vectors in
+//!   docs/kms.md), the key bundle, certificates and the root's signatures. Pure.
+//! - [`policy`]: the decision at the mirror's finalized block, cross-checked by `eth_call` at the
+//!   same block hash; stale view, node not allowed, disagreement → deny.
+//! - [`audit`]: the log, its writer (a key leaves only after its grant is committed), the Merkle
+//!   tree and the on-chain committer.
+//! - [`server`]: HTTPS with RA-TLS client authentication; [`client`]: the other side.
+//! - [`seal`], [`identity`], [`replicate`]: the node's secrets at rest, its own evidence, and
+//!   obtaining the root secret from another node.
 //!
-//! It must not parse or verify evidence itself (`covenant-attest` does), and key material never
-//! appears in logs, `Debug` output or errors.
+//! It must not parse or verify evidence itself (`covenant-attest` does), nor write the indexer's
+//! schema; key material never appears in logs, `Debug` output or errors.
 
 pub mod audit;
+pub mod chain;
+pub mod client;
+pub mod config;
+mod error;
+pub mod identity;
 pub mod keys;
+pub mod metrics;
+pub mod policy;
+pub mod replicate;
+pub mod seal;
+pub mod server;
+pub mod store;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use alloy::primitives::Address;
+use covenant_attest::{Collateral, ManifestEntry};
+use covenant_chain::Deployment;
+use tokio::{sync::watch, task::JoinSet};
+use zeroize::Zeroizing;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+use crate::{
+    identity::{NodeTee, OwnIdentity},
+    keys::{Domain, RootKeys, RootSecret},
+    seal::{NodeSecrets, Sealer},
+};
+
+fn read_manifest(config: &Config) -> Result<Vec<ManifestEntry>> {
+    let text = std::fs::read(&config.manifest).map_err(|source| Error::Io {
+        what: "reading the manifest",
+        path: config.manifest.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| Error::Config(format!("manifest: {e}")))
+}
+
+fn read_deployment(config: &Config) -> Result<(Deployment, Domain)> {
+    let deployment =
+        Deployment::read(&config.deployment).map_err(|e| Error::Config(e.to_string()))?;
+    let domain = Domain {
+        chain_id: deployment.chain_id,
+        kms_registry: deployment.contracts.kms_registry,
+    };
+    Ok((deployment, domain))
+}
+
+fn node_key(secrets: &NodeSecrets) -> Result<k256::ecdsa::SigningKey> {
+    k256::ecdsa::SigningKey::from_slice(secrets.node_key.as_slice())
+        .map_err(|_| Error::Sealed("the node key is not a valid secp256k1 key".into()))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What `init` reports: what governance must register for this node.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitReport {
+    /// The node's identity address (onboardKmsNode, grant-log commits).
+    pub node: Address,
+    /// Its aggregated measurement (addKmsMeasurement).
+    pub mr_aggregated: alloy::primitives::B256,
+    /// Its device id (addKmsDevice).
+    pub device_id: alloy::primitives::B256,
+    /// The OS image it booted (addOsImage).
+    pub os_image_hash: alloy::primitives::B256,
+    /// Root keys to register (setKmsRootKeys), for a bootstrapping node.
+    pub root: Option<RootReport>,
+}
+
+/// Root public keys of one generation.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootReport {
+    /// The generation these keys are for.
+    pub generation: u64,
+    /// The root signer's address.
+    pub root_signer: Address,
+    /// The root CA public key (uncompressed SEC1, hex).
+    pub ca_public_key: String,
+}
+
+fn own_identity(
+    config: &Config,
+    secrets: &NodeSecrets,
+    deployment: &Deployment,
+    manifest: &[ManifestEntry],
+) -> Result<(OwnIdentity, covenant_attest::ratls::RaTlsIdentity)> {
+    let tee = NodeTee::simulated(
+        deployment.contracts.kms_registry,
+        config.device_id,
+        config.os_image,
+        manifest,
+    )?;
+    let identity = tee.ratls_identity()?;
+    let policy = identity::verifier_policy(manifest.to_vec());
+    let evidence = covenant_attest::ratls::verify_certificate(
+        &identity.certificate_der,
+        &Collateral::default(),
+        &policy,
+        unix_now(),
+    )?;
+    let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
+    Ok((
+        OwnIdentity {
+            certificate_der: identity.certificate_der.clone(),
+            evidence,
+            node,
+        },
+        identity,
+    ))
+}
+
+/// Creates this node's sealed state: a fresh identity key and, with `bootstrap`, a fresh root
+/// secret. Refuses to overwrite existing state. Reports what governance must register, with the
+/// root keys of `root_generation` (the generation `setKmsRootKeys` will start).
+pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<InitReport> {
+    let (deployment, domain) = read_deployment(config)?;
+    let sealer = Sealer::simulated(&config.state_dir, domain);
+    if sealer.exists() {
+        return Err(Error::Config(format!(
+            "{} already holds sealed state; refusing to replace it",
+            config.state_dir.display()
+        )));
+    }
+    let node_key = loop {
+        let candidate = seal::random32()?;
+        if k256::ecdsa::SigningKey::from_slice(candidate.as_slice()).is_ok() {
+            break candidate;
+        }
+    };
+    let root = if bootstrap {
+        Some(seal::random32()?)
+    } else {
+        None
+    };
+    let secrets = NodeSecrets { node_key, root };
+    sealer.seal(&secrets)?;
+    let manifest = read_manifest(config)?;
+    let (own, _) = own_identity(config, &secrets, &deployment, &manifest)?;
+    let root = match &secrets.root {
+        Some(r) => {
+            let keys = RootKeys::derive(&RootSecret::from_bytes(**r), &domain, root_generation)?;
+            Some(RootReport {
+                generation: root_generation,
+                root_signer: keys.signer_address,
+                ca_public_key: format!("0x{}", hex::encode(&keys.ca_public_key)),
+            })
+        }
+        None => None,
+    };
+    let boot = own.boot();
+    Ok(InitReport {
+        node: own.node,
+        mr_aggregated: boot.mrAggregated,
+        device_id: boot.deviceId,
+        os_image_hash: boot.osImageHash,
+        root,
+    })
+}
+
+/// Runs the service until `shutdown` turns true. `on_listening` receives the bound address.
+pub async fn run(
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    config.validate()?;
+    tracing::info!(target: "kms", config = ?config, "starting");
+    let (deployment, domain) = read_deployment(&config)?;
+    let sealer = Sealer::simulated(&config.state_dir, domain);
+    if !sealer.exists() {
+        return Err(Error::Config(format!(
+            "no sealed state in {}: run `covenant-kms-oracle init` first",
+            config.state_dir.display()
+        )));
+    }
+    let mut secrets = sealer.unseal()?;
+    let manifest = read_manifest(&config)?;
+    let policy = identity::verifier_policy(manifest.clone());
+    let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &manifest)?;
+    tracing::info!(target: "kms", node = %own.node, "node identity");
+
+    let chain = chain::Chain::connect(
+        &config.rpc_url,
+        &config.mirror_database_url,
+        deployment,
+        Duration::from_millis(config.rpc_timeout_ms),
+    )
+    .await?;
+    let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let metrics = metrics::Metrics::new(&registry).map_err(|e| Error::Config(e.to_string()))?;
+
+    let root = match secrets.root.take() {
+        Some(r) => RootSecret::from_bytes(*r),
+        None => {
+            let source = config.replicate_from.ok_or_else(|| {
+                Error::Config(
+                    "this node has no root secret: give --replicate-from a running node".into(),
+                )
+            })?;
+            let mut shutdown = shutdown.clone();
+            let root = loop {
+                match replicate::obtain_root(&chain, &metrics, &own, &tls_identity, &policy, source)
+                    .await
+                {
+                    Ok(root) => break root,
+                    Err(e) => {
+                        tracing::warn!(target: "kms::replication", %source, error = %e, "replication failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = shutdown.wait_for(|s| *s) => return Err(Error::Shutdown),
+                        }
+                    }
+                }
+            };
+            sealer.seal(&NodeSecrets {
+                node_key: Zeroizing::new(*secrets.node_key),
+                root: Some(Zeroizing::new(*root.expose())),
+            })?;
+            tracing::info!(target: "kms::replication", %source, "root secret received and sealed");
+            root
+        }
+    };
+
+    let audit_pool = store::connect(&config.database_url, 8).await?;
+    store::migrate(&audit_pool).await?;
+    tracing::info!(target: "kms", "database migrated");
+
+    let mut tasks = JoinSet::new();
+    let (audit, writer) = audit::writer::spawn(
+        audit_pool.clone(),
+        own.node,
+        config.audit_queue,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let initial = chain.finalized().await?;
+    let (finalized_tx, finalized_rx) = watch::channel(initial);
+    tasks.spawn(
+        chain
+            .clone()
+            .follow_finalized(finalized_tx, shutdown.clone()),
+    );
+
+    let sender = chain::Sender::new(&config.rpc_url, &node_key(&secrets)?)?;
+    tasks.spawn(audit::committer::run(
+        chain.clone(),
+        sender.clone(),
+        audit_pool.clone(),
+        own.node,
+        audit::committer::Settings {
+            interval: Duration::from_millis(config.commit_interval_ms),
+            max_batch: config.commit_max_entries,
+        },
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+
+    let decider = Arc::new(policy::Decider::new(
+        chain,
+        finalized_rx,
+        config.max_finalized_age(),
+        Arc::new(own.clone()),
+        Arc::new(root),
+        domain,
+        metrics.clone(),
+    ));
+    let state = Arc::new(server::State {
+        decider,
+        audit,
+        audit_pool,
+        metrics,
+        registry,
+        policy,
+        collateral: Collateral::default(),
+        sender,
+        limits: server::Limits {
+            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            max_body: config.max_body_bytes,
+        },
+    });
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = server::tls::server_config(
+        own.certificate_der.clone(),
+        &tls_identity.private_key_der,
+        provider,
+    )?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Io {
+            what: "binding the listener",
+            path: config.listen.to_string().into(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Io {
+        what: "reading the bound address",
+        path: config.listen.to_string().into(),
+        source,
+    })?;
+    tracing::info!(target: "kms", %addr, node = %own.node, "kms listening");
+    on_listening(addr);
+    server::serve(listener, Arc::new(tls), state, shutdown.clone()).await;
+    tasks.shutdown().await;
+    drop(writer);
+    Ok(())
+}

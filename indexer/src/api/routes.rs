@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, finalized_view};
 use crate::{
-    governance,
+    facts, governance,
     health::Status,
-    policy::{self, AppFacts, AppRegistration, BootInfoJson, RegistryFacts},
+    policy::{self, BootInfoJson},
     store::read::{self, MemberRow},
 };
 
@@ -431,29 +431,6 @@ fn boot_from(
     Ok((boot, tee, tcb))
 }
 
-async fn registry_facts(
-    c: &mut sqlx::PgConnection,
-    reg: Address,
-    boot: &BootInfoJson,
-    f: u64,
-) -> Result<RegistryFacts, ApiError> {
-    let settings = read::settings_at(c, reg.as_slice(), f).await?;
-    Ok(RegistryFacts {
-        allow_simulated_tee: settings
-            .get("allow_simulated_tee")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        os_image_allowed: read::is_member_at(
-            c,
-            "os_image",
-            reg.as_slice(),
-            boot.os_image_hash.as_slice(),
-            f,
-        )
-        .await?,
-    })
-}
-
 fn to_chain_boot(b: &BootInfoJson, tee: u8, tcb: u8) -> covenant_chain::BootInfo {
     covenant_chain::BootInfo {
         appId: b.app_id,
@@ -477,55 +454,18 @@ pub(super) async fn policy_app(
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
-    let registry = registry_facts(&mut c, reg, &boot, f).await?;
-    let app = boot.app_id;
-    let registration = match read::member_at(&mut c, "app", app.as_slice(), f).await? {
-        None => AppRegistration::None,
-        Some(row) if row.data["kind"] == "factory" => {
-            let settings = read::settings_at(&mut c, app.as_slice(), f).await?;
-            let implementation = settings
-                .get("implementation")
-                .and_then(Value::as_str)
-                .and_then(|a| Address::from_str(a).ok());
-            if implementation != Some(s.deployment.contracts.app_implementation) {
-                AppRegistration::Delegated
-            } else {
-                let flag = |k: &str| settings.get(k).and_then(Value::as_bool).unwrap_or(false);
-                AppRegistration::Mirrored(AppFacts {
-                    compose_hash_allowed: read::is_member_at(
-                        &mut c,
-                        "compose_hash",
-                        app.as_slice(),
-                        boot.compose_hash.as_slice(),
-                        f,
-                    )
-                    .await?,
-                    device_allowed: read::is_member_at(
-                        &mut c,
-                        "device",
-                        app.as_slice(),
-                        boot.device_id.as_slice(),
-                        f,
-                    )
-                    .await?,
-                    any_device: flag("any_device"),
-                    allowed_tee_kinds: settings
-                        .get("allowed_tee_kinds")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0) as u8,
-                    require_up_to_date_tcb: flag("require_up_to_date_tcb"),
-                    require_gpu: flag("require_gpu"),
-                    key_generation: settings
-                        .get("key_generation")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0),
-                })
-            }
-        }
-        Some(_) => AppRegistration::Delegated,
-    };
+    let answer = facts::app_at(
+        &mut c,
+        reg,
+        s.deployment.contracts.app_implementation,
+        &boot,
+        tee,
+        tcb,
+        f,
+    )
+    .await?;
     drop(c);
-    let (decision, source) = match policy::app_decision(&boot, tee, tcb, &registry, &registration) {
+    let (decision, source) = match answer.decision {
         Some(d) => (d, "mirror"),
         None => {
             let call = KmsRegistry::isAppAllowedCall {
@@ -569,25 +509,15 @@ pub(super) async fn policy_kms(
     let (boot, tee, tcb) = boot_from(body)?;
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
-    let reg = s.deployment.contracts.kms_registry;
-    let registry = registry_facts(&mut c, reg, &boot, f).await?;
-    let m = read::is_member_at(
+    let decision = facts::kms_at(
         &mut c,
-        "kms_measurement",
-        reg.as_slice(),
-        boot.mr_aggregated.as_slice(),
+        s.deployment.contracts.kms_registry,
+        &boot,
+        tee,
+        tcb,
         f,
     )
     .await?;
-    let d = read::is_member_at(
-        &mut c,
-        "kms_device",
-        reg.as_slice(),
-        boot.device_id.as_slice(),
-        f,
-    )
-    .await?;
-    let decision = policy::kms_decision(tee, tcb, &registry, m, d);
     Ok(Json(json!({
         "block": block_json(f, hash),
         "allowed": decision.allowed,

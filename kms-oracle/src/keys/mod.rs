@@ -28,6 +28,13 @@ impl RootSecret {
     }
 }
 
+impl RootSecret {
+    /// The secret bytes, for sealing and for replication to an attested, allowed KMS node only.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for RootSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RootSecret(<redacted>)")
@@ -237,3 +244,9 @@ pub fn ethereum_address(key: &k256::ecdsa::VerifyingKey) -> Address {
 
 #[cfg(test)]
 mod tests;
+
+mod release;
+pub use release::{
+    AppKeyRequest, AppKeys, EnvKeyStatement, MAX_PATH_LEN, MAX_PATHS, P256Signer, RootKeys,
+    app_key_digest, env_key_digest, pem, sign_leaf,
+};

@@ -1,0 +1,199 @@
+//! Policy facts read from the mirror *as of one block*: what `isAppAllowed` / `isKmsAllowed`
+//! decide over, a KMS node's record and the KMS root keys. The API answers with them, and the
+//! kms-oracle reads them at the exact finalized block it decides at (then cross-checks the
+//! decision by `eth_call` at that block's hash). Reads only; every statement is in `store::read`.
+
+use std::str::FromStr;
+
+use alloy::primitives::{Address, B256};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::{
+    Result,
+    policy::{self, AppFacts, AppRegistration, BootInfoJson, Decision, RegistryFacts},
+    store::read,
+};
+
+/// The mirror's answer about an app boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppAnswer {
+    /// The decision, or `None` when only the app's own contract can decide (custom policy
+    /// contracts, App implementations the mirror does not model).
+    pub decision: Option<Decision>,
+    /// The app's key generation, when the mirror models the app.
+    pub key_generation: Option<u64>,
+}
+
+/// Registry-wide facts for `boot` at block `at`.
+pub async fn registry_facts(
+    c: &mut PgConnection,
+    registry: Address,
+    boot: &BootInfoJson,
+    at: u64,
+) -> Result<RegistryFacts> {
+    let settings = read::settings_at(c, registry.as_slice(), at).await?;
+    Ok(RegistryFacts {
+        allow_simulated_tee: settings
+            .get("allow_simulated_tee")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        os_image_allowed: read::is_member_at(
+            c,
+            "os_image",
+            registry.as_slice(),
+            boot.os_image_hash.as_slice(),
+            at,
+        )
+        .await?,
+    })
+}
+
+/// How `app` is registered at block `at`, with its policy facts for `boot` when the mirror
+/// models it (`app_implementation`: the deployment's App implementation).
+pub async fn app_registration(
+    c: &mut PgConnection,
+    app_implementation: Address,
+    boot: &BootInfoJson,
+    at: u64,
+) -> Result<AppRegistration> {
+    let app = boot.app_id;
+    let Some(row) = read::member_at(c, "app", app.as_slice(), at).await? else {
+        return Ok(AppRegistration::None);
+    };
+    if row.data["kind"] != "factory" {
+        return Ok(AppRegistration::Delegated);
+    }
+    let settings = read::settings_at(c, app.as_slice(), at).await?;
+    let implementation = settings
+        .get("implementation")
+        .and_then(Value::as_str)
+        .and_then(|a| Address::from_str(a).ok());
+    if implementation != Some(app_implementation) {
+        return Ok(AppRegistration::Delegated);
+    }
+    let flag = |k: &str| settings.get(k).and_then(Value::as_bool).unwrap_or(false);
+    Ok(AppRegistration::Mirrored(AppFacts {
+        compose_hash_allowed: read::is_member_at(
+            c,
+            "compose_hash",
+            app.as_slice(),
+            boot.compose_hash.as_slice(),
+            at,
+        )
+        .await?,
+        device_allowed: read::is_member_at(
+            c,
+            "device",
+            app.as_slice(),
+            boot.device_id.as_slice(),
+            at,
+        )
+        .await?,
+        any_device: flag("any_device"),
+        allowed_tee_kinds: settings
+            .get("allowed_tee_kinds")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u8,
+        require_up_to_date_tcb: flag("require_up_to_date_tcb"),
+        require_gpu: flag("require_gpu"),
+        key_generation: settings
+            .get("key_generation")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    }))
+}
+
+/// `isAppAllowed(boot)` at block `at` as far as the mirror can tell.
+pub async fn app_at(
+    c: &mut PgConnection,
+    registry: Address,
+    app_implementation: Address,
+    boot: &BootInfoJson,
+    tee: u8,
+    tcb: u8,
+    at: u64,
+) -> Result<AppAnswer> {
+    let facts = registry_facts(c, registry, boot, at).await?;
+    let registration = app_registration(c, app_implementation, boot, at).await?;
+    let key_generation = match &registration {
+        AppRegistration::Mirrored(f) => Some(f.key_generation),
+        _ => None,
+    };
+    Ok(AppAnswer {
+        decision: policy::app_decision(boot, tee, tcb, &facts, &registration),
+        key_generation,
+    })
+}
+
+/// `isKmsAllowed(boot)` at block `at`.
+pub async fn kms_at(
+    c: &mut PgConnection,
+    registry: Address,
+    boot: &BootInfoJson,
+    tee: u8,
+    tcb: u8,
+    at: u64,
+) -> Result<Decision> {
+    let facts = registry_facts(c, registry, boot, at).await?;
+    let reg = registry.as_slice();
+    let m =
+        read::is_member_at(c, "kms_measurement", reg, boot.mr_aggregated.as_slice(), at).await?;
+    let d = read::is_member_at(c, "kms_device", reg, boot.device_id.as_slice(), at).await?;
+    Ok(policy::kms_decision(tee, tcb, &facts, m, d))
+}
+
+/// A KMS node's onboarding record at block `at`, while it is active.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsNodeRecord {
+    /// Who onboarded it.
+    pub onboarded_by: Option<Address>,
+    /// Its aggregated measurement at onboarding.
+    pub mr_aggregated: Option<B256>,
+    /// Its device id at onboarding.
+    pub device_id: Option<B256>,
+}
+
+/// The record of `node` if it is an active KMS node at block `at`.
+pub async fn kms_node_at(
+    c: &mut PgConnection,
+    registry: Address,
+    node: Address,
+    at: u64,
+) -> Result<Option<KmsNodeRecord>> {
+    let rows = read::member_history(
+        c,
+        "kms_node",
+        registry.as_slice(),
+        Some(node.as_slice()),
+        at,
+    )
+    .await?;
+    let field =
+        |row: &read::MemberRow, k: &str| row.data.get(k).and_then(Value::as_str).map(str::to_owned);
+    Ok(rows
+        .iter()
+        .rev()
+        .find(|r| r.to_block.is_none())
+        .map(|r| KmsNodeRecord {
+            onboarded_by: field(r, "onboardedBy").and_then(|a| Address::from_str(&a).ok()),
+            mr_aggregated: field(r, "mrAggregated").and_then(|h| B256::from_str(&h).ok()),
+            device_id: field(r, "deviceId").and_then(|h| B256::from_str(&h).ok()),
+        }))
+}
+
+/// The KMS root keys registered at block `at`: (generation, root signer, CA public key).
+pub async fn root_keys_at(
+    c: &mut PgConnection,
+    registry: Address,
+    at: u64,
+) -> Result<Option<(u64, Address, Vec<u8>)>> {
+    let rows = read::members_at(c, "root_keys", Some(registry.as_slice()), at).await?;
+    let latest = rows.iter().filter_map(|r| {
+        let generation = r.data.get("generation")?.as_u64()?;
+        let signer = Address::from_str(r.data.get("rootSigner")?.as_str()?).ok()?;
+        let ca = alloy::primitives::Bytes::from_str(r.data.get("caPublicKey")?.as_str()?).ok()?;
+        Some((generation, signer, ca.to_vec()))
+    });
+    Ok(latest.max_by_key(|(g, _, _)| *g))
+}

@@ -1,0 +1,230 @@
+//! One audit-log entry and its canonical encoding, the Merkle leaf (specified in docs/kms.md).
+
+use alloy::primitives::{Address, B256, FixedBytes};
+use serde::Serialize;
+
+/// The leaf encoding's version prefix.
+pub const LEAF_PREFIX: &[u8] = b"covenant-audit-v1";
+
+/// What was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// App keys (`POST /v1/keys`).
+    Keys,
+    /// An app TLS certificate (`POST /v1/certificates`).
+    Certificate,
+    /// The root secret, by another KMS node (`POST /v1/replicate`).
+    Replicate,
+    /// A connection refused before any request (TLS handshake, timeouts, malformed HTTP).
+    Connection,
+}
+
+impl Action {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keys => "keys",
+            Self::Certificate => "certificate",
+            Self::Replicate => "replicate",
+            Self::Connection => "connection",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "keys" => Self::Keys,
+            "certificate" => Self::Certificate,
+            "replicate" => Self::Replicate,
+            "connection" => Self::Connection,
+            _ => return None,
+        })
+    }
+}
+
+/// A decision about to be logged (the writer assigns the sequence number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Draft {
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    /// What was asked for.
+    pub action: Action,
+    /// Whether it was granted.
+    pub granted: bool,
+    /// Why not (empty when granted).
+    pub reason: String,
+    /// The app, when the evidence verified.
+    pub app_id: Option<Address>,
+    /// The instance, when the evidence verified.
+    pub instance_id: Option<FixedBytes<20>>,
+    /// The compose hash, when the evidence verified.
+    pub compose_hash: Option<B256>,
+    /// sha256 of the client certificate, when one was presented.
+    pub evidence_digest: Option<B256>,
+    /// The finalized block decided at, when one was used.
+    pub block: Option<(u64, B256)>,
+}
+
+impl Draft {
+    /// A refusal with no evidence and no block.
+    pub fn refusal(action: Action, at_ms: u64, reason: impl Into<String>) -> Self {
+        Self {
+            at_ms,
+            action,
+            granted: false,
+            reason: reason.into(),
+            app_id: None,
+            instance_id: None,
+            compose_hash: None,
+            evidence_digest: None,
+            block: None,
+        }
+    }
+}
+
+/// A logged decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// The node that decided.
+    pub node: Address,
+    /// Its sequence number (1, 2, … per node, no gaps).
+    pub seq: u64,
+    /// The decision.
+    #[serde(flatten)]
+    pub draft: Draft,
+}
+
+fn part(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Every part is bounded far below 4 GiB (reasons are truncated by the writer).
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(b) => {
+            out.push(1);
+            part(out, b);
+        }
+        None => out.push(0),
+    }
+}
+
+impl Entry {
+    /// The canonical encoding (the Merkle leaf's content): `"covenant-audit-v1"`, then node
+    /// (20), seq (u64 BE), at_ms (u64 BE), action (length-prefixed ASCII), granted (1 byte),
+    /// reason (length-prefixed UTF-8), then app id, instance id, compose hash, evidence digest
+    /// and block (number u64 BE ‖ hash) each as `0` (absent) or `1 ‖ length-prefixed bytes`.
+    /// Lengths are u32 BE.
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        let d = &self.draft;
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(LEAF_PREFIX);
+        out.extend_from_slice(self.node.as_slice());
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&d.at_ms.to_be_bytes());
+        part(&mut out, d.action.as_str().as_bytes());
+        out.push(u8::from(d.granted));
+        part(&mut out, d.reason.as_bytes());
+        optional(&mut out, d.app_id.as_ref().map(|a| a.as_slice()));
+        optional(&mut out, d.instance_id.as_ref().map(|i| i.as_slice()));
+        optional(&mut out, d.compose_hash.as_ref().map(|h| h.as_slice()));
+        optional(&mut out, d.evidence_digest.as_ref().map(|h| h.as_slice()));
+        let block = d.block.map(|(n, h)| {
+            let mut b = n.to_be_bytes().to_vec();
+            b.extend_from_slice(h.as_slice());
+            b
+        });
+        optional(&mut out, block.as_deref());
+        out
+    }
+
+    /// The Merkle leaf hash, `SHA-256(0x00 ‖ leaf_bytes)`.
+    pub fn leaf_hash(&self) -> super::merkle::Hash {
+        super::merkle::leaf_hash(&self.leaf_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            node: Address::repeat_byte(0x11),
+            seq: 7,
+            draft: Draft {
+                at_ms: 1_700_000_000_000,
+                action: Action::Keys,
+                granted: false,
+                reason: "compose hash not allowed".into(),
+                app_id: Some(Address::repeat_byte(0x22)),
+                instance_id: Some(FixedBytes::repeat_byte(0x33)),
+                compose_hash: None,
+                evidence_digest: Some(B256::repeat_byte(0x44)),
+                block: Some((42, B256::repeat_byte(0x55))),
+            },
+        }
+    }
+
+    #[test]
+    fn every_field_changes_the_leaf() {
+        let base = entry().leaf_hash();
+        let mut changes: Vec<Entry> = Vec::new();
+        let mut e = entry();
+        e.node = Address::repeat_byte(0x12);
+        changes.push(e);
+        let mut e = entry();
+        e.seq = 8;
+        changes.push(e);
+        let mut e = entry();
+        e.draft.at_ms += 1;
+        changes.push(e);
+        let mut e = entry();
+        e.draft.action = Action::Certificate;
+        changes.push(e);
+        let mut e = entry();
+        e.draft.granted = true;
+        changes.push(e);
+        let mut e = entry();
+        e.draft.reason.push('!');
+        changes.push(e);
+        let mut e = entry();
+        e.draft.app_id = None;
+        changes.push(e);
+        let mut e = entry();
+        e.draft.instance_id = Some(FixedBytes::repeat_byte(0x34));
+        changes.push(e);
+        let mut e = entry();
+        e.draft.compose_hash = Some(B256::ZERO);
+        changes.push(e);
+        let mut e = entry();
+        e.draft.evidence_digest = None;
+        changes.push(e);
+        let mut e = entry();
+        e.draft.block = Some((43, B256::repeat_byte(0x55)));
+        changes.push(e);
+        for (i, changed) in changes.iter().enumerate() {
+            assert_ne!(
+                changed.leaf_hash(),
+                base,
+                "change {i} left the leaf unchanged"
+            );
+        }
+    }
+
+    #[test]
+    fn absent_and_empty_fields_encode_differently() {
+        // A reason that swallows the following field's bytes must not collide: lengths prevent it.
+        let mut a = entry();
+        a.draft.reason = String::new();
+        let mut b = entry();
+        b.draft.reason = "\u{1}".into();
+        b.draft.app_id = None;
+        assert_ne!(a.leaf_bytes(), b.leaf_bytes());
+        assert!(entry().leaf_bytes().starts_with(LEAF_PREFIX));
+    }
+}

@@ -1,0 +1,125 @@
+//! Who this node is: its TEE (the simulated TEE here; see `seal` for real platforms), the
+//! evidence it presents in its own RA-TLS certificate, and the verifier policy it judges every
+//! peer by. Its own evidence goes through the same `verify` as any client's.
+
+use alloy::primitives::{Address, B256};
+use covenant_attest::{
+    AppId, ComposeHash, DeviceId, Evidence, ExpectedMeasurements, InstanceId, ManifestEntry,
+    OsImageHash, Platform, Policy, TcbStatus, VerifiedEvidence,
+    eventlog::RuntimeIdentity,
+    ratls::{self, RaTlsIdentity},
+    simulator::{SimulatedTee, SimulatorRootKey},
+};
+use covenant_chain::BootInfo;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// The key-provider event of a KMS node's boot log.
+pub const KMS_KEY_PROVIDER: &[u8] = b"covenant-kms";
+
+/// The verifier policy: every platform, every TCB status the chain can judge (`isAppAllowed`
+/// and `isKmsAllowed` refuse unknown or revoked TCBs and, per app, out-of-date ones), the
+/// simulator's public development root (whether simulated evidence is *accepted* is the chain's
+/// `allowSimulatedTee`, visible to everyone), and the measurement manifest.
+pub fn verifier_policy(manifest: Vec<ManifestEntry>) -> Policy {
+    Policy {
+        platforms: vec![Platform::Tdx, Platform::Snp],
+        simulator_root: Some(SimulatorRootKey::development().root()),
+        accepted_tcb: vec![
+            TcbStatus::UpToDate,
+            TcbStatus::SwHardeningNeeded,
+            TcbStatus::ConfigurationNeeded,
+            TcbStatus::ConfigurationAndSwHardeningNeeded,
+            TcbStatus::OutOfDate,
+            TcbStatus::OutOfDateConfigurationNeeded,
+        ],
+        manifest,
+        ..Policy::default()
+    }
+}
+
+/// The boot identity of a KMS node: the registry is its "app", the compose hash names the
+/// kms-oracle's version, and the instance id is zero so every node of the same code on the same
+/// image has the same aggregated measurement (nodes are told apart by device and identity key).
+pub fn kms_runtime_identity(registry: Address, os_image: B256) -> RuntimeIdentity {
+    let compose = Sha256::digest(format!("covenant-kms-oracle {}", env!("CARGO_PKG_VERSION")));
+    RuntimeIdentity {
+        app_id: AppId::new(registry.into_array()),
+        compose_hash: ComposeHash::new(compose.into()),
+        instance_id: InstanceId::new([0; 20]),
+        key_provider: KMS_KEY_PROVIDER.to_vec(),
+        os_image_hash: OsImageHash::new(os_image.0),
+        gpu_evidence_hash: None,
+    }
+}
+
+/// The node's TEE.
+#[derive(Debug)]
+pub struct NodeTee {
+    tee: SimulatedTee,
+}
+
+impl NodeTee {
+    /// A simulated TEE on device `device_id` booted from `os_image`, whose measurements come from
+    /// the manifest (as a real image's would).
+    pub fn simulated(
+        registry: Address,
+        device_id: B256,
+        os_image: B256,
+        manifest: &[ManifestEntry],
+    ) -> Result<Self> {
+        let expected = manifest
+            .iter()
+            .find(|e| e.os_image_hash.as_bytes() == &os_image.0)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the manifest has no entry for the OS image {os_image}"
+                ))
+            })?;
+        let ExpectedMeasurements::Td { mrtd, rtmr } = &expected.expected else {
+            return Err(Error::Config(format!(
+                "the manifest entry for {os_image} is not a TD measurement"
+            )));
+        };
+        let mut tee = SimulatedTee::new(
+            SimulatorRootKey::development(),
+            DeviceId::new(device_id.0),
+            *mrtd,
+            *rtmr,
+        );
+        tee.record_boot(&kms_runtime_identity(registry, os_image));
+        Ok(Self { tee })
+    }
+
+    /// A fresh RA-TLS identity whose evidence binds its key.
+    pub fn ratls_identity(&self) -> Result<RaTlsIdentity> {
+        Ok(ratls::generate_identity(|report_data| {
+            Ok(Evidence {
+                platform: Platform::Simulated,
+                quote: self.tee.quote(report_data),
+                vcek: Vec::new(),
+                event_log: self.tee.event_log().to_vec(),
+                gpu: None,
+            })
+        })?)
+    }
+}
+
+/// The node's identity as the chain judges it.
+#[derive(Clone, Debug)]
+pub struct OwnIdentity {
+    /// Its certificate (server certificate, and client certificate towards other nodes).
+    pub certificate_der: Vec<u8>,
+    /// Its evidence, verified by the same code as any peer's.
+    pub evidence: VerifiedEvidence,
+    /// The node's identity address (its secp256k1 key).
+    pub node: Address,
+}
+
+impl OwnIdentity {
+    /// The `BootInfo` for `isKmsAllowed` (key generation unused: 0).
+    pub fn boot(&self) -> BootInfo {
+        covenant_chain::boot_info(&self.evidence, 0)
+    }
+}

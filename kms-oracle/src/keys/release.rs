@@ -1,0 +1,462 @@
+//! What a grant hands out, built from derived keys: the app's key bundle with the KMS root's
+//! signatures, the app CA certificate chained to the root CA, and leaf certificates signed from
+//! CSRs. Pure apart from the clock passed in for leaf validity.
+
+use alloy::primitives::{Address, B256, FixedBytes, keccak256};
+use p256::ecdsa::signature::Signer;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, SanType, SerialNumber,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::{
+    Domain, Purpose, RootSecret, derive, derive_p256, derive_secp256k1, derive_x25519,
+    ethereum_address,
+};
+use crate::{Error, Result};
+
+/// The most `GetKey` paths one request may ask for.
+pub const MAX_PATHS: usize = 16;
+/// The longest `GetKey` path, in bytes.
+pub const MAX_PATH_LEN: usize = 256;
+
+/// A P-256 key that signs certificates (RFC 6979 deterministic ECDSA, so a certificate is the
+/// same bytes on every node).
+pub struct P256Signer {
+    key: p256::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl P256Signer {
+    /// Wraps `key`.
+    pub fn new(key: p256::ecdsa::SigningKey) -> Self {
+        let public = key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        Self { key, public }
+    }
+
+    /// The uncompressed SEC1 public key.
+    pub fn public_sec1(&self) -> &[u8] {
+        &self.public
+    }
+}
+
+impl rcgen::PublicKeyData for P256Signer {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for P256Signer {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        let signature: p256::ecdsa::Signature = self.key.sign(msg);
+        Ok(signature.to_der().as_bytes().to_vec())
+    }
+}
+
+fn cert_error(e: rcgen::Error) -> Error {
+    Error::Certificate(e.to_string())
+}
+
+fn serial_for(public: &[u8]) -> SerialNumber {
+    let mut s: [u8; 16] = Sha256::digest(public)[..16].try_into().unwrap_or([1; 16]);
+    s[0] &= 0x7f;
+    s[0] |= 0x01;
+    SerialNumber::from_slice(&s)
+}
+
+fn ca_params(common_name: String, serial: SerialNumber, path_len: Option<u8>) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Covenant");
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = match path_len {
+        Some(n) => IsCa::Ca(BasicConstraints::Constrained(n)),
+        None => IsCa::Ca(BasicConstraints::Unconstrained),
+    };
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2125, 1, 1);
+    params.serial_number = Some(serial);
+    params
+}
+
+fn sign65(key: &k256::ecdsa::SigningKey, digest: &B256) -> Result<[u8; 65]> {
+    let (sig, recid) = key
+        .sign_prehash_recoverable(digest.as_slice())
+        .map_err(|e| Error::Certificate(format!("secp256k1 signature: {e}")))?;
+    let mut out = [0u8; 65];
+    out[..64].copy_from_slice(&sig.to_bytes());
+    out[64] = 27 + recid.to_byte();
+    Ok(out)
+}
+
+/// The KMS root keys of one registry key generation.
+pub struct RootKeys {
+    /// The generation.
+    pub generation: u64,
+    signer: k256::ecdsa::SigningKey,
+    /// The root signer's Ethereum address (registered on chain).
+    pub signer_address: Address,
+    ca: Issuer<'static, P256Signer>,
+    /// The root CA's uncompressed SEC1 public key (registered on chain).
+    pub ca_public_key: Vec<u8>,
+    /// The root CA certificate (self-signed, deterministic), DER.
+    pub ca_certificate_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for RootKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootKeys")
+            .field("generation", &self.generation)
+            .field("signer_address", &self.signer_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RootKeys {
+    /// Derives the root keys of `generation`.
+    pub fn derive(root: &RootSecret, domain: &Domain, generation: u64) -> Result<Self> {
+        let signer = derive_secp256k1(root, domain, &Purpose::RootSecp256k1 { generation });
+        let signer_address = ethereum_address(signer.verifying_key());
+        let ca_key = P256Signer::new(derive_p256(
+            root,
+            domain,
+            &Purpose::RootCaP256 { generation },
+        ));
+        let ca_public_key = ca_key.public_sec1().to_vec();
+        let params = ca_params(
+            format!(
+                "Covenant KMS root, chain {} registry {} generation {generation}",
+                domain.chain_id, domain.kms_registry
+            ),
+            serial_for(&ca_public_key),
+            None,
+        );
+        let certificate = params.self_signed(&ca_key).map_err(cert_error)?;
+        Ok(Self {
+            generation,
+            signer,
+            signer_address,
+            ca: Issuer::new(params, ca_key),
+            ca_public_key,
+            ca_certificate_der: certificate.der().to_vec(),
+        })
+    }
+}
+
+/// `keccak256("covenant-app-key-v1" ‖ chainId (32 bytes) ‖ registry ‖ app ‖ keyGeneration
+/// (8 bytes) ‖ app key address)` — what the root signer signs for an app's secp256k1 key
+/// (`abi.encodePacked` of string, uint256, address, address, uint64, address).
+pub fn app_key_digest(domain: &Domain, app: Address, generation: u64, app_key: Address) -> B256 {
+    let mut m = b"covenant-app-key-v1".to_vec();
+    m.extend_from_slice(&alloy::primitives::U256::from(domain.chain_id).to_be_bytes::<32>());
+    m.extend_from_slice(domain.kms_registry.as_slice());
+    m.extend_from_slice(app.as_slice());
+    m.extend_from_slice(&generation.to_be_bytes());
+    m.extend_from_slice(app_key.as_slice());
+    keccak256(m)
+}
+
+/// `keccak256("covenant-env-key-v1" ‖ chainId (32 bytes) ‖ registry ‖ app ‖ keyGeneration
+/// (8 bytes) ‖ X25519 public key (32))` — what the root signer signs for an app's env key.
+pub fn env_key_digest(domain: &Domain, app: Address, generation: u64, public: &[u8; 32]) -> B256 {
+    let mut m = b"covenant-env-key-v1".to_vec();
+    m.extend_from_slice(&alloy::primitives::U256::from(domain.chain_id).to_be_bytes::<32>());
+    m.extend_from_slice(domain.kms_registry.as_slice());
+    m.extend_from_slice(app.as_slice());
+    m.extend_from_slice(&generation.to_be_bytes());
+    m.extend_from_slice(public);
+    keccak256(m)
+}
+
+/// An app's env-encryption public key, signed by the KMS root.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvKeyStatement {
+    /// The app.
+    pub app_id: Address,
+    /// The app's key generation.
+    pub key_generation: u64,
+    /// The X25519 public key (hex).
+    pub public_key: String,
+    /// The root generation that signed.
+    pub root_generation: u64,
+    /// The root signer.
+    pub root_signer: Address,
+    /// 65-byte signature (r ‖ s ‖ v) over [`env_key_digest`].
+    pub signature: String,
+}
+
+impl EnvKeyStatement {
+    /// The statement for `app` at `generation`.
+    pub fn new(
+        root: &RootSecret,
+        domain: &Domain,
+        roots: &RootKeys,
+        app: Address,
+        generation: u64,
+    ) -> Result<Self> {
+        let (_, public) = derive_x25519(root, domain, &Purpose::EnvX25519 { app, generation });
+        let digest = env_key_digest(domain, app, generation, public.as_bytes());
+        Ok(Self {
+            app_id: app,
+            key_generation: generation,
+            public_key: hex::encode(public.as_bytes()),
+            root_generation: roots.generation,
+            root_signer: roots.signer_address,
+            signature: hex::encode(sign65(&roots.signer, &digest)?),
+        })
+    }
+}
+
+/// What an app instance asks for.
+#[derive(Clone, Debug)]
+pub struct AppKeyRequest {
+    /// The app.
+    pub app: Address,
+    /// The app's key generation (from the chain).
+    pub generation: u64,
+    /// The instance.
+    pub instance: FixedBytes<20>,
+    /// `GetKey` paths (at most [`MAX_PATHS`], each at most [`MAX_PATH_LEN`] bytes).
+    pub paths: Vec<String>,
+}
+
+/// An app's keys for one instance. Secrets are hex strings, wiped on drop.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppKeys {
+    /// The app.
+    pub app_id: Address,
+    /// The instance.
+    pub instance_id: FixedBytes<20>,
+    /// The app's key generation.
+    pub key_generation: u64,
+    /// The root generation whose keys signed.
+    pub root_generation: u64,
+    /// The root signer.
+    pub root_signer: Address,
+    /// The disk-encryption key of this instance.
+    #[serde(serialize_with = "secret")]
+    pub disk_key: Zeroizing<String>,
+    /// The env-decryption X25519 secret.
+    #[serde(serialize_with = "secret")]
+    pub env_secret_key: Zeroizing<String>,
+    /// Its public key, signed by the root.
+    pub env_public_key: EnvKeyStatement,
+    /// The app's secp256k1 secret key.
+    #[serde(serialize_with = "secret")]
+    pub app_secret_key: Zeroizing<String>,
+    /// Its address.
+    pub app_address: Address,
+    /// The root signer's signature over [`app_key_digest`].
+    pub app_key_signature: String,
+    /// The app CA's P-256 secret scalar.
+    #[serde(serialize_with = "secret")]
+    pub app_ca_secret_key: Zeroizing<String>,
+    /// The app CA certificate (PEM), issued by the root CA.
+    pub app_ca_certificate: String,
+    /// The root CA certificate (PEM).
+    pub root_ca_certificate: String,
+    /// `GetKey` results, path → key.
+    #[serde(serialize_with = "secret_map")]
+    pub paths: Vec<(String, Zeroizing<String>)>,
+}
+
+fn secret<S: serde::Serializer>(
+    v: &Zeroizing<String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
+fn secret_map<S: serde::Serializer>(
+    v: &[(String, Zeroizing<String>)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(v.len()))?;
+    for (k, key) in v {
+        map.serialize_entry(k, key.as_str())?;
+    }
+    map.end()
+}
+
+impl std::fmt::Debug for AppKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppKeys")
+            .field("app_id", &self.app_id)
+            .field("key_generation", &self.key_generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A DER certificate as PEM.
+pub fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn app_ca(
+    root: &RootSecret,
+    domain: &Domain,
+    roots: &RootKeys,
+    app: Address,
+    generation: u64,
+) -> Result<(P256Signer, CertificateParams, Vec<u8>)> {
+    let key = P256Signer::new(derive_p256(
+        root,
+        domain,
+        &Purpose::AppCaP256 { app, generation },
+    ));
+    let params = ca_params(
+        format!("Covenant app {app} generation {generation}"),
+        serial_for(key.public_sec1()),
+        Some(0),
+    );
+    let cert = params.signed_by(&key, &roots.ca).map_err(cert_error)?;
+    Ok((key, params, cert.der().to_vec()))
+}
+
+impl AppKeys {
+    /// Derives everything an instance of `request.app` receives.
+    pub fn derive(
+        root: &RootSecret,
+        domain: &Domain,
+        roots: &RootKeys,
+        request: &AppKeyRequest,
+    ) -> Result<Self> {
+        let (app, generation) = (request.app, request.generation);
+        let disk = derive(
+            root,
+            domain,
+            &Purpose::Disk {
+                app,
+                generation,
+                instance: request.instance.0,
+            },
+        );
+        let (env_secret, _) = derive_x25519(root, domain, &Purpose::EnvX25519 { app, generation });
+        let app_key = derive_secp256k1(root, domain, &Purpose::AppSecp256k1 { app, generation });
+        let app_address = ethereum_address(app_key.verifying_key());
+        let signature = sign65(
+            &roots.signer,
+            &app_key_digest(domain, app, generation, app_address),
+        )?;
+        let (ca_key, _, ca_der) = app_ca(root, domain, roots, app, generation)?;
+        let ca_secret = Zeroizing::new(ca_key.key.to_bytes());
+        let mut paths = Vec::with_capacity(request.paths.len());
+        for p in &request.paths {
+            let key = derive(
+                root,
+                domain,
+                &Purpose::AppPath {
+                    app,
+                    generation,
+                    path: p.as_bytes().to_vec(),
+                },
+            );
+            paths.push((p.clone(), Zeroizing::new(hex::encode(key.as_slice()))));
+        }
+        Ok(Self {
+            app_id: app,
+            instance_id: request.instance,
+            key_generation: generation,
+            root_generation: roots.generation,
+            root_signer: roots.signer_address,
+            disk_key: Zeroizing::new(hex::encode(disk.as_slice())),
+            env_secret_key: Zeroizing::new(hex::encode(env_secret.to_bytes())),
+            env_public_key: EnvKeyStatement::new(root, domain, roots, app, generation)?,
+            app_secret_key: Zeroizing::new(hex::encode(app_key.to_bytes())),
+            app_address,
+            app_key_signature: hex::encode(signature),
+            app_ca_secret_key: Zeroizing::new(hex::encode(ca_secret.as_slice())),
+            app_ca_certificate: pem(&ca_der),
+            root_ca_certificate: pem(&roots.ca_certificate_der),
+            paths,
+        })
+    }
+}
+
+/// Signs a leaf certificate for `app` from a CSR (DER). The CSR's signature must verify; the
+/// leaf keeps only the CSR's key and DNS names, and carries the app id as its common name and
+/// as a URI name `urn:covenant:app:<address>`. Returns the chain: leaf, app CA, root CA (PEM).
+pub fn sign_leaf(
+    root: &RootSecret,
+    domain: &Domain,
+    roots: &RootKeys,
+    app: Address,
+    generation: u64,
+    csr_der: &[u8],
+    now_unix: i64,
+) -> Result<Vec<String>, String> {
+    let csr = CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+        .map_err(|e| format!("malformed CSR: {e}"))?;
+    let mut sans = Vec::new();
+    for san in &csr.params.subject_alt_names {
+        match san {
+            SanType::DnsName(name) => sans.push(SanType::DnsName(name.clone())),
+            other => {
+                return Err(format!(
+                    "unsupported subject alternative name in CSR: {other:?}"
+                ));
+            }
+        }
+    }
+    if sans.len() > 32 {
+        return Err("too many names in CSR (at most 32)".into());
+    }
+    let uri = format!("urn:covenant:app:{app}");
+    sans.push(SanType::URI(
+        uri.try_into().map_err(|e: rcgen::Error| e.to_string())?,
+    ));
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Covenant app");
+    dn.push(DnType::CommonName, app.to_string());
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let now = time::OffsetDateTime::from_unix_timestamp(now_unix).map_err(|e| e.to_string())?;
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(90);
+    params.serial_number = Some(serial_for(&[csr_der, &now_unix.to_be_bytes()].concat()));
+    let (ca_key, ca_params, ca_der) =
+        app_ca(root, domain, roots, app, generation).map_err(|e| e.to_string())?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = params
+        .signed_by(&csr.public_key, &issuer)
+        .map_err(|e| format!("signing the leaf: {e}"))?;
+    Ok(vec![
+        pem(leaf.der()),
+        pem(&ca_der),
+        pem(&roots.ca_certificate_der),
+    ])
+}

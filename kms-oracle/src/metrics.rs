@@ -1,0 +1,113 @@
+//! The kms-oracle's Prometheus metrics (catalogue in docs/metrics.md). The binary registers them
+//! with the `covenant_` prefix. Labels are bounded: action, outcome and stage, never an app,
+//! instance or address.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Handles to every metric the kms-oracle updates.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// Decisions by action (`keys`, `certificate`, `replicate`, `connection`) and outcome
+    /// (`granted`, `denied`).
+    pub decisions: IntCounterVec,
+    /// Refusals by the stage that refused: `tls`, `request`, `evidence`, `chain_view`, `node`,
+    /// `policy`, `disagreement`, `unavailable`.
+    pub refusals: IntCounterVec,
+    /// Decisions where the mirror and `eth_call` at the same block disagreed (always denied).
+    pub disagreements: IntCounter,
+    /// Time from a verified request to its logged decision, in seconds.
+    pub decision_seconds: Histogram,
+    /// Audit entries written.
+    pub audit_entries: IntCounter,
+    /// Failed audit-log writes (the requests were refused).
+    pub audit_write_errors: IntCounter,
+    /// The last sequence number written to the audit log.
+    pub audit_last_seq: IntGauge,
+    /// The last sequence number committed on chain.
+    pub audit_committed_seq: IntGauge,
+    /// Failed on-chain grant-log commits.
+    pub audit_commit_errors: IntCounter,
+    /// The finalized block decisions are made at.
+    pub finalized_block: IntGauge,
+    /// The finalized block's timestamp, unix seconds.
+    pub finalized_timestamp_seconds: IntGauge,
+    /// 1 while the chain allows this node and its root keys (it serves), else 0.
+    pub serving: IntGauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let vec = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let decision_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "kms_decision_seconds",
+                "Time from a verified request to its logged decision, in seconds.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )?;
+        registry.register(Box::new(decision_seconds.clone()))?;
+        Ok(Self {
+            decisions: vec(
+                "kms_decisions_total",
+                "Decisions by action and outcome.",
+                &["action", "outcome"],
+            )?,
+            refusals: vec(
+                "kms_refusals_total",
+                "Refusals by the stage that refused.",
+                &["stage"],
+            )?,
+            disagreements: counter(
+                "kms_policy_disagreements_total",
+                "Decisions where the mirror and eth_call at the same block disagreed (denied).",
+            )?,
+            decision_seconds,
+            audit_entries: counter("kms_audit_entries_total", "Audit entries written.")?,
+            audit_write_errors: counter(
+                "kms_audit_write_errors_total",
+                "Failed audit-log writes (the requests were refused).",
+            )?,
+            audit_last_seq: gauge(
+                "kms_audit_last_seq",
+                "The last sequence number written to the audit log.",
+            )?,
+            audit_committed_seq: gauge(
+                "kms_audit_committed_seq",
+                "The last sequence number committed on chain.",
+            )?,
+            audit_commit_errors: counter(
+                "kms_audit_commit_errors_total",
+                "Failed on-chain grant-log commits.",
+            )?,
+            finalized_block: gauge(
+                "kms_finalized_block",
+                "The finalized block decisions are made at.",
+            )?,
+            finalized_timestamp_seconds: gauge(
+                "kms_finalized_timestamp_seconds",
+                "The finalized block's timestamp, unix seconds.",
+            )?,
+            serving: gauge(
+                "kms_serving",
+                "1 while the chain allows this node and its root keys (it serves), else 0.",
+            )?,
+        })
+    }
+}

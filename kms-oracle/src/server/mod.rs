@@ -1,0 +1,230 @@
+//! The HTTPS server: an accept loop that spawns one task per connection; each task runs the
+//! TLS handshake under a timeout, then serves HTTP/1.1 with a header-read timeout. Connections
+//! refused before any request (failed or slow handshakes, slow or malformed headers) are
+//! logged in the audit log too. Routing and decisions are in [`routes`].
+
+mod routes;
+pub mod tls;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use alloy::primitives::B256;
+use covenant_attest::{Collateral, Policy, VerifiedEvidence};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+pub use routes::router;
+
+use crate::{
+    audit::{Action, Draft, writer::AuditLog},
+    chain::Sender,
+    metrics::Metrics,
+    policy::Decider,
+};
+
+/// Limits that protect the service from slow or greedy clients.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The TLS handshake must finish within this.
+    pub handshake_timeout: Duration,
+    /// Request headers, and then the body, must arrive within this.
+    pub request_timeout: Duration,
+    /// The largest request body accepted, in bytes.
+    pub max_body: usize,
+}
+
+/// What every request handler shares.
+pub struct State {
+    /// The decision engine.
+    pub decider: Arc<Decider>,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// The audit database (proofs).
+    pub audit_pool: PgPool,
+    /// Metrics handles.
+    pub metrics: Metrics,
+    /// The registry `/metrics` renders.
+    pub registry: prometheus::Registry,
+    /// The verifier policy for client evidence.
+    pub policy: Policy,
+    /// Collateral for client evidence.
+    pub collateral: Collateral,
+    /// Sends onboarding records for replicas.
+    pub sender: Sender,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The client side of one connection: its certificate and, once checked, its evidence.
+#[derive(Debug)]
+pub struct Peer {
+    certificate: Option<Vec<u8>>,
+    /// sha256 of the client certificate.
+    pub digest: Option<B256>,
+    evidence: tokio::sync::OnceCell<Result<Arc<VerifiedEvidence>, String>>,
+}
+
+impl Peer {
+    fn new(certificate: Option<Vec<u8>>) -> Self {
+        let digest = certificate
+            .as_ref()
+            .map(|c| B256::from(<[u8; 32]>::from(Sha256::digest(c))));
+        Self {
+            certificate,
+            digest,
+            evidence: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The client's verified evidence (checked once per connection, off the async runtime).
+    pub async fn evidence(&self, state: &State) -> Result<Arc<VerifiedEvidence>, String> {
+        self.evidence
+            .get_or_init(|| async {
+                let Some(cert) = self.certificate.clone() else {
+                    return Err(
+                        "no client certificate: this endpoint needs RA-TLS client authentication"
+                            .to_owned(),
+                    );
+                };
+                let policy = state.policy.clone();
+                let collateral = state.collateral.clone();
+                let now = now_ms() / 1000;
+                tokio::task::spawn_blocking(move || {
+                    covenant_attest::ratls::verify_certificate(&cert, &collateral, &policy, now)
+                })
+                .await
+                .map_err(|e| format!("verification task failed: {e}"))?
+                .map(Arc::new)
+                .map_err(|e| format!("evidence refused: {e}"))
+            })
+            .await
+            .clone()
+    }
+}
+
+async fn refuse_connection(state: &State, reason: String) {
+    state
+        .metrics
+        .decisions
+        .with_label_values(&["connection", "denied"])
+        .inc();
+    state.metrics.refusals.with_label_values(&["tls"]).inc();
+    tracing::debug!(target: "kms::server", %reason, "connection refused");
+    if let Err(e) = state
+        .audit
+        .append(Draft::refusal(Action::Connection, now_ms(), reason))
+        .await
+    {
+        tracing::warn!(target: "kms::server", error = %e, "could not log a refused connection");
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: axum::Router,
+    state: Arc<State>,
+) {
+    let _ = stream.set_nodelay(true);
+    let tls = match tokio::time::timeout(state.limits.handshake_timeout, acceptor.accept(stream))
+        .await
+    {
+        Err(_) => {
+            let reason = format!(
+                "tls handshake not finished within {} ms",
+                state.limits.handshake_timeout.as_millis()
+            );
+            return refuse_connection(&state, reason).await;
+        }
+        Ok(Err(e)) => return refuse_connection(&state, format!("tls handshake failed: {e}")).await,
+        Ok(Ok(tls)) => tls,
+    };
+    let certificate = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
+    let peer = Arc::new(Peer::new(certificate));
+    let service = tower::ServiceExt::map_request(
+        app,
+        move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            req
+        },
+    );
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.limits.request_timeout)
+        .max_buf_size(64 * 1024)
+        .serve_connection(
+            TokioIo::new(tls),
+            hyper_util::service::TowerToHyperService::new(service),
+        )
+        .await;
+    if let Err(e) = result {
+        // A client closing an idle keep-alive connection is not a refusal.
+        if e.is_timeout() || e.is_parse() || e.is_parse_too_large() {
+            let reason = if e.is_timeout() {
+                format!(
+                    "request headers not received within {} ms",
+                    state.limits.request_timeout.as_millis()
+                )
+            } else {
+                format!("malformed HTTP request: {e}")
+            };
+            refuse_connection(&state, reason).await;
+        } else {
+            tracing::debug!(target: "kms::server", %remote, error = %e, "connection ended");
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let app = router(state.clone());
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    connections.spawn(connection(stream, remote, acceptor.clone(), app.clone(), state.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "kms::server", error = %e, "accept failed");
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    connections.abort_all();
+}
