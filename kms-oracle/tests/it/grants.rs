@@ -1,0 +1,237 @@
+//! Grants and the contract's denials, through the real chain, mirror and RA-TLS.
+
+use alloy::{
+    primitives::{Address, B256, Signature},
+    providers::Provider,
+};
+use covenant_attest::TcbStatus;
+use covenant_chain::kms_registry::KmsRegistry;
+use serde_json::{Value, json};
+
+use crate::{fixture::*, send};
+
+const SECRETS: [&str; 4] = [
+    "envSecretKey",
+    "appSecretKey",
+    "appCaSecretKey",
+    "appAddress",
+];
+
+async fn keys(kms: &Kms, boot: &Boot) -> (u16, Value) {
+    let r = Instance::boot(boot)
+        .post(kms, "/v1/keys", json!({ "paths": ["db"] }))
+        .await;
+    (r.status, r.json())
+}
+
+async fn granted(kms: &Kms, boot: &Boot) -> Value {
+    let (status, body) = keys(kms, boot).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A refusal names its reason and points at its own audit row.
+async fn denied(kms: &Kms, boot: &Boot, reason: &str) {
+    let (status, body) = keys(kms, boot).await;
+    assert_eq!(status, 403, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains(reason), "expected `{reason}`, got `{error}`");
+    let seq = body["auditSeq"]
+        .as_u64()
+        .expect("a refusal has an audit row");
+    let row = kms.get(&format!("/v1/audit/{seq}")).await.json();
+    assert_eq!(row["entry"]["granted"], false);
+    assert_eq!(row["entry"]["reason"].as_str().unwrap(), error);
+    assert_eq!(
+        row["entry"]["appId"].as_str().unwrap().to_lowercase(),
+        boot.app.to_string().to_lowercase()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
+    let stack = Stack::start().await;
+    let kms = first_node(&stack, &[]).await;
+    let app = stack.create_app().await;
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+
+    // Keys: identical across requests (new connection, new RA-TLS key each time) and instances;
+    // the disk key is per instance.
+    let a1 = granted(&kms, &Boot::new(app, 1)).await;
+    let a2 = granted(&kms, &Boot::new(app, 1)).await;
+    let b = granted(&kms, &Boot::new(app, 2)).await;
+    for k in SECRETS.iter().chain(&["diskKey"]) {
+        assert_eq!(a1[k], a2[k], "{k} differs between two requests");
+    }
+    for k in SECRETS {
+        assert_eq!(a1[k], b[k], "{k} differs between two instances");
+    }
+    assert_ne!(a1["diskKey"], b["diskKey"]);
+    assert_eq!(a1["paths"]["db"], a2["paths"]["db"]);
+    assert_eq!(a1["diskKey"].as_str().unwrap().len(), 64);
+
+    // The app key is signed by the root signer registered on chain (Ethereum-recoverable).
+    let registry = KmsRegistry::new(stack.registry(), stack.provider.clone());
+    let roots = registry.kmsRootKeys().call().await.unwrap();
+    let app_key: Address = a1["appAddress"].as_str().unwrap().parse().unwrap();
+    let digest = covenant_kms_oracle::keys::app_key_digest(
+        &covenant_kms_oracle::keys::Domain {
+            chain_id: stack.deployment.chain_id,
+            kms_registry: stack.registry(),
+        },
+        app,
+        a1["keyGeneration"].as_u64().unwrap(),
+        app_key,
+    );
+    let sig = Signature::try_from(
+        hex::decode(a1["appKeySignature"].as_str().unwrap())
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!(sig.recover_address_from_prehash(&digest).unwrap(), roots._0);
+    // The env key a developer can fetch without attestation is the one the app receives.
+    let env = kms.get(&format!("/v1/apps/{app}/env-key")).await.json();
+    assert_eq!(env["publicKey"], a1["envPublicKey"]["publicKey"]);
+    assert_eq!(env["signature"], a1["envPublicKey"]["signature"]);
+
+    // Denials, each with the contract's reason.
+    denied(
+        &kms,
+        &Boot::new(Address::repeat_byte(0x99), 1),
+        "app not registered",
+    )
+    .await;
+    denied(
+        &kms,
+        &Boot {
+            compose: [0xc1; 32],
+            ..Boot::new(app, 1)
+        },
+        "compose hash not allowed",
+    )
+    .await;
+    denied(
+        &kms,
+        &Boot {
+            os_image: OS_IMAGE_UNLISTED,
+            ..Boot::new(app, 1)
+        },
+        "os image not allowed",
+    )
+    .await;
+
+    // Device list, TCB requirement: governance narrows the app.
+    let owner = stack.app_owner();
+    let app_c = stack.app_as(app);
+    send!(app_c.setAnyDevice(false).from(owner));
+    send!(app_c.addDevice(B256::from(APP_DEVICE)).from(owner));
+    send!(app_c.setRequireUpToDateTcb(true).from(owner));
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    denied(
+        &kms,
+        &Boot {
+            device: [0xee; 32],
+            ..Boot::new(app, 1)
+        },
+        "device not allowed",
+    )
+    .await;
+    denied(
+        &kms,
+        &Boot {
+            tcb: TcbStatus::OutOfDate,
+            ..Boot::new(app, 1)
+        },
+        "tcb not up to date",
+    )
+    .await;
+    granted(&kms, &Boot::new(app, 1)).await;
+
+    // An addition is honoured only once final; a removal takes effect once final.
+    let new_hash = [0xc2; 32];
+    send!(
+        app_c
+            .addComposeHash(B256::from(new_hash), app_provenance("v2"))
+            .from(owner)
+    );
+    denied(
+        &kms,
+        &Boot {
+            compose: new_hash,
+            ..Boot::new(app, 1)
+        },
+        "compose hash not allowed",
+    )
+    .await;
+    send!(app_c.removeComposeHash(B256::from(COMPOSE)).from(owner));
+    granted(&kms, &Boot::new(app, 1)).await;
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    granted(
+        &kms,
+        &Boot {
+            compose: new_hash,
+            ..Boot::new(app, 1)
+        },
+    )
+    .await;
+    denied(&kms, &Boot::new(app, 1), "compose hash not allowed").await;
+
+    // A key-generation bump by the app's governance (its owner, the Timelock) changes every key.
+    let before = granted(
+        &kms,
+        &Boot {
+            compose: new_hash,
+            ..Boot::new(app, 1)
+        },
+    )
+    .await;
+    send!(app_c.bumpKeyGeneration().from(owner));
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    let after = granted(
+        &kms,
+        &Boot {
+            compose: new_hash,
+            ..Boot::new(app, 1)
+        },
+    )
+    .await;
+    assert_eq!(
+        after["keyGeneration"].as_u64(),
+        before["keyGeneration"].as_u64().map(|g| g + 1)
+    );
+    for k in SECRETS.iter().chain(&["diskKey"]) {
+        assert_ne!(before[k], after[k], "{k} survived a key-generation bump");
+    }
+
+    // Frozen apps keep their policy; simulated evidence is refused once governance forbids it.
+    let timelock = stack.timelock();
+    send!(registry.setAllowSimulatedTee(false).from(timelock));
+    stack.finalize();
+    let head = stack.head().await;
+    covenant_testkit::wait_for("the KMS to refuse simulated evidence")
+        .timeout(std::time::Duration::from_secs(60))
+        .until_ok_async(|| async {
+            let (status, body) = keys(
+                &kms,
+                &Boot {
+                    compose: new_hash,
+                    ..Boot::new(app, 1)
+                },
+            )
+            .await;
+            let error = body["error"].as_str().unwrap_or_default().to_owned();
+            if status == 403 && error.contains("simulated tee not allowed") {
+                Ok(())
+            } else {
+                Err(format!("{status} {body} (head {head})"))
+            }
+        })
+        .await
+        .unwrap();
+    let _ = stack.provider.get_block_number().await.unwrap();
+}
