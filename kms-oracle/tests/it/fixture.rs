@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::Command, sync::Arc, time::Duration};
 
 use alloy::{
-    primitives::{Address, B256, FixedBytes},
+    primitives::{Address, B256},
     providers::{DynProvider, Provider, ProviderBuilder},
 };
 use clap::Parser;
@@ -324,6 +324,23 @@ pub fn init(
 }
 
 impl Kms {
+    /// The `run` command for a node (its audit database fresh).
+    pub fn command(
+        stack: &Stack,
+        device: [u8; 32],
+        state_dir: &std::path::Path,
+        extra: &[&str],
+    ) -> (Command, TestDatabase) {
+        let audit = covenant_testkit::postgres::database();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-kms-oracle"));
+        cmd.arg("run")
+            .args(common_args(stack, state_dir, audit.url(), device))
+            .args(["--listen", "127.0.0.1:0", "--commit-interval-ms", "200"])
+            .args(extra)
+            .env("COVENANT_LOG", "info,kms=debug");
+        (cmd, audit)
+    }
+
     pub fn spawn(stack: &Stack, o: KmsOptions<'_>) -> Self {
         let audit = o.audit.unwrap_or_else(covenant_testkit::postgres::database);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-kms-oracle"));
@@ -546,8 +563,4 @@ pub fn app_provenance(what: &str) -> App::Provenance {
         sourceCommit: "0123456789abcdef".into(),
         artifactDigests: vec![B256::repeat_byte(0x42)],
     }
-}
-
-pub fn instance_bytes(b: u8) -> FixedBytes<20> {
-    FixedBytes([b; 20])
 }

@@ -1,5 +1,12 @@
-//! Integration tests of the kms-oracle against real anvil, Postgres, contracts and indexer.
+//! The kms-oracle against real anvil, real Postgres, the real contracts and the indexer.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod fixture;
 mod grants;
 mod refusals;
+mod replication;
