@@ -122,6 +122,37 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     assert_eq!(name, "covenant");
     db.close().await.unwrap();
 
+    // The kms-oracle was registered by an executed governance proposal and serves (the devnet
+    // waited for its /healthz): its node is active on chain with the root keys of generation 1.
+    let node = &env["COVENANT_KMS_NODE"];
+    let record = Command::new(tools::foundry_bin("cast").unwrap())
+        .args([
+            "call",
+            "--rpc-url",
+            rpc_url,
+            registry,
+            "kmsNode(address)((bool,address,uint64,uint64,bytes32,bytes32))",
+            node,
+        ])
+        .output()
+        .unwrap();
+    let record = String::from_utf8(record.stdout).unwrap();
+    assert!(
+        record.starts_with("(true, "),
+        "the KMS node is not active: {record}"
+    );
+    let roots = cast_call(rpc_url, registry, "kmsRootKeys()(address,bytes,uint64)");
+    assert_eq!(
+        roots.lines().last(),
+        Some("1"),
+        "root key generation: {roots}"
+    );
+    let kms: SocketAddr = env["COVENANT_KMS_URL"]
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
+    std::net::TcpStream::connect(kms).expect("the kms-oracle listens");
+
     // The indexer mirrors the deployment and its finalized view follows the chain.
     let indexer = &env["COVENANT_INDEXER_URL"];
     assert_eq!(indexer, &format!("http://127.0.0.1:{indexer_port}"));
