@@ -208,7 +208,39 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
         assert_ne!(before[k], after[k], "{k} survived a key-generation bump");
     }
 
-    // Frozen apps keep their policy; simulated evidence is refused once governance forbids it.
+    // A mirror that disagrees with the chain (tampered here) makes the node deny, with a metric.
+    let mirror = sqlx::PgPool::connect(stack.mirror.url()).await.unwrap();
+    let tampered = sqlx::query("UPDATE members SET to_block = from_block WHERE set_name = 'compose_hash' AND member = $1 AND to_block IS NULL")
+        .bind(new_hash.as_slice())
+        .execute(&mirror)
+        .await
+        .unwrap();
+    assert_eq!(tampered.rows_affected(), 1);
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    let (status, body) = keys(
+        &kms,
+        &Boot {
+            compose: new_hash,
+            ..Boot::new(app, 1)
+        },
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the mirror and the chain disagree"),
+        "{body}"
+    );
+    let metrics = String::from_utf8(kms.get("/metrics").await.body).unwrap();
+    assert!(
+        metrics.contains("covenant_kms_policy_disagreements_total 1"),
+        "{metrics}"
+    );
+
+    // Simulated evidence is refused once governance forbids it.
     let timelock = stack.timelock();
     send!(registry.setAllowSimulatedTee(false).from(timelock));
     stack.finalize();
