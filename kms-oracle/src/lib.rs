@@ -71,13 +71,6 @@ fn node_key(secrets: &NodeSecrets) -> Result<k256::ecdsa::SigningKey> {
         .map_err(|_| Error::Sealed("the node key is not a valid secp256k1 key".into()))
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// What `init` reports: what governance must register for this node.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -124,7 +117,7 @@ fn own_identity(
         &identity.certificate_der,
         &Collateral::default(),
         &policy,
-        unix_now(),
+        server::now_ms() / 1000,
     )?;
     let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
     Ok((

@@ -117,13 +117,6 @@ fn boot_json(b: &BootInfo) -> BootInfoJson {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Decider {
     /// A decider for this node.
     #[allow(clippy::too_many_arguments)]
@@ -167,7 +160,7 @@ impl Decider {
         self.metrics
             .finalized_timestamp_seconds
             .set(block.timestamp as i64);
-        let age = unix_now().saturating_sub(block.timestamp);
+        let age = (crate::server::now_ms() / 1000).saturating_sub(block.timestamp);
         if age > self.max_age.as_secs() {
             return Err(Deny {
                 stage: "chain_view",

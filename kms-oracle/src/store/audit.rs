@@ -199,14 +199,3 @@ pub async fn commit_covering(
     .await?;
     Ok(row.as_ref().map(commit))
 }
-
-/// Every committed batch of `node`, in order.
-pub async fn commits(c: &mut PgConnection, node: Address) -> Result<Vec<Commit>> {
-    let rows = sqlx::query(
-        "SELECT from_seq, to_seq, root, tx_hash FROM audit_commits WHERE node = $1 ORDER BY from_seq",
-    )
-    .bind(node.as_slice())
-    .fetch_all(c)
-    .await?;
-    Ok(rows.iter().map(commit).collect())
-}

@@ -149,7 +149,7 @@ impl Stack {
         };
         // The registry as governance configures it (the Timelock executes).
         let timelock = stack.timelock();
-        let reg = stack.registry_as(timelock);
+        let reg = stack.registry();
         send!(
             reg.addOsImage(B256::from(OS_IMAGE), provenance("os"))
                 .from(timelock)
@@ -157,7 +157,7 @@ impl Stack {
         stack
     }
 
-    pub fn registry(&self) -> Address {
+    pub fn registry_address(&self) -> Address {
         self.deployment.contracts.kms_registry
     }
 
@@ -180,13 +180,9 @@ impl Stack {
         t
     }
 
-    pub fn registry_as(&self, from: Address) -> KmsRegistry::KmsRegistryInstance<DynProvider> {
-        let p = ProviderBuilder::new()
-            .with_simple_nonce_management()
-            .connect_http(self.anvil.endpoint().parse().unwrap())
-            .erased();
-        let _ = from;
-        KmsRegistry::new(self.registry(), p)
+    /// The registry; calls choose their sender with `.from(..)` (impersonated on anvil).
+    pub fn registry(&self) -> KmsRegistry::KmsRegistryInstance<DynProvider> {
+        KmsRegistry::new(self.registry_address(), self.provider.clone())
     }
 
     pub fn app_as(&self, app: Address) -> App::AppInstance<DynProvider> {
@@ -212,7 +208,7 @@ impl Stack {
     /// included.
     pub async fn create_app(&self) -> Address {
         let owner = self.timelock();
-        let reg = KmsRegistry::new(self.registry(), self.provider.clone());
+        let reg = self.registry();
         let init = IApp::AppInit {
             composeHashes: vec![B256::from(COMPOSE)],
             provenances: vec![covenant_chain::kms_registry::Provenance {
@@ -407,7 +403,7 @@ impl Kms {
 /// device, root keys, onboarding; and funds its identity for grant-log commits.
 pub async fn register_node(stack: &Stack, report: &Value) {
     let timelock = stack.timelock();
-    let reg = stack.registry_as(timelock);
+    let reg = stack.registry();
     let mr: B256 = report["mrAggregated"].as_str().unwrap().parse().unwrap();
     let device: B256 = report["deviceId"].as_str().unwrap().parse().unwrap();
     let node: Address = report["node"].as_str().unwrap().parse().unwrap();

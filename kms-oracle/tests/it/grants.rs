@@ -5,7 +5,6 @@ use alloy::{
     providers::Provider,
 };
 use covenant_attest::TcbStatus;
-use covenant_chain::kms_registry::KmsRegistry;
 use serde_json::{Value, json};
 
 use crate::{fixture::*, send};
@@ -72,13 +71,13 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
     assert_eq!(a1["diskKey"].as_str().unwrap().len(), 64);
 
     // The app key is signed by the root signer registered on chain (Ethereum-recoverable).
-    let registry = KmsRegistry::new(stack.registry(), stack.provider.clone());
+    let registry = stack.registry();
     let roots = registry.kmsRootKeys().call().await.unwrap();
     let app_key: Address = a1["appAddress"].as_str().unwrap().parse().unwrap();
     let digest = covenant_kms_oracle::keys::app_key_digest(
         &covenant_kms_oracle::keys::Domain {
             chain_id: stack.deployment.chain_id,
-            kms_registry: stack.registry(),
+            kms_registry: stack.registry_address(),
         },
         app,
         a1["keyGeneration"].as_u64().unwrap(),

@@ -292,7 +292,7 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
         .get_logs(
             &Filter::new()
                 .from_block(0)
-                .address(stack.registry())
+                .address(stack.registry_address())
                 .event_signature(KmsRegistry::GrantLogCommitted::SIGNATURE_HASH),
         )
         .await

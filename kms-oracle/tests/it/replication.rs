@@ -2,7 +2,6 @@
 //! onboarding is on chain, both derive identical keys; a removed node stops once it is final.
 
 use alloy::primitives::B256;
-use covenant_chain::kms_registry::KmsRegistry;
 use serde_json::json;
 
 use crate::{fixture::*, send};
@@ -18,7 +17,7 @@ async fn a_replica_gets_the_root_secret_derives_the_same_keys_and_stops_when_rem
     let report = init(&stack, &state_dir, KMS_DEVICE_2, false);
     assert!(report["root"].is_null());
     let timelock = stack.timelock();
-    let registry = KmsRegistry::new(stack.registry(), stack.provider.clone());
+    let registry = stack.registry();
     send!(
         registry
             .addKmsDevice(
