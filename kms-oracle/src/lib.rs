@@ -289,6 +289,7 @@ pub async fn run(
     ));
     let state = Arc::new(server::State {
         decider,
+        app_material: keys::AppMaterialCache::default(),
         audit,
         audit_pool,
         metrics,

@@ -5,8 +5,10 @@
 //! at the same block, still allows *this node* (`isKmsAllowed` of its own evidence, its active
 //! onboarding record) and that the registered root keys are the ones it derives.
 //!
-//! Decisions are memoised only for the block they were made at: the memo is keyed by the block
-//! hash and dropped as soon as the finalized block moves, so it cannot outlive a revocation.
+//! Decisions, and the mirror's facts they read, are memoised only for the block they were made
+//! at: the memo is keyed by the block hash and dropped as soon as the finalized block moves, so
+//! it cannot outlive a revocation. Facts are shared by the instances of one app (they do not
+//! depend on the instance id); the `eth_call` cross-check is made for every distinct `BootInfo`.
 
 use std::{
     collections::HashMap,
@@ -19,7 +21,9 @@ use covenant_attest::VerifiedEvidence;
 use covenant_chain::{BootInfo, app::App, kms_registry::KmsRegistry};
 use covenant_indexer::{
     facts,
-    policy::{self as mirror_policy, AppRegistration, BootInfoJson, Decision, EnumValue},
+    policy::{
+        self as mirror_policy, AppRegistration, BootInfoJson, Decision, EnumValue, RegistryFacts,
+    },
 };
 use tokio::sync::watch;
 
@@ -72,11 +76,16 @@ pub struct Serving {
     pub roots: Arc<RootKeys>,
 }
 
+/// What the mirror's facts about a boot depend on: app, compose hash, device and OS image (not
+/// the instance: instances of one app on one kind of machine share them).
+type FactsKey = (Address, B256, B256, B256);
+
 #[derive(Default)]
 struct Memo {
     block: B256,
     serving: Option<Result<Arc<RootKeys>, String>>,
     apps: HashMap<Vec<u8>, (u64, Result<(), String>)>,
+    facts: HashMap<FactsKey, (RegistryFacts, AppRegistration)>,
 }
 
 const MEMO_LIMIT: usize = 65_536;
@@ -404,17 +413,35 @@ impl Decider {
     ) -> Result<(u64, Result<(), String>)> {
         let registry = self.chain.registry();
         let mut json = boot_json(boot0);
-        let (registry_facts, registration) = {
-            let mut c = self.chain.mirror().acquire().await?;
-            let f = facts::registry_facts(&mut c, registry, &json, block.number).await?;
-            let r = facts::app_registration(
-                &mut c,
-                self.chain.deployment.contracts.app_implementation,
-                &json,
-                block.number,
-            )
-            .await?;
-            (f, r)
+        let facts_key = (
+            boot0.appId,
+            boot0.composeHash,
+            boot0.deviceId,
+            boot0.osImageHash,
+        );
+        let cached = self
+            .with_memo(block, |m| m.facts.get(&facts_key).cloned())
+            .flatten();
+        let (registry_facts, registration) = match cached {
+            Some(f) => f,
+            None => {
+                let mut c = self.chain.mirror().acquire().await?;
+                let f = facts::registry_facts(&mut c, registry, &json, block.number).await?;
+                let r = facts::app_registration(
+                    &mut c,
+                    self.chain.deployment.contracts.app_implementation,
+                    &json,
+                    block.number,
+                )
+                .await?;
+                self.with_memo(block, |m| {
+                    if m.facts.len() >= MEMO_LIMIT {
+                        m.facts.clear();
+                    }
+                    m.facts.insert(facts_key, (f.clone(), r.clone()));
+                });
+                (f, r)
+            }
         };
         let generation = match &registration {
             AppRegistration::Mirrored(f) => f.key_generation,

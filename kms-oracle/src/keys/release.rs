@@ -2,6 +2,11 @@
 //! signatures, the app CA certificate chained to the root CA, and leaf certificates signed from
 //! CSRs. Pure apart from the clock passed in for leaf validity.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
 use alloy::primitives::{Address, B256, FixedBytes, keccak256};
 use p256::ecdsa::signature::Signer;
 use rcgen::{
@@ -237,6 +242,121 @@ pub struct AppKeyRequest {
     pub paths: Vec<String>,
 }
 
+/// Everything every instance of an app receives for one (app key generation, root generation):
+/// all of [`AppKeys`] except the per-instance disk key and the `GetKey` paths. Deterministic, so
+/// it is derived once per app and kept in an [`AppMaterialCache`]; secrets are wiped on drop.
+pub struct AppMaterial {
+    app_id: Address,
+    key_generation: u64,
+    root_generation: u64,
+    root_signer: Address,
+    env_secret_key: Zeroizing<String>,
+    env_public_key: EnvKeyStatement,
+    app_secret_key: Zeroizing<String>,
+    app_address: Address,
+    app_key_signature: String,
+    app_ca_secret_key: Zeroizing<String>,
+    app_ca_certificate: String,
+    root_ca_certificate: String,
+}
+
+impl std::fmt::Debug for AppMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppMaterial")
+            .field("app_id", &self.app_id)
+            .field("key_generation", &self.key_generation)
+            .field("root_generation", &self.root_generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppMaterial {
+    /// Derives the app-wide keys of `app` at `generation`, signed by `roots`.
+    pub fn derive(
+        root: &RootSecret,
+        domain: &Domain,
+        roots: &RootKeys,
+        app: Address,
+        generation: u64,
+    ) -> Result<Self> {
+        let (env_secret, _) = derive_x25519(root, domain, &Purpose::EnvX25519 { app, generation });
+        let app_key = derive_secp256k1(root, domain, &Purpose::AppSecp256k1 { app, generation });
+        let app_address = ethereum_address(app_key.verifying_key());
+        let signature = sign65(
+            &roots.signer,
+            &app_key_digest(domain, app, generation, app_address),
+        )?;
+        let (ca_key, _, ca_der) = app_ca(root, domain, roots, app, generation)?;
+        let ca_secret = Zeroizing::new(ca_key.key.to_bytes());
+        Ok(Self {
+            app_id: app,
+            key_generation: generation,
+            root_generation: roots.generation,
+            root_signer: roots.signer_address,
+            env_secret_key: Zeroizing::new(hex::encode(env_secret.to_bytes())),
+            env_public_key: EnvKeyStatement::new(root, domain, roots, app, generation)?,
+            app_secret_key: Zeroizing::new(hex::encode(app_key.to_bytes())),
+            app_address,
+            app_key_signature: hex::encode(signature),
+            app_ca_secret_key: Zeroizing::new(hex::encode(ca_secret.as_slice())),
+            app_ca_certificate: pem(&ca_der),
+            root_ca_certificate: pem(&roots.ca_certificate_der),
+        })
+    }
+}
+
+/// The most apps whose [`AppMaterial`] is kept; when full, the cache starts again empty.
+pub const APP_MATERIAL_CACHE_LIMIT: usize = 4096;
+
+/// [`AppMaterial`] by (app, key generation, root generation). It holds derivations, not
+/// decisions: whether an instance may have them is decided for every request, and a key
+/// generation bump or a root rotation changes the cache key.
+#[derive(Debug, Default)]
+pub struct AppMaterialCache {
+    entries: Mutex<HashMap<(Address, u64, u64), Arc<AppMaterial>>>,
+}
+
+impl AppMaterialCache {
+    /// The material of `app` at `generation` under `roots`, derived on first use.
+    pub fn get_or_derive(
+        &self,
+        root: &RootSecret,
+        domain: &Domain,
+        roots: &RootKeys,
+        app: Address,
+        generation: u64,
+    ) -> Result<Arc<AppMaterial>> {
+        let key = (app, generation, roots.generation);
+        if let Some(m) = self.lock().get(&key) {
+            return Ok(m.clone());
+        }
+        let material = Arc::new(AppMaterial::derive(root, domain, roots, app, generation)?);
+        let mut entries = self.lock();
+        if entries.len() >= APP_MATERIAL_CACHE_LIMIT {
+            entries.clear();
+        }
+        entries.insert(key, material.clone());
+        Ok(material)
+    }
+
+    /// How many apps are cached.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Address, u64, u64), Arc<AppMaterial>>> {
+        // The map is only ever inserted into or cleared: a poisoned lock holds a valid map.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// An app's keys for one instance. Secrets are hex strings, wiped on drop.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -348,7 +468,23 @@ impl AppKeys {
         roots: &RootKeys,
         request: &AppKeyRequest,
     ) -> Result<Self> {
-        let (app, generation) = (request.app, request.generation);
+        let material = AppMaterial::derive(root, domain, roots, request.app, request.generation)?;
+        Ok(Self::for_instance(root, domain, &material, request))
+    }
+
+    /// The keys of one instance: `material` (which must be of `request.app` and its generation)
+    /// plus the instance's disk key and the requested paths.
+    pub fn for_instance(
+        root: &RootSecret,
+        domain: &Domain,
+        material: &AppMaterial,
+        request: &AppKeyRequest,
+    ) -> Self {
+        debug_assert_eq!(
+            (material.app_id, material.key_generation),
+            (request.app, request.generation)
+        );
+        let (app, generation) = (material.app_id, material.key_generation);
         let disk = derive(
             root,
             domain,
@@ -358,45 +494,39 @@ impl AppKeys {
                 instance: request.instance.0,
             },
         );
-        let (env_secret, _) = derive_x25519(root, domain, &Purpose::EnvX25519 { app, generation });
-        let app_key = derive_secp256k1(root, domain, &Purpose::AppSecp256k1 { app, generation });
-        let app_address = ethereum_address(app_key.verifying_key());
-        let signature = sign65(
-            &roots.signer,
-            &app_key_digest(domain, app, generation, app_address),
-        )?;
-        let (ca_key, _, ca_der) = app_ca(root, domain, roots, app, generation)?;
-        let ca_secret = Zeroizing::new(ca_key.key.to_bytes());
-        let mut paths = Vec::with_capacity(request.paths.len());
-        for p in &request.paths {
-            let key = derive(
-                root,
-                domain,
-                &Purpose::AppPath {
-                    app,
-                    generation,
-                    path: p.as_bytes().to_vec(),
-                },
-            );
-            paths.push((p.clone(), Zeroizing::new(hex::encode(key.as_slice()))));
-        }
-        Ok(Self {
+        let paths = request
+            .paths
+            .iter()
+            .map(|p| {
+                let key = derive(
+                    root,
+                    domain,
+                    &Purpose::AppPath {
+                        app,
+                        generation,
+                        path: p.as_bytes().to_vec(),
+                    },
+                );
+                (p.clone(), Zeroizing::new(hex::encode(key.as_slice())))
+            })
+            .collect();
+        Self {
             app_id: app,
             instance_id: request.instance,
             key_generation: generation,
-            root_generation: roots.generation,
-            root_signer: roots.signer_address,
+            root_generation: material.root_generation,
+            root_signer: material.root_signer,
             disk_key: Zeroizing::new(hex::encode(disk.as_slice())),
-            env_secret_key: Zeroizing::new(hex::encode(env_secret.to_bytes())),
-            env_public_key: EnvKeyStatement::new(root, domain, roots, app, generation)?,
-            app_secret_key: Zeroizing::new(hex::encode(app_key.to_bytes())),
-            app_address,
-            app_key_signature: hex::encode(signature),
-            app_ca_secret_key: Zeroizing::new(hex::encode(ca_secret.as_slice())),
-            app_ca_certificate: pem(&ca_der),
-            root_ca_certificate: pem(&roots.ca_certificate_der),
+            env_secret_key: material.env_secret_key.clone(),
+            env_public_key: material.env_public_key.clone(),
+            app_secret_key: material.app_secret_key.clone(),
+            app_address: material.app_address,
+            app_key_signature: material.app_key_signature.clone(),
+            app_ca_secret_key: material.app_ca_secret_key.clone(),
+            app_ca_certificate: material.app_ca_certificate.clone(),
+            root_ca_certificate: material.root_ca_certificate.clone(),
             paths,
-        })
+        }
     }
 }
 

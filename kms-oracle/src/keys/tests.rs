@@ -220,3 +220,39 @@ fn every_input_separates_keys() {
 fn the_root_secret_is_never_printed() {
     assert_eq!(format!("{:?}", root()), "RootSecret(<redacted>)");
 }
+
+#[test]
+fn cached_app_material_gives_the_keys_a_fresh_derivation_gives() {
+    let (r, d) = (root(), domain());
+    let roots = RootKeys::derive(&r, &d, 1).unwrap();
+    let request = |instance: [u8; 20], generation: u64| AppKeyRequest {
+        app: APP,
+        generation,
+        instance: instance.into(),
+        paths: vec!["db".into(), "tls".into()],
+    };
+    let json = |k: &AppKeys| serde_json::to_value(k).unwrap();
+    let cache = AppMaterialCache::default();
+    for (instance, generation) in [(INSTANCE, 1), ([0x23; 20], 1), (INSTANCE, 2)] {
+        let fresh = AppKeys::derive(&r, &d, &roots, &request(instance, generation)).unwrap();
+        let material = cache
+            .get_or_derive(&r, &d, &roots, APP, generation)
+            .unwrap();
+        let cached = AppKeys::for_instance(&r, &d, &material, &request(instance, generation));
+        assert_eq!(json(&fresh), json(&cached));
+    }
+    // One entry per (app, generation, root generation); another root generation is another
+    // entry with other signatures.
+    assert_eq!(cache.len(), 2);
+    let roots2 = RootKeys::derive(&r, &d, 2).unwrap();
+    let m1 = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
+    let m2 = cache.get_or_derive(&r, &d, &roots2, APP, 1).unwrap();
+    assert_eq!(cache.len(), 3);
+    let (k1, k2) = (
+        json(&AppKeys::for_instance(&r, &d, &m1, &request(INSTANCE, 1))),
+        json(&AppKeys::for_instance(&r, &d, &m2, &request(INSTANCE, 1))),
+    );
+    assert_eq!(k1["appSecretKey"], k2["appSecretKey"]);
+    assert_ne!(k1["appKeySignature"], k2["appKeySignature"]);
+    assert_ne!(k1["rootSigner"], k2["rootSigner"]);
+}

@@ -21,6 +21,7 @@ pub use routes::router;
 use crate::{
     audit::{Action, Draft, writer::AuditLog},
     chain::Sender,
+    keys::AppMaterialCache,
     metrics::Metrics,
     policy::Decider,
 };
@@ -40,6 +41,8 @@ pub struct Limits {
 pub struct State {
     /// The decision engine.
     pub decider: Arc<Decider>,
+    /// App-wide key material, derived once per app and generation.
+    pub app_material: AppMaterialCache,
     /// The audit log.
     pub audit: AuditLog,
     /// The audit database (proofs).

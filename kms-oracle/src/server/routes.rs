@@ -250,7 +250,6 @@ async fn keys(
         }
     };
     draft.block = Some((grant.block.number, grant.block.hash));
-    let decider = state.decider.clone();
     let roots = grant.roots.clone();
     let key_request = AppKeyRequest {
         app: grant.boot.appId,
@@ -258,13 +257,17 @@ async fn keys(
         instance: grant.boot.instanceId,
         paths: request.paths,
     };
+    let shared = state.clone();
     let derived = tokio::task::spawn_blocking(move || {
-        AppKeys::derive(
-            decider.root_secret(),
-            decider.domain(),
+        let (root, domain) = (shared.decider.root_secret(), shared.decider.domain());
+        let material = shared.app_material.get_or_derive(
+            root,
+            domain,
             &roots,
-            &key_request,
-        )
+            key_request.app,
+            key_request.generation,
+        )?;
+        Ok::<_, crate::Error>(AppKeys::for_instance(root, domain, &material, &key_request))
     })
     .await;
     let keys = match derived {

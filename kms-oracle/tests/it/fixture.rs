@@ -297,6 +297,15 @@ fn common_args(
     ]
 }
 
+/// A port of its own and frequent on-chain commits, unless `extra` sets them.
+fn test_defaults(extra: &[&str]) -> Vec<&'static str> {
+    [("--listen", "127.0.0.1:0"), ("--commit-interval-ms", "200")]
+        .into_iter()
+        .filter(|(flag, _)| !extra.contains(flag))
+        .flat_map(|(flag, value)| [flag, value])
+        .collect()
+}
+
 /// `init`: returns the report.
 pub fn init(
     stack: &Stack,
@@ -331,7 +340,7 @@ impl Kms {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-kms-oracle"));
         cmd.arg("run")
             .args(common_args(stack, state_dir, audit.url(), device))
-            .args(["--listen", "127.0.0.1:0", "--commit-interval-ms", "200"])
+            .args(test_defaults(extra))
             .args(extra)
             .env("COVENANT_LOG", "info,kms=debug");
         (cmd, audit)
@@ -342,7 +351,7 @@ impl Kms {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-kms-oracle"));
         cmd.arg("run")
             .args(common_args(stack, &o.state_dir, audit.url(), o.device))
-            .args(["--listen", "127.0.0.1:0", "--commit-interval-ms", "200"])
+            .args(test_defaults(o.extra))
             .args(o.extra)
             .env("COVENANT_LOG", "info,kms=debug");
         let process = Process::spawn("kms", cmd, Signal::SIGTERM).unwrap();
@@ -428,6 +437,11 @@ pub async fn register_node(stack: &Stack, report: &Value) {
 
 /// A bootstrapped, registered KMS node serving at the current finalized block.
 pub async fn first_node(stack: &Stack, extra: &[&str]) -> Kms {
+    first_node_with(stack, extra, None).await
+}
+
+/// [`first_node`] writing its audit log to `audit` (a fresh database if `None`).
+pub async fn first_node_with(stack: &Stack, extra: &[&str], audit: Option<TestDatabase>) -> Kms {
     let state_dir = stack.dir.path().join("kms-1");
     let report = init(stack, &state_dir, KMS_DEVICE, true);
     register_node(stack, &report).await;
@@ -438,7 +452,7 @@ pub async fn first_node(stack: &Stack, extra: &[&str]) -> Kms {
             device: KMS_DEVICE,
             state_dir,
             extra,
-            audit: None,
+            audit,
         },
     );
     let head = stack.head().await;
