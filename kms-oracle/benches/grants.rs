@@ -12,8 +12,11 @@
 //! the chain), the KMS node (the release binary), the floor server (this benchmark re-run as
 //! `floor-server`) and the load generator (this process). Runs alternate floor / grants; before
 //! every grant run the chain moves on so the KMS decides at a new finalized block, and with the
-//! default `--instances` every grant of a run is a different instance (a different `BootInfo`),
-//! so no decision is reused: each one reads the mirror and calls the chain.
+//! default `--instances` every grant of a run is a different instance (its own `BootInfo`), so
+//! the KMS's decision memo never answers. What an app's instances share within a block (the
+//! mirror's facts, the chain's answer for the deployment's own App code, the app-wide key
+//! material; docs/kms.md, "Decisions") is shared as in production; `--apps` spreads the
+//! instances over more apps, and the `chain reads` column counts the KMS's RPC reads per run.
 //!
 //! Client side, the KMS's own RA-TLS certificate is verified once by the full verifier and then
 //! pinned (its exact bytes; the handshake signature is still checked every time); session
@@ -70,6 +73,9 @@ struct Cli {
     /// Distinct app instances per run (cycled); 0 = one per request, so no decision repeats.
     #[arg(long, default_value_t = 0)]
     instances: usize,
+    /// Apps the instances belong to (round-robin), each created by the factory beforehand.
+    #[arg(long, default_value_t = 1)]
+    apps: usize,
     /// Requests in flight at once; several values are run one after the other.
     #[arg(long, value_delimiter = ',', default_value = "32")]
     concurrency: Vec<usize>,
@@ -340,7 +346,7 @@ async fn load(
 /// Client identities of distinct instances of `app`, each a client configuration that presents
 /// its RA-TLS certificate and accepts only the pinned servers.
 async fn identities(
-    app: Address,
+    apps: Arc<Vec<Address>>,
     count: usize,
     pinned: Arc<Pinned>,
 ) -> Arc<Vec<Arc<rustls::ClientConfig>>> {
@@ -348,7 +354,7 @@ async fn identities(
     let mut parts = tokio::task::JoinSet::new();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     for part in 0..threads {
-        let (pinned, provider) = (pinned.clone(), provider.clone());
+        let (pinned, provider, apps) = (pinned.clone(), provider.clone(), apps.clone());
         parts.spawn_blocking(move || {
             (part..count)
                 .step_by(threads)
@@ -357,7 +363,7 @@ async fn identities(
                     instance[12..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
                     let boot = Boot {
                         instance,
-                        ..Boot::new(app, 0)
+                        ..Boot::new(apps[i % apps.len()], 0)
                     };
                     let id = Instance::boot(&boot).identity;
                     let mut config = client::client_config(
@@ -375,6 +381,16 @@ async fn identities(
     let mut all = parts.join_all().await.concat();
     all.sort_by_key(|(i, _)| *i);
     Arc::new(all.into_iter().map(|(_, c)| c).collect())
+}
+
+/// The KMS's chain reads so far (`covenant_kms_chain_reads_total`, all functions).
+async fn chain_reads(kms: &fixture::Kms) -> u64 {
+    let metrics = kms.get("/metrics").await;
+    String::from_utf8_lossy(&metrics.body)
+        .lines()
+        .filter(|l| l.starts_with("covenant_kms_chain_reads_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 async fn audit_counts(pool: &sqlx::PgPool) -> (i64, i64, i64) {
@@ -401,7 +417,10 @@ async fn bench(cli: Cli) {
     // Production defaults for everything else (on-chain commits every 10 s).
     let kms =
         fixture::first_node_with(&stack, &["--commit-interval-ms", "10000"], Some(audit)).await;
-    let app = stack.create_app().await;
+    let mut apps = Vec::new();
+    for _ in 0..cli.apps.max(1) {
+        apps.push(stack.create_app().await);
+    }
     stack.finalize();
     kms.wait_serving_at(stack.head().await - FINALITY).await;
     let audit_pool = kms.audit_pool().await;
@@ -435,7 +454,7 @@ async fn bench(cli: Cli) {
         cli.instances
     };
     eprintln!("making {instances} client identities …");
-    let ids = identities(app, instances, pinned).await;
+    let ids = identities(Arc::new(apps), instances, pinned).await;
 
     let body: &'static [u8] = br#"{"paths":["db"]}"#;
     let run = |target: Target, requests: usize, concurrency: usize| {
@@ -459,12 +478,15 @@ async fn bench(cli: Cli) {
     run(Target::Grants, warm, 8).await;
 
     println!(
-        "kms-oracle grants vs floor: {} requests per run, {} distinct instances, {} rounds",
-        cli.requests, instances, cli.rounds
+        "kms-oracle grants vs floor: {} requests per run, {} distinct instances of {} apps, {} rounds",
+        cli.requests,
+        instances,
+        cli.apps.max(1),
+        cli.rounds
     );
     println!(
-        "{:>11} {:>5} {:>7} {:>10} {:>8} {:>8}",
-        "concurrency", "round", "run", "req/s", "p50 ms", "p99 ms"
+        "{:>11} {:>5} {:>7} {:>10} {:>8} {:>8} {:>11}",
+        "concurrency", "round", "run", "req/s", "p50 ms", "p99 ms", "chain reads"
     );
     for &concurrency in &cli.concurrency {
         let mut results: Vec<(Target, Run)> = Vec::new();
@@ -479,7 +501,12 @@ async fn bench(cli: Cli) {
                 if target == Target::Grants {
                     advance().await;
                 }
+                let reads_before = chain_reads(&kms).await;
                 let r = run(target, cli.requests, concurrency).await;
+                let reads = match target {
+                    Target::Grants => (chain_reads(&kms).await - reads_before).to_string(),
+                    Target::Floor => "-".to_owned(),
+                };
                 if target == Target::Grants {
                     // Every grant was logged before it was answered, with contiguous numbers.
                     let after = audit_counts(&audit_pool).await;
@@ -491,11 +518,12 @@ async fn bench(cli: Cli) {
                     assert_eq!(after.0, after.2, "audit sequence numbers are contiguous");
                 }
                 println!(
-                    "{concurrency:>11} {round:>5} {:>7} {:>10.0} {:>8.2} {:>8.2}",
+                    "{concurrency:>11} {round:>5} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>11}",
                     target.name(),
                     r.per_second,
                     r.p50_ms,
-                    r.p99_ms
+                    r.p99_ms,
+                    reads
                 );
                 results.push((target, r));
             }

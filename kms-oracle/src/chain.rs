@@ -7,7 +7,7 @@ use std::time::Duration;
 use alloy::{
     eips::{BlockId, RpcBlockHash},
     network::TransactionBuilder,
-    primitives::{Address, B256},
+    primitives::{Address, B256, U256, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionRequest,
     sol_types::SolCall,
@@ -17,6 +17,14 @@ use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::watch;
 
 use crate::{Error, Result};
+
+/// Block `hash`, which the node must have on its canonical chain.
+fn canonical(hash: B256) -> BlockId {
+    BlockId::Hash(RpcBlockHash {
+        block_hash: hash,
+        require_canonical: Some(true),
+    })
+}
 
 /// A finalized block of the mirror.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,18 +42,20 @@ pub struct Finalized {
 pub struct Chain {
     provider: DynProvider,
     mirror: PgPool,
+    reads: prometheus::IntCounterVec,
     /// The deployment (chain id, contracts).
     pub deployment: Deployment,
 }
 
 impl Chain {
     /// Connects to the RPC node and the indexer's mirror database; both must serve the
-    /// deployment's chain.
+    /// deployment's chain. Every chain read is counted in `reads` (by the function read).
     pub async fn connect(
         rpc_url: &str,
         mirror_url: &str,
         deployment: Deployment,
         timeout: Duration,
+        reads: prometheus::IntCounterVec,
     ) -> Result<Self> {
         let url = rpc_url
             .parse()
@@ -86,6 +96,7 @@ impl Chain {
         Ok(Self {
             provider,
             mirror,
+            reads,
             deployment,
         })
     }
@@ -107,21 +118,37 @@ impl Chain {
 
     /// `call` on `to` at block `hash`, which must be canonical.
     pub async fn call<C: SolCall>(&self, to: Address, call: &C, hash: B256) -> Result<C::Return> {
+        let function = C::SIGNATURE.split('(').next().unwrap_or(C::SIGNATURE);
+        self.reads.with_label_values(&[function]).inc();
         let tx = TransactionRequest::default()
             .with_to(to)
             .with_input(call.abi_encode());
-        let at = BlockId::Hash(RpcBlockHash {
-            block_hash: hash,
-            require_canonical: Some(true),
-        });
         let out = self
             .provider
             .call(tx)
-            .block(at)
+            .block(canonical(hash))
             .await
             .map_err(|e| Error::Rpc(format!("eth_call {} at {hash}: {e}", C::SIGNATURE)))?;
         C::abi_decode_returns(&out)
             .map_err(|e| Error::Rpc(format!("{} returned undecodable data: {e}", C::SIGNATURE)))
+    }
+
+    /// The ERC-1967 implementation behind `proxy` at block `hash` (which must be canonical).
+    pub async fn implementation(&self, proxy: Address, hash: B256) -> Result<Address> {
+        // keccak256("eip1967.proxy.implementation") - 1 (ERC-1967).
+        let slot = U256::from_be_bytes(keccak256("eip1967.proxy.implementation").0) - U256::from(1);
+        self.reads
+            .with_label_values(&["erc1967Implementation"])
+            .inc();
+        let value = self
+            .provider
+            .get_storage_at(proxy, slot)
+            .block_id(canonical(hash))
+            .await
+            .map_err(|e| {
+                Error::Rpc(format!("ERC-1967 implementation of {proxy} at {hash}: {e}"))
+            })?;
+        Ok(Address::from_word(value.into()))
     }
 
     /// Reads the mirror's finalized block (`None` before it has one).

@@ -200,16 +200,17 @@ pub async fn run(
     let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &manifest)?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
 
+    let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let metrics = metrics::Metrics::new(&registry).map_err(|e| Error::Config(e.to_string()))?;
     let chain = chain::Chain::connect(
         &config.rpc_url,
         &config.mirror_database_url,
         deployment,
         Duration::from_millis(config.rpc_timeout_ms),
+        metrics.chain_reads.clone(),
     )
     .await?;
-    let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)
-        .map_err(|e| Error::Config(e.to_string()))?;
-    let metrics = metrics::Metrics::new(&registry).map_err(|e| Error::Config(e.to_string()))?;
 
     let root = match secrets.root.take() {
         Some(r) => RootSecret::from_bytes(*r),

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub refusals: IntCounterVec,
     /// Decisions where the mirror and `eth_call` at the same block disagreed (always denied).
     pub disagreements: IntCounter,
+    /// Chain reads (`eth_call`, storage) made for decisions, by the function read.
+    pub chain_reads: IntCounterVec,
     /// Time from a verified request to its logged decision, in seconds.
     pub decision_seconds: Histogram,
     /// Audit entries written.
@@ -77,6 +79,11 @@ impl Metrics {
             disagreements: counter(
                 "kms_policy_disagreements_total",
                 "Decisions where the mirror and eth_call at the same block disagreed (denied).",
+            )?,
+            chain_reads: vec(
+                "kms_chain_reads_total",
+                "Chain reads (eth_call, storage) made for decisions, by the function read.",
+                &["function"],
             )?,
             decision_seconds,
             audit_entries: counter("kms_audit_entries_total", "Audit entries written.")?,

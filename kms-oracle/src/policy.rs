@@ -8,7 +8,10 @@
 //! Decisions, and the mirror's facts they read, are memoised only for the block they were made
 //! at: the memo is keyed by the block hash and dropped as soon as the finalized block moves, so
 //! it cannot outlive a revocation. Facts are shared by the instances of one app (they do not
-//! depend on the instance id); the `eth_call` cross-check is made for every distinct `BootInfo`.
+//! depend on the instance id), and so is the `eth_call` answer when the chain shows that the
+//! deciding code is the deployment's own registry and App implementation, which read the
+//! instance id only to require it non-zero and never read `mrAggregated` for apps; custom policy
+//! contracts get an `eth_call` for every distinct `BootInfo`.
 
 use std::{
     collections::HashMap,
@@ -16,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, FixedBytes};
 use covenant_attest::VerifiedEvidence;
 use covenant_chain::{BootInfo, app::App, kms_registry::KmsRegistry};
 use covenant_indexer::{
@@ -86,9 +89,14 @@ struct Memo {
     serving: Option<Result<Arc<RootKeys>, String>>,
     apps: HashMap<Vec<u8>, (u64, Result<(), String>)>,
     facts: HashMap<FactsKey, (RegistryFacts, AppRegistration)>,
+    chain: HashMap<Vec<u8>, Decision>,
+    known_code: HashMap<Address, bool>,
 }
 
 const MEMO_LIMIT: usize = 65_536;
+
+/// `IKmsRegistry.AppKind.Factory`.
+const APP_KIND_FACTORY: u8 = 1;
 
 /// Decides.
 pub struct Decider {
@@ -460,18 +468,7 @@ impl Decider {
             &registry_facts,
             &registration,
         );
-        let chain = self
-            .chain
-            .call(
-                registry,
-                &KmsRegistry::isAppAllowedCall { boot },
-                block.hash,
-            )
-            .await?;
-        let chain = Decision {
-            allowed: chain._0,
-            reason: chain._1,
-        };
+        let chain = self.chain_verdict(block, boot).await?;
         if let Some(m) = &mirror
             && *m != chain
         {
@@ -502,6 +499,75 @@ impl Decider {
                 Err(chain.reason)
             },
         ))
+    }
+
+    /// Whether, by the chain at `block`, `app`'s decision is made by code this deployment
+    /// knows: the registry runs the deployed implementation and `app` was created by the factory
+    /// and runs the deployed App implementation (memoised for the block).
+    async fn known_policy_code(&self, block: &Finalized, app: Address) -> Result<bool> {
+        if let Some(Some(known)) = self.with_memo(block, |m| m.known_code.get(&app).copied()) {
+            return Ok(known);
+        }
+        let contracts = &self.chain.deployment.contracts;
+        let registry = self.chain.registry();
+        let known = self.chain.implementation(registry, block.hash).await?
+            == contracts.kms_registry_implementation
+            && self
+                .chain
+                .call(registry, &KmsRegistry::appKindCall { app }, block.hash)
+                .await?
+                == APP_KIND_FACTORY
+            && self.chain.implementation(app, block.hash).await? == contracts.app_implementation;
+        self.with_memo(block, |m| {
+            if m.known_code.len() >= MEMO_LIMIT {
+                m.known_code.clear();
+            }
+            m.known_code.insert(app, known);
+        });
+        Ok(known)
+    }
+
+    /// `eth_call isAppAllowed(boot)` at `block`. When the deciding code is the deployment's own
+    /// ([`Self::known_policy_code`]) — whose `isAppAllowed` reads neither `mrAggregated` nor the
+    /// instance id beyond requiring it to be non-zero — boots that differ only in those share one
+    /// call per block; every other boot gets its own.
+    async fn chain_verdict(&self, block: &Finalized, boot: BootInfo) -> Result<Decision> {
+        let shared = boot.instanceId != FixedBytes::ZERO
+            && self.known_policy_code(block, boot.appId).await?;
+        let key = shared.then(|| {
+            let class = BootInfo {
+                instanceId: FixedBytes::repeat_byte(0xff),
+                mrAggregated: B256::ZERO,
+                ..boot.clone()
+            };
+            alloy::sol_types::SolValue::abi_encode(&class)
+        });
+        if let Some(key) = &key
+            && let Some(Some(d)) = self.with_memo(block, |m| m.chain.get(key).cloned())
+        {
+            return Ok(d);
+        }
+        let out = self
+            .chain
+            .call(
+                self.chain.registry(),
+                &KmsRegistry::isAppAllowedCall { boot },
+                block.hash,
+            )
+            .await?;
+        let decision = Decision {
+            allowed: out._0,
+            reason: out._1,
+        };
+        if let Some(key) = key {
+            self.with_memo(block, |m| {
+                if m.chain.len() >= MEMO_LIMIT {
+                    m.chain.clear();
+                }
+                m.chain.insert(key, decision.clone());
+            });
+        }
+        Ok(decision)
     }
 
     /// A custom app's key generation (`keyGeneration()` if it has one, else 0).

@@ -629,6 +629,36 @@ contract KmsRegistryIsAppAllowedTest is CovenantFixture {
         assertEq(allowed, bytes(expected).length == 0);
     }
 
+    /// The kms-oracle shares one `isAppAllowed` answer between boots of a factory app that differ
+    /// only in `mrAggregated` and a non-zero instance id (docs/kms.md, "Decisions"): the verdict
+    /// of the registry and the App implementation must not depend on them.
+    function testFuzz_VerdictIgnoresMeasurementAndNonZeroInstance(
+        bytes32 composeHash,
+        uint8 teeKind,
+        uint8 tcb,
+        uint160 instanceA,
+        uint160 instanceB,
+        bytes32 mrA,
+        bytes32 mrB,
+        bool simulatedAllowed
+    ) public {
+        if (simulatedAllowed) {
+            _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setAllowSimulatedTee, (true)));
+        }
+        BootInfo memory b = _boot(address(app));
+        b.composeHash = uint256(composeHash) % 2 == 0 ? COMPOSE_HASH : composeHash;
+        b.teeKind = TeeKind(bound(teeKind, 0, 3));
+        b.tcbStatus = TcbStatus(bound(tcb, 0, 7));
+        b.instanceId = bytes20(uint160(bound(instanceA, 1, type(uint160).max)));
+        b.mrAggregated = mrA;
+        (bool allowedA, string memory reasonA) = registry.isAppAllowed(b);
+        b.instanceId = bytes20(uint160(bound(instanceB, 1, type(uint160).max)));
+        b.mrAggregated = mrB;
+        (bool allowedB, string memory reasonB) = registry.isAppAllowed(b);
+        assertEq(allowedA, allowedB);
+        assertEq(reasonA, reasonB);
+    }
+
     function _expectedReason(BootInfo memory b, bool registered, bool simulatedAllowed)
         internal
         view

@@ -266,3 +266,95 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
         .unwrap();
     let _ = stack.provider.get_block_number().await.unwrap();
 }
+
+/// `covenant_kms_chain_reads_total{function="isAppAllowed"}`.
+async fn is_app_allowed_reads(kms: &Kms) -> u64 {
+    let metrics = String::from_utf8(kms.get("/metrics").await.body).unwrap();
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("covenant_kms_chain_reads_total{function=\"isAppAllowed\"} ")
+                .map(|n| n.parse().unwrap())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_a_chain_answer_only_where_the_deployments_own_code_decides() {
+    let stack = Stack::start().await;
+    let kms = first_node(&stack, &[]).await;
+    let factory_app = stack.create_app().await;
+    // A custom policy admitted by governance, deciding by instance id.
+    let allowed_instance = [7u8; 20];
+    let artifact: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            covenant_testkit::tools::repo_root()
+                .join("out/InstanceAllowlistPolicy.sol/InstanceAllowlistPolicy.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut code = hex::decode(
+        artifact["bytecode"]["object"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap();
+    code.extend(alloy::sol_types::SolValue::abi_encode(
+        &alloy::primitives::FixedBytes::from(allowed_instance),
+    ));
+    let deployer = stack.anvil.accounts()[1]
+        .address
+        .parse::<Address>()
+        .unwrap();
+    let tx = alloy::network::TransactionBuilder::with_deploy_code(
+        alloy::rpc::types::TransactionRequest::default().from(deployer),
+        code,
+    );
+    let custom_app = stack
+        .provider
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+        .contract_address
+        .unwrap();
+    let timelock = stack.timelock();
+    send!(
+        stack
+            .registry()
+            .registerCustomApp(custom_app)
+            .from(timelock)
+    );
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+
+    // Instances of a factory app on the deployment's App implementation: one eth_call for all
+    // of them at this block (they differ in instance id and, through RTMR3, in mrAggregated).
+    let before = is_app_allowed_reads(&kms).await;
+    let mut disk_keys = std::collections::HashSet::new();
+    for instance in 1..=4 {
+        let keys = granted(&kms, &Boot::new(factory_app, instance)).await;
+        disk_keys.insert(keys["diskKey"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(disk_keys.len(), 4, "a disk key per instance");
+    assert_eq!(is_app_allowed_reads(&kms).await - before, 1);
+
+    // The custom policy is asked about every instance, and its answer differs between them.
+    let before = is_app_allowed_reads(&kms).await;
+    granted(&kms, &Boot::new(custom_app, allowed_instance[0])).await;
+    denied(&kms, &Boot::new(custom_app, 8), "instance not allowed").await;
+    denied(&kms, &Boot::new(custom_app, 9), "instance not allowed").await;
+    assert_eq!(is_app_allowed_reads(&kms).await - before, 3);
+
+    // At the next finalized block nothing is reused: the factory app is asked again, once.
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    let before = is_app_allowed_reads(&kms).await;
+    granted(&kms, &Boot::new(factory_app, 5)).await;
+    granted(&kms, &Boot::new(factory_app, 6)).await;
+    assert_eq!(is_app_allowed_reads(&kms).await - before, 1);
+}
