@@ -282,6 +282,36 @@ struct Run {
     per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Machine CPU (every process, user + system) per request, microseconds.
+    cpu_us: f64,
+}
+
+/// Busy CPU time of the whole machine so far, in seconds (`/proc/stat`: all but idle and
+/// iowait). Everything the benchmark starts shares this machine, so a run's cost is the
+/// difference.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let busy = ticks.iter().sum::<u64>() - ticks[3] - ticks[4];
+    busy as f64 / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -305,6 +335,7 @@ async fn load(
 ) -> Run {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let busy = machine_busy_seconds();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (next, identities) = (next.clone(), identities.clone());
@@ -335,11 +366,13 @@ async fn load(
         latencies.extend(done.unwrap());
     }
     let elapsed = started.elapsed();
+    let cpu_us = (machine_busy_seconds() - busy) * 1e6 / requests as f64;
     latencies.sort();
     Run {
         per_second: requests as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
+        cpu_us,
     }
 }
 
@@ -485,8 +518,8 @@ async fn bench(cli: Cli) {
         cli.rounds
     );
     println!(
-        "{:>11} {:>5} {:>7} {:>10} {:>8} {:>8} {:>11}",
-        "concurrency", "round", "run", "req/s", "p50 ms", "p99 ms", "chain reads"
+        "{:>11} {:>5} {:>7} {:>10} {:>8} {:>8} {:>9} {:>11}",
+        "concurrency", "round", "run", "req/s", "p50 ms", "p99 ms", "CPU us", "chain reads"
     );
     for &concurrency in &cli.concurrency {
         let mut results: Vec<(Target, Run)> = Vec::new();
@@ -518,11 +551,12 @@ async fn bench(cli: Cli) {
                     assert_eq!(after.0, after.2, "audit sequence numbers are contiguous");
                 }
                 println!(
-                    "{concurrency:>11} {round:>5} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>11}",
+                    "{concurrency:>11} {round:>5} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>9.0} {:>11}",
                     target.name(),
                     r.per_second,
                     r.p50_ms,
                     r.p99_ms,
+                    r.cpu_us,
                     reads
                 );
                 results.push((target, r));
@@ -538,14 +572,21 @@ async fn bench(cli: Cli) {
                         .collect(),
                 )
             };
-            (of(|r| r.per_second), of(|r| r.p50_ms), of(|r| r.p99_ms))
+            (
+                of(|r| r.per_second),
+                of(|r| r.p50_ms),
+                of(|r| r.p99_ms),
+                of(|r| r.cpu_us),
+            )
         };
-        let (g, g50, g99) = summary(Target::Grants);
-        let (f, f50, f99) = summary(Target::Floor);
+        let (g, g50, g99, gcpu) = summary(Target::Grants);
+        let (f, f50, f99, fcpu) = summary(Target::Floor);
         println!(
-            "concurrency {concurrency}, medians: grants {g:.0}/s (p50 {g50:.2} ms, p99 {g99:.2} ms); \
-             floor {f:.0}/s (p50 {f50:.2} ms, p99 {f99:.2} ms); cost per grant = {:.2} x the floor \
-             (target <= 1.5); grants/s target >= 500: {}",
+            "concurrency {concurrency}, medians: grants {g:.0}/s (p50 {g50:.2} ms, p99 {g99:.2} ms, \
+             {gcpu:.0} us CPU each); floor {f:.0}/s (p50 {f50:.2} ms, p99 {f99:.2} ms, {fcpu:.0} us \
+             CPU each)\n  cost per grant = {:.2} x the floor in machine CPU, {:.2} x in throughput \
+             (target <= 1.5); grants/s >= 500: {}",
+            gcpu / fcpu,
             f / g,
             if g >= 500.0 { "met" } else { "NOT met" }
         );

@@ -116,9 +116,8 @@ pub async fn spawn(
     Ok((AuditLog { tx }, task))
 }
 
+/// Writes a group: one statement, so one implicit transaction and one round trip.
 async fn write(pool: &PgPool, entries: &[Entry]) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    store::audit::insert(&mut tx, entries).await?;
-    tx.commit().await?;
-    Ok(())
+    let mut c = pool.acquire().await?;
+    store::audit::insert(&mut c, entries).await
 }

@@ -21,7 +21,7 @@ pub async fn last_seq(c: &mut PgConnection, node: Address) -> Result<u64> {
     Ok(max.unwrap_or(0) as u64)
 }
 
-/// Inserts `entries` (one statement).
+/// Inserts `entries` in one statement (atomic on its own: all rows or none).
 pub async fn insert(c: &mut PgConnection, entries: &[Entry]) -> Result<()> {
     let mut node = Vec::with_capacity(entries.len());
     let mut seq = Vec::with_capacity(entries.len());
