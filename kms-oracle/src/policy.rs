@@ -90,6 +90,7 @@ struct Memo {
     apps: HashMap<Vec<u8>, (u64, Result<(), String>)>,
     facts: HashMap<FactsKey, (RegistryFacts, AppRegistration)>,
     chain: HashMap<Vec<u8>, Decision>,
+    known_registry: Option<bool>,
     known_code: HashMap<Address, bool>,
 }
 
@@ -510,8 +511,16 @@ impl Decider {
         }
         let contracts = &self.chain.deployment.contracts;
         let registry = self.chain.registry();
-        let known = self.chain.implementation(registry, block.hash).await?
-            == contracts.kms_registry_implementation
+        let known_registry = match self.with_memo(block, |m| m.known_registry).flatten() {
+            Some(k) => k,
+            None => {
+                let k = self.chain.implementation(registry, block.hash).await?
+                    == contracts.kms_registry_implementation;
+                self.with_memo(block, |m| m.known_registry = Some(k));
+                k
+            }
+        };
+        let known = known_registry
             && self
                 .chain
                 .call(registry, &KmsRegistry::appKindCall { app }, block.hash)
@@ -530,11 +539,11 @@ impl Decider {
     /// `eth_call isAppAllowed(boot)` at `block`. When the deciding code is the deployment's own
     /// ([`Self::known_policy_code`]) — whose `isAppAllowed` reads neither `mrAggregated` nor the
     /// instance id beyond requiring it to be non-zero — boots that differ only in those share one
-    /// call per block; every other boot gets its own.
+    /// call per block; every other boot gets its own. Answers are remembered for every boot, and
+    /// the code is checked only when one would be reused, so an app's first instance costs one
+    /// read.
     async fn chain_verdict(&self, block: &Finalized, boot: BootInfo) -> Result<Decision> {
-        let shared = boot.instanceId != FixedBytes::ZERO
-            && self.known_policy_code(block, boot.appId).await?;
-        let key = shared.then(|| {
+        let key = (boot.instanceId != FixedBytes::ZERO).then(|| {
             let class = BootInfo {
                 instanceId: FixedBytes::repeat_byte(0xff),
                 mrAggregated: B256::ZERO,
@@ -542,10 +551,22 @@ impl Decider {
             };
             alloy::sol_types::SolValue::abi_encode(&class)
         });
-        if let Some(key) = &key
-            && let Some(Some(d)) = self.with_memo(block, |m| m.chain.get(key).cloned())
-        {
-            return Ok(d);
+        let remembered = key.as_ref().and_then(|key| {
+            self.with_memo(block, |m| m.chain.get(key).cloned())
+                .flatten()
+        });
+        if let Some(decision) = remembered {
+            // A failed read only costs the sharing: the boot then gets its own call.
+            let known = self
+                .known_policy_code(block, boot.appId)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::debug!(target: "kms::policy", error = %e, "policy code not confirmed; not sharing");
+                    false
+                });
+            if known {
+                return Ok(decision);
+            }
         }
         let out = self
             .chain

@@ -305,7 +305,8 @@ impl AppMaterial {
     }
 }
 
-/// The most apps whose [`AppMaterial`] is kept; when full, the cache starts again empty.
+/// The most apps whose [`AppMaterial`] is kept (one entry each: caching a new generation of an
+/// app drops its older one); when full, the cache starts again empty.
 pub const APP_MATERIAL_CACHE_LIMIT: usize = 4096;
 
 /// [`AppMaterial`] by (app, key generation, root generation). It holds derivations, not
@@ -332,6 +333,8 @@ impl AppMaterialCache {
         }
         let material = Arc::new(AppMaterial::derive(root, domain, roots, app, generation)?);
         let mut entries = self.lock();
+        // Only the app's current generations are ever granted: drop its others.
+        entries.retain(|(a, _, _), _| *a != app);
         if entries.len() >= APP_MATERIAL_CACHE_LIMIT {
             entries.clear();
         }
@@ -339,7 +342,7 @@ impl AppMaterialCache {
         Ok(material)
     }
 
-    /// How many apps are cached.
+    /// How many entries are cached (at most one per app).
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -469,21 +472,24 @@ impl AppKeys {
         request: &AppKeyRequest,
     ) -> Result<Self> {
         let material = AppMaterial::derive(root, domain, roots, request.app, request.generation)?;
-        Ok(Self::for_instance(root, domain, &material, request))
+        Ok(Self::for_instance(
+            root,
+            domain,
+            &material,
+            request.instance,
+            &request.paths,
+        ))
     }
 
-    /// The keys of one instance: `material` (which must be of `request.app` and its generation)
-    /// plus the instance's disk key and the requested paths.
+    /// The keys of `instance` of the app `material` belongs to: the app-wide material plus the
+    /// instance's disk key and the `GetKey` keys of `paths`.
     pub fn for_instance(
         root: &RootSecret,
         domain: &Domain,
         material: &AppMaterial,
-        request: &AppKeyRequest,
+        instance: FixedBytes<20>,
+        paths: &[String],
     ) -> Self {
-        debug_assert_eq!(
-            (material.app_id, material.key_generation),
-            (request.app, request.generation)
-        );
         let (app, generation) = (material.app_id, material.key_generation);
         let disk = derive(
             root,
@@ -491,11 +497,10 @@ impl AppKeys {
             &Purpose::Disk {
                 app,
                 generation,
-                instance: request.instance.0,
+                instance: instance.0,
             },
         );
-        let paths = request
-            .paths
+        let paths = paths
             .iter()
             .map(|p| {
                 let key = derive(
@@ -512,7 +517,7 @@ impl AppKeys {
             .collect();
         Self {
             app_id: app,
-            instance_id: request.instance,
+            instance_id: instance,
             key_generation: generation,
             root_generation: material.root_generation,
             root_signer: material.root_signer,

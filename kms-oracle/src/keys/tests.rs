@@ -238,20 +238,27 @@ fn cached_app_material_gives_the_keys_a_fresh_derivation_gives() {
         let material = cache
             .get_or_derive(&r, &d, &roots, APP, generation)
             .unwrap();
-        let cached = AppKeys::for_instance(&r, &d, &material, &request(instance, generation));
+        let cached = AppKeys::for_instance(
+            &r,
+            &d,
+            &material,
+            instance.into(),
+            &request(instance, generation).paths,
+        );
         assert_eq!(json(&fresh), json(&cached));
     }
-    // One entry per (app, generation, root generation); another root generation is another
-    // entry with other signatures.
+    // One entry per app: its newest generation replaced the older one. Another root generation
+    // replaces it too, with other signatures over the same app keys.
+    assert_eq!(cache.len(), 1);
+    let other_app = Address::repeat_byte(0x12);
+    cache.get_or_derive(&r, &d, &roots, other_app, 1).unwrap();
     assert_eq!(cache.len(), 2);
     let roots2 = RootKeys::derive(&r, &d, 2).unwrap();
     let m1 = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
     let m2 = cache.get_or_derive(&r, &d, &roots2, APP, 1).unwrap();
-    assert_eq!(cache.len(), 3);
-    let (k1, k2) = (
-        json(&AppKeys::for_instance(&r, &d, &m1, &request(INSTANCE, 1))),
-        json(&AppKeys::for_instance(&r, &d, &m2, &request(INSTANCE, 1))),
-    );
+    assert_eq!(cache.len(), 2);
+    let keys_of = |m: &AppMaterial| json(&AppKeys::for_instance(&r, &d, m, INSTANCE.into(), &[]));
+    let (k1, k2) = (keys_of(&m1), keys_of(&m2));
     assert_eq!(k1["appSecretKey"], k2["appSecretKey"]);
     assert_ne!(k1["appKeySignature"], k2["appKeySignature"]);
     assert_ne!(k1["rootSigner"], k2["rootSigner"]);

@@ -267,7 +267,13 @@ async fn keys(
             key_request.app,
             key_request.generation,
         )?;
-        Ok::<_, crate::Error>(AppKeys::for_instance(root, domain, &material, &key_request))
+        Ok::<_, crate::Error>(AppKeys::for_instance(
+            root,
+            domain,
+            &material,
+            key_request.instance,
+            &key_request.paths,
+        ))
     })
     .await;
     let keys = match derived {

@@ -282,46 +282,19 @@ async fn is_app_allowed_reads(kms: &Kms) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_a_chain_answer_only_where_the_deployments_own_code_decides() {
     let stack = Stack::start().await;
-    let kms = first_node(&stack, &[]).await;
+    // No grant-log commits: each would mine a block and move the finalized block mid-count.
+    let kms = first_node(&stack, &["--commit-interval-ms", "3600000"]).await;
     let factory_app = stack.create_app().await;
     // A custom policy admitted by governance, deciding by instance id.
     let allowed_instance = [7u8; 20];
-    let artifact: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            covenant_testkit::tools::repo_root()
-                .join("out/InstanceAllowlistPolicy.sol/InstanceAllowlistPolicy.json"),
-        )
-        .unwrap(),
+    let custom_app = deploy(
+        &stack,
+        "InstanceAllowlistPolicy",
+        alloy::sol_types::SolValue::abi_encode(&alloy::primitives::FixedBytes::from(
+            allowed_instance,
+        )),
     )
-    .unwrap();
-    let mut code = hex::decode(
-        artifact["bytecode"]["object"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-    )
-    .unwrap();
-    code.extend(alloy::sol_types::SolValue::abi_encode(
-        &alloy::primitives::FixedBytes::from(allowed_instance),
-    ));
-    let deployer = stack.anvil.accounts()[1]
-        .address
-        .parse::<Address>()
-        .unwrap();
-    let tx = alloy::network::TransactionBuilder::with_deploy_code(
-        alloy::rpc::types::TransactionRequest::default().from(deployer),
-        code,
-    );
-    let custom_app = stack
-        .provider
-        .send_transaction(tx)
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap()
-        .contract_address
-        .unwrap();
+    .await;
     let timelock = stack.timelock();
     send!(
         stack
@@ -357,4 +330,65 @@ async fn instances_share_a_chain_answer_only_where_the_deployments_own_code_deci
     granted(&kms, &Boot::new(factory_app, 5)).await;
     granted(&kms, &Boot::new(factory_app, 6)).await;
     assert_eq!(is_app_allowed_reads(&kms).await - before, 1);
+
+    // Governance moves the app to another App implementation, which this kms-oracle does not
+    // know: every instance is asked about again.
+    let registry_address = stack.registry_address();
+    let next = deploy(
+        &stack,
+        "App",
+        alloy::sol_types::SolValue::abi_encode(&registry_address),
+    )
+    .await;
+    send!(stack.registry().setAppImplementation(next).from(timelock));
+    send!(
+        stack
+            .app_as(factory_app)
+            .upgradeToAndCall(next, Default::default())
+            .from(stack.app_owner())
+    );
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    let before = is_app_allowed_reads(&kms).await;
+    for instance in 10..13 {
+        granted(&kms, &Boot::new(factory_app, instance)).await;
+    }
+    assert_eq!(is_app_allowed_reads(&kms).await - before, 3);
+}
+
+/// Deploys the forge artifact `name` with ABI-encoded constructor arguments.
+async fn deploy(stack: &Stack, name: &str, arguments: Vec<u8>) -> Address {
+    let artifact: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            covenant_testkit::tools::repo_root().join(format!("out/{name}.sol/{name}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut code = hex::decode(
+        artifact["bytecode"]["object"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+    )
+    .unwrap();
+    code.extend(arguments);
+    let deployer = stack.anvil.accounts()[1]
+        .address
+        .parse::<Address>()
+        .unwrap();
+    let tx = alloy::network::TransactionBuilder::with_deploy_code(
+        alloy::rpc::types::TransactionRequest::default().from(deployer),
+        code,
+    );
+    stack
+        .provider
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+        .contract_address
+        .unwrap()
 }
