@@ -96,6 +96,14 @@ struct Memo {
 
 const MEMO_LIMIT: usize = 65_536;
 
+/// Inserts into one of the memo's maps, which start again empty when full.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MEMO_LIMIT {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 /// `IKmsRegistry.AppKind.Factory`.
 const APP_KIND_FACTORY: u8 = 1;
 
@@ -379,10 +387,7 @@ impl Decider {
                     }
                 };
                 self.with_memo(&block, |m| {
-                    if m.apps.len() >= MEMO_LIMIT {
-                        m.apps.clear();
-                    }
-                    m.apps.insert(key, v.clone());
+                    insert_bounded(&mut m.apps, key, v.clone());
                 });
                 v
             }
@@ -444,10 +449,7 @@ impl Decider {
                 )
                 .await?;
                 self.with_memo(block, |m| {
-                    if m.facts.len() >= MEMO_LIMIT {
-                        m.facts.clear();
-                    }
-                    m.facts.insert(facts_key, (f.clone(), r.clone()));
+                    insert_bounded(&mut m.facts, facts_key, (f.clone(), r.clone()));
                 });
                 (f, r)
             }
@@ -528,10 +530,7 @@ impl Decider {
                 == APP_KIND_FACTORY
             && self.chain.implementation(app, block.hash).await? == contracts.app_implementation;
         self.with_memo(block, |m| {
-            if m.known_code.len() >= MEMO_LIMIT {
-                m.known_code.clear();
-            }
-            m.known_code.insert(app, known);
+            insert_bounded(&mut m.known_code, app, known);
         });
         Ok(known)
     }
@@ -582,10 +581,7 @@ impl Decider {
         };
         if let Some(key) = key {
             self.with_memo(block, |m| {
-                if m.chain.len() >= MEMO_LIMIT {
-                    m.chain.clear();
-                }
-                m.chain.insert(key, decision.clone());
+                insert_bounded(&mut m.chain, key, decision.clone());
             });
         }
         Ok(decision)

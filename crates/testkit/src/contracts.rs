@@ -29,6 +29,30 @@ impl Drop for TestDeployment {
     }
 }
 
+/// The creation bytecode of `contract` from its forge artifact (`out/<contract>.sol/<contract>.json`;
+/// append ABI-encoded constructor arguments to deploy it).
+pub fn artifact_bytecode(contract: &str) -> Result<Vec<u8>> {
+    let path = tools::repo_root()
+        .join("out")
+        .join(format!("{contract}.sol"))
+        .join(format!("{contract}.json"));
+    let artifact_error = |reason: String| Error::Artifact {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        what: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let artifact: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| artifact_error(e.to_string()))?;
+    let object = artifact["bytecode"]["object"]
+        .as_str()
+        .ok_or_else(|| artifact_error("no bytecode.object".into()))?;
+    hex::decode(object.trim_start_matches("0x")).map_err(|e| artifact_error(e.to_string()))
+}
+
 /// How long a deployment may take (it takes seconds; a hung forge is killed after this).
 const DEPLOY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
 

@@ -80,6 +80,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A forge build artifact is missing or is not what forge writes.
+    #[error("forge artifact {}: {reason} (run `forge build`)", path.display())]
+    Artifact {
+        /// The artifact file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The shared PostgreSQL cluster of this test process could not be started earlier.
     #[error("the shared PostgreSQL cluster failed to start: {0}")]
     SharedClusterUnavailable(String),

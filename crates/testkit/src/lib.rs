@@ -42,7 +42,7 @@ pub mod tools;
 mod wait;
 
 pub use anvil::{Anvil, AnvilBuilder, DEFAULT_CHAIN_ID, TEST_MNEMONIC, TestAccount};
-pub use contracts::{TestDeployment, deploy_contracts};
+pub use contracts::{TestDeployment, artifact_bytecode, deploy_contracts};
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 pub use postgres::{PgCluster, PgClusterBuilder, TestDatabase};

@@ -3,13 +3,13 @@
 
 use alloy::{
     network::TransactionBuilder,
-    primitives::{Address, Bytes, U256},
+    primitives::{Address, U256},
     providers::Provider,
     rpc::types::TransactionRequest,
     sol_types::SolConstructor,
 };
 use covenant_chain::{kms_registry::KmsRegistry, token::CovenantToken};
-use covenant_testkit::{postgres, tools};
+use covenant_testkit::postgres;
 
 use crate::{
     fixture::{Chain, Indexer, mirror_db},
@@ -21,19 +21,7 @@ async fn a_custom_apps_unknown_events_are_kept_raw_and_never_stop_the_mirror() {
     let chain = Chain::start().await;
     let deployer = chain.account(0);
     // Any contract can be admitted as a custom app: here a second votes token.
-    let artifact: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            tools::repo_root().join("out/CovenantToken.sol/CovenantToken.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let mut code: Vec<u8> = artifact["bytecode"]["object"]
-        .as_str()
-        .unwrap()
-        .parse::<Bytes>()
-        .unwrap()
-        .to_vec();
+    let mut code = covenant_testkit::artifact_bytecode("CovenantToken").unwrap();
     code.extend(
         CovenantToken::constructorCall {
             name_: "Other".into(),

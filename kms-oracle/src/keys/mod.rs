@@ -247,7 +247,6 @@ mod tests;
 
 mod release;
 pub use release::{
-    APP_MATERIAL_CACHE_LIMIT, AppKeyRequest, AppKeys, AppMaterial, AppMaterialCache,
-    EnvKeyStatement, MAX_PATH_LEN, MAX_PATHS, P256Signer, RootKeys, app_key_digest, env_key_digest,
-    pem, sign_leaf,
+    AppKeys, AppMaterial, AppMaterialCache, EnvKeyStatement, MAX_PATH_LEN, MAX_PATHS, P256Signer,
+    RootKeys, app_key_digest, env_key_digest, pem, sign_leaf,
 };

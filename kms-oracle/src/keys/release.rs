@@ -229,19 +229,6 @@ impl EnvKeyStatement {
     }
 }
 
-/// What an app instance asks for.
-#[derive(Clone, Debug)]
-pub struct AppKeyRequest {
-    /// The app.
-    pub app: Address,
-    /// The app's key generation (from the chain).
-    pub generation: u64,
-    /// The instance.
-    pub instance: FixedBytes<20>,
-    /// `GetKey` paths (at most [`MAX_PATHS`], each at most [`MAX_PATH_LEN`] bytes).
-    pub paths: Vec<String>,
-}
-
 /// Everything every instance of an app receives for one (app key generation, root generation):
 /// all of [`AppKeys`] except the per-instance disk key and the `GetKey` paths. Deterministic, so
 /// it is derived once per app and kept in an [`AppMaterialCache`]; secrets are wiped on drop.
@@ -307,7 +294,7 @@ impl AppMaterial {
 
 /// The most apps whose [`AppMaterial`] is kept (one entry each: caching a new generation of an
 /// app drops its older one); when full, the cache starts again empty.
-pub const APP_MATERIAL_CACHE_LIMIT: usize = 4096;
+const APP_MATERIAL_CACHE_LIMIT: usize = 4096;
 
 /// [`AppMaterial`] by (app, key generation, root generation). It holds derivations, not
 /// decisions: whether an instance may have them is decided for every request, and a key
@@ -343,13 +330,9 @@ impl AppMaterialCache {
     }
 
     /// How many entries are cached (at most one per app).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Address, u64, u64), Arc<AppMaterial>>> {
@@ -464,23 +447,6 @@ fn app_ca(
 }
 
 impl AppKeys {
-    /// Derives everything an instance of `request.app` receives.
-    pub fn derive(
-        root: &RootSecret,
-        domain: &Domain,
-        roots: &RootKeys,
-        request: &AppKeyRequest,
-    ) -> Result<Self> {
-        let material = AppMaterial::derive(root, domain, roots, request.app, request.generation)?;
-        Ok(Self::for_instance(
-            root,
-            domain,
-            &material,
-            request.instance,
-            &request.paths,
-        ))
-    }
-
     /// The keys of `instance` of the app `material` belongs to: the app-wide material plus the
     /// instance's disk key and the `GetKey` keys of `paths`.
     pub fn for_instance(

@@ -222,44 +222,73 @@ fn the_root_secret_is_never_printed() {
 }
 
 #[test]
-fn cached_app_material_gives_the_keys_a_fresh_derivation_gives() {
+fn keys_from_cached_app_material_are_the_specified_derivations() {
     let (r, d) = (root(), domain());
     let roots = RootKeys::derive(&r, &d, 1).unwrap();
-    let request = |instance: [u8; 20], generation: u64| AppKeyRequest {
-        app: APP,
-        generation,
-        instance: instance.into(),
-        paths: vec!["db".into(), "tls".into()],
-    };
-    let json = |k: &AppKeys| serde_json::to_value(k).unwrap();
     let cache = AppMaterialCache::default();
-    for (instance, generation) in [(INSTANCE, 1), ([0x23; 20], 1), (INSTANCE, 2)] {
-        let fresh = AppKeys::derive(&r, &d, &roots, &request(instance, generation)).unwrap();
-        let material = cache
-            .get_or_derive(&r, &d, &roots, APP, generation)
-            .unwrap();
-        let cached = AppKeys::for_instance(
+    let json = |k: &AppKeys| serde_json::to_value(k).unwrap();
+    let paths = ["db".to_owned(), "tls".to_owned()];
+    for instance in [INSTANCE, [0x23; 20]] {
+        let material = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
+        let keys = json(&AppKeys::for_instance(
             &r,
             &d,
             &material,
             instance.into(),
-            &request(instance, generation).paths,
+            &paths,
+        ));
+        // Per instance: the disk key; per app: everything else, as published and specified.
+        let disk = derive(
+            &r,
+            &d,
+            &Purpose::Disk {
+                app: APP,
+                generation: 1,
+                instance,
+            },
         );
-        assert_eq!(json(&fresh), json(&cached));
+        assert_eq!(keys["diskKey"], hex::encode(disk.as_slice()));
+        for p in &paths {
+            let key = derive(
+                &r,
+                &d,
+                &Purpose::AppPath {
+                    app: APP,
+                    generation: 1,
+                    path: p.as_bytes().to_vec(),
+                },
+            );
+            assert_eq!(keys["paths"][p], hex::encode(key.as_slice()));
+        }
+        let address = |v: &serde_json::Value| v.as_str().unwrap().parse::<Address>().unwrap();
+        assert_eq!(
+            address(&keys["rootSigner"]),
+            PUBLISHED[0].parse::<Address>().unwrap()
+        );
+        assert_eq!(
+            address(&keys["appAddress"]),
+            PUBLISHED[1].parse::<Address>().unwrap()
+        );
+        assert_eq!(keys["envPublicKey"]["publicKey"], PUBLISHED[2]);
+        assert_eq!(keys["instanceId"], format!("0x{}", hex::encode(instance)));
     }
-    // One entry per app: its newest generation replaced the older one. Another root generation
-    // replaces it too, with other signatures over the same app keys.
+    // One entry per app: a newer generation replaces the older; another app has its own.
     assert_eq!(cache.len(), 1);
-    let other_app = Address::repeat_byte(0x12);
-    cache.get_or_derive(&r, &d, &roots, other_app, 1).unwrap();
+    let g2 = cache.get_or_derive(&r, &d, &roots, APP, 2).unwrap();
+    assert_eq!(cache.len(), 1);
+    cache
+        .get_or_derive(&r, &d, &roots, Address::repeat_byte(0x12), 1)
+        .unwrap();
     assert_eq!(cache.len(), 2);
-    let roots2 = RootKeys::derive(&r, &d, 2).unwrap();
-    let m1 = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
-    let m2 = cache.get_or_derive(&r, &d, &roots2, APP, 1).unwrap();
-    assert_eq!(cache.len(), 2);
+    let g1 = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
     let keys_of = |m: &AppMaterial| json(&AppKeys::for_instance(&r, &d, m, INSTANCE.into(), &[]));
-    let (k1, k2) = (keys_of(&m1), keys_of(&m2));
-    assert_eq!(k1["appSecretKey"], k2["appSecretKey"]);
-    assert_ne!(k1["appKeySignature"], k2["appKeySignature"]);
-    assert_ne!(k1["rootSigner"], k2["rootSigner"]);
+    let (k1, k2) = (keys_of(&g1), keys_of(&g2));
+    assert_ne!(k1["appSecretKey"], k2["appSecretKey"], "per key generation");
+    assert_eq!(k2["keyGeneration"], 2);
+    // Another root generation signs the same app keys with another signer.
+    let roots2 = RootKeys::derive(&r, &d, 2).unwrap();
+    let r2 = keys_of(&cache.get_or_derive(&r, &d, &roots2, APP, 1).unwrap());
+    assert_eq!(k1["appSecretKey"], r2["appSecretKey"]);
+    assert_ne!(k1["appKeySignature"], r2["appKeySignature"]);
+    assert_ne!(k1["rootSigner"], r2["rootSigner"]);
 }

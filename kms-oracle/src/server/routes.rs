@@ -22,7 +22,7 @@ use super::{Peer, State, now_ms};
 use crate::{
     audit::{Action, Draft, merkle},
     chain::Finalized,
-    keys::{AppKeyRequest, AppKeys, EnvKeyStatement, MAX_PATH_LEN, MAX_PATHS, pem, sign_leaf},
+    keys::{AppKeys, EnvKeyStatement, MAX_PATH_LEN, MAX_PATHS, pem, sign_leaf},
     policy::Deny,
     store,
 };
@@ -250,13 +250,7 @@ async fn keys(
         }
     };
     draft.block = Some((grant.block.number, grant.block.hash));
-    let roots = grant.roots.clone();
-    let key_request = AppKeyRequest {
-        app: grant.boot.appId,
-        generation: grant.boot.keyGeneration,
-        instance: grant.boot.instanceId,
-        paths: request.paths,
-    };
+    let (roots, boot, paths) = (grant.roots.clone(), grant.boot.clone(), request.paths);
     let shared = state.clone();
     let derived = tokio::task::spawn_blocking(move || {
         let (root, domain) = (shared.decider.root_secret(), shared.decider.domain());
@@ -264,15 +258,15 @@ async fn keys(
             root,
             domain,
             &roots,
-            key_request.app,
-            key_request.generation,
+            boot.appId,
+            boot.keyGeneration,
         )?;
         Ok::<_, crate::Error>(AppKeys::for_instance(
             root,
             domain,
             &material,
-            key_request.instance,
-            &key_request.paths,
+            boot.instanceId,
+            &paths,
         ))
     })
     .await;

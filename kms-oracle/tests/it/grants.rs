@@ -358,20 +358,7 @@ async fn instances_share_a_chain_answer_only_where_the_deployments_own_code_deci
 
 /// Deploys the forge artifact `name` with ABI-encoded constructor arguments.
 async fn deploy(stack: &Stack, name: &str, arguments: Vec<u8>) -> Address {
-    let artifact: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            covenant_testkit::tools::repo_root().join(format!("out/{name}.sol/{name}.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let mut code = hex::decode(
-        artifact["bytecode"]["object"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-    )
-    .unwrap();
+    let mut code = covenant_testkit::artifact_bytecode(name).unwrap();
     code.extend(arguments);
     let deployer = stack.anvil.accounts()[1]
         .address

@@ -17,7 +17,7 @@ use std::{
 
 use alloy::{
     network::TransactionBuilder,
-    primitives::{Address, Bytes, U256, keccak256},
+    primitives::{Address, U256, keccak256},
     providers::{Provider, ProviderBuilder, WsConnect},
     rpc::types::TransactionRequest,
     sol,
@@ -111,15 +111,7 @@ async fn main() {
     let from: Address = anvil.accounts()[0].address.parse().unwrap();
 
     // The flood contract, and an app it owns.
-    let artifact = tools::repo_root().join("out/ComposeHashFlood.sol/ComposeHashFlood.json");
-    let artifact: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&artifact).expect("run `forge build` first"))
-            .unwrap();
-    let code: Bytes = artifact["bytecode"]["object"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let code = covenant_testkit::artifact_bytecode("ComposeHashFlood").unwrap();
     let tx = TransactionRequest::default()
         .from(from)
         .with_deploy_code(code);

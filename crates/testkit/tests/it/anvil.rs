@@ -147,3 +147,15 @@ fn a_crashed_anvil_fails_waits_and_calls_with_its_log() {
     let err = anvil.block_number().unwrap_err();
     assert!(matches!(err, Error::Exited { .. }), "{err}");
 }
+
+#[test]
+fn artifact_bytecode_reads_forge_output_and_names_a_missing_artifact() {
+    let code = covenant_testkit::artifact_bytecode("CovenantToken").unwrap();
+    assert!(code.len() > 1000, "creation code of {} bytes", code.len());
+    let err = covenant_testkit::artifact_bytecode("NoSuchContract").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("out/NoSuchContract.sol/NoSuchContract.json"),
+        "{err}"
+    );
+}
