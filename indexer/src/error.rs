@@ -90,6 +90,9 @@ pub enum Error {
     /// A database statement failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A read of the mirror failed.
+    #[error(transparent)]
+    Mirror(#[from] covenant_mirror::Error),
     /// Migrations could not be applied.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

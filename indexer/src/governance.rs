@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use alloy::primitives::U256;
 
-use crate::store::read::{ProposalFacts, ProposalRow};
+use covenant_mirror::read::{ProposalFacts, ProposalRow};
 
 /// The Governor's proposal states (same order as the contract's enum).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -13,20 +13,20 @@
 //!   reorg rewinds every projection by deleting and re-opening rows above the common ancestor;
 //! - readers see the state at the mirror's *finalized* block; a reorg below it stops the indexer.
 //!
-//! This crate owns the `mirror` schema of its database. It makes no policy decision for others:
-//! the policy-check endpoint answers what the registry would, and the kms-oracle still
-//! cross-checks with `eth_call`. It holds no keys and never sends transactions.
+//! This crate owns the `mirror` schema of its database (migrations and every write); every read
+//! of it, its own API's included, goes through `covenant-mirror`, which services share. It makes
+//! no policy decision for others: the policy-check endpoint answers what the registry would, and
+//! the kms-oracle still cross-checks with `eth_call`. It holds no keys and never sends
+//! transactions.
 
 pub mod abi;
 pub mod api;
 pub mod config;
 pub mod contracts;
 mod error;
-pub mod facts;
 pub mod governance;
 pub mod health;
 pub mod metrics;
-pub mod policy;
 pub mod project;
 pub mod source;
 pub mod store;
@@ -101,7 +101,7 @@ pub async fn run(
     }
     let initial = {
         let mut c = pool.acquire().await?;
-        store::read::view(&mut c)
+        covenant_mirror::read::view(&mut c)
             .await?
             .filter(|v| v.finalized_hash.is_some())
             .map(|v| v.finalized)

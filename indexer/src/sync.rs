@@ -80,7 +80,7 @@ impl Syncer {
             deployment.start_block,
         )
         .await?;
-        let apps = store::read::all_app_addresses(&mut conn).await?;
+        let apps = covenant_mirror::read::all_app_addresses(&mut conn).await?;
         drop(conn);
         let sizer = RangeSizer::new(
             config.initial_range_blocks,
@@ -210,7 +210,7 @@ impl Syncer {
 
     /// Rebuilds the followed-contracts set from what the database has committed.
     async fn reload_contracts(&mut self, conn: &mut sqlx::PgConnection) -> Result<()> {
-        let apps = store::read::all_app_addresses(conn).await?;
+        let apps = covenant_mirror::read::all_app_addresses(conn).await?;
         self.contracts = Arc::new(Contracts::new(&self.deployment, apps));
         Ok(())
     }

@@ -178,7 +178,7 @@ mod floor {
                 let policy = policy.clone();
                 async move {
                     let _ = request.into_body().collect().await;
-                    let now = covenant_kms_oracle::server::now_ms() / 1000;
+                    let now = covenant_mirror::Clock::now_secs(&covenant_mirror::SystemClock);
                     let verdict = tokio::task::spawn_blocking(move || {
                         let certificate = certificate.ok_or("no client certificate".to_owned())?;
                         covenant_attest::ratls::verify_certificate(

@@ -1,4 +1,4 @@
-//! The kms-oracle's errors. A policy *deny* is not an error (see [`crate::policy::Verdict`]): an
+//! The kms-oracle's errors. A policy *deny* is not an error (see [`crate::policy::Deny`]): an
 //! `Err` means "could not decide" and every caller fails closed.
 
 /// What went wrong.
@@ -27,9 +27,9 @@ pub enum Error {
     /// The database schema could not be migrated.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The indexer's mirror failed.
-    #[error("mirror: {0}")]
-    Mirror(#[from] covenant_indexer::Error),
+    /// The indexer's mirror or a chain read through it failed.
+    #[error(transparent)]
+    Mirror(#[from] covenant_mirror::Error),
     /// The RPC node failed or answered something undecodable.
     #[error("rpc: {0}")]
     Rpc(String),

@@ -5,16 +5,18 @@
 //!
 //! - [`keys`]: HKDF-SHA256 derivation from the root secret (specified with test vectors in
 //!   docs/kms.md), the key bundle, certificates and the root's signatures. Pure.
-//! - [`policy`]: the decision at the mirror's finalized block, cross-checked by `eth_call` at the
-//!   same block hash; stale view, node not allowed, disagreement → deny.
+//! - [`policy`]: the decisions, made through the shared finalized policy view
+//!   (`covenant-mirror`): the only constructor of the [`policy::Grant`] values the
+//!   [`keys::Keyring`] releases keys against; stale view, node not allowed, disagreement → deny.
 //! - [`audit`]: the log, its writer (a key leaves only after its grant is committed), the Merkle
 //!   tree and the on-chain committer.
 //! - [`server`]: HTTPS with RA-TLS client authentication; [`client`]: the other side.
 //! - [`seal`], [`identity`], [`replicate`]: the node's secrets at rest, its own evidence, and
 //!   obtaining the root secret from another node.
 //!
-//! It must not parse or verify evidence itself (`covenant-attest` does), nor write the indexer's
-//! schema; key material never appears in logs, `Debug` output or errors.
+//! It must not parse or verify evidence itself (`covenant-attest` does), nor read the indexer's
+//! schema other than through `covenant-mirror`, nor write it; key material never appears in
+//! logs, `Debug` output or errors.
 
 pub mod audit;
 pub mod chain;
@@ -35,6 +37,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use alloy::primitives::Address;
 use covenant_attest::{Collateral, ManifestEntry};
 use covenant_chain::Deployment;
+use covenant_mirror::{Clock, SharedClock, SystemClock};
 use tokio::{sync::watch, task::JoinSet};
 use zeroize::Zeroizing;
 
@@ -43,7 +46,7 @@ pub use error::{Error, Result};
 
 use crate::{
     identity::{NodeTee, OwnIdentity},
-    keys::{Domain, RootKeys, RootSecret},
+    keys::{Domain, Keyring, RootKeys, RootSecret},
     seal::{NodeSecrets, Sealer},
 };
 
@@ -104,6 +107,7 @@ fn own_identity(
     secrets: &NodeSecrets,
     deployment: &Deployment,
     manifest: &[ManifestEntry],
+    clock: &dyn Clock,
 ) -> Result<(OwnIdentity, covenant_attest::ratls::RaTlsIdentity)> {
     let tee = NodeTee::simulated(
         deployment.contracts.kms_registry,
@@ -117,7 +121,7 @@ fn own_identity(
         &identity.certificate_der,
         &Collateral::default(),
         &policy,
-        server::now_ms() / 1000,
+        clock.now_secs(),
     )?;
     let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
     Ok((
@@ -156,7 +160,7 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
     let secrets = NodeSecrets { node_key, root };
     sealer.seal(&secrets)?;
     let manifest = read_manifest(config)?;
-    let (own, _) = own_identity(config, &secrets, &deployment, &manifest)?;
+    let (own, _) = own_identity(config, &secrets, &deployment, &manifest, &SystemClock)?;
     let root = match &secrets.root {
         Some(r) => {
             let keys = RootKeys::derive(&RootSecret::from_bytes(**r), &domain, root_generation)?;
@@ -195,22 +199,39 @@ pub async fn run(
         )));
     }
     let mut secrets = sealer.unseal()?;
+    let clock: SharedClock = Arc::new(SystemClock);
     let manifest = read_manifest(&config)?;
     let policy = identity::verifier_policy(manifest.clone());
-    let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &manifest)?;
+    let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &manifest, &*clock)?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
 
     let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)
         .map_err(|e| Error::Config(e.to_string()))?;
     let metrics = metrics::Metrics::new(&registry).map_err(|e| Error::Config(e.to_string()))?;
-    let chain = chain::Chain::connect(
+    let reader = covenant_mirror::ChainReader::connect(
         &config.rpc_url,
-        &config.mirror_database_url,
-        deployment,
         Duration::from_millis(config.rpc_timeout_ms),
+        deployment.chain_id,
         metrics.chain_reads.clone(),
     )
     .await?;
+    let mirror = covenant_mirror::connect_mirror(&config.mirror_database_url, 8).await?;
+    let view = Arc::new(
+        covenant_mirror::PolicyView::new(
+            reader,
+            mirror,
+            deployment,
+            covenant_mirror::ViewSettings {
+                max_age: config.max_finalized_age(),
+                poll: Duration::from_secs(1),
+            },
+            clock.clone(),
+            metrics.view(),
+        )
+        .await?,
+    );
+    let mut tasks = JoinSet::new();
+    tasks.spawn(view.follow(shutdown.clone()));
 
     let root = match secrets.root.take() {
         Some(r) => RootSecret::from_bytes(*r),
@@ -222,7 +243,7 @@ pub async fn run(
             })?;
             let mut shutdown = shutdown.clone();
             let root = loop {
-                match replicate::obtain_root(&chain, &metrics, &own, &tls_identity, &policy, source)
+                match replicate::obtain_root(&view, &*clock, &own, &tls_identity, &policy, source)
                     .await
                 {
                     Ok(root) => break root,
@@ -230,7 +251,10 @@ pub async fn run(
                         tracing::warn!(target: "kms::replication", %source, error = %e, "replication failed; retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            _ = shutdown.wait_for(|s| *s) => return Err(Error::Shutdown),
+                            _ = shutdown.wait_for(|s| *s) => {
+                                tasks.shutdown().await;
+                                return Err(Error::Shutdown);
+                            }
                         }
                     }
                 }
@@ -248,7 +272,6 @@ pub async fn run(
     store::migrate(&audit_pool).await?;
     tracing::info!(target: "kms", "database migrated");
 
-    let mut tasks = JoinSet::new();
     let (audit, writer) = audit::writer::spawn(
         audit_pool.clone(),
         own.node,
@@ -257,17 +280,9 @@ pub async fn run(
         shutdown.clone(),
     )
     .await?;
-    let initial = chain.finalized().await?;
-    let (finalized_tx, finalized_rx) = watch::channel(initial);
-    tasks.spawn(
-        chain
-            .clone()
-            .follow_finalized(finalized_tx, shutdown.clone()),
-    );
-
     let sender = chain::Sender::new(&config.rpc_url, &node_key(&secrets)?)?;
     tasks.spawn(audit::committer::run(
-        chain.clone(),
+        view.registry(),
         sender.clone(),
         audit_pool.clone(),
         own.node,
@@ -279,18 +294,17 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let keyring = Arc::new(Keyring::new(root, domain));
     let decider = Arc::new(policy::Decider::new(
-        chain,
-        finalized_rx,
-        config.max_finalized_age(),
+        view,
         Arc::new(own.clone()),
-        Arc::new(root),
-        domain,
+        keyring.clone(),
         metrics.clone(),
     ));
     let state = Arc::new(server::State {
         decider,
-        app_material: keys::AppMaterialCache::default(),
+        keyring,
+        clock,
         audit,
         audit_pool,
         metrics,

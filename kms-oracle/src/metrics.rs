@@ -38,6 +38,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The handles the shared policy view updates.
+    pub fn view(&self) -> covenant_mirror::ViewMetrics {
+        covenant_mirror::ViewMetrics {
+            disagreements: self.disagreements.clone(),
+            finalized_block: self.finalized_block.clone(),
+            finalized_timestamp_seconds: self.finalized_timestamp_seconds.clone(),
+        }
+    }
+
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
         let gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {

@@ -7,31 +7,27 @@ use std::{net::SocketAddr, sync::Arc};
 
 use covenant_attest::{Collateral, Policy, ratls::RaTlsIdentity};
 use covenant_chain::kms_registry::KmsRegistry;
+use covenant_mirror::{Clock, PolicyView};
 use zeroize::Zeroizing;
 
 use crate::{
-    Error, Result,
-    chain::Chain,
-    client,
+    Error, Result, client,
     identity::OwnIdentity,
     keys::{Domain, RootKeys, RootSecret},
-    metrics::Metrics,
-    policy,
 };
 
 /// Asks `source` for the root secret.
 pub async fn obtain_root(
-    chain: &Chain,
-    metrics: &Metrics,
+    view: &PolicyView,
+    clock: &dyn Clock,
     own: &OwnIdentity,
     identity: &RaTlsIdentity,
     policy: &Policy,
     source: SocketAddr,
 ) -> Result<RootSecret> {
-    let block = chain
-        .finalized()
-        .await?
-        .ok_or_else(|| Error::Replication("the mirror has no finalized block yet".into()))?;
+    let block = view
+        .current_block()
+        .map_err(|d| Error::Replication(d.reason))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = covenant_attest::ratls::RaTlsVerifier::new(
         policy.clone(),
@@ -43,7 +39,8 @@ pub async fn obtain_root(
         Arc::new(verifier),
         provider,
     )?;
-    let body = serde_json::json!({ "node": own.node, "chainId": chain.deployment.chain_id });
+    let chain_id = view.deployment().chain_id;
+    let body = serde_json::json!({ "node": own.node, "chainId": chain_id });
     let reply = client::request(
         Arc::new(config),
         source,
@@ -57,20 +54,17 @@ pub async fn obtain_root(
         .server_certificate
         .as_deref()
         .ok_or_else(|| Error::Replication("the source presented no certificate".into()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let evidence = covenant_attest::ratls::verify_certificate(
         certificate,
         &Collateral::default(),
         policy,
-        now,
+        clock.now_secs(),
     )?;
-    if let Err(reason) = policy::kms_allowed(chain, metrics, &evidence, &block).await? {
+    let boot = covenant_chain::boot_info(&evidence, 0);
+    if let Err(deny) = view.kms(&block, &boot).await? {
         return Err(Error::Replication(format!(
-            "the source is not an allowed KMS node at block {}: {reason}",
-            block.number
+            "the source is not an allowed KMS node at block {}: {}",
+            block.number, deny.reason
         )));
     }
     if reply.status != 200 {
@@ -95,16 +89,17 @@ pub async fn obtain_root(
         .try_into()
         .map_err(|_| Error::Replication("the root secret is not 32 bytes".into()))?;
     let root = RootSecret::from_bytes(array);
-    let registered = chain
+    let registered = view
+        .chain()
         .call(
-            chain.registry(),
+            view.registry(),
             &KmsRegistry::kmsRootKeysCall {},
             block.hash,
         )
         .await?;
     let domain = Domain {
-        chain_id: chain.deployment.chain_id,
-        kms_registry: chain.registry(),
+        chain_id,
+        kms_registry: view.registry(),
     };
     let derived = RootKeys::derive(&root, &domain, registered._2)?;
     if derived.signer_address != registered._0

@@ -45,8 +45,10 @@ pub fn verify_quote(quote: &[u8], collateral: &QuoteCollateralV3, now: u64) -> R
         return Err(Error::WrongPlatform("an SGX quote, not a TDX quote".into()));
     }
     let chain = check_declared_length(quote)?;
-    // dcap-qvl builds the chain above the PCK leaf from the collateral's issuer chain; the copy in
-    // the quote must be that very chain, or its bytes would go unchecked.
+    // dcap-qvl verifies the PCK chain the quote carries (below) against Intel's root. The quote's
+    // issuer certificates must also be byte-identical to the collateral's PCK CRL issuer chain,
+    // so the CRL that is checked is the one issued for this very chain, and no byte of the
+    // quote's chain goes unchecked.
     let issuers =
         der_certificates(collateral.pck_crl_issuer_chain.as_bytes()).ok_or_else(|| {
             Error::Malformed {
@@ -59,8 +61,8 @@ pub fn verify_quote(quote: &[u8], collateral: &QuoteCollateralV3, now: u64) -> R
             "the quote's PCK chain differs from the collateral's issuer chain".into(),
         ));
     }
-    // dcap-qvl prefers a PCK chain in the collateral over the quote's; use the quote's, which the
-    // framing checks above cover byte for byte.
+    // dcap-qvl would prefer a PCK chain in the collateral over the quote's; clear it so the
+    // quote's own chain, which the framing checks above cover byte for byte, is the one verified.
     let mut collateral = collateral.clone();
     collateral.pck_certificate_chain = None;
     let verified = dcap_qvl::verify::verify(quote, &collateral, now)

@@ -1,7 +1,7 @@
 //! The change feed: finalized policy events (registry, apps, domains) as server-sent events, in
 //! chain order, resumable with `Last-Event-ID` or `?after=`. A `finalized` event (no id) marks
 //! each advance of the finalized block, so a consumer knows how fresh its view is. New data is
-//! announced by Postgres `NOTIFY` on [`crate::store::FINALIZED_CHANNEL`].
+//! announced by Postgres `NOTIFY` on [`covenant_mirror::FINALIZED_CHANNEL`].
 
 use std::{convert::Infallible, time::Duration};
 
@@ -17,7 +17,7 @@ use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::watch;
 
 use super::{ApiError, ApiState};
-use crate::store::{self, read};
+use covenant_mirror::{FINALIZED_CHANNEL, read};
 
 const PAGE: i64 = 500;
 
@@ -33,7 +33,7 @@ pub async fn watch_finalized(
     loop {
         if listener.is_none() {
             match PgListener::connect_with(&pool).await {
-                Ok(mut l) => match l.listen(store::FINALIZED_CHANNEL).await {
+                Ok(mut l) => match l.listen(FINALIZED_CHANNEL).await {
                     Ok(()) => listener = Some(l),
                     Err(e) => tracing::warn!(target: "indexer::api", error = %e, "cannot LISTEN"),
                 },

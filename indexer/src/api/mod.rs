@@ -18,7 +18,9 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::{health::Health, source::Rpc, store::read::View};
+use covenant_mirror::read::View;
+
+use crate::{health::Health, source::Rpc};
 
 pub use feed::watch_finalized;
 
@@ -84,12 +86,18 @@ pub enum ApiError {
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         match e {
-            crate::Error::Db(db) => {
+            crate::Error::Db(db) | crate::Error::Mirror(covenant_mirror::Error::Db(db)) => {
                 tracing::warn!(target: "indexer::api", error = %db, "database error");
                 Self::Unavailable("database unavailable".into())
             }
             other => Self::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<covenant_mirror::Error> for ApiError {
+    fn from(e: covenant_mirror::Error) -> Self {
+        crate::Error::Mirror(e).into()
     }
 }
 
@@ -122,7 +130,7 @@ pub(crate) async fn finalized_view(
     pool: &PgPool,
 ) -> Result<(View, u64, alloy::primitives::B256), ApiError> {
     let mut conn = pool.acquire().await?;
-    let view = crate::store::read::view(&mut conn)
+    let view = covenant_mirror::read::view(&mut conn)
         .await?
         .ok_or_else(|| ApiError::Unavailable("mirror not initialised".into()))?;
     let hash = view

@@ -17,12 +17,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, finalized_view};
-use crate::{
-    facts, governance,
-    health::Status,
-    policy::{self, BootInfoJson},
-    store::read::{self, MemberRow},
+use covenant_mirror::{
+    facts,
+    read::{self, MemberRow},
+    rules::{self, BootInfoJson},
 };
+
+use crate::{governance, health::Status};
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -423,34 +424,17 @@ pub(super) async fn grant_log(
 
 fn boot_from(
     body: Result<Json<BootInfoJson>, JsonRejection>,
-) -> Result<(BootInfoJson, u8, u8), ApiError> {
+) -> Result<covenant_chain::BootInfo, ApiError> {
     let Json(boot) =
         body.map_err(|e| ApiError::BadRequest(format!("malformed BootInfo: {}", e.body_text())))?;
-    let tee = boot.tee_kind().map_err(ApiError::BadRequest)?;
-    let tcb = boot.tcb_status().map_err(ApiError::BadRequest)?;
-    Ok((boot, tee, tcb))
-}
-
-fn to_chain_boot(b: &BootInfoJson, tee: u8, tcb: u8) -> covenant_chain::BootInfo {
-    covenant_chain::BootInfo {
-        appId: b.app_id,
-        composeHash: b.compose_hash,
-        instanceId: b.instance_id,
-        deviceId: b.device_id,
-        mrAggregated: b.mr_aggregated,
-        osImageHash: b.os_image_hash,
-        teeKind: tee,
-        tcbStatus: tcb,
-        gpuEvidenceHash: b.gpu_evidence_hash,
-        keyGeneration: b.key_generation,
-    }
+    boot.to_boot_info().map_err(ApiError::BadRequest)
 }
 
 pub(super) async fn policy_app(
     State(s): State<ApiState>,
     body: Result<Json<BootInfoJson>, JsonRejection>,
 ) -> ApiResult {
-    let (boot, tee, tcb) = boot_from(body)?;
+    let boot = boot_from(body)?;
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
@@ -459,8 +443,6 @@ pub(super) async fn policy_app(
         reg,
         s.deployment.contracts.app_implementation,
         &boot,
-        tee,
-        tcb,
         f,
     )
     .await?;
@@ -468,9 +450,7 @@ pub(super) async fn policy_app(
     let (decision, source) = match answer.decision {
         Some(d) => (d, "mirror"),
         None => {
-            let call = KmsRegistry::isAppAllowedCall {
-                boot: to_chain_boot(&boot, tee, tcb),
-            };
+            let call = KmsRegistry::isAppAllowedCall { boot };
             let out = s
                 .rpc
                 .call_at(reg, call.abi_encode().into(), hash)
@@ -486,7 +466,7 @@ pub(super) async fn policy_app(
                 ApiError::Internal(format!("isAppAllowed returned undecodable data: {e}"))
             })?;
             (
-                policy::Decision {
+                rules::Decision {
                     allowed: ret._0,
                     reason: ret._1,
                 },
@@ -506,18 +486,10 @@ pub(super) async fn policy_kms(
     State(s): State<ApiState>,
     body: Result<Json<BootInfoJson>, JsonRejection>,
 ) -> ApiResult {
-    let (boot, tee, tcb) = boot_from(body)?;
+    let boot = boot_from(body)?;
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
-    let decision = facts::kms_at(
-        &mut c,
-        s.deployment.contracts.kms_registry,
-        &boot,
-        tee,
-        tcb,
-        f,
-    )
-    .await?;
+    let decision = facts::kms_at(&mut c, s.deployment.contracts.kms_registry, &boot, f).await?;
     Ok(Json(json!({
         "block": block_json(f, hash),
         "allowed": decision.allowed,

@@ -3,7 +3,6 @@
 //! one transaction, so a crash at any point leaves either all of it or none.
 
 mod mirror;
-pub mod read;
 mod write;
 
 use std::{str::FromStr, time::Duration};
@@ -21,8 +20,9 @@ pub use write::{At, BlockRow, Writer, existing_event_keys};
 
 use crate::Result;
 
-/// The channel a committed advance of the finalized view is announced on (payload: the block number).
-pub const FINALIZED_CHANNEL: &str = "covenant_indexer_finalized";
+/// The channel a committed advance of the finalized view is announced on (payload: the block
+/// number); readers listen through `covenant-mirror`, which owns the name.
+pub use covenant_mirror::FINALIZED_CHANNEL;
 
 /// Opens a pool on `url` (connections are re-established after a database restart).
 ///

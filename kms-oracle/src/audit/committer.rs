@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::{
     Error, Result,
     audit::merkle,
-    chain::{Chain, Sender},
+    chain::Sender,
     metrics::Metrics,
     store::{self, audit::Commit},
 };
@@ -28,16 +28,10 @@ pub struct Settings {
     pub max_batch: u64,
 }
 
-async fn committed_through(chain: &Chain, node: Address) -> Result<u64> {
-    let call = KmsRegistry::kmsNodeCall { node };
-    let tx = alloy::rpc::types::TransactionRequest::default()
-        .to(chain.registry())
-        .input(alloy::sol_types::SolCall::abi_encode(&call).into());
-    let out = alloy::providers::Provider::call(chain.provider(), tx)
-        .await
-        .map_err(|e| Error::Rpc(format!("kmsNode: {e}")))?;
-    let record = <KmsRegistry::kmsNodeCall as alloy::sol_types::SolCall>::abi_decode_returns(&out)
-        .map_err(|e| Error::Rpc(format!("kmsNode: {e}")))?;
+async fn committed_through(sender: &Sender, registry: Address, node: Address) -> Result<u64> {
+    let record = sender
+        .read_latest(registry, &KmsRegistry::kmsNodeCall { node })
+        .await?;
     if !record.active {
         return Err(Error::Rpc(format!("node {node} is not active on chain")));
     }
@@ -46,7 +40,7 @@ async fn committed_through(chain: &Chain, node: Address) -> Result<u64> {
 
 /// One round: commits what is pending. Returns the batch committed, if any.
 pub async fn commit_once(
-    chain: &Chain,
+    registry: Address,
     sender: &Sender,
     pool: &PgPool,
     node: Address,
@@ -54,7 +48,7 @@ pub async fn commit_once(
     metrics: &Metrics,
 ) -> Result<Option<Commit>> {
     // Our own bookkeeping, not a policy decision: the latest state of our own counter.
-    let through = committed_through(chain, node).await?;
+    let through = committed_through(sender, registry, node).await?;
     metrics.audit_committed_seq.set(through as i64);
     let mut c = pool.acquire().await?;
     let last = store::audit::last_seq(&mut c, node).await?;
@@ -78,7 +72,7 @@ pub async fn commit_once(
         toSeq: to,
         merkleRoot: root,
     };
-    let tx_hash = sender.send(chain.registry(), &call).await?;
+    let tx_hash = sender.send(registry, &call).await?;
     let commit = Commit {
         from_seq: from,
         to_seq: to,
@@ -94,7 +88,7 @@ pub async fn commit_once(
 
 /// Commits every `settings.interval` until `shutdown`.
 pub async fn run(
-    chain: Chain,
+    registry: Address,
     sender: Sender,
     pool: PgPool,
     node: Address,
@@ -108,7 +102,7 @@ pub async fn run(
             _ = shutdown.wait_for(|s| *s) => return,
         }
         if let Err(e) =
-            commit_once(&chain, &sender, &pool, node, settings.max_batch, &metrics).await
+            commit_once(registry, &sender, &pool, node, settings.max_batch, &metrics).await
         {
             metrics.audit_commit_errors.inc();
             tracing::warn!(target: "kms::audit", error = %e, "grant-log commit failed; will retry");

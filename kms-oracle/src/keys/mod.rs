@@ -245,8 +245,10 @@ pub fn ethereum_address(key: &k256::ecdsa::VerifyingKey) -> Address {
 #[cfg(test)]
 mod tests;
 
+mod keyring;
 mod release;
+pub use keyring::Keyring;
 pub use release::{
-    AppKeys, AppMaterial, AppMaterialCache, EnvKeyStatement, MAX_PATH_LEN, MAX_PATHS, P256Signer,
-    RootKeys, app_key_digest, env_key_digest, pem, sign_leaf,
+    AppMaterial, AppMaterialCache, P256Signer, RootKeys, app_key_digest, env_key_digest,
+    env_key_statement, instance_keys, pem, sign_leaf,
 };

@@ -8,12 +8,12 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256, FixedBytes, keccak256};
+use covenant_kms_api::{AppKeys, EnvKeyStatement, Secret};
 use p256::ecdsa::signature::Signer;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, SanType, SerialNumber,
 };
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -22,11 +22,6 @@ use super::{
     ethereum_address,
 };
 use crate::{Error, Result};
-
-/// The most `GetKey` paths one request may ask for.
-pub const MAX_PATHS: usize = 16;
-/// The longest `GetKey` path, in bytes.
-pub const MAX_PATH_LEN: usize = 256;
 
 /// A P-256 key that signs certificates (RFC 6979 deterministic ECDSA, so a certificate is the
 /// same bytes on every node).
@@ -189,36 +184,18 @@ pub fn env_key_digest(domain: &Domain, app: Address, generation: u64, public: &[
     keccak256(m)
 }
 
-/// An app's env-encryption public key, signed by the KMS root.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct EnvKeyStatement {
-    /// The app.
-    pub app_id: Address,
-    /// The app's key generation.
-    pub key_generation: u64,
-    /// The X25519 public key (hex).
-    pub public_key: String,
-    /// The root generation that signed.
-    pub root_generation: u64,
-    /// The root signer.
-    pub root_signer: Address,
-    /// 65-byte signature (r ‖ s ‖ v) over [`env_key_digest`].
-    pub signature: String,
-}
-
-impl EnvKeyStatement {
-    /// The statement for `app` at `generation`.
-    pub fn new(
-        root: &RootSecret,
-        domain: &Domain,
-        roots: &RootKeys,
-        app: Address,
-        generation: u64,
-    ) -> Result<Self> {
+/// `app`'s env-encryption public key at `generation`, signed by `roots`.
+pub fn env_key_statement(
+    root: &RootSecret,
+    domain: &Domain,
+    roots: &RootKeys,
+    app: Address,
+    generation: u64,
+) -> Result<EnvKeyStatement> {
+    {
         let (_, public) = derive_x25519(root, domain, &Purpose::EnvX25519 { app, generation });
         let digest = env_key_digest(domain, app, generation, public.as_bytes());
-        Ok(Self {
+        Ok(EnvKeyStatement {
             app_id: app,
             key_generation: generation,
             public_key: hex::encode(public.as_bytes()),
@@ -237,12 +214,12 @@ pub struct AppMaterial {
     key_generation: u64,
     root_generation: u64,
     root_signer: Address,
-    env_secret_key: Zeroizing<String>,
+    env_secret_key: Secret,
     env_public_key: EnvKeyStatement,
-    app_secret_key: Zeroizing<String>,
+    app_secret_key: Secret,
     app_address: Address,
     app_key_signature: String,
-    app_ca_secret_key: Zeroizing<String>,
+    app_ca_secret_key: Secret,
     app_ca_certificate: String,
     root_ca_certificate: String,
 }
@@ -280,12 +257,12 @@ impl AppMaterial {
             key_generation: generation,
             root_generation: roots.generation,
             root_signer: roots.signer_address,
-            env_secret_key: Zeroizing::new(hex::encode(env_secret.to_bytes())),
-            env_public_key: EnvKeyStatement::new(root, domain, roots, app, generation)?,
-            app_secret_key: Zeroizing::new(hex::encode(app_key.to_bytes())),
+            env_secret_key: Secret::new(hex::encode(env_secret.to_bytes())),
+            env_public_key: env_key_statement(root, domain, roots, app, generation)?,
+            app_secret_key: Secret::new(hex::encode(app_key.to_bytes())),
             app_address,
             app_key_signature: hex::encode(signature),
-            app_ca_secret_key: Zeroizing::new(hex::encode(ca_secret.as_slice())),
+            app_ca_secret_key: Secret::new(hex::encode(ca_secret.as_slice())),
             app_ca_certificate: pem(&ca_der),
             root_ca_certificate: pem(&roots.ca_certificate_der),
         })
@@ -343,75 +320,6 @@ impl AppMaterialCache {
     }
 }
 
-/// An app's keys for one instance. Secrets are hex strings, wiped on drop.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppKeys {
-    /// The app.
-    pub app_id: Address,
-    /// The instance.
-    pub instance_id: FixedBytes<20>,
-    /// The app's key generation.
-    pub key_generation: u64,
-    /// The root generation whose keys signed.
-    pub root_generation: u64,
-    /// The root signer.
-    pub root_signer: Address,
-    /// The disk-encryption key of this instance.
-    #[serde(serialize_with = "secret")]
-    pub disk_key: Zeroizing<String>,
-    /// The env-decryption X25519 secret.
-    #[serde(serialize_with = "secret")]
-    pub env_secret_key: Zeroizing<String>,
-    /// Its public key, signed by the root.
-    pub env_public_key: EnvKeyStatement,
-    /// The app's secp256k1 secret key.
-    #[serde(serialize_with = "secret")]
-    pub app_secret_key: Zeroizing<String>,
-    /// Its address.
-    pub app_address: Address,
-    /// The root signer's signature over [`app_key_digest`].
-    pub app_key_signature: String,
-    /// The app CA's P-256 secret scalar.
-    #[serde(serialize_with = "secret")]
-    pub app_ca_secret_key: Zeroizing<String>,
-    /// The app CA certificate (PEM), issued by the root CA.
-    pub app_ca_certificate: String,
-    /// The root CA certificate (PEM).
-    pub root_ca_certificate: String,
-    /// `GetKey` results, path → key.
-    #[serde(serialize_with = "secret_map")]
-    pub paths: Vec<(String, Zeroizing<String>)>,
-}
-
-fn secret<S: serde::Serializer>(
-    v: &Zeroizing<String>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(v)
-}
-
-fn secret_map<S: serde::Serializer>(
-    v: &[(String, Zeroizing<String>)],
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(v.len()))?;
-    for (k, key) in v {
-        map.serialize_entry(k, key.as_str())?;
-    }
-    map.end()
-}
-
-impl std::fmt::Debug for AppKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppKeys")
-            .field("app_id", &self.app_id)
-            .field("key_generation", &self.key_generation)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A DER certificate as PEM.
 pub fn pem(der: &[u8]) -> String {
     use base64::Engine;
@@ -446,16 +354,16 @@ fn app_ca(
     Ok((key, params, cert.der().to_vec()))
 }
 
-impl AppKeys {
-    /// The keys of `instance` of the app `material` belongs to: the app-wide material plus the
-    /// instance's disk key and the `GetKey` keys of `paths`.
-    pub fn for_instance(
-        root: &RootSecret,
-        domain: &Domain,
-        material: &AppMaterial,
-        instance: FixedBytes<20>,
-        paths: &[String],
-    ) -> Self {
+/// The keys of `instance` of the app `material` belongs to: the app-wide material plus the
+/// instance's disk key and the `GetKey` keys of `paths`.
+pub fn instance_keys(
+    root: &RootSecret,
+    domain: &Domain,
+    material: &AppMaterial,
+    instance: FixedBytes<20>,
+    paths: &[String],
+) -> AppKeys {
+    {
         let (app, generation) = (material.app_id, material.key_generation);
         let disk = derive(
             root,
@@ -478,16 +386,16 @@ impl AppKeys {
                         path: p.as_bytes().to_vec(),
                     },
                 );
-                (p.clone(), Zeroizing::new(hex::encode(key.as_slice())))
+                (p.clone(), Secret::new(hex::encode(key.as_slice())))
             })
             .collect();
-        Self {
+        AppKeys {
             app_id: app,
             instance_id: instance,
             key_generation: generation,
             root_generation: material.root_generation,
             root_signer: material.root_signer,
-            disk_key: Zeroizing::new(hex::encode(disk.as_slice())),
+            disk_key: Secret::new(hex::encode(disk.as_slice())),
             env_secret_key: material.env_secret_key.clone(),
             env_public_key: material.env_public_key.clone(),
             app_secret_key: material.app_secret_key.clone(),

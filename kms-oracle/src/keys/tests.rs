@@ -3,6 +3,7 @@
 
 use super::*;
 use alloy::primitives::address;
+use covenant_kms_api::AppKeys;
 
 fn root() -> RootSecret {
     let mut b = [0u8; 32];
@@ -230,13 +231,7 @@ fn keys_from_cached_app_material_are_the_specified_derivations() {
     let paths = ["db".to_owned(), "tls".to_owned()];
     for instance in [INSTANCE, [0x23; 20]] {
         let material = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
-        let keys = json(&AppKeys::for_instance(
-            &r,
-            &d,
-            &material,
-            instance.into(),
-            &paths,
-        ));
+        let keys = json(&instance_keys(&r, &d, &material, instance.into(), &paths));
         // Per instance: the disk key; per app: everything else, as published and specified.
         let disk = derive(
             &r,
@@ -281,7 +276,7 @@ fn keys_from_cached_app_material_are_the_specified_derivations() {
         .unwrap();
     assert_eq!(cache.len(), 2);
     let g1 = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
-    let keys_of = |m: &AppMaterial| json(&AppKeys::for_instance(&r, &d, m, INSTANCE.into(), &[]));
+    let keys_of = |m: &AppMaterial| json(&instance_keys(&r, &d, m, INSTANCE.into(), &[]));
     let (k1, k2) = (keys_of(&g1), keys_of(&g2));
     assert_ne!(k1["appSecretKey"], k2["appSecretKey"], "per key generation");
     assert_eq!(k2["keyGeneration"], 2);

@@ -1,8 +1,14 @@
 //! The HTTPS server: an accept loop that spawns one task per connection; each task runs the
 //! TLS handshake under a timeout, then serves HTTP/1.1 with a header-read timeout. Connections
 //! refused before any request (failed or slow handshakes, slow or malformed headers) are
-//! logged in the audit log too. Routing and decisions are in [`routes`].
+//! logged in the audit log too. The endpoints are split by kind ([`routes`]): attested ones go
+//! through one audited path (`attested`), every "no" is a `Refusal`.
 
+mod attested;
+mod proofs;
+mod public;
+mod refusal;
+mod release;
 mod routes;
 pub mod tls;
 
@@ -18,10 +24,12 @@ use tokio_rustls::TlsAcceptor;
 
 pub use routes::router;
 
+use covenant_mirror::SharedClock;
+
 use crate::{
     audit::{Action, Draft, writer::AuditLog},
     chain::Sender,
-    keys::AppMaterialCache,
+    keys::Keyring,
     metrics::Metrics,
     policy::Decider,
 };
@@ -41,8 +49,10 @@ pub struct Limits {
 pub struct State {
     /// The decision engine.
     pub decider: Arc<Decider>,
-    /// App-wide key material, derived once per app and generation.
-    pub app_material: AppMaterialCache,
+    /// The root secret and everything derived from it; releases only against decisions.
+    pub keyring: Arc<Keyring>,
+    /// "Now" (evidence and certificate times, audit timestamps).
+    pub clock: SharedClock,
     /// The audit log.
     pub audit: AuditLog,
     /// The audit database (proofs).
@@ -67,14 +77,6 @@ impl std::fmt::Debug for State {
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// The client side of one connection: its certificate and, once checked, its evidence.
@@ -110,7 +112,7 @@ impl Peer {
                 };
                 let policy = state.policy.clone();
                 let collateral = state.collateral.clone();
-                let now = now_ms() / 1000;
+                let now = state.clock.now_secs();
                 tokio::task::spawn_blocking(move || {
                     covenant_attest::ratls::verify_certificate(&cert, &collateral, &policy, now)
                 })
@@ -134,7 +136,11 @@ async fn refuse_connection(state: &State, reason: String) {
     tracing::debug!(target: "kms::server", %reason, "connection refused");
     if let Err(e) = state
         .audit
-        .append(Draft::refusal(Action::Connection, now_ms(), reason))
+        .append(Draft::refusal(
+            Action::Connection,
+            state.clock.now_ms(),
+            reason,
+        ))
         .await
     {
         tracing::warn!(target: "kms::server", error = %e, "could not log a refused connection");

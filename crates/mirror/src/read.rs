@@ -1,5 +1,7 @@
-//! Reads for the API and change feed, always "as of" a block (normally the finalized view): a
+//! Every read of the indexer's schema, always "as of" a block (normally the finalized view): a
 //! row is visible at block `f` if it was added at or before `f` and not removed at or before `f`.
+//! The indexer's API and change feed, and the [`crate::PolicyView`], read through these; the
+//! schema itself (migrations, writes) belongs to the indexer.
 
 use std::collections::BTreeMap;
 

@@ -1,9 +1,11 @@
 //! The registry's `isAppAllowed` / `isKmsAllowed` rules evaluated over mirrored facts, with the
-//! contracts' own reason strings. Pure: the API gathers the facts at the finalized block. Apps
-//! whose policy the mirror cannot reproduce (custom policy contracts, or an App implementation
-//! other than the deployment's) are answered by `eth_call` at that block instead.
+//! contracts' own reason strings, as pure functions over [`BootInfo`]. The caller gathers the
+//! facts at one block ([`crate::facts`]). Apps whose policy the mirror cannot reproduce (custom
+//! policy contracts, or an App implementation other than the deployment's) are answered by
+//! `eth_call` at that block instead.
 
 use alloy::primitives::{Address, B256, FixedBytes};
+use covenant_chain::BootInfo;
 use serde::{Deserialize, Serialize};
 
 /// A `BootInfo`, as the API accepts it (hex strings; enums as names or numbers).
@@ -81,6 +83,21 @@ impl BootInfoJson {
     pub fn tcb_status(&self) -> Result<u8, String> {
         enum_index(&self.tcb_status, &TCB_STATUSES, "tcbStatus")
     }
+    /// The on-chain `BootInfo` (an enum given by an unknown name or out of range is refused).
+    pub fn to_boot_info(&self) -> Result<BootInfo, String> {
+        Ok(BootInfo {
+            appId: self.app_id,
+            composeHash: self.compose_hash,
+            instanceId: self.instance_id,
+            deviceId: self.device_id,
+            mrAggregated: self.mr_aggregated,
+            osImageHash: self.os_image_hash,
+            teeKind: self.tee_kind()?,
+            tcbStatus: self.tcb_status()?,
+            gpuEvidenceHash: self.gpu_evidence_hash,
+            keyGeneration: self.key_generation,
+        })
+    }
 }
 
 /// The registry-wide facts a decision reads.
@@ -122,7 +139,7 @@ pub struct AppFacts {
     pub key_generation: u64,
 }
 
-/// A policy answer.
+/// A policy answer, as the contracts give it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// Whether the boot is allowed.
@@ -132,13 +149,15 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn allow() -> Self {
+    /// Allowed.
+    pub fn allow() -> Self {
         Self {
             allowed: true,
             reason: String::new(),
         }
     }
-    fn deny(reason: &str) -> Self {
+    /// Denied for `reason`.
+    pub fn deny(reason: &str) -> Self {
         Self {
             allowed: false,
             reason: reason.to_owned(),
@@ -170,12 +189,11 @@ fn platform(tee: u8, tcb: u8, r: &RegistryFacts) -> Option<Decision> {
 
 /// `KmsRegistry.isAppAllowed`. `None`: the app's own contract must be asked.
 pub fn app_decision(
-    boot: &BootInfoJson,
-    tee: u8,
-    tcb: u8,
+    boot: &BootInfo,
     registry: &RegistryFacts,
     app: &AppRegistration,
 ) -> Option<Decision> {
+    let (tee, tcb) = (boot.teeKind, boot.tcbStatus);
     let facts = match app {
         AppRegistration::None => return Some(Decision::deny("app not registered")),
         AppRegistration::Mirrored(f) => Some(f),
@@ -193,11 +211,11 @@ pub fn app_decision(
         Decision::deny("tee kind not allowed")
     } else if f.require_up_to_date_tcb && tcb != TCB_UP_TO_DATE {
         Decision::deny("tcb not up to date")
-    } else if f.require_gpu && boot.gpu_evidence_hash == B256::ZERO {
+    } else if f.require_gpu && boot.gpuEvidenceHash == B256::ZERO {
         Decision::deny("gpu evidence required")
-    } else if boot.key_generation != f.key_generation {
+    } else if boot.keyGeneration != f.key_generation {
         Decision::deny("key generation not current")
-    } else if boot.instance_id == FixedBytes::<20>::ZERO {
+    } else if boot.instanceId == FixedBytes::<20>::ZERO {
         Decision::deny("instance id missing")
     } else {
         Decision::allow()
@@ -207,12 +225,12 @@ pub fn app_decision(
 
 /// `KmsRegistry.isKmsAllowed`.
 pub fn kms_decision(
-    tee: u8,
-    tcb: u8,
+    boot: &BootInfo,
     registry: &RegistryFacts,
     measurement_allowed: bool,
     device_allowed: bool,
 ) -> Decision {
+    let (tee, tcb) = (boot.teeKind, boot.tcbStatus);
     if let Some(d) = platform(tee, tcb, registry) {
         return d;
     }
@@ -270,14 +288,7 @@ mod tests {
         let b = boot();
         let (r, a) = good();
         let decide = |b: &BootInfoJson, r: &RegistryFacts, a: AppFacts| {
-            app_decision(
-                b,
-                b.tee_kind().unwrap(),
-                b.tcb_status().unwrap(),
-                r,
-                &AppRegistration::Mirrored(a),
-            )
-            .unwrap()
+            app_decision(&b.to_boot_info().unwrap(), r, &AppRegistration::Mirrored(a)).unwrap()
         };
         assert_eq!(decide(&b, &r, a.clone()), Decision::allow());
         let cases: Vec<(&str, BootInfoJson, RegistryFacts, AppFacts)> = vec![
@@ -399,12 +410,20 @@ mod tests {
         );
     }
 
+    fn with(tee: u8, tcb: u8) -> BootInfo {
+        BootInfo {
+            teeKind: tee,
+            tcbStatus: tcb,
+            ..boot().to_boot_info().unwrap()
+        }
+    }
+
     #[test]
     fn unregistered_and_delegated_apps() {
-        let b = boot();
+        let b = with(1, 1);
         let (r, _) = good();
         assert_eq!(
-            app_decision(&b, 1, 1, &r, &AppRegistration::None),
+            app_decision(&b, &r, &AppRegistration::None),
             Some(Decision::deny("app not registered"))
         );
         // The registry's own checks still apply before delegating.
@@ -413,29 +432,26 @@ mod tests {
             ..r.clone()
         };
         assert_eq!(
-            app_decision(&b, 1, 1, &no_image, &AppRegistration::Delegated),
+            app_decision(&b, &no_image, &AppRegistration::Delegated),
             Some(Decision::deny("os image not allowed"))
         );
-        assert_eq!(
-            app_decision(&b, 1, 1, &r, &AppRegistration::Delegated),
-            None
-        );
+        assert_eq!(app_decision(&b, &r, &AppRegistration::Delegated), None);
     }
 
     #[test]
     fn kms_rules() {
         let (r, _) = good();
-        assert!(kms_decision(1, 1, &r, true, true).allowed);
+        assert!(kms_decision(&with(1, 1), &r, true, true).allowed);
         assert_eq!(
-            kms_decision(1, 2, &r, true, true),
+            kms_decision(&with(1, 2), &r, true, true),
             Decision::deny("tcb not up to date")
         );
         assert_eq!(
-            kms_decision(1, 1, &r, false, true),
+            kms_decision(&with(1, 1), &r, false, true),
             Decision::deny("kms measurement not allowed")
         );
         assert_eq!(
-            kms_decision(1, 1, &r, true, false),
+            kms_decision(&with(1, 1), &r, true, false),
             Decision::deny("kms device not allowed")
         );
     }

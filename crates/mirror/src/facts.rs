@@ -1,18 +1,19 @@
 //! Policy facts read from the mirror *as of one block*: what `isAppAllowed` / `isKmsAllowed`
-//! decide over, a KMS node's record and the KMS root keys. The API answers with them, and the
-//! kms-oracle reads them at the exact finalized block it decides at (then cross-checks the
-//! decision by `eth_call` at that block's hash). Reads only; every statement is in `store::read`.
+//! decide over, a KMS node's record and the KMS root keys. The indexer's API answers with them,
+//! and the [`crate::PolicyView`] reads them at the exact finalized block it decides at (then
+//! cross-checks the decision by `eth_call` at that block's hash). Reads only; every statement is
+//! in [`crate::read`].
 
 use std::str::FromStr;
 
 use alloy::primitives::{Address, B256};
+use covenant_chain::BootInfo;
 use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::{
-    Result,
-    policy::{self, AppFacts, AppRegistration, BootInfoJson, Decision, RegistryFacts},
-    store::read,
+    Result, read,
+    rules::{self, AppFacts, AppRegistration, Decision, RegistryFacts},
 };
 
 /// The mirror's answer about an app boot.
@@ -29,7 +30,7 @@ pub struct AppAnswer {
 pub async fn registry_facts(
     c: &mut PgConnection,
     registry: Address,
-    boot: &BootInfoJson,
+    boot: &BootInfo,
     at: u64,
 ) -> Result<RegistryFacts> {
     let settings = read::settings_at(c, registry.as_slice(), at).await?;
@@ -42,7 +43,7 @@ pub async fn registry_facts(
             c,
             "os_image",
             registry.as_slice(),
-            boot.os_image_hash.as_slice(),
+            boot.osImageHash.as_slice(),
             at,
         )
         .await?,
@@ -54,10 +55,10 @@ pub async fn registry_facts(
 pub async fn app_registration(
     c: &mut PgConnection,
     app_implementation: Address,
-    boot: &BootInfoJson,
+    boot: &BootInfo,
     at: u64,
 ) -> Result<AppRegistration> {
-    let app = boot.app_id;
+    let app = boot.appId;
     let Some(row) = read::member_at(c, "app", app.as_slice(), at).await? else {
         return Ok(AppRegistration::None);
     };
@@ -78,7 +79,7 @@ pub async fn app_registration(
             c,
             "compose_hash",
             app.as_slice(),
-            boot.compose_hash.as_slice(),
+            boot.composeHash.as_slice(),
             at,
         )
         .await?,
@@ -86,7 +87,7 @@ pub async fn app_registration(
             c,
             "device",
             app.as_slice(),
-            boot.device_id.as_slice(),
+            boot.deviceId.as_slice(),
             at,
         )
         .await?,
@@ -109,9 +110,7 @@ pub async fn app_at(
     c: &mut PgConnection,
     registry: Address,
     app_implementation: Address,
-    boot: &BootInfoJson,
-    tee: u8,
-    tcb: u8,
+    boot: &BootInfo,
     at: u64,
 ) -> Result<AppAnswer> {
     let facts = registry_facts(c, registry, boot, at).await?;
@@ -121,7 +120,7 @@ pub async fn app_at(
         _ => None,
     };
     Ok(AppAnswer {
-        decision: policy::app_decision(boot, tee, tcb, &facts, &registration),
+        decision: rules::app_decision(boot, &facts, &registration),
         key_generation,
     })
 }
@@ -130,17 +129,14 @@ pub async fn app_at(
 pub async fn kms_at(
     c: &mut PgConnection,
     registry: Address,
-    boot: &BootInfoJson,
-    tee: u8,
-    tcb: u8,
+    boot: &BootInfo,
     at: u64,
 ) -> Result<Decision> {
     let facts = registry_facts(c, registry, boot, at).await?;
     let reg = registry.as_slice();
-    let m =
-        read::is_member_at(c, "kms_measurement", reg, boot.mr_aggregated.as_slice(), at).await?;
-    let d = read::is_member_at(c, "kms_device", reg, boot.device_id.as_slice(), at).await?;
-    Ok(policy::kms_decision(tee, tcb, &facts, m, d))
+    let m = read::is_member_at(c, "kms_measurement", reg, boot.mrAggregated.as_slice(), at).await?;
+    let d = read::is_member_at(c, "kms_device", reg, boot.deviceId.as_slice(), at).await?;
+    Ok(rules::kms_decision(boot, &facts, m, d))
 }
 
 /// A KMS node's onboarding record at block `at`, while it is active.

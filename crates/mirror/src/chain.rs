@@ -1,0 +1,227 @@
+//! How the view reaches the chain and the mirror: `eth_call`s and storage reads pinned to a
+//! block hash with `requireCanonical` (never `latest`), the mirror's pool, and the mirror's
+//! finalized block, followed through Postgres `LISTEN/NOTIFY`.
+
+use std::{str::FromStr, time::Duration};
+
+use alloy::{
+    eips::{BlockId, RpcBlockHash},
+    network::TransactionBuilder,
+    primitives::{Address, B256, U256, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionRequest,
+    sol_types::SolCall,
+};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+};
+use tokio::sync::watch;
+
+use crate::{Error, Result, read};
+
+/// The channel the indexer announces each committed advance of its finalized view on (payload:
+/// the block number). Part of the schema's contract: the indexer sends it in the committing
+/// transaction, readers listen.
+pub const FINALIZED_CHANNEL: &str = "covenant_indexer_finalized";
+
+/// Block `hash`, which the node must have on its canonical chain.
+fn canonical(hash: B256) -> BlockId {
+    BlockId::Hash(RpcBlockHash {
+        block_hash: hash,
+        require_canonical: Some(true),
+    })
+}
+
+/// A finalized block of the mirror.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finalized {
+    /// Its number.
+    pub number: u64,
+    /// Its hash.
+    pub hash: B256,
+    /// Its timestamp, unix seconds.
+    pub timestamp: u64,
+}
+
+/// Read-only chain access for decisions: every read is pinned to a canonical block hash and
+/// counted by the function read.
+#[derive(Clone, Debug)]
+pub struct ChainReader {
+    provider: DynProvider,
+    reads: prometheus::IntCounterVec,
+}
+
+impl ChainReader {
+    /// Connects to `rpc_url` (each request bounded by `timeout`) and checks that it serves
+    /// `chain_id`. Reads are counted in `reads` (label: the function).
+    pub async fn connect(
+        rpc_url: &str,
+        timeout: Duration,
+        chain_id: u64,
+        reads: prometheus::IntCounterVec,
+    ) -> Result<Self> {
+        let url = url::Url::parse(rpc_url).map_err(|e| Error::Url {
+            what: "rpc",
+            reason: e.to_string(),
+        })?;
+        let client = alloy::transports::http::reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Url {
+                what: "rpc",
+                reason: e.to_string(),
+            })?;
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect_reqwest(client, url)
+            .erased();
+        let actual = provider.get_chain_id().await.map_err(|source| Error::Rpc {
+            call: "eth_chainId",
+            block: B256::ZERO,
+            source,
+        })?;
+        if actual != chain_id {
+            return Err(Error::WrongChain {
+                expected: chain_id,
+                source_name: "the RPC node",
+                actual,
+            });
+        }
+        Ok(Self { provider, reads })
+    }
+
+    /// The provider (read-only; no fillers).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// `call` on `to` at block `hash`, which must be canonical.
+    pub async fn call<C: SolCall>(&self, to: Address, call: &C, hash: B256) -> Result<C::Return> {
+        let function = C::SIGNATURE.split('(').next().unwrap_or(C::SIGNATURE);
+        self.reads.with_label_values(&[function]).inc();
+        let tx = TransactionRequest::default()
+            .with_to(to)
+            .with_input(call.abi_encode());
+        let out = self
+            .provider
+            .call(tx)
+            .block(canonical(hash))
+            .await
+            .map_err(|source| Error::Rpc {
+                call: C::SIGNATURE,
+                block: hash,
+                source,
+            })?;
+        C::abi_decode_returns(&out).map_err(|source| Error::Decode {
+            call: C::SIGNATURE,
+            source,
+        })
+    }
+
+    /// The ERC-1967 implementation behind `proxy` at block `hash` (which must be canonical).
+    pub async fn implementation(&self, proxy: Address, hash: B256) -> Result<Address> {
+        // keccak256("eip1967.proxy.implementation") - 1 (ERC-1967).
+        let slot = U256::from_be_bytes(keccak256("eip1967.proxy.implementation").0) - U256::from(1);
+        self.reads
+            .with_label_values(&["erc1967Implementation"])
+            .inc();
+        let value = self
+            .provider
+            .get_storage_at(proxy, slot)
+            .block_id(canonical(hash))
+            .await
+            .map_err(|source| Error::Rpc {
+                call: "eth_getStorageAt(erc1967 implementation)",
+                block: hash,
+                source,
+            })?;
+        Ok(Address::from_word(value.into()))
+    }
+}
+
+/// Opens a pool on the mirror at `url`. Every statement is planned for its actual parameters
+/// (`plan_cache_mode = force_custom_plan`): reads "as of block N" are only cheap when the
+/// planner sees N.
+pub async fn connect_mirror(url: &str, max_connections: u32) -> Result<PgPool> {
+    let options =
+        PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?)
+}
+
+/// The mirror's finalized block (`None` before it has one).
+pub async fn read_finalized(mirror: &PgPool) -> Result<Option<Finalized>> {
+    let mut c = mirror.acquire().await?;
+    let view = read::view(&mut c).await?;
+    Ok(view.and_then(|v| {
+        Some(Finalized {
+            number: v.finalized,
+            hash: v.finalized_hash?,
+            timestamp: v.finalized_timestamp?,
+        })
+    }))
+}
+
+/// Follows the mirror's finalized block into `tx` until `shutdown`: woken by `NOTIFY` on
+/// [`FINALIZED_CHANNEL`], re-read every `poll` as a fallback. The value only moves forward (or to
+/// another hash at the same height). A failing database leaves the last value in place, so it
+/// ages and decisions become "stale" (fail closed).
+pub async fn follow_finalized(
+    mirror: PgPool,
+    tx: watch::Sender<Option<Finalized>>,
+    poll: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        if listener.is_none() {
+            match PgListener::connect_with(&mirror).await {
+                Ok(mut l) => {
+                    if l.listen(FINALIZED_CHANNEL).await.is_ok() {
+                        listener = Some(l);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: "mirror::view", error = %e, "cannot listen to the mirror");
+                }
+            }
+        }
+        match read_finalized(&mirror).await {
+            Ok(Some(f)) => {
+                tx.send_if_modified(|old| {
+                    let newer = old.is_none_or(|o| {
+                        o.number < f.number || (o.number == f.number && o.hash != f.hash)
+                    });
+                    if newer {
+                        *old = Some(f);
+                    }
+                    newer
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: "mirror::view", error = %e, "cannot read the mirror's finalized block")
+            }
+        }
+        let wait = async {
+            match listener.as_mut() {
+                Some(l) => match tokio::time::timeout(poll, l.recv()).await {
+                    Ok(Ok(_)) | Err(_) => true,
+                    Ok(Err(_)) => false,
+                },
+                None => {
+                    tokio::time::sleep(poll).await;
+                    true
+                }
+            }
+        };
+        tokio::select! {
+            ok = wait => if !ok { listener = None; },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,0 +1,691 @@
+//! The finalized policy view: a whole policy question answered at one block. The mirror's facts
+//! give an answer, `eth_call` at the same block hash gives another; they must agree, or the
+//! answer is a [`Deny`] at [`DenyStage::Disagreement`] (with a metric and an error log line). A
+//! finalized block older than the configured bound denies everything.
+//!
+//! Answers, and the mirror's facts they read, are memoised only for the block they were given at:
+//! the memo is keyed by the block hash and dropped as soon as the finalized block moves, so it
+//! cannot outlive a revocation. Facts are shared by the instances of one app (they do not depend
+//! on the instance id), and so is the `eth_call` answer when the chain shows that the deciding
+//! code is the deployment's own registry and App implementation, which read the instance id only
+//! to require it non-zero and never read `mrAggregated` for apps; custom policy contracts get an
+//! `eth_call` for every distinct `BootInfo`.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use alloy::primitives::{Address, B256, FixedBytes};
+use covenant_chain::{BootInfo, Deployment, app::App, kms_registry::KmsRegistry};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::{
+    Result,
+    chain::{ChainReader, Finalized, follow_finalized, read_finalized},
+    clock::SharedClock,
+    facts,
+    rules::{self, AppRegistration, Decision, RegistryFacts},
+};
+
+/// The stage at which a question was answered "no".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DenyStage {
+    /// The view has no finalized block, or it is older than the bound.
+    ChainView,
+    /// The node asking (a KMS node about itself) may not serve.
+    Node,
+    /// The chain's policy says no.
+    Policy,
+    /// The mirror and `eth_call` at the same block disagree.
+    Disagreement,
+    /// The chain or the mirror could not be read: nothing could be decided.
+    Unavailable,
+}
+
+impl DenyStage {
+    /// The stage as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChainView => "chain_view",
+            Self::Node => "node",
+            Self::Policy => "policy",
+            Self::Disagreement => "disagreement",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// Whether asking again later may give another answer without any change on chain (the view
+    /// is stale or unreachable), as opposed to a decision.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::ChainView | Self::Unavailable)
+    }
+}
+
+/// A "no", with why and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deny {
+    /// The stage that said no.
+    pub stage: DenyStage,
+    /// A clear reason (the contract's own reason for policy denials).
+    pub reason: String,
+    /// The block decided at, if one was used.
+    pub block: Option<Finalized>,
+}
+
+impl std::fmt::Debug for AppAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppAnswer")
+            .field("app", &self.boot.appId)
+            .field("key_generation", &self.boot.keyGeneration)
+            .field("verdict", &self.verdict)
+            .finish()
+    }
+}
+
+impl Deny {
+    fn at(stage: DenyStage, block: &Finalized, reason: impl Into<String>) -> Self {
+        Self {
+            stage,
+            reason: reason.into(),
+            block: Some(*block),
+        }
+    }
+}
+
+/// The answer about an app boot at one block.
+#[derive(Clone)]
+pub struct AppAnswer {
+    /// The boot as judged: the app's key generation at the block filled in.
+    pub boot: BootInfo,
+    /// `Ok` when the chain allows it.
+    pub verdict: Result<(), Deny>,
+}
+
+/// The KMS root keys registered on chain at a block (mirror and `eth_call` agree).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredRoots {
+    /// The key generation.
+    pub generation: u64,
+    /// The root signer's address.
+    pub signer: Address,
+    /// The root CA's public key (uncompressed SEC1).
+    pub ca_public_key: Vec<u8>,
+}
+
+/// Metric handles the view updates; the service registers them under its own names.
+#[derive(Clone, Debug)]
+pub struct ViewMetrics {
+    /// Questions where the mirror and `eth_call` at the same block disagreed (always denied).
+    pub disagreements: prometheus::IntCounter,
+    /// The finalized block decisions are made at.
+    pub finalized_block: prometheus::IntGauge,
+    /// Its timestamp, unix seconds.
+    pub finalized_timestamp_seconds: prometheus::IntGauge,
+}
+
+/// How the view is set up.
+#[derive(Clone, Debug)]
+pub struct ViewSettings {
+    /// A finalized block older than this (by its timestamp) denies everything.
+    pub max_age: Duration,
+    /// How often the mirror's finalized block is re-read when no `NOTIFY` arrives.
+    pub poll: Duration,
+}
+
+/// What the mirror's facts about a boot depend on: app, compose hash, device and OS image (not
+/// the instance: instances of one app on one kind of machine share them).
+type FactsKey = (Address, B256, B256, B256);
+
+/// `(key generation, verdict)` for a boot asked about with generation 0.
+type AppMemo = (u64, Result<(), (DenyStage, String)>);
+
+#[derive(Default)]
+struct Memo {
+    block: B256,
+    standing: HashMap<Vec<u8>, Result<RegisteredRoots, (DenyStage, String)>>,
+    apps: HashMap<Vec<u8>, AppMemo>,
+    facts: HashMap<FactsKey, (RegistryFacts, AppRegistration)>,
+    chain: HashMap<Vec<u8>, Decision>,
+    known_registry: Option<bool>,
+    known_code: HashMap<Address, bool>,
+}
+
+const MEMO_LIMIT: usize = 65_536;
+
+/// Inserts into one of the memo's maps, which start again empty when full.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MEMO_LIMIT {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+/// `IKmsRegistry.AppKind.Factory`.
+const APP_KIND_FACTORY: u8 = 1;
+
+fn encode(boot: &BootInfo) -> Vec<u8> {
+    alloy::sol_types::SolValue::abi_encode(boot)
+}
+
+/// The finalized policy view of one deployment.
+pub struct PolicyView {
+    chain: ChainReader,
+    mirror: PgPool,
+    deployment: Deployment,
+    finalized: watch::Sender<Option<Finalized>>,
+    settings: ViewSettings,
+    clock: SharedClock,
+    metrics: ViewMetrics,
+    memo: Mutex<Memo>,
+}
+
+impl std::fmt::Debug for PolicyView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyView")
+            .field("chain_id", &self.deployment.chain_id)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyView {
+    /// A view of `deployment` through `chain` and the indexer's `mirror`, which must mirror the
+    /// deployment's chain. It starts at the mirror's current finalized block; run
+    /// [`Self::follow`] to keep it moving.
+    pub async fn new(
+        chain: ChainReader,
+        mirror: PgPool,
+        deployment: Deployment,
+        settings: ViewSettings,
+        clock: SharedClock,
+        metrics: ViewMetrics,
+    ) -> Result<Self> {
+        let view = {
+            let mut c = mirror.acquire().await?;
+            crate::read::view(&mut c).await?
+        };
+        if let Some(v) = view
+            && v.chain_id != deployment.chain_id
+        {
+            return Err(crate::Error::WrongChain {
+                expected: deployment.chain_id,
+                source_name: "the indexer's mirror",
+                actual: v.chain_id,
+            });
+        }
+        let initial = read_finalized(&mirror).await?;
+        Ok(Self {
+            chain,
+            mirror,
+            deployment,
+            finalized: watch::Sender::new(initial),
+            settings,
+            clock,
+            metrics,
+            memo: Mutex::new(Memo::default()),
+        })
+    }
+
+    /// Keeps the view at the mirror's finalized block until `shutdown` (see
+    /// [`crate::follow_finalized`]).
+    pub fn follow(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        follow_finalized(
+            self.mirror.clone(),
+            self.finalized.clone(),
+            self.settings.poll,
+            shutdown,
+        )
+    }
+
+    /// The deployment.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// The chain reader.
+    pub fn chain(&self) -> &ChainReader {
+        &self.chain
+    }
+
+    /// The KMS registry.
+    pub fn registry(&self) -> Address {
+        self.deployment.contracts.kms_registry
+    }
+
+    /// Follows changes of the finalized block.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Finalized>> {
+        self.finalized.subscribe()
+    }
+
+    /// The finalized block to decide at, if it is fresh enough.
+    pub fn current_block(&self) -> Result<Finalized, Deny> {
+        let Some(block) = *self.finalized.borrow() else {
+            return Err(Deny {
+                stage: DenyStage::ChainView,
+                reason: "no finalized block in the mirror yet".into(),
+                block: None,
+            });
+        };
+        self.metrics.finalized_block.set(block.number as i64);
+        self.metrics
+            .finalized_timestamp_seconds
+            .set(block.timestamp as i64);
+        let age = self.clock.now_secs().saturating_sub(block.timestamp);
+        let bound = self.settings.max_age.as_secs();
+        if age > bound {
+            return Err(Deny::at(
+                DenyStage::ChainView,
+                &block,
+                format!(
+                    "finalized head is stale: block {} is {age} s old, the bound is {bound} s",
+                    block.number
+                ),
+            ));
+        }
+        Ok(block)
+    }
+
+    fn with_memo<T>(&self, block: &Finalized, f: impl FnOnce(&mut Memo) -> T) -> Option<T> {
+        let mut memo = self.memo.lock().ok()?;
+        if memo.block != block.hash {
+            *memo = Memo {
+                block: block.hash,
+                ..Memo::default()
+            };
+        }
+        Some(f(&mut memo))
+    }
+
+    fn disagreement(&self, what: &str, mirror: &str, chain: &str) {
+        self.metrics.disagreements.inc();
+        tracing::error!(
+            target: "mirror::view",
+            check = what,
+            mirror = %mirror,
+            chain = %chain,
+            "the indexer mirror and eth_call disagree at the same block; denying"
+        );
+    }
+
+    /// Whether KMS node `node`, booted as `boot`, may serve at `block`: `isKmsAllowed` of its
+    /// boot, an active onboarding record, and registered root keys — each read from the mirror
+    /// and by `eth_call`, which must agree. Memoised for the block. `Err`: could not be read.
+    pub async fn kms_standing(
+        &self,
+        block: &Finalized,
+        node: Address,
+        boot: &BootInfo,
+    ) -> Result<Result<RegisteredRoots, Deny>> {
+        let mut key = encode(boot);
+        key.extend_from_slice(node.as_slice());
+        if let Some(Some(memo)) = self.with_memo(block, |m| m.standing.get(&key).cloned()) {
+            return Ok(memo.map_err(|(stage, reason)| Deny::at(stage, block, reason)));
+        }
+        let standing = self.check_standing(block, node, boot).await?;
+        self.with_memo(block, |m| {
+            insert_bounded(&mut m.standing, key, standing.clone());
+        });
+        Ok(standing.map_err(|(stage, reason)| Deny::at(stage, block, reason)))
+    }
+
+    async fn check_standing(
+        &self,
+        block: &Finalized,
+        node: Address,
+        boot: &BootInfo,
+    ) -> Result<Result<RegisteredRoots, (DenyStage, String)>> {
+        let registry = self.registry();
+        let (mirror_kms, mirror_node, mirror_roots) = {
+            let mut c = self.mirror.acquire().await?;
+            let d = facts::kms_at(&mut c, registry, boot, block.number).await?;
+            let n = facts::kms_node_at(&mut c, registry, node, block.number).await?;
+            let r = facts::root_keys_at(&mut c, registry, block.number).await?;
+            (d, n, r)
+        };
+        let chain_kms = self
+            .chain
+            .call(
+                registry,
+                &KmsRegistry::isKmsAllowedCall { boot: boot.clone() },
+                block.hash,
+            )
+            .await?;
+        let chain_node = self
+            .chain
+            .call(registry, &KmsRegistry::kmsNodeCall { node }, block.hash)
+            .await?;
+        let chain_roots = self
+            .chain
+            .call(registry, &KmsRegistry::kmsRootKeysCall {}, block.hash)
+            .await?;
+        let disagree = |what: &str| {
+            (
+                DenyStage::Disagreement,
+                format!("the mirror and the chain disagree about {what}"),
+            )
+        };
+        if mirror_kms.allowed != chain_kms._0 || mirror_kms.reason != chain_kms._1 {
+            self.disagreement("isKmsAllowed", &mirror_kms.reason, &chain_kms._1);
+            return Ok(Err(disagree("this node")));
+        }
+        if !chain_kms._0 {
+            return Ok(Err((
+                DenyStage::Node,
+                format!("isKmsAllowed: {}", chain_kms._1),
+            )));
+        }
+        if mirror_node.is_some() != chain_node.active {
+            self.disagreement(
+                "kmsNode",
+                &mirror_node.is_some().to_string(),
+                &chain_node.active.to_string(),
+            );
+            return Ok(Err(disagree("this node's record")));
+        }
+        if !chain_node.active {
+            return Ok(Err((
+                DenyStage::Node,
+                format!("node {node} is not an active KMS node"),
+            )));
+        }
+        let generation = chain_roots._2;
+        if generation == 0 {
+            return Ok(Err((
+                DenyStage::Node,
+                "no KMS root keys are registered".into(),
+            )));
+        }
+        let registered = RegisteredRoots {
+            generation,
+            signer: chain_roots._0,
+            ca_public_key: chain_roots._1.to_vec(),
+        };
+        let mirror_matches = mirror_roots.as_ref().is_some_and(|(g, signer, ca)| {
+            *g == registered.generation
+                && *signer == registered.signer
+                && *ca == registered.ca_public_key
+        });
+        if !mirror_matches {
+            self.disagreement("kmsRootKeys", "mirror root keys", "chain root keys");
+            return Ok(Err(disagree("the root keys")));
+        }
+        Ok(Ok(registered))
+    }
+
+    /// Whether `boot` is an allowed KMS node at `block` (mirror and `eth_call isKmsAllowed`
+    /// agree). `Err`: could not be read.
+    pub async fn kms(&self, block: &Finalized, boot: &BootInfo) -> Result<Result<(), Deny>> {
+        let mirror = {
+            let mut c = self.mirror.acquire().await?;
+            facts::kms_at(&mut c, self.registry(), boot, block.number).await?
+        };
+        let chain = self
+            .chain
+            .call(
+                self.registry(),
+                &KmsRegistry::isKmsAllowedCall { boot: boot.clone() },
+                block.hash,
+            )
+            .await?;
+        if mirror.allowed != chain._0 || mirror.reason != chain._1 {
+            self.disagreement("isKmsAllowed", &mirror.reason, &chain._1);
+            return Ok(Err(Deny::at(
+                DenyStage::Disagreement,
+                block,
+                "the mirror and the chain disagree",
+            )));
+        }
+        Ok(if chain._0 {
+            Ok(())
+        } else {
+            Err(Deny::at(DenyStage::Policy, block, chain._1))
+        })
+    }
+
+    /// Whether the app instance booted as `boot` may run (get keys, be routed to) at `block`.
+    /// `boot.keyGeneration` is ignored: the answer's boot carries the app's generation at the
+    /// block. `Err`: could not be read.
+    pub async fn app(&self, block: &Finalized, boot: &BootInfo) -> Result<AppAnswer> {
+        let boot0 = BootInfo {
+            keyGeneration: 0,
+            ..boot.clone()
+        };
+        let key = encode(&boot0);
+        let memo = match self
+            .with_memo(block, |m| m.apps.get(&key).cloned())
+            .flatten()
+        {
+            Some(v) => v,
+            None => {
+                let v = self.check_app(block, &boot0).await?;
+                self.with_memo(block, |m| insert_bounded(&mut m.apps, key, v.clone()));
+                v
+            }
+        };
+        let (generation, verdict) = memo;
+        Ok(AppAnswer {
+            boot: BootInfo {
+                keyGeneration: generation,
+                ..boot0
+            },
+            verdict: verdict.map_err(|(stage, reason)| Deny::at(stage, block, reason)),
+        })
+    }
+
+    async fn check_app(&self, block: &Finalized, boot0: &BootInfo) -> Result<AppMemo> {
+        let facts_key = (
+            boot0.appId,
+            boot0.composeHash,
+            boot0.deviceId,
+            boot0.osImageHash,
+        );
+        let cached = self
+            .with_memo(block, |m| m.facts.get(&facts_key).cloned())
+            .flatten();
+        let (registry_facts, registration) = match cached {
+            Some(f) => f,
+            None => {
+                let mut c = self.mirror.acquire().await?;
+                let f = facts::registry_facts(&mut c, self.registry(), boot0, block.number).await?;
+                let r = facts::app_registration(
+                    &mut c,
+                    self.deployment.contracts.app_implementation,
+                    boot0,
+                    block.number,
+                )
+                .await?;
+                self.with_memo(block, |m| {
+                    insert_bounded(&mut m.facts, facts_key, (f.clone(), r.clone()));
+                });
+                (f, r)
+            }
+        };
+        let generation = match &registration {
+            AppRegistration::Mirrored(f) => f.key_generation,
+            AppRegistration::None => 0,
+            AppRegistration::Delegated => self.app_generation(boot0.appId, block.hash).await,
+        };
+        let boot = BootInfo {
+            keyGeneration: generation,
+            ..boot0.clone()
+        };
+        let mirror = rules::app_decision(&boot, &registry_facts, &registration);
+        let chain = self.chain_verdict(block, boot).await?;
+        if let Some(m) = &mirror
+            && *m != chain
+        {
+            self.disagreement("isAppAllowed", &m.reason, &chain.reason);
+            let said = |d: &Decision| {
+                if d.allowed {
+                    "allowed".to_owned()
+                } else {
+                    d.reason.clone()
+                }
+            };
+            return Ok((
+                generation,
+                Err((
+                    DenyStage::Disagreement,
+                    format!(
+                        "the mirror and the chain disagree at block {} (mirror: {}, chain: {})",
+                        block.number,
+                        said(m),
+                        said(&chain)
+                    ),
+                )),
+            ));
+        }
+        Ok((
+            generation,
+            if chain.allowed {
+                Ok(())
+            } else {
+                Err((DenyStage::Policy, chain.reason))
+            },
+        ))
+    }
+
+    /// Whether, by the chain at `block`, `app`'s decision is made by code this deployment
+    /// knows: the registry runs the deployed implementation and `app` was created by the factory
+    /// and runs the deployed App implementation (memoised for the block).
+    async fn known_policy_code(&self, block: &Finalized, app: Address) -> Result<bool> {
+        if let Some(Some(known)) = self.with_memo(block, |m| m.known_code.get(&app).copied()) {
+            return Ok(known);
+        }
+        let contracts = &self.deployment.contracts;
+        let registry = self.registry();
+        let known_registry = match self.with_memo(block, |m| m.known_registry).flatten() {
+            Some(k) => k,
+            None => {
+                let k = self.chain.implementation(registry, block.hash).await?
+                    == contracts.kms_registry_implementation;
+                self.with_memo(block, |m| m.known_registry = Some(k));
+                k
+            }
+        };
+        let known = known_registry
+            && self
+                .chain
+                .call(registry, &KmsRegistry::appKindCall { app }, block.hash)
+                .await?
+                == APP_KIND_FACTORY
+            && self.chain.implementation(app, block.hash).await? == contracts.app_implementation;
+        self.with_memo(block, |m| {
+            insert_bounded(&mut m.known_code, app, known);
+        });
+        Ok(known)
+    }
+
+    /// `eth_call isAppAllowed(boot)` at `block`. When the deciding code is the deployment's own
+    /// ([`Self::known_policy_code`]) — whose `isAppAllowed` reads neither `mrAggregated` nor the
+    /// instance id beyond requiring it to be non-zero — boots that differ only in those share one
+    /// call per block; every other boot gets its own. Answers are remembered for every boot, and
+    /// the code is checked only when one would be reused, so an app's first instance costs one
+    /// read.
+    async fn chain_verdict(&self, block: &Finalized, boot: BootInfo) -> Result<Decision> {
+        let key = (boot.instanceId != FixedBytes::ZERO).then(|| {
+            encode(&BootInfo {
+                instanceId: FixedBytes::repeat_byte(0xff),
+                mrAggregated: B256::ZERO,
+                ..boot.clone()
+            })
+        });
+        let remembered = key.as_ref().and_then(|key| {
+            self.with_memo(block, |m| m.chain.get(key).cloned())
+                .flatten()
+        });
+        if let Some(decision) = remembered {
+            // A failed read only costs the sharing: the boot then gets its own call.
+            let known = self
+                .known_policy_code(block, boot.appId)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::debug!(target: "mirror::view", error = %e, "policy code not confirmed; not sharing");
+                    false
+                });
+            if known {
+                return Ok(decision);
+            }
+        }
+        let out = self
+            .chain
+            .call(
+                self.registry(),
+                &KmsRegistry::isAppAllowedCall { boot },
+                block.hash,
+            )
+            .await?;
+        let decision = Decision {
+            allowed: out._0,
+            reason: out._1,
+        };
+        if let Some(key) = key {
+            self.with_memo(block, |m| {
+                insert_bounded(&mut m.chain, key, decision.clone());
+            });
+        }
+        Ok(decision)
+    }
+
+    /// A custom app's key generation (`keyGeneration()` if it has one, else 0).
+    async fn app_generation(&self, app: Address, at: B256) -> u64 {
+        match self.chain.call(app, &App::keyGenerationCall {}, at).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::debug!(target: "mirror::view", %app, error = %e, "no keyGeneration(); using 0");
+                0
+            }
+        }
+    }
+
+    /// An app's key generation at `block` (`None`: not registered): the mirror's value,
+    /// cross-checked by `eth_call`; a disagreement is an error (nothing can be said).
+    pub async fn app_key_generation(&self, app: Address, block: &Finalized) -> Result<Option<u64>> {
+        let probe = BootInfo {
+            appId: app,
+            composeHash: B256::ZERO,
+            instanceId: FixedBytes::ZERO,
+            deviceId: B256::ZERO,
+            mrAggregated: B256::ZERO,
+            osImageHash: B256::ZERO,
+            teeKind: 0,
+            tcbStatus: 0,
+            gpuEvidenceHash: B256::ZERO,
+            keyGeneration: 0,
+        };
+        let registration = {
+            let mut c = self.mirror.acquire().await?;
+            facts::app_registration(
+                &mut c,
+                self.deployment.contracts.app_implementation,
+                &probe,
+                block.number,
+            )
+            .await?
+        };
+        match registration {
+            AppRegistration::None => Ok(None),
+            AppRegistration::Mirrored(f) => {
+                let chain = self
+                    .chain
+                    .call(app, &App::keyGenerationCall {}, block.hash)
+                    .await?;
+                if chain != f.key_generation {
+                    self.disagreement(
+                        "keyGeneration",
+                        &f.key_generation.to_string(),
+                        &chain.to_string(),
+                    );
+                    return Err(crate::Error::Disagreement {
+                        what: "the key generation",
+                        block: block.number,
+                    });
+                }
+                Ok(Some(chain))
+            }
+            AppRegistration::Delegated => Ok(Some(self.app_generation(app, block.hash).await)),
+        }
+    }
+}

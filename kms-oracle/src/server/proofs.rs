@@ -1,0 +1,86 @@
+//! `GET /v1/audit/{seq}`: a logged decision, its canonical leaf and, once committed on chain, the
+//! commitment covering it with an RFC 6962 inclusion proof.
+
+use std::sync::Arc;
+
+use alloy::primitives::{B256, Bytes};
+use axum::{
+    Json,
+    extract::{Path, State as AxState},
+};
+use covenant_kms_api::{AuditEntry, AuditEntryResponse, Commitment};
+
+use super::{State, refusal::Refusal};
+use crate::{
+    audit::{Entry, merkle},
+    store,
+};
+
+type Shared = Arc<State>;
+
+fn entry_json(e: &Entry) -> AuditEntry {
+    let d = &e.draft;
+    AuditEntry {
+        node: e.node,
+        seq: e.seq,
+        at_ms: d.at_ms,
+        action: d.action.as_str().to_owned(),
+        granted: d.granted,
+        reason: d.reason.clone(),
+        app_id: d.app_id,
+        instance_id: d.instance_id,
+        compose_hash: d.compose_hash,
+        evidence_digest: d.evidence_digest,
+        block: d.block,
+    }
+}
+
+/// `GET /v1/audit/{seq}`.
+pub(super) async fn audit_entry(
+    AxState(state): AxState<Shared>,
+    Path(seq): Path<String>,
+) -> Result<Json<AuditEntryResponse>, Refusal> {
+    let seq = seq
+        .parse::<u64>()
+        .map_err(|_| Refusal::bad_request("the sequence number must be a positive integer"))?;
+    let node = state.decider.own().node;
+    let read = async {
+        let mut c = state.audit_pool.acquire().await?;
+        let Some(entry) = store::audit::entry_at(&mut c, node, seq).await? else {
+            return Ok::<_, crate::Error>(None);
+        };
+        let commitment = match store::audit::commit_covering(&mut c, node, seq).await? {
+            Some(commit) => {
+                let batch =
+                    store::audit::entries(&mut c, node, commit.from_seq, commit.to_seq).await?;
+                let leaves: Vec<merkle::Hash> = batch.iter().map(|e| e.leaf_hash()).collect();
+                let index = seq - commit.from_seq;
+                let path = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| merkle::inclusion_proof(&leaves, i))
+                    .unwrap_or_default();
+                Some(Commitment {
+                    from_seq: commit.from_seq,
+                    to_seq: commit.to_seq,
+                    root: commit.root,
+                    tx_hash: commit.tx_hash,
+                    index,
+                    tree_size: leaves.len() as u64,
+                    path: path.into_iter().map(B256::from).collect(),
+                })
+            }
+            None => None,
+        };
+        Ok(Some((entry, commitment)))
+    };
+    match read.await {
+        Ok(Some((entry, commitment))) => Ok(Json(AuditEntryResponse {
+            entry: entry_json(&entry),
+            leaf: Bytes::from(entry.leaf_bytes()),
+            leaf_hash: B256::from(entry.leaf_hash()),
+            commitment,
+        })),
+        Ok(None) => Err(Refusal::not_found(format!("no audit entry {seq}"))),
+        Err(e) => Err(Refusal::unavailable("audit log unavailable", &e)),
+    }
+}
