@@ -54,7 +54,8 @@ use std::{
 use alloy::primitives::{Address, B256};
 use clap::{Parser, Subcommand};
 use covenant_attest::{Collateral, ManifestEntry};
-use covenant_kms_oracle::{client, identity};
+use covenant_kms_api::client;
+use covenant_kms_oracle::identity;
 use covenant_testkit::{Process, Signal, postgres::PgCluster};
 use fixture::{Boot, FINALITY, Instance, OS_IMAGE, Stack};
 use http_body_util::{BodyExt, Full};

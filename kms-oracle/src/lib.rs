@@ -10,7 +10,7 @@
 //!   [`keys::Keyring`] releases keys against; stale view, node not allowed, disagreement → deny.
 //! - [`audit`]: the log, its writer (a key leaves only after its grant is committed), the Merkle
 //!   tree and the on-chain committer.
-//! - [`server`]: HTTPS with RA-TLS client authentication; [`client`]: the other side.
+//! - [`server`]: HTTPS with RA-TLS client authentication (clients use `covenant-kms-api`).
 //! - [`seal`], [`identity`], [`replicate`]: the node's secrets at rest, its own evidence, and
 //!   obtaining the root secret from another node.
 //!
@@ -20,7 +20,6 @@
 
 pub mod audit;
 pub mod chain;
-pub mod client;
 pub mod config;
 mod error;
 pub mod identity;

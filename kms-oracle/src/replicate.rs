@@ -3,15 +3,16 @@
 //! node at the finalized block) and the source checks ours and records the onboarding on chain
 //! before answering. The secret is accepted only if it derives the root keys registered on chain.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use covenant_attest::{Collateral, Policy, ratls::RaTlsIdentity};
 use covenant_chain::kms_registry::KmsRegistry;
+use covenant_kms_api::{KmsClient, ReplicateRequest, client::client_config};
 use covenant_mirror::{Clock, PolicyView};
 use zeroize::Zeroizing;
 
 use crate::{
-    Error, Result, client,
+    Error, Result,
     identity::OwnIdentity,
     keys::{Domain, RootKeys, RootSecret},
 };
@@ -34,23 +35,28 @@ pub async fn obtain_root(
         Collateral::default(),
         &provider,
     );
-    let config = client::client_config(
+    let config = client_config(
         Some((&identity.certificate_der, &identity.private_key_der)),
         Arc::new(verifier),
         provider,
     )?;
     let chain_id = view.deployment().chain_id;
-    let body = serde_json::json!({ "node": own.node, "chainId": chain_id });
-    let reply = client::request(
+    let client = KmsClient::new(
+        &[&format!("https://{source}")],
         Arc::new(config),
-        source,
-        "POST",
-        "/v1/replicate",
-        Some(body.to_string().into_bytes()),
+        Duration::from_secs(30),
     )
-    .await?;
+    .map_err(|e| Error::Replication(e.to_string()))?;
+    let request = ReplicateRequest {
+        chain_id: Some(chain_id),
+        node: Some(own.node),
+    };
+    let answer = client
+        .replicate(&request)
+        .await
+        .map_err(|e| Error::Replication(e.to_string()))?;
     // The handshake checked the source's evidence and binding; now the chain must allow it.
-    let certificate = reply
+    let certificate = answer
         .server_certificate
         .as_deref()
         .ok_or_else(|| Error::Replication("the source presented no certificate".into()))?;
@@ -67,21 +73,8 @@ pub async fn obtain_root(
             block.number, deny.reason
         )));
     }
-    if reply.status != 200 {
-        return Err(Error::Replication(format!(
-            "the source refused ({}): {}",
-            reply.status,
-            reply.json()["error"].as_str().unwrap_or("no reason given")
-        )));
-    }
-    let secret = Zeroizing::new(
-        reply.json()["rootSecret"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    );
     let bytes = Zeroizing::new(
-        hex::decode(secret.as_str())
+        hex::decode(answer.body.root_secret.expose())
             .map_err(|_| Error::Replication("malformed root secret".into()))?,
     );
     let array: [u8; 32] = bytes

@@ -3,10 +3,26 @@
 //! - [`wire`]: one request and one response type per endpoint (serde both ways); the kms-oracle
 //!   answers with these very types, so server and clients cannot drift. Secret material is a
 //!   [`wire::Secret`]: wiped on drop, redacted in `Debug`.
+//! - [`KmsClient`]: URLs with DNS names, several nodes with failover, a kept-alive connection per
+//!   node, typed errors ([`ClientError`]: refused with the node's reason, unavailable,
+//!   unreachable, bad evidence, malformed).
+//! - [`KmsIdentityChecker`]: is the node on the other end one the chain allows? Its RA-TLS
+//!   evidence, `isKmsAllowed`, `kmsNode` and `kmsRootKeys` over plain RPC at a finalized block
+//!   hash — no mirror database needed (guests, the CLI).
+//! - [`verify_app_chain`]: a KMS-issued certificate chain (leaf → app CA → root CA) checked
+//!   against the on-chain root CA key of its generation (the gateway, the CLI, app-to-app mTLS).
 //!
 //! It must not depend on sqlx, a server framework or any service crate: guests, the gateway, the
 //! CLI and other KMS nodes link it.
 
+pub mod certs;
+pub mod client;
+pub mod identity;
 pub mod wire;
 
+pub use certs::{
+    CertificateError, RootAnchor, VerifiedAppCertificate, pem_chain_to_der, verify_app_chain,
+};
+pub use client::{Answer, ClientError, Endpoint, KmsClient};
+pub use identity::{Finality, IdentityError, KmsIdentityChecker, KmsStanding};
 pub use wire::*;

@@ -21,7 +21,7 @@ use covenant_chain::{
     app::App,
     kms_registry::{IApp, KmsRegistry},
 };
-use covenant_kms_oracle::client::{self, Reply};
+use covenant_kms_api::client::{self, Reply};
 use covenant_testkit::{
     Anvil, Process, Signal, TestDatabase, TestDeployment, deploy_contracts, wait_for,
 };
@@ -573,4 +573,32 @@ pub fn app_provenance(what: &str) -> App::Provenance {
         sourceCommit: "0123456789abcdef".into(),
         artifactDigests: vec![B256::repeat_byte(0x42)],
     }
+}
+
+/// A second node (device `KMS_DEVICE_2`, allowed by governance) that obtains the root secret
+/// from `first`, serving at the current finalized block.
+pub async fn second_node(stack: &Stack, first: &Kms) -> Kms {
+    let state_dir = stack.dir.path().join("kms-2");
+    init(stack, &state_dir, KMS_DEVICE_2, false);
+    let timelock = stack.timelock();
+    send!(
+        stack
+            .registry()
+            .addKmsDevice(B256::from(KMS_DEVICE_2))
+            .from(timelock)
+    );
+    stack.finalize();
+    first.wait_serving_at(stack.head().await - FINALITY).await;
+    let second = Kms::spawn(
+        stack,
+        KmsOptions {
+            device: KMS_DEVICE_2,
+            state_dir,
+            extra: &["--replicate-from", &first.addr.to_string()],
+            audit: None,
+        },
+    );
+    stack.finalize();
+    second.wait_serving_at(stack.head().await - FINALITY).await;
+    second
 }

@@ -8,5 +8,6 @@
 
 mod fixture;
 mod grants;
+mod kms_api;
 mod refusals;
 mod replication;

@@ -1,0 +1,292 @@
+//! Verifying certificate chains a KMS issued (`POST /v1/certificates`): leaf → app CA → root CA,
+//! where the root CA's key must be the on-chain `kmsRootKeys().caPublicKey` of the stated
+//! generation. For the gateway (an app's TLS certificate), the CLI and app-to-app mTLS.
+//!
+//! What a chain must show, all of it checked:
+//! - three certificates, each valid at the given time;
+//! - the root CA: the registered key, self-signed, a CA, naming this deployment (chain id and
+//!   registry) and the stated root generation;
+//! - the app CA: signed by the root CA, a CA that may issue only leaves, naming one app and its
+//!   key generation;
+//! - the leaf: signed by that app CA, not a CA, naming the same app (common name and the URI
+//!   `urn:covenant:app:<address>`) — and the app the caller expects, if it names one.
+
+use alloy::primitives::Address;
+use x509_parser::{
+    certificate::X509Certificate,
+    extensions::{GeneralName, ParsedExtension},
+    prelude::FromDer,
+    time::ASN1Time,
+};
+
+/// The on-chain root keys a chain must lead to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootAnchor {
+    /// The chain the deployment is on.
+    pub chain_id: u64,
+    /// The `KmsRegistry` proxy.
+    pub kms_registry: Address,
+    /// The root key generation (`kmsRootKeys()`).
+    pub generation: u64,
+    /// The root CA's public key, uncompressed SEC1 (`kmsRootKeys().caPublicKey`).
+    pub ca_public_key: Vec<u8>,
+}
+
+/// What a verified chain proves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedAppCertificate {
+    /// The app the leaf was issued to.
+    pub app: Address,
+    /// The app's key generation (its app CA's).
+    pub key_generation: u64,
+    /// The DNS names of the leaf.
+    pub dns_names: Vec<String>,
+    /// The leaf's public key (SubjectPublicKeyInfo, DER).
+    pub public_key_der: Vec<u8>,
+}
+
+/// Why a chain is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CertificateError {
+    /// Not three parseable certificates.
+    #[error("malformed certificate chain: {0}")]
+    Malformed(String),
+    /// The root CA's key is not the registered one.
+    #[error("the root CA is not the registered KMS root of generation {generation}")]
+    OtherRoot {
+        /// The generation whose key was expected.
+        generation: u64,
+    },
+    /// The root CA names another deployment or generation.
+    #[error("the root CA is `{found}`, expected `{expected}`")]
+    OtherRootName {
+        /// What the root CA names.
+        found: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A signature does not verify.
+    #[error("the {which} is not signed by its issuer")]
+    BadSignature {
+        /// Which certificate.
+        which: &'static str,
+    },
+    /// A certificate is not valid at the time given.
+    #[error("the {which} is not valid at {now}")]
+    NotValid {
+        /// Which certificate.
+        which: &'static str,
+        /// The time, unix seconds.
+        now: i64,
+    },
+    /// A certificate plays the wrong role (a CA as leaf, a leaf as CA, a CA that may issue CAs).
+    #[error("the {which} {reason}")]
+    WrongRole {
+        /// Which certificate.
+        which: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The leaf and its app CA name different apps, or the leaf names none.
+    #[error("the leaf names app {leaf}, its app CA names app {ca}")]
+    AppMismatch {
+        /// The leaf's app (as written).
+        leaf: String,
+        /// The app CA's app.
+        ca: Address,
+    },
+    /// The chain is another app's.
+    #[error("the certificate is app {found}'s, not app {expected}'s")]
+    OtherApp {
+        /// The app expected.
+        expected: Address,
+        /// The app the chain names.
+        found: Address,
+    },
+}
+
+fn malformed(reason: impl Into<String>) -> CertificateError {
+    CertificateError::Malformed(reason.into())
+}
+
+/// PEM certificates (as `/v1/certificates` returns them) to DER.
+pub fn pem_chain_to_der(pems: &[String]) -> Result<Vec<Vec<u8>>, CertificateError> {
+    pems.iter()
+        .map(|p| {
+            let (rest, pem) = x509_parser::pem::parse_x509_pem(p.as_bytes())
+                .map_err(|e| malformed(format!("not PEM: {e}")))?;
+            if pem.label != "CERTIFICATE" || !rest.iter().all(u8::is_ascii_whitespace) {
+                return Err(malformed("expected exactly one PEM CERTIFICATE per entry"));
+            }
+            Ok(pem.contents)
+        })
+        .collect()
+}
+
+fn common_name<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a str> {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+}
+
+fn check_valid(
+    cert: &X509Certificate<'_>,
+    which: &'static str,
+    now: i64,
+) -> Result<(), CertificateError> {
+    let at = ASN1Time::from_timestamp(now).map_err(|e| malformed(e.to_string()))?;
+    if cert.validity().is_valid_at(at) {
+        Ok(())
+    } else {
+        Err(CertificateError::NotValid { which, now })
+    }
+}
+
+fn check_signed_by(
+    cert: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+    which: &'static str,
+) -> Result<(), CertificateError> {
+    if cert.issuer() != issuer.subject() {
+        return Err(CertificateError::BadSignature { which });
+    }
+    cert.verify_signature(Some(issuer.public_key()))
+        .map_err(|_| CertificateError::BadSignature { which })
+}
+
+/// `Some(path length)` for a CA, `None` for a leaf.
+fn ca_path_len(cert: &X509Certificate<'_>) -> Result<Option<Option<u32>>, CertificateError> {
+    match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => Ok(Some(bc.value.path_len_constraint)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(malformed(format!("basic constraints: {e}"))),
+    }
+}
+
+fn parse<'a>(der: &'a [u8], which: &str) -> Result<X509Certificate<'a>, CertificateError> {
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|e| malformed(format!("{which}: {e}")))?;
+    if !rest.is_empty() {
+        return Err(malformed(format!("{which}: trailing bytes")));
+    }
+    Ok(cert)
+}
+
+fn parse_address(s: &str) -> Option<Address> {
+    let ok = s.len() == 42 && s.starts_with("0x");
+    ok.then(|| s.parse().ok()).flatten()
+}
+
+/// Verifies `chain` (leaf, app CA, root CA; DER) against `anchor` at `now` (unix seconds). With
+/// `expected_app`, the leaf must be that app's.
+pub fn verify_app_chain(
+    chain: &[Vec<u8>],
+    anchor: &RootAnchor,
+    expected_app: Option<Address>,
+    now: i64,
+) -> Result<VerifiedAppCertificate, CertificateError> {
+    let [leaf, app_ca, root] = chain else {
+        return Err(malformed(format!(
+            "{} certificates, expected leaf, app CA and root CA",
+            chain.len()
+        )));
+    };
+    let (leaf, app_ca, root) = (
+        parse(leaf, "leaf")?,
+        parse(app_ca, "app CA")?,
+        parse(root, "root CA")?,
+    );
+
+    // The root: the registered key, naming this deployment and generation.
+    if root.public_key().subject_public_key.data.as_ref() != anchor.ca_public_key.as_slice() {
+        return Err(CertificateError::OtherRoot {
+            generation: anchor.generation,
+        });
+    }
+    let expected_root = format!(
+        "Covenant KMS root, chain {} registry {} generation {}",
+        anchor.chain_id, anchor.kms_registry, anchor.generation
+    );
+    let root_name = common_name(&root).unwrap_or_default();
+    if root_name != expected_root {
+        return Err(CertificateError::OtherRootName {
+            found: root_name.to_owned(),
+            expected: expected_root,
+        });
+    }
+    check_signed_by(&root, &root, "root CA")?;
+    if ca_path_len(&root)?.is_none() {
+        return Err(CertificateError::WrongRole {
+            which: "root CA",
+            reason: "is not a CA",
+        });
+    }
+    check_valid(&root, "root CA", now)?;
+
+    // The app CA: one app, one generation, may issue leaves only.
+    check_signed_by(&app_ca, &root, "app CA")?;
+    if ca_path_len(&app_ca)? != Some(Some(0)) {
+        return Err(CertificateError::WrongRole {
+            which: "app CA",
+            reason: "is not a CA limited to issuing leaves",
+        });
+    }
+    check_valid(&app_ca, "app CA", now)?;
+    let ca_name = common_name(&app_ca).unwrap_or_default();
+    let (ca_app, key_generation) = ca_name
+        .strip_prefix("Covenant app ")
+        .and_then(|rest| rest.split_once(" generation "))
+        .and_then(|(app, g)| Some((parse_address(app)?, g.parse::<u64>().ok()?)))
+        .ok_or_else(|| malformed(format!("the app CA's name `{ca_name}` names no app")))?;
+
+    // The leaf: signed by that app CA, the same app.
+    check_signed_by(&leaf, &app_ca, "leaf")?;
+    if ca_path_len(&leaf)?.is_some() {
+        return Err(CertificateError::WrongRole {
+            which: "leaf",
+            reason: "is a CA",
+        });
+    }
+    check_valid(&leaf, "leaf", now)?;
+    let mut uri_apps = Vec::new();
+    let mut dns_names = Vec::new();
+    for ext in leaf.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for name in &san.general_names {
+                match name {
+                    GeneralName::URI(uri) => uri_apps.push(
+                        uri.strip_prefix("urn:covenant:app:")
+                            .and_then(parse_address),
+                    ),
+                    GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let leaf_name = common_name(&leaf).unwrap_or_default();
+    let names_ca_app = parse_address(leaf_name) == Some(ca_app)
+        && uri_apps.len() == 1
+        && uri_apps[0] == Some(ca_app);
+    if !names_ca_app {
+        return Err(CertificateError::AppMismatch {
+            leaf: leaf_name.to_owned(),
+            ca: ca_app,
+        });
+    }
+    if let Some(expected) = expected_app
+        && expected != ca_app
+    {
+        return Err(CertificateError::OtherApp {
+            expected,
+            found: ca_app,
+        });
+    }
+    Ok(VerifiedAppCertificate {
+        app: ca_app,
+        key_generation,
+        dns_names,
+        public_key_der: leaf.public_key().raw.to_vec(),
+    })
+}
