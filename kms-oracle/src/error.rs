@@ -48,6 +48,9 @@ pub enum Error {
     /// The node's own evidence could not be produced or does not verify.
     #[error("own attestation: {0}")]
     Attestation(#[from] covenant_attest::Error),
+    /// The node's TEE could not produce evidence.
+    #[error("own evidence: {0}")]
+    Tee(#[from] covenant_tee::Error),
     /// Certificate or key encoding failed.
     #[error("certificate: {0}")]
     Certificate(String),

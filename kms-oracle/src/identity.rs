@@ -4,13 +4,14 @@
 
 use alloy::primitives::{Address, B256};
 use covenant_attest::{
-    AppId, ComposeHash, DeviceId, Evidence, ExpectedMeasurements, InstanceId, ManifestEntry,
-    OsImageHash, Platform, Policy, TcbStatus, VerifiedEvidence,
+    AppId, ComposeHash, DeviceId, ExpectedMeasurements, InstanceId, ManifestEntry, OsImageHash,
+    Platform, Policy, TcbStatus, VerifiedEvidence,
     eventlog::RuntimeIdentity,
-    ratls::{self, RaTlsIdentity},
+    ratls::RaTlsIdentity,
     simulator::{SimulatedTee, SimulatorRootKey},
 };
 use covenant_chain::BootInfo;
+use covenant_tee::EvidenceProducer;
 use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
@@ -54,10 +55,10 @@ pub fn kms_runtime_identity(registry: Address, os_image: B256) -> RuntimeIdentit
     }
 }
 
-/// The node's TEE.
+/// The node's TEE: an evidence producer that has recorded the node's boot.
 #[derive(Debug)]
 pub struct NodeTee {
-    tee: SimulatedTee,
+    producer: Box<dyn EvidenceProducer>,
 }
 
 impl NodeTee {
@@ -82,27 +83,21 @@ impl NodeTee {
                 "the manifest entry for {os_image} is not a TD measurement"
             )));
         };
-        let mut tee = SimulatedTee::new(
+        let mut producer = covenant_tee::Simulated::new(SimulatedTee::new(
             SimulatorRootKey::development(),
             DeviceId::new(device_id.0),
             *mrtd,
             *rtmr,
-        );
-        tee.record_boot(&kms_runtime_identity(registry, os_image));
-        Ok(Self { tee })
+        ));
+        producer.record_boot(&kms_runtime_identity(registry, os_image))?;
+        Ok(Self {
+            producer: Box::new(producer),
+        })
     }
 
     /// A fresh RA-TLS identity whose evidence binds its key.
     pub fn ratls_identity(&self) -> Result<RaTlsIdentity> {
-        Ok(ratls::generate_identity(|report_data| {
-            Ok(Evidence {
-                platform: Platform::Simulated,
-                quote: self.tee.quote(report_data),
-                vcek: Vec::new(),
-                event_log: self.tee.event_log().to_vec(),
-                gpu: None,
-            })
-        })?)
+        Ok(self.producer.ratls_identity()?)
     }
 }
 

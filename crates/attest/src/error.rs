@@ -122,14 +122,6 @@ pub enum Error {
     /// RA-TLS certificate or extension problem.
     #[error("RA-TLS: {0}")]
     RaTls(String),
-    /// Producing evidence on this machine failed (configfs-tsm).
-    #[error("quote generation via {path} failed: {reason}")]
-    QuoteGeneration {
-        /// The configfs path involved.
-        path: String,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// The crate's result type.

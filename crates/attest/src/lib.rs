@@ -12,14 +12,14 @@
 //!
 //! Synchronous, no I/O, no network: collateral is data, and the verification time is a parameter
 //! (tests pin it). Every failure is a typed [`Error`] that names the check; no input panics.
-//! This crate must not decide policy it cannot see (on-chain allowlists live in the registries).
+//! This crate must not decide policy it cannot see (on-chain allowlists live in the registries),
+//! nor produce evidence (`covenant-tee` does, with the I/O that takes).
 
 mod error;
 mod types;
 mod verify;
 
 pub mod compose;
-pub mod configfs;
 pub mod eventlog;
 pub mod nvidia;
 pub mod ratls;

@@ -10,7 +10,9 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use crate::{Error, Platform, ReportData, Result};
+use covenant_attest::{Platform, ReportData};
+
+use crate::{Error, Result};
 
 /// Where the kernel exposes configfs-tsm.
 pub const DEFAULT_ROOT: &str = "/sys/kernel/config/tsm/report";
@@ -28,10 +30,25 @@ pub struct TsmQuote {
     pub aux: Vec<u8>,
 }
 
+/// Plays the kernel's part in unit tests: populates an entry the moment it is made, as
+/// configfs does on `mkdir`.
+#[cfg(test)]
+pub(crate) type FakeKernel = std::sync::Arc<dyn Fn(&Path) + Send + Sync>;
+
 /// A configfs-tsm mount.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConfigfsTsm {
     root: PathBuf,
+    #[cfg(test)]
+    fake_kernel: Option<FakeKernel>,
+}
+
+impl std::fmt::Debug for ConfigfsTsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigfsTsm")
+            .field("root", &self.root)
+            .finish()
+    }
 }
 
 impl Default for ConfigfsTsm {
@@ -43,7 +60,24 @@ impl Default for ConfigfsTsm {
 impl ConfigfsTsm {
     /// A configfs-tsm report directory at `root` (tests pass a fake tree).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            #[cfg(test)]
+            fake_kernel: None,
+        }
+    }
+
+    /// This mount with `kernel` populating every new entry (a fake tree that behaves).
+    #[cfg(test)]
+    pub(crate) fn with_fake_kernel(mut self, kernel: FakeKernel) -> Self {
+        self.fake_kernel = Some(kernel);
+        self
+    }
+
+    /// The provider behind the mount (`tdx_guest`, `sev_guest`): which TEE this machine is.
+    pub fn platform(&self) -> Result<Platform> {
+        let entry = self.open()?;
+        provider(&entry.path)
     }
 
     /// Creates a new report entry (removed again when dropped).
@@ -56,6 +90,10 @@ impl ConfigfsTsm {
         );
         let path = self.root.join(name);
         fs::create_dir(&path).map_err(|e| failure(&path, format!("mkdir: {e}")))?;
+        #[cfg(test)]
+        if let Some(kernel) = &self.fake_kernel {
+            kernel(&path);
+        }
         Ok(TsmEntry { path })
     }
 
@@ -90,11 +128,7 @@ impl TsmEntry {
                 format!("generation is {generation}, expected 1: another writer used this entry"),
             ));
         }
-        let platform = match read_text(&self.path.join("provider"))?.as_str() {
-            "tdx_guest" => Platform::Tdx,
-            "sev_guest" => Platform::Snp,
-            other => return Err(failure(&self.path, format!("unknown provider {other:?}"))),
-        };
+        let platform = provider(&self.path)?;
         let aux_path = self.path.join("auxblob");
         let aux = if aux_path.exists() {
             read_bounded(&aux_path)?
@@ -119,9 +153,17 @@ impl Drop for TsmEntry {
     }
 }
 
+fn provider(entry: &Path) -> Result<Platform> {
+    match read_text(&entry.join("provider"))?.as_str() {
+        "tdx_guest" => Ok(Platform::Tdx),
+        "sev_guest" => Ok(Platform::Snp),
+        other => Err(failure(entry, format!("unknown provider {other:?}"))),
+    }
+}
+
 fn failure(path: &Path, reason: impl ToString) -> Error {
-    Error::QuoteGeneration {
-        path: path.display().to_string(),
+    Error::Kernel {
+        path: path.to_owned(),
         reason: reason.to_string(),
     }
 }
@@ -229,7 +271,7 @@ mod tests {
         let err = ConfigfsTsm::new("/nonexistent/tsm/report")
             .quote(&ReportData::new([0; 64]))
             .unwrap_err();
-        assert!(matches!(err, Error::QuoteGeneration { .. }), "{err}");
+        assert!(matches!(err, Error::Kernel { .. }), "{err}");
         assert!(err.to_string().contains("/nonexistent/tsm/report"), "{err}");
     }
 

@@ -1,0 +1,216 @@
+//! Producing TEE evidence, behind one trait ([`EvidenceProducer`]), for every Covenant component
+//! that boots inside a TEE: guests, the gateway, KMS nodes.
+//!
+//! - [`Simulated`]: the software TEE for development and CI, for any app identity (apps, the
+//!   gateway and KMS nodes all boot as apps); its evidence goes through the same `verify`.
+//! - [`Tdx`]: Intel TDX through configfs-tsm ([`configfs`]), with each runtime event extended
+//!   into RTMR3 through the kernel's TDX guest interface ([`rtmr`]).
+//! - [`Snp`]: AMD SEV-SNP through configfs-tsm, with the VCEK taken from the certificate table
+//!   the host supplies with the report ([`certtable`]); SNP has no runtime register, so the
+//!   replayed event log is committed in the report data (`covenant_attest::snp_report_data`).
+//!
+//! Each producer records the runtime events of a boot in order (app id, compose hash, instance
+//! id, key provider, OS image, optional GPU evidence, system ready) and returns
+//! [`covenant_attest::Evidence`] that `covenant_attest::verify` judges. This crate does the I/O
+//! that takes and decides nothing: whether evidence is acceptable is the verifier's and the
+//! chain's business.
+
+mod error;
+
+pub mod certtable;
+pub mod configfs;
+pub mod rtmr;
+
+use covenant_attest::{
+    Evidence, Platform, ReportData,
+    eventlog::{self, RuntimeEvent, RuntimeIdentity},
+    ratls::{self, RaTlsIdentity},
+    simulator::SimulatedTee,
+};
+
+pub use error::{Error, Result};
+
+/// Something that can extend runtime events and produce evidence over report data.
+pub trait EvidenceProducer: Send + Sync + std::fmt::Debug {
+    /// The platform of the evidence.
+    fn platform(&self) -> Platform;
+
+    /// Extends `event` into the runtime register (where the platform has one) and records it.
+    fn extend(&mut self, event: RuntimeEvent) -> Result<()>;
+
+    /// The runtime events recorded so far, in order.
+    fn event_log(&self) -> &[RuntimeEvent];
+
+    /// Evidence whose report data binds `binding` (e.g. an RA-TLS key), with the event log.
+    fn evidence(&self, binding: &ReportData) -> Result<Evidence>;
+
+    /// Records the boot of `identity`: its events, in order.
+    fn record_boot(&mut self, identity: &RuntimeIdentity) -> Result<()> {
+        for event in identity.boot_events() {
+            self.extend(event)?;
+        }
+        Ok(())
+    }
+
+    /// A fresh RA-TLS key and certificate whose evidence binds that key.
+    fn ratls_identity(&self) -> Result<RaTlsIdentity> {
+        let mut failure = None;
+        let identity = ratls::generate_identity(|report_data| {
+            self.evidence(report_data).map_err(|e| {
+                failure = Some(e);
+                covenant_attest::Error::RaTls("evidence production failed".into())
+            })
+        });
+        match (identity, failure) {
+            (_, Some(e)) => Err(e),
+            (identity, None) => Ok(identity?),
+        }
+    }
+}
+
+/// The simulated TEE.
+#[derive(Debug)]
+pub struct Simulated {
+    tee: SimulatedTee,
+}
+
+impl Simulated {
+    /// A producer around `tee` (its registers, device, TCB status and signing root).
+    pub fn new(tee: SimulatedTee) -> Self {
+        Self { tee }
+    }
+}
+
+impl EvidenceProducer for Simulated {
+    fn platform(&self) -> Platform {
+        Platform::Simulated
+    }
+
+    fn extend(&mut self, event: RuntimeEvent) -> Result<()> {
+        self.tee.extend(event);
+        Ok(())
+    }
+
+    fn event_log(&self) -> &[RuntimeEvent] {
+        self.tee.event_log()
+    }
+
+    fn evidence(&self, binding: &ReportData) -> Result<Evidence> {
+        Ok(Evidence {
+            platform: Platform::Simulated,
+            quote: self.tee.quote(binding),
+            vcek: Vec::new(),
+            event_log: self.tee.event_log().to_vec(),
+            gpu: None,
+        })
+    }
+}
+
+/// Intel TDX: quotes through configfs-tsm, runtime events extended into RTMR3.
+#[derive(Debug)]
+pub struct Tdx {
+    tsm: configfs::ConfigfsTsm,
+    rtmr3: rtmr::Rtmr3,
+    events: Vec<RuntimeEvent>,
+}
+
+impl Tdx {
+    /// A producer using `tsm` and `rtmr3` (the kernel's, by default).
+    pub fn new(tsm: configfs::ConfigfsTsm, rtmr3: rtmr::Rtmr3) -> Self {
+        Self {
+            tsm,
+            rtmr3,
+            events: Vec::new(),
+        }
+    }
+}
+
+impl EvidenceProducer for Tdx {
+    fn platform(&self) -> Platform {
+        Platform::Tdx
+    }
+
+    fn extend(&mut self, event: RuntimeEvent) -> Result<()> {
+        self.rtmr3.extend(&event.digest())?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    fn event_log(&self) -> &[RuntimeEvent] {
+        &self.events
+    }
+
+    fn evidence(&self, binding: &ReportData) -> Result<Evidence> {
+        let quote = self.tsm.quote(binding)?;
+        if quote.platform != Platform::Tdx {
+            return Err(Error::WrongPlatform {
+                expected: Platform::Tdx,
+                got: quote.platform,
+            });
+        }
+        Ok(Evidence {
+            platform: Platform::Tdx,
+            quote: quote.quote,
+            vcek: Vec::new(),
+            event_log: self.events.clone(),
+            gpu: None,
+        })
+    }
+}
+
+/// AMD SEV-SNP: reports through configfs-tsm over the binding and the replayed event log, the
+/// VCEK from the host's certificate table.
+#[derive(Debug)]
+pub struct Snp {
+    tsm: configfs::ConfigfsTsm,
+    events: Vec<RuntimeEvent>,
+}
+
+impl Snp {
+    /// A producer using `tsm`.
+    pub fn new(tsm: configfs::ConfigfsTsm) -> Self {
+        Self {
+            tsm,
+            events: Vec::new(),
+        }
+    }
+}
+
+impl EvidenceProducer for Snp {
+    fn platform(&self) -> Platform {
+        Platform::Snp
+    }
+
+    /// SNP has no runtime register: the event is recorded, and the replayed log is committed in
+    /// the report data of every report.
+    fn extend(&mut self, event: RuntimeEvent) -> Result<()> {
+        self.events.push(event);
+        Ok(())
+    }
+
+    fn event_log(&self) -> &[RuntimeEvent] {
+        &self.events
+    }
+
+    fn evidence(&self, binding: &ReportData) -> Result<Evidence> {
+        let replayed = eventlog::replay(&self.events)?;
+        let report_data = covenant_attest::snp_report_data(binding, &replayed);
+        let report = self.tsm.quote(&report_data)?;
+        if report.platform != Platform::Snp {
+            return Err(Error::WrongPlatform {
+                expected: Platform::Snp,
+                got: report.platform,
+            });
+        }
+        Ok(Evidence {
+            platform: Platform::Snp,
+            vcek: certtable::vcek(&report.aux)?,
+            quote: report.quote,
+            event_log: self.events.clone(),
+            gpu: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
