@@ -11,3 +11,4 @@ mod grants;
 mod kms_api;
 mod refusals;
 mod replication;
+mod standing;
