@@ -38,6 +38,38 @@ pub struct SnpReport {
     pub reported_tcb: SnpTcb,
     /// The TCB the firmware has committed to (no rollback below it).
     pub committed_tcb: SnpTcb,
+    /// What the guest policy and the request allow: judged by [`check_guest`].
+    pub guest: SnpGuest,
+}
+
+/// The parts of a report that say how far the guest can be inspected or moved, and from where
+/// the report was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnpGuest {
+    /// The guest policy allows debugging (the host can read and write guest memory).
+    pub debug_allowed: bool,
+    /// The guest policy allows a migration agent.
+    pub migration_agent_allowed: bool,
+    /// The VMPL the report was requested at.
+    pub vmpl: u32,
+}
+
+/// Refuses a guest whose policy allows debugging or a migration agent, or whose report was not
+/// requested at VMPL 0 (a lower-privileged level could ask for reports over anything).
+pub fn check_guest(guest: &SnpGuest) -> Result<()> {
+    if guest.debug_allowed {
+        return Err(fail("guest policy", "debugging is allowed"));
+    }
+    if guest.migration_agent_allowed {
+        return Err(fail("guest policy", "a migration agent is allowed"));
+    }
+    if guest.vmpl != 0 {
+        return Err(fail(
+            "VMPL",
+            format!("the report was requested at VMPL {}, not 0", guest.vmpl),
+        ));
+    }
+    Ok(())
 }
 
 /// An SEV-SNP TCB version: the security patch levels of its components.
@@ -102,6 +134,14 @@ fn fail(what: &'static str, reason: impl ToString) -> Error {
 /// bound to this chip and this TCB, guest policy (no debugging, no migration agent, VMPL 0).
 /// The TCB status is the caller's to decide ([`SnpTcb::status`]).
 pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
+    let signed = verify_signed_report(report, vcek_der, now)?;
+    check_guest(&signed.guest)?;
+    Ok(signed)
+}
+
+/// What the AMD key hierarchy vouches for in `report`: signature, chain, VCEK bound to this chip
+/// and this TCB — everything but the guest policy ([`check_guest`]).
+pub fn verify_signed_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
     if report.len() != REPORT_LEN {
         return Err(Error::Length {
             what: "SNP report",
@@ -143,18 +183,6 @@ pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpRepo
             reason: "non-zero signature padding".into(),
         });
     }
-    if parsed.policy.debug_allowed() {
-        return Err(fail("guest policy", "debugging is allowed"));
-    }
-    if parsed.policy.migrate_ma_allowed() {
-        return Err(fail("guest policy", "a migration agent is allowed"));
-    }
-    if parsed.vmpl != 0 {
-        return Err(fail(
-            "VMPL",
-            format!("the report was requested at VMPL {}, not 0", parsed.vmpl),
-        ));
-    }
 
     let vek = Certificate::from_der(vcek_der).map_err(|e| fail("VCEK", e))?;
     let chain = amd_chains()?
@@ -177,6 +205,11 @@ pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpRepo
         device_id: DeviceId::from_hardware_id(&parsed.chip_id),
         reported_tcb: tcb(&parsed.reported_tcb),
         committed_tcb: tcb(&parsed.committed_tcb),
+        guest: SnpGuest {
+            debug_allowed: parsed.policy.debug_allowed(),
+            migration_agent_allowed: parsed.policy.migrate_ma_allowed(),
+            vmpl: parsed.vmpl,
+        },
     })
 }
 

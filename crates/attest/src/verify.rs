@@ -258,10 +258,19 @@ pub fn verify(
     policy: &Policy,
     now: u64,
 ) -> Result<VerifiedEvidence> {
-    let expected = binding.report_data();
-    let binding_report_data = expected;
-    let replayed = eventlog::replay(&evidence.event_log)?;
-    let signed = match evidence.platform {
+    let signed = signed_by_platform(evidence, collateral, policy, now)?;
+    judge(signed, evidence, binding, policy, now)
+}
+
+/// What the platform's keys vouch for: the quote's or report's signature and endorsements, and
+/// the collateral's age. Nothing about the guest is judged here.
+fn signed_by_platform(
+    evidence: &Evidence,
+    collateral: &Collateral,
+    policy: &Policy,
+    now: u64,
+) -> Result<Signed> {
+    Ok(match evidence.platform {
         Platform::Simulated => {
             let root = policy
                 .simulator_root
@@ -277,6 +286,7 @@ pub fn verify(
                 advisory_ids: Vec::new(),
                 collateral_issued_at: None,
                 runtime_register: Some(r.measurements.rtmr[3]),
+                snp_guest: None,
             }
         }
         Platform::Tdx => {
@@ -303,11 +313,12 @@ pub fn verify(
                 advisory_ids: r.advisory_ids,
                 collateral_issued_at: Some(r.collateral_issued_at),
                 runtime_register: Some(r.measurements.rtmr[3]),
+                snp_guest: None,
             }
         }
         Platform::Snp => {
             require_platform(policy, Platform::Snp)?;
-            let r = snp::verify_report(&evidence.quote, &evidence.vcek, now)?;
+            let r = snp::verify_signed_report(&evidence.quote, &evidence.vcek, now)?;
             Signed {
                 measurements: PlatformMeasurements::Snp {
                     measurement: r.measurement,
@@ -324,9 +335,30 @@ pub fn verify(
                 advisory_ids: Vec::new(),
                 collateral_issued_at: None,
                 runtime_register: None,
+                snp_guest: Some(r.guest),
             }
         }
-    };
+    })
+}
+
+/// Everything about the guest that the signed content must show: the guest policy (SNP), the
+/// TCB status the policy accepts, the event log replaying to the runtime register (or committed
+/// in SNP report data), the binding, the boot identity, the manifest entry of the claimed OS
+/// image, HOST_DATA (SNP), and the GPU evidence. Separate from [`signed_by_platform`] so every
+/// check can be exercised on its own without re-signing a report.
+fn judge(
+    signed: Signed,
+    evidence: &Evidence,
+    binding: &Binding<'_>,
+    policy: &Policy,
+    now: u64,
+) -> Result<VerifiedEvidence> {
+    if let Some(guest) = &signed.snp_guest {
+        snp::check_guest(guest)?;
+    }
+    let expected = binding.report_data();
+    let binding_report_data = expected;
+    let replayed = eventlog::replay(&evidence.event_log)?;
     if !policy.accepted_tcb.contains(&signed.tcb_status) {
         return Err(Error::TcbNotAccepted {
             status: signed.tcb_status,
@@ -452,6 +484,7 @@ fn verify_gpu_binding(
 }
 
 /// What a platform signed, before policy.
+#[derive(Clone)]
 struct Signed {
     measurements: PlatformMeasurements,
     mr_aggregated: MrAggregated,
@@ -462,6 +495,8 @@ struct Signed {
     collateral_issued_at: Option<u64>,
     /// RTMR3 (TDX, simulator); SNP has none.
     runtime_register: Option<Measurement>,
+    /// SNP: the guest policy and VMPL, judged by [`snp::check_guest`].
+    snp_guest: Option<snp::SnpGuest>,
 }
 
 fn require_platform(policy: &Policy, platform: Platform) -> Result<()> {
@@ -469,5 +504,185 @@ fn require_platform(policy: &Policy, platform: Platform) -> Result<()> {
         Ok(())
     } else {
         Err(Error::PlatformNotAllowed(platform))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The SEV-SNP half of [`judge`] on an accepting path, then each of its checks on its own —
+    //! without re-signing a report (the signature stage is tested on the real vector).
+    use super::*;
+    use crate::{AppId, ComposeHash, InstanceId, snp::SnpGuest};
+
+    const MEASUREMENT: [u8; 48] = [0x3c; 48];
+
+    fn identity(instance: u8) -> RuntimeIdentity {
+        RuntimeIdentity {
+            app_id: AppId::new([0xa1; 20]),
+            compose_hash: ComposeHash::new([0xc0; 32]),
+            instance_id: InstanceId::new([instance; 20]),
+            key_provider: vec![0x4b; 20],
+            os_image_hash: OsImageHash::new([0x05; 32]),
+            gpu_evidence_hash: None,
+        }
+    }
+
+    fn binding() -> ReportData {
+        ReportData::new([0x5a; 64])
+    }
+
+    /// What a genuine report of `identity(1)`'s boot, bound to `binding()`, would carry.
+    fn case() -> (Signed, Evidence, Policy) {
+        let events = identity(1).boot_events();
+        let replayed = eventlog::replay(&events).unwrap();
+        let signed = Signed {
+            measurements: PlatformMeasurements::Snp {
+                measurement: Measurement::new(MEASUREMENT),
+                host_data: snp_host_data(&identity(1)),
+            },
+            mr_aggregated: MrAggregated::new([0x77; 32]),
+            report_data: snp_report_data(&binding(), &replayed),
+            device_id: DeviceId::new([0x0d; 32]),
+            tcb_status: TcbStatus::OutOfDate,
+            advisory_ids: Vec::new(),
+            collateral_issued_at: None,
+            runtime_register: None,
+            snp_guest: Some(SnpGuest {
+                debug_allowed: false,
+                migration_agent_allowed: false,
+                vmpl: 0,
+            }),
+        };
+        let evidence = Evidence {
+            platform: Platform::Snp,
+            quote: Vec::new(),
+            vcek: Vec::new(),
+            event_log: events,
+            gpu: None,
+        };
+        let policy = Policy {
+            accepted_tcb: vec![TcbStatus::OutOfDate],
+            manifest: vec![ManifestEntry {
+                os_image_hash: OsImageHash::new([0x05; 32]),
+                expected: ExpectedMeasurements::Snp {
+                    measurement: Measurement::new(MEASUREMENT),
+                },
+            }],
+            ..Policy::default()
+        };
+        (signed, evidence, policy)
+    }
+
+    fn run(signed: Signed, evidence: &Evidence, policy: &Policy) -> Result<VerifiedEvidence> {
+        judge(signed, evidence, &Binding::ReportData(binding()), policy, 0)
+    }
+
+    fn snp_refusal(result: Result<VerifiedEvidence>) -> &'static str {
+        match result {
+            Err(Error::SnpVerification { what, .. }) => what,
+            other => panic!("expected an SEV-SNP refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_snp_report_of_this_boot_is_accepted() {
+        let (signed, evidence, policy) = case();
+        let verified = run(signed, &evidence, &policy).unwrap();
+        assert_eq!(verified.platform(), Platform::Snp);
+        assert_eq!(verified.runtime(), &identity(1));
+        assert_eq!(verified.device_id(), DeviceId::new([0x0d; 32]));
+        assert_eq!(verified.tcb_status(), TcbStatus::OutOfDate);
+    }
+
+    #[test]
+    fn the_event_log_must_be_the_one_committed_in_the_report_data() {
+        let (signed, mut evidence, policy) = case();
+        evidence.event_log = identity(2).boot_events();
+        assert!(matches!(
+            run(signed, &evidence, &policy),
+            Err(Error::ReportDataMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn host_data_must_fix_this_app_identity() {
+        let (mut signed, evidence, policy) = case();
+        let mut other = identity(1);
+        other.compose_hash = ComposeHash::new([0xc1; 32]);
+        signed.measurements = PlatformMeasurements::Snp {
+            measurement: Measurement::new(MEASUREMENT),
+            host_data: snp_host_data(&other),
+        };
+        assert_eq!(snp_refusal(run(signed, &evidence, &policy)), "host data");
+    }
+
+    #[test]
+    fn the_manifest_snp_entry_must_match_the_measurement() {
+        let (signed, evidence, mut policy) = case();
+        policy.manifest[0].expected = ExpectedMeasurements::Snp {
+            measurement: Measurement::new([0x3d; 48]),
+        };
+        assert!(matches!(
+            run(signed.clone(), &evidence, &policy),
+            Err(Error::MeasurementMismatch { .. })
+        ));
+        // A TD entry for the same image does not vouch for an SNP launch.
+        policy.manifest[0].expected = ExpectedMeasurements::Td {
+            mrtd: Measurement::new(MEASUREMENT),
+            rtmr: [Measurement::new(MEASUREMENT); 3],
+        };
+        assert!(matches!(
+            run(signed, &evidence, &policy),
+            Err(Error::MeasurementMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn debugging_a_migration_agent_and_a_vmpl_above_zero_are_each_refused() {
+        let guests = [
+            (
+                SnpGuest {
+                    debug_allowed: true,
+                    migration_agent_allowed: false,
+                    vmpl: 0,
+                },
+                "guest policy",
+            ),
+            (
+                SnpGuest {
+                    debug_allowed: false,
+                    migration_agent_allowed: true,
+                    vmpl: 0,
+                },
+                "guest policy",
+            ),
+            (
+                SnpGuest {
+                    debug_allowed: false,
+                    migration_agent_allowed: false,
+                    vmpl: 1,
+                },
+                "VMPL",
+            ),
+        ];
+        for (guest, refused_by) in guests {
+            let (mut signed, evidence, policy) = case();
+            signed.snp_guest = Some(guest);
+            assert_eq!(
+                snp_refusal(run(signed, &evidence, &policy)),
+                refused_by,
+                "{guest:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tcb_the_policy_does_not_accept_is_refused() {
+        let (signed, evidence, mut policy) = case();
+        policy.accepted_tcb = vec![TcbStatus::UpToDate];
+        assert!(matches!(
+            run(signed, &evidence, &policy),
+            Err(Error::TcbNotAccepted { .. })
+        ));
     }
 }

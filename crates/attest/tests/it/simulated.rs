@@ -306,6 +306,18 @@ fn registers_must_match_the_manifest_entry_of_the_claimed_os_image() {
         run(&policy),
         Err(Error::MeasurementMismatch { .. })
     ));
+    // Any one of RTMR0..2 differing is another image (or firmware) too; RTMR3 is the runtime
+    // register the event log replays, never in the manifest.
+    for i in 0..3 {
+        let mut policy = dev_policy();
+        if let ExpectedMeasurements::Td { rtmr, .. } = &mut policy.manifest[0].expected {
+            rtmr[i] = Measurement::new([0xee; 48]);
+        }
+        assert!(
+            matches!(run(&policy), Err(Error::MeasurementMismatch { .. })),
+            "RTMR{i} is not compared"
+        );
+    }
     // An OS image the manifest does not know.
     let mut policy = dev_policy();
     policy.manifest[0].os_image_hash = OsImageHash::new([0x06; 32]);
