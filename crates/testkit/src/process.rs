@@ -32,8 +32,12 @@ use crate::{
 const MAX_LOG_LINES: usize = 5_000;
 /// Lines of output quoted in an error.
 const ERROR_LOG_LINES: usize = 80;
-/// How long a process gets to exit after its stop signal before it is killed.
+/// How long a process gets to exit after its stop signal before SIGTERM follows.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long it gets after SIGTERM before its whole process group is killed.
+const TERM_GRACE: Duration = Duration::from_secs(30);
+/// How long the output of a stopped process may take to reach its end.
+const OUTPUT_GRACE: Duration = Duration::from_secs(5);
 
 /// A running child process owned by a test. Dropping it stops the process.
 pub struct Process {
@@ -52,7 +56,9 @@ impl Process {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // A process group of its own: stopping reaches everything it started.
+            .process_group(0);
         let parent = nix::unistd::getpid();
         // SAFETY: the closure runs in the forked child before exec and only makes the
         // async-signal-safe system calls prctl(2) and getppid(2).
@@ -152,22 +158,32 @@ impl Process {
             .any(|line| line.contains(needle))
     }
 
-    /// Sends the stop signal, waits for the process to exit (killing it after a grace period) and
-    /// reaps it. Idempotent.
+    /// Stops the process and everything it started (its process group): the stop signal, then
+    /// SIGTERM if it is still running after a grace period (a child may start with the stop
+    /// signal ignored, as commands a non-interactive shell puts in the background do), then
+    /// SIGKILL to whatever is left of the group. Reaps it and reads its output to the end, so
+    /// [`Process::log_contains`] sees everything afterwards. Idempotent.
     pub fn stop(&self) {
         let Some(mut child) = lock(&self.child).take() else {
             return;
         };
-        if matches!(child.try_wait(), Ok(None)) {
-            let _ = signal::kill(Pid::from_raw(self.pid as i32), self.stop_signal);
-            let exited = wait_for(format!("{} to exit", self.name))
-                .timeout(STOP_GRACE)
-                .until(|| !matches!(child.try_wait(), Ok(None)));
-            if exited.is_err() {
-                let _ = child.kill();
+        let group = Pid::from_raw(self.pid as i32);
+        for (stop, grace) in [
+            (self.stop_signal, STOP_GRACE),
+            (Signal::SIGTERM, TERM_GRACE),
+        ] {
+            if !matches!(child.try_wait(), Ok(None)) {
+                break;
             }
+            let _ = signal::killpg(group, stop);
+            let _ = wait_for(format!("{} to exit after {stop}", self.name))
+                .timeout(grace)
+                .until(|| !matches!(child.try_wait(), Ok(None)));
         }
+        // The leader has exited or is past every grace: nothing of the group may outlive it.
+        let _ = signal::killpg(group, Signal::SIGKILL);
         let _ = child.wait();
+        self.log.wait_closed(OUTPUT_GRACE);
     }
 
     fn exited_error(&self) -> Error {
@@ -236,6 +252,23 @@ impl Log {
 
     fn open_stream(&self) {
         self.lock().open_streams += 1;
+    }
+
+    /// Waits (at most `timeout`) until every stream reached its end.
+    fn wait_closed(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        while state.open_streams > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
     }
 
     fn collect(&self, stream: Box<dyn Read + Send>) {

@@ -1,10 +1,12 @@
 //! `scripts/lib/devnet-up` (what `scripts/devnet` runs after setup) brings up a working devnet and
-//! takes all of it down again on Ctrl-C.
+//! takes all of it down again on Ctrl-C or SIGTERM — also when it was started with SIGINT
+//! ignored, as a non-interactive shell starts background commands, and also halfway through its
+//! start. Every port is picked by the system (port 0, read back from the env file).
 
-use std::{net::SocketAddr, process::Command, time::Duration};
+use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
 
 use covenant_e2e::read_env_file;
-use covenant_testkit::{Process, Signal, free_port, json_rpc, tools, wait_for};
+use covenant_testkit::{Process, Signal, json_rpc, tools, wait_for};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
@@ -54,21 +56,57 @@ fn accepts(addr: SocketAddr) -> bool {
     std::net::TcpStream::connect(addr).is_ok()
 }
 
+/// The port of a URL on `127.0.0.1:PORT`.
+fn port_of(url: &str) -> u16 {
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        url.ends_with(&format!("127.0.0.1:{port}")) && port != 0,
+        "{url}"
+    );
+    port
+}
+
+/// The devnet with every port 0 (the system picks), state in `state`; started through a shell
+/// that ignores SIGINT first when `sigint_ignored` (the disposition is inherited).
+fn devnet_command(state: &Path, sigint_ignored: bool) -> Command {
+    let script = tools::repo_root().join("scripts/lib/devnet-up");
+    let mut command = if sigint_ignored {
+        let mut c = Command::new("bash");
+        c.args(["-c", "trap '' INT; exec \"$0\""]).arg(script);
+        c
+    } else {
+        Command::new(script)
+    };
+    command
+        .env("COVENANT_DEVNET_DIR", state)
+        .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
+    for port in ["RPC", "PG", "INDEXER", "KMS"] {
+        command.env(format!("COVENANT_DEVNET_{port}_PORT"), "0");
+    }
+    command
+}
+
+/// Every process the devnet started (its pids file) has exited; returns how many it started.
+fn assert_all_stopped(state: &Path) -> usize {
+    let pids = std::fs::read_to_string(state.join("pids")).unwrap();
+    for line in pids.lines() {
+        let (name, pid) = line.split_once(' ').unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let run_state = stat.rsplit(") ").next().and_then(|r| r.split(' ').next());
+        assert!(
+            stat.is_empty() || run_state == Some("Z"),
+            "{name} (pid {pid}) survived the devnet's stop: {stat}"
+        );
+    }
+    pids.lines().count()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     let state = tempfile::tempdir().unwrap();
-    let (rpc_port, pg_port, indexer_port) = (
-        free_port().unwrap(),
-        free_port().unwrap(),
-        free_port().unwrap(),
-    );
-    let mut command = Command::new(tools::repo_root().join("scripts/lib/devnet-up"));
-    command
-        .env("COVENANT_DEVNET_DIR", state.path())
-        .env("COVENANT_DEVNET_RPC_PORT", rpc_port.to_string())
-        .env("COVENANT_DEVNET_PG_PORT", pg_port.to_string())
-        .env("COVENANT_DEVNET_INDEXER_PORT", indexer_port.to_string())
-        .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
+    // SIGINT ignored from the start: the test kit's Ctrl-C cannot reach the script, so it must
+    // escalate, and the devnet must still stop everything.
+    let command = devnet_command(state.path(), true);
     let devnet = Process::spawn("devnet", command, Signal::SIGINT).unwrap();
     devnet
         .wait_for_line("readiness", Duration::from_secs(120), |line| {
@@ -77,10 +115,9 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
         .unwrap();
 
     let env = read_env_file(&state.path().join("env")).unwrap();
-    assert_eq!(
-        env["COVENANT_RPC_URL"],
-        format!("http://127.0.0.1:{rpc_port}")
-    );
+    let rpc_port = port_of(&env["COVENANT_RPC_URL"]);
+    let pg_port = port_of(env["DATABASE_URL"].trim_end_matches("/covenant"));
+    let indexer_port = port_of(&env["COVENANT_INDEXER_URL"]);
     assert_eq!(env["COVENANT_CHAIN_ID"], "31337");
     let rpc: SocketAddr = ([127, 0, 0, 1], rpc_port).into();
     assert_eq!(
@@ -155,7 +192,6 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
 
     // The indexer mirrors the deployment and its finalized view follows the chain.
     let indexer = &env["COVENANT_INDEXER_URL"];
-    assert_eq!(indexer, &format!("http://127.0.0.1:{indexer_port}"));
     let first = wait_for("the indexer to finalize a block")
         .watching(&devnet)
         .until_ok(|| head(indexer))
@@ -175,6 +211,15 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
         devnet.log_contains("devnet stopped"),
         "{}",
         devnet.log_tail(40)
+    );
+    assert_eq!(
+        assert_all_stopped(state.path()),
+        4,
+        "anvil, postgres, indexer, kms"
+    );
+    assert!(
+        !accepts(kms),
+        "the kms-oracle still listening after the stop"
     );
     assert!(!accepts(rpc), "anvil still listening after Ctrl-C");
     assert!(
@@ -196,7 +241,7 @@ fn devnet_refuses_a_port_that_is_taken() {
     command
         .env("COVENANT_DEVNET_DIR", state.path())
         .env("COVENANT_DEVNET_RPC_PORT", taken.to_string())
-        .env("COVENANT_DEVNET_PG_PORT", free_port().unwrap().to_string());
+        .env("COVENANT_DEVNET_PG_PORT", "0");
     let devnet = Process::spawn("devnet", command, Signal::SIGINT).unwrap();
     let err = devnet
         .wait_for_line("readiness", Duration::from_secs(60), |line| {
@@ -209,4 +254,32 @@ fn devnet_refuses_a_port_that_is_taken() {
         "{message}"
     );
     assert!(message.contains("COVENANT_DEVNET_RPC_PORT"), "{message}");
+}
+
+#[test]
+fn devnet_stopped_halfway_through_its_start_leaves_nothing_running() {
+    let state = tempfile::tempdir().unwrap();
+    let devnet = Process::spawn(
+        "devnet",
+        devnet_command(state.path(), false),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    // Anvil, PostgreSQL and the indexer run; the kms-oracle is being set up.
+    devnet
+        .wait_for_line(
+            "the kms-oracle's bootstrap",
+            Duration::from_secs(120),
+            |line| line.contains("bootstrapping the kms-oracle"),
+        )
+        .unwrap();
+    let env_pids = std::fs::read_to_string(state.path().join("pids")).unwrap();
+    assert_eq!(env_pids.lines().count(), 3, "{env_pids}");
+    devnet.stop();
+    assert!(
+        devnet.log_contains("devnet stopped"),
+        "{}",
+        devnet.log_tail(40)
+    );
+    assert_eq!(assert_all_stopped(state.path()), 3);
 }
