@@ -18,7 +18,7 @@ use crate::{
 pub const UNKNOWN_EVENT: &str = "UnknownAppEvent";
 
 /// What the projections need to know beyond the log itself.
-pub trait Lookup {
+pub trait Lookup: Send + Sync {
     /// The kind of contract at `address`, if it is one of Covenant's.
     fn source_of(&self, address: Address) -> Option<Source>;
     /// The Governor's address (the timelock salt mixes it in).

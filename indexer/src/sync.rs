@@ -2,6 +2,10 @@
 //! follow new blocks one by one with parent-hash checks, rewinding on reorgs. Historic and live
 //! phases share one cursor that advances in the same transaction as the data, so the handoff has
 //! no gap and no duplicate, and a crash at any point resumes from the last commit.
+//!
+//! Each range goes through two stages: fetching completes it into a [`Batch`] (headers,
+//! timestamps, logs, registered apps: every RPC), then the store writes the batch in one
+//! transaction with no RPC inside the write.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -37,6 +41,23 @@ struct RangeLogs {
     end: BlockRef,
     logs: Vec<Log>,
     addresses_used: usize,
+}
+
+/// A range of blocks completed by the fetching side: every log of a mirrored contract with its
+/// source and timestamp, the blocks the logs came from, and the apps the range registers. The
+/// store writes it in one transaction with no RPC inside the write.
+struct Batch {
+    from: u64,
+    to: u64,
+    /// The range's last block (its hash becomes the cursor).
+    end: BlockRow,
+    /// The other blocks the logs came from.
+    blocks: Vec<BlockRow>,
+    logs: Vec<SourcedLog>,
+    /// Apps registered in the range: followed from the transaction that registers them.
+    registered: Vec<Address>,
+    /// A backfilled range is final: the finalized view moves to its end too.
+    final_range: bool,
 }
 
 /// The indexer's sync loop and what it needs.
@@ -417,8 +438,10 @@ impl Syncer {
             parent_hash: Some(range.end.parent_hash),
             timestamp: Some(range.end.timestamp),
         };
-        self.commit(range.from, range.to, end, range.logs, true)
-            .await
+        let batch = self
+            .complete(range.from, range.to, end, range.logs, true)
+            .await?;
+        self.write(batch).await
     }
 
     /// Follows block `n` (above the finalized block): parent-hash check, then its logs. Returns
@@ -441,27 +464,26 @@ impl Syncer {
             parent_hash: Some(block.parent_hash),
             timestamp: Some(block.timestamp),
         };
-        self.commit(n, n, end, logs, false).await?;
+        let batch = self.complete(n, n, end, logs, false).await?;
+        self.write(batch).await?;
         Ok(true)
     }
 
-    /// Writes the logs of `from..=to`, the blocks they came from and the cursor (and, for
-    /// backfilled ranges, the finalized view) in one transaction.
-    async fn commit(
-        &mut self,
+    /// Completes the logs of `from..=to` (ending at `end`) into a [`Batch`]: which apps they
+    /// register, which logs belong to mirrored contracts, the timestamps governance events need
+    /// (read from the node here, never inside the write).
+    async fn complete(
+        &self,
         from: u64,
         to: u64,
         end: BlockRow,
         logs: Vec<Log>,
         final_range: bool,
-    ) -> Result<()> {
+    ) -> Result<Batch> {
         // An app is followed from the transaction that registers it (a factory app's own
         // initialisation events come just before `AppCreated` in that transaction); whatever a
         // contract emitted before it became an app is not part of the mirror.
         let registered = self.contracts.new_apps_in(&logs);
-        for app in registered.keys() {
-            self.contracts.add_app(*app);
-        }
         let logs: Vec<Log> = logs
             .into_iter()
             .filter(|l| match registered.get(&l.address()) {
@@ -478,7 +500,12 @@ impl Syncer {
         let mut sourced = Vec::with_capacity(logs.len());
         let mut need_time: BTreeSet<u64> = BTreeSet::new();
         for log in logs {
-            let Some(source) = self.contracts.source_of(log.address()) else {
+            let source = self.contracts.source_of(log.address()).or_else(|| {
+                registered
+                    .contains_key(&log.address())
+                    .then_some(Source::App)
+            });
+            let Some(source) = source else {
                 continue;
             };
             let (Some(block), Some(index), Some(block_hash)) =
@@ -529,6 +556,35 @@ impl Syncer {
                 });
             }
         }
+        Ok(Batch {
+            from,
+            to,
+            end,
+            blocks,
+            logs: sourced,
+            registered: registered.into_keys().collect(),
+            final_range,
+        })
+    }
+
+    /// Writes `batch`: its logs' projections, its blocks and the cursor (and, for a final range,
+    /// the finalized view) in one transaction. No RPC happens here.
+    async fn write(&mut self, batch: Batch) -> Result<()> {
+        let Batch {
+            from,
+            to,
+            end,
+            mut blocks,
+            logs: sourced,
+            registered,
+            final_range,
+        } = batch;
+        // Followed from now on (a failed write makes the next step rebuild the set from the
+        // database).
+        for app in &registered {
+            self.contracts.add_app(*app);
+        }
+        let end_hash = end.hash;
         blocks.push(end);
 
         let t0 = tokio::time::Instant::now();
@@ -556,19 +612,19 @@ impl Syncer {
             tracing::trace!(target: "indexer::sync", from, to, ms = t0.elapsed().as_secs_f64() * 1e3, "flushed");
         }
         store::upsert_blocks(&mut tx, &blocks).await?;
-        store::advance(&mut tx, from - 1, to, Some(end.hash)).await?;
+        store::advance(&mut tx, from - 1, to, Some(end_hash)).await?;
         if final_range {
-            store::set_finalized(&mut tx, to, end.hash).await?;
+            store::set_finalized(&mut tx, to, end_hash).await?;
         }
         tx.commit().await?;
 
         self.state.indexed_number = to;
-        self.state.indexed_hash = Some(end.hash);
+        self.state.indexed_hash = Some(end_hash);
         self.metrics.events.inc_by(applied);
         self.metrics.indexed_block.set(to as i64);
         if final_range {
             self.state.finalized_number = to;
-            self.state.finalized_hash = Some(end.hash);
+            self.state.finalized_hash = Some(end_hash);
             self.metrics.finalized_block.set(to as i64);
         }
         tracing::debug!(target: "indexer::sync", from, to, logs = applied, db_ms = t0.elapsed().as_secs_f64() * 1e3, "committed");

@@ -120,14 +120,9 @@ impl Stack {
         ]);
         let config = cli.args.resolve().unwrap();
         let (indexer_stop, rx) = tokio::sync::watch::channel(false);
-        // The indexer's future is not `Send`: it gets a thread and runtime of its own.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            if let Err(e) = runtime.block_on(covenant_indexer::run(config, rx, |_| {})) {
+        // The indexer's `run` is `Send`: it runs as a task of the test's own runtime.
+        tokio::spawn(async move {
+            if let Err(e) = covenant_indexer::run(config, rx, |_| {}).await {
                 panic!("indexer stopped: {e}");
             }
         });
