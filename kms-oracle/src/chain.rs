@@ -14,6 +14,13 @@ use alloy::{
 
 use crate::{Error, Result};
 
+fn chain(call: &'static str, reason: impl std::fmt::Display) -> Error {
+    Error::Chain {
+        call,
+        reason: reason.to_string(),
+    }
+}
+
 /// Sends transactions as the node (grant-log commits, onboarding records).
 #[derive(Clone, Debug)]
 pub struct Sender {
@@ -22,11 +29,9 @@ pub struct Sender {
 
 impl Sender {
     /// A sender signing with `key` through `rpc_url`.
-    pub fn new(rpc_url: &str, key: &k256::ecdsa::SigningKey) -> Result<Self> {
+    pub fn new(rpc_url: url::Url, key: &k256::ecdsa::SigningKey) -> Result<Self> {
         let signer = alloy::signers::local::PrivateKeySigner::from_signing_key(key.clone());
-        let url = rpc_url
-            .parse()
-            .map_err(|e| Error::Config(format!("rpc url: {e}")))?;
+        let url = rpc_url;
         let provider = ProviderBuilder::new()
             .wallet(signer)
             .connect_http(url)
@@ -44,8 +49,8 @@ impl Sender {
             .provider
             .call(tx)
             .await
-            .map_err(|e| Error::Rpc(format!("{}: {e}", C::SIGNATURE)))?;
-        C::abi_decode_returns(&out).map_err(|e| Error::Rpc(format!("{}: {e}", C::SIGNATURE)))
+            .map_err(|e| chain(C::SIGNATURE, e))?;
+        C::abi_decode_returns(&out).map_err(|e| chain(C::SIGNATURE, e))
     }
 
     /// Sends `call` to `to` and waits for its receipt; a revert is an error.
@@ -57,18 +62,17 @@ impl Sender {
             .provider
             .send_transaction(tx)
             .await
-            .map_err(|e| Error::Rpc(format!("{}: {e}", C::SIGNATURE)))?;
+            .map_err(|e| chain(C::SIGNATURE, e))?;
         let receipt = pending
             .with_timeout(Some(Duration::from_secs(60)))
             .get_receipt()
             .await
-            .map_err(|e| Error::Rpc(format!("{} receipt: {e}", C::SIGNATURE)))?;
+            .map_err(|e| chain(C::SIGNATURE, format!("receipt: {e}")))?;
         if !receipt.status() {
-            return Err(Error::Rpc(format!(
-                "{} reverted in {}",
+            return Err(chain(
                 C::SIGNATURE,
-                receipt.transaction_hash
-            )));
+                format!("reverted in {}", receipt.transaction_hash),
+            ));
         }
         Ok(receipt.transaction_hash)
     }

@@ -5,7 +5,39 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use alloy::primitives::B256;
 
+use covenant_kms_api::Endpoint;
+
 use crate::{Error, Result};
+
+fn millis(s: &str) -> std::result::Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("milliseconds: {e}"))
+}
+
+fn seconds(s: &str) -> std::result::Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| format!("seconds: {e}"))
+}
+
+fn rpc_url(s: &str) -> std::result::Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| e.to_string())?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!("the scheme must be http or https, not {other}")),
+    }
+}
+
+/// A KMS node: `https://host:port` (a DNS name or an address), or `host:port`.
+fn kms_endpoint(s: &str) -> std::result::Result<Endpoint, String> {
+    let url = if s.contains("://") {
+        s.to_owned()
+    } else {
+        format!("https://{s}")
+    };
+    Endpoint::parse(&url).map_err(|e| e.to_string())
+}
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -23,8 +55,8 @@ pub struct Config {
     #[arg(long, env = "COVENANT_KMS_DEPLOYMENT")]
     pub deployment: PathBuf,
     /// JSON-RPC endpoint (HTTP) of the chain. Never logged.
-    #[arg(long, env = "COVENANT_KMS_RPC_URL")]
-    pub rpc_url: String,
+    #[arg(long, env = "COVENANT_KMS_RPC_URL", value_parser = rpc_url)]
+    pub rpc_url: url::Url,
     /// The indexer's database (its mirror is read, never written). Never logged.
     #[arg(long, env = "COVENANT_KMS_MIRROR_DATABASE_URL")]
     pub mirror_database_url: String,
@@ -47,45 +79,59 @@ pub struct Config {
     /// Address to listen on (HTTPS).
     #[arg(long, env = "COVENANT_KMS_LISTEN", default_value = "127.0.0.1:8600")]
     pub listen: SocketAddr,
-    /// Deny everything when the finalized block is older than this many seconds.
+    /// Deny everything when the finalized block is older than this (flag in seconds).
     #[arg(
-        long,
+        long = "max-finalized-age-secs",
         env = "COVENANT_KMS_MAX_FINALIZED_AGE_SECS",
-        default_value_t = 1800
+        value_parser = seconds,
+        default_value = "1800"
     )]
-    pub max_finalized_age_secs: u64,
-    /// How often the audit log is committed on chain, in milliseconds.
+    pub max_finalized_age: Duration,
+    /// How often the audit log is committed on chain (flag in milliseconds).
     #[arg(
-        long,
+        long = "commit-interval-ms",
         env = "COVENANT_KMS_COMMIT_INTERVAL_MS",
-        default_value_t = 10_000
+        value_parser = millis,
+        default_value = "10000"
     )]
-    pub commit_interval_ms: u64,
+    pub commit_interval: Duration,
     /// The most audit entries in one on-chain commit.
     #[arg(long, env = "COVENANT_KMS_COMMIT_MAX_ENTRIES", default_value_t = 4096)]
     pub commit_max_entries: u64,
-    /// Obtain the root secret from this running node (host:port) if this node has none.
-    #[arg(long, env = "COVENANT_KMS_REPLICATE_FROM")]
-    pub replicate_from: Option<SocketAddr>,
-    /// TLS handshake timeout, in milliseconds.
+    /// Obtain the root secret from this running node (`https://host:port` or `host:port`) if
+    /// this node has none.
+    #[arg(long, env = "COVENANT_KMS_REPLICATE_FROM", value_parser = kms_endpoint)]
+    pub replicate_from: Option<Endpoint>,
+    /// TLS handshake timeout (flag in milliseconds).
     #[arg(
-        long,
+        long = "handshake-timeout-ms",
         env = "COVENANT_KMS_HANDSHAKE_TIMEOUT_MS",
-        default_value_t = 5_000
+        value_parser = millis,
+        default_value = "5000"
     )]
-    pub handshake_timeout_ms: u64,
-    /// Request headers, then body, must arrive within this many milliseconds each.
-    #[arg(long, env = "COVENANT_KMS_REQUEST_TIMEOUT_MS", default_value_t = 5_000)]
-    pub request_timeout_ms: u64,
+    pub handshake_timeout: Duration,
+    /// Request headers, then body, must each arrive within this (flag in milliseconds).
+    #[arg(
+        long = "request-timeout-ms",
+        env = "COVENANT_KMS_REQUEST_TIMEOUT_MS",
+        value_parser = millis,
+        default_value = "5000"
+    )]
+    pub request_timeout: Duration,
     /// The largest request body, in bytes.
     #[arg(long, env = "COVENANT_KMS_MAX_BODY_BYTES", default_value_t = 65_536)]
     pub max_body_bytes: usize,
     /// Pending audit entries before requests wait.
     #[arg(long, env = "COVENANT_KMS_AUDIT_QUEUE", default_value_t = 4096)]
     pub audit_queue: usize,
-    /// RPC request timeout, in milliseconds.
-    #[arg(long, env = "COVENANT_KMS_RPC_TIMEOUT_MS", default_value_t = 10_000)]
-    pub rpc_timeout_ms: u64,
+    /// RPC request timeout (flag in milliseconds).
+    #[arg(
+        long = "rpc-timeout-ms",
+        env = "COVENANT_KMS_RPC_TIMEOUT_MS",
+        value_parser = millis,
+        default_value = "10000"
+    )]
+    pub rpc_timeout: Duration,
     /// Log format.
     #[arg(long, env = "COVENANT_KMS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -101,12 +147,16 @@ impl std::fmt::Debug for Config {
             .field("device_id", &self.device_id)
             .field("os_image", &self.os_image)
             .field("listen", &self.listen)
-            .field("max_finalized_age_secs", &self.max_finalized_age_secs)
-            .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("max_finalized_age", &self.max_finalized_age)
+            .field("commit_interval", &self.commit_interval)
             .field("commit_max_entries", &self.commit_max_entries)
-            .field("replicate_from", &self.replicate_from)
-            .field("handshake_timeout_ms", &self.handshake_timeout_ms)
-            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field(
+                "replicate_from",
+                &self.replicate_from.as_ref().map(Endpoint::url),
+            )
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("rpc_timeout", &self.rpc_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
@@ -116,28 +166,105 @@ impl Config {
     /// Checks values that flags cannot.
     pub fn validate(&self) -> Result<()> {
         let positive = [
-            ("max-finalized-age-secs", self.max_finalized_age_secs),
-            ("commit-interval-ms", self.commit_interval_ms),
-            ("commit-max-entries", self.commit_max_entries),
-            ("handshake-timeout-ms", self.handshake_timeout_ms),
-            ("request-timeout-ms", self.request_timeout_ms),
-            ("rpc-timeout-ms", self.rpc_timeout_ms),
+            ("max-finalized-age-secs", self.max_finalized_age),
+            ("commit-interval-ms", self.commit_interval),
+            ("handshake-timeout-ms", self.handshake_timeout),
+            ("request-timeout-ms", self.request_timeout),
+            ("rpc-timeout-ms", self.rpc_timeout),
         ];
-        for (name, v) in positive {
-            if v == 0 {
-                return Err(Error::Config(format!("--{name} must be positive")));
+        if self.commit_max_entries == 0 {
+            return Err(Error::InvalidConfig {
+                field: "commit-max-entries",
+                reason: "must be positive".into(),
+            });
+        }
+        for (field, v) in positive {
+            if v.is_zero() {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: "must be positive".into(),
+                });
             }
         }
         if self.max_body_bytes < 1024 {
-            return Err(Error::Config(
-                "--max-body-bytes must be at least 1024".into(),
-            ));
+            return Err(Error::InvalidConfig {
+                field: "max-body-bytes",
+                reason: "must be at least 1024".into(),
+            });
         }
         Ok(())
     }
+}
 
-    /// The staleness bound.
-    pub fn max_finalized_age(&self) -> Duration {
-        Duration::from_secs(self.max_finalized_age_secs)
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    const REQUIRED: [&str; 17] = [
+        "kms",
+        "--deployment",
+        "d.json",
+        "--rpc-url",
+        "http://127.0.0.1:8545",
+        "--mirror-database-url",
+        "postgres://m",
+        "--database-url",
+        "postgres://a",
+        "--state-dir",
+        "s",
+        "--manifest",
+        "m.json",
+        "--device-id",
+        "0x0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d",
+        "--os-image",
+        "0x0505050505050505050505050505050505050505050505050505050505050505",
+    ];
+
+    fn parse(extra: &[&str]) -> std::result::Result<Config, clap::Error> {
+        Cli::try_parse_from(REQUIRED.iter().chain(extra)).map(|c| c.config)
+    }
+
+    #[test]
+    fn durations_and_urls_are_typed_with_strict_defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_finalized_age, Duration::from_secs(1800));
+        assert_eq!(c.rpc_url.as_str(), "http://127.0.0.1:8545/");
+        assert!(c.replicate_from.is_none());
+        c.validate().unwrap();
+        let c = parse(&[
+            "--request-timeout-ms",
+            "300",
+            "--replicate-from",
+            "127.0.0.1:9",
+        ])
+        .unwrap();
+        assert_eq!(c.request_timeout, Duration::from_millis(300));
+        assert_eq!(c.replicate_from.unwrap().url(), "https://127.0.0.1:9");
+        let c = parse(&["--replicate-from", "https://kms-1.example.org:8600"]).unwrap();
+        assert_eq!(
+            c.replicate_from.unwrap().url(),
+            "https://kms-1.example.org:8600"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        assert!(parse(&["--rpc-url", "ftp://x"]).is_err());
+        assert!(parse(&["--replicate-from", "http://kms.example.org"]).is_err());
+        assert!(parse(&["--handshake-timeout-ms", "soon"]).is_err());
+        let zero = parse(&["--rpc-timeout-ms", "0"]).unwrap();
+        match zero.validate() {
+            Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "rpc-timeout-ms"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,51 +1,97 @@
 //! The kms-oracle's errors. A policy *deny* is not an error (see [`crate::policy::Deny`]): an
-//! `Err` means "could not decide" and every caller fails closed.
+//! `Err` means "could not decide" and every caller fails closed. Every variant carries what
+//! explains it; none reaches a client as text (the server answers with a generic reason and
+//! logs the detail).
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, B256};
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Configuration is invalid.
-    #[error("configuration: {0}")]
-    Config(String),
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{what} ({path}): {source}")]
     Io {
         /// What was being done.
         what: &'static str,
         /// The file.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The cause.
         #[source]
         source: std::io::Error,
     },
-    /// The sealed state could not be opened (wrong key, tampered, other deployment).
+    /// The deployment file is unusable.
+    #[error(transparent)]
+    Deployment(#[from] covenant_chain::DeploymentError),
+    /// The measurement manifest is not valid JSON of the expected shape.
+    #[error("manifest {path}: {source}")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The manifest has no TD entry for the OS image this node booted.
+    #[error("the manifest has no TD measurement for the OS image {os_image}")]
+    ManifestEntry {
+        /// The OS image.
+        os_image: B256,
+    },
+    /// `init` would replace existing sealed state.
+    #[error("{dir} already holds sealed state; refusing to replace it")]
+    StateExists {
+        /// The state directory.
+        dir: PathBuf,
+    },
+    /// `run` found no sealed state.
+    #[error("no sealed state in {dir}: run `covenant-kms-oracle init` first")]
+    NoState {
+        /// The state directory.
+        dir: PathBuf,
+    },
+    /// The node has no root secret and no node to replicate it from.
+    #[error("this node has no root secret: give --replicate-from a running node")]
+    NoRootSecret,
+    /// The sealed state could not be made or opened.
     #[error("sealed state: {0}")]
-    Sealed(String),
+    Sealed(#[from] SealError),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     /// The database schema could not be migrated.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The indexer's mirror or a chain read through it failed.
+    /// The audit log is inconsistent (a gap, an unknown row).
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    /// The indexer's mirror or a decision's chain read failed.
     #[error(transparent)]
     Mirror(#[from] covenant_mirror::Error),
-    /// The RPC node failed or answered something undecodable.
-    #[error("rpc: {0}")]
-    Rpc(String),
-    /// The RPC node or mirror serves another chain than the deployment's.
-    #[error(
-        "wrong chain: the deployment is on chain {expected}, {source_name} serves chain {actual}"
-    )]
-    WrongChain {
-        /// The deployment's chain id.
-        expected: u64,
-        /// Which source disagreed.
-        source_name: &'static str,
-        /// Its chain id.
-        actual: u64,
+    /// The node's own transaction or bookkeeping read failed.
+    #[error("rpc {call}: {reason}")]
+    Chain {
+        /// The call.
+        call: &'static str,
+        /// What the node or transport said.
+        reason: String,
     },
-    /// The node's own evidence could not be produced or does not verify.
+    /// This node is not an active KMS node on chain (its grant log cannot be committed).
+    #[error("node {node} is not active on chain")]
+    NodeInactive {
+        /// The node.
+        node: Address,
+    },
+    /// The node's own evidence does not verify.
     #[error("own attestation: {0}")]
     Attestation(#[from] covenant_attest::Error),
     /// The node's TEE could not produce evidence.
@@ -53,16 +99,100 @@ pub enum Error {
     Tee(#[from] covenant_tee::Error),
     /// Certificate or key encoding failed.
     #[error("certificate: {0}")]
-    Certificate(String),
+    Certificate(#[from] rcgen::Error),
+    /// A root signature could not be made.
+    #[error("secp256k1 signature: {0}")]
+    Signature(#[from] k256::ecdsa::Error),
     /// TLS configuration failed.
     #[error("tls: {0}")]
     Tls(#[from] rustls::Error),
+    /// The metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// Replication from another node failed.
     #[error("replication: {0}")]
-    Replication(String),
+    Replication(#[from] ReplicationError),
     /// The service is shutting down.
     #[error("shutting down")]
     Shutdown,
+}
+
+/// Why sealed state could not be made or opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SealError {
+    /// The system's random source failed.
+    #[error("the system random source failed")]
+    Random,
+    /// The sealing key file does not hold 32 bytes.
+    #[error("the sealing key is not 32 bytes")]
+    KeyLength,
+    /// Encryption failed.
+    #[error("sealing failed")]
+    Seal,
+    /// The sealed file is shorter than its nonce.
+    #[error("the sealed state is truncated")]
+    Truncated,
+    /// The nonce cannot be used.
+    #[error("bad nonce")]
+    Nonce,
+    /// Authentication failed.
+    #[error("cannot open: another sealing key, another deployment, or tampered")]
+    Open,
+    /// The plaintext has an unknown layout.
+    #[error("unexpected sealed layout")]
+    Layout,
+    /// The sealed node key is not a secp256k1 key.
+    #[error("the node key is not a valid secp256k1 key")]
+    NodeKey,
+}
+
+/// Why the audit log cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuditError {
+    /// Rows are missing between two sequence numbers.
+    #[error("a gap between {from} and {to}: {rows} rows")]
+    Gap {
+        /// First expected.
+        from: u64,
+        /// Last expected.
+        to: u64,
+        /// Rows found.
+        rows: usize,
+    },
+    /// A row names an action this version does not know.
+    #[error("a row with the unknown action `{action}`")]
+    UnknownAction {
+        /// The stored action.
+        action: String,
+    },
+}
+
+/// Why the root secret could not be obtained from another node.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// This node's chain view cannot be used (no fresh finalized block).
+    #[error("no fresh finalized block: {0}")]
+    NoFreshBlock(String),
+    /// The source could not be asked, or refused (typed by the client).
+    #[error(transparent)]
+    Client(#[from] covenant_kms_api::ClientError),
+    /// The source presented no certificate.
+    #[error("the source presented no certificate")]
+    NoCertificate,
+    /// The chain does not allow the source as a KMS node.
+    #[error("the source is not an allowed KMS node at block {block}: {reason}")]
+    SourceNotAllowed {
+        /// The block.
+        block: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The secret is not 32 hex-encoded bytes.
+    #[error("malformed root secret")]
+    MalformedSecret,
+    /// The secret does not derive the registered root keys.
+    #[error("the received root secret does not derive the registered root keys")]
+    WrongSecret,
 }
 
 /// The crate's result.

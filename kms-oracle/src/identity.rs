@@ -73,15 +73,9 @@ impl NodeTee {
         let expected = manifest
             .iter()
             .find(|e| e.os_image_hash.as_bytes() == &os_image.0)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "the manifest has no entry for the OS image {os_image}"
-                ))
-            })?;
+            .ok_or(Error::ManifestEntry { os_image })?;
         let ExpectedMeasurements::Td { mrtd, rtmr } = &expected.expected else {
-            return Err(Error::Config(format!(
-                "the manifest entry for {os_image} is not a TD measurement"
-            )));
+            return Err(Error::ManifestEntry { os_image });
         };
         let mut producer = covenant_tee::Simulated::new(SimulatedTee::new(
             SimulatorRootKey::development(),

@@ -41,7 +41,7 @@ use tokio::{sync::watch, task::JoinSet};
 use zeroize::Zeroizing;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{AuditError, Error, ReplicationError, Result, SealError};
 
 use crate::{
     identity::{NodeTee, OwnIdentity},
@@ -55,12 +55,14 @@ fn read_manifest(config: &Config) -> Result<Vec<ManifestEntry>> {
         path: config.manifest.clone(),
         source,
     })?;
-    serde_json::from_slice(&text).map_err(|e| Error::Config(format!("manifest: {e}")))
+    serde_json::from_slice(&text).map_err(|source| Error::Manifest {
+        path: config.manifest.clone(),
+        source,
+    })
 }
 
 fn read_deployment(config: &Config) -> Result<(Deployment, Domain)> {
-    let deployment =
-        Deployment::read(&config.deployment).map_err(|e| Error::Config(e.to_string()))?;
+    let deployment = Deployment::read(&config.deployment)?;
     let domain = Domain {
         chain_id: deployment.chain_id,
         kms_registry: deployment.contracts.kms_registry,
@@ -70,7 +72,7 @@ fn read_deployment(config: &Config) -> Result<(Deployment, Domain)> {
 
 fn node_key(secrets: &NodeSecrets) -> Result<k256::ecdsa::SigningKey> {
     k256::ecdsa::SigningKey::from_slice(secrets.node_key.as_slice())
-        .map_err(|_| Error::Sealed("the node key is not a valid secp256k1 key".into()))
+        .map_err(|_| Error::Sealed(seal::SealError::NodeKey))
 }
 
 /// What `init` reports: what governance must register for this node.
@@ -140,10 +142,9 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
     let (deployment, domain) = read_deployment(config)?;
     let sealer = Sealer::simulated(&config.state_dir, domain);
     if sealer.exists() {
-        return Err(Error::Config(format!(
-            "{} already holds sealed state; refusing to replace it",
-            config.state_dir.display()
-        )));
+        return Err(Error::StateExists {
+            dir: config.state_dir.clone(),
+        });
     }
     let node_key = loop {
         let candidate = seal::random32()?;
@@ -192,10 +193,9 @@ pub async fn run(
     let (deployment, domain) = read_deployment(&config)?;
     let sealer = Sealer::simulated(&config.state_dir, domain);
     if !sealer.exists() {
-        return Err(Error::Config(format!(
-            "no sealed state in {}: run `covenant-kms-oracle init` first",
-            config.state_dir.display()
-        )));
+        return Err(Error::NoState {
+            dir: config.state_dir.clone(),
+        });
     }
     let mut secrets = sealer.unseal()?;
     let clock: SharedClock = Arc::new(SystemClock);
@@ -204,12 +204,11 @@ pub async fn run(
     let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &manifest, &*clock)?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
 
-    let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)
-        .map_err(|e| Error::Config(e.to_string()))?;
-    let metrics = metrics::Metrics::new(&registry).map_err(|e| Error::Config(e.to_string()))?;
+    let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)?;
+    let metrics = metrics::Metrics::new(&registry)?;
     let reader = covenant_mirror::ChainReader::connect(
-        &config.rpc_url,
-        Duration::from_millis(config.rpc_timeout_ms),
+        config.rpc_url.as_str(),
+        config.rpc_timeout,
         deployment.chain_id,
         metrics.chain_reads.clone(),
     )
@@ -221,7 +220,7 @@ pub async fn run(
             mirror,
             deployment,
             covenant_mirror::ViewSettings {
-                max_age: config.max_finalized_age(),
+                max_age: config.max_finalized_age,
                 poll: Duration::from_secs(1),
             },
             clock.clone(),
@@ -235,19 +234,15 @@ pub async fn run(
     let root = match secrets.root.take() {
         Some(r) => RootSecret::from_bytes(*r),
         None => {
-            let source = config.replicate_from.ok_or_else(|| {
-                Error::Config(
-                    "this node has no root secret: give --replicate-from a running node".into(),
-                )
-            })?;
+            let source = config.replicate_from.clone().ok_or(Error::NoRootSecret)?;
             let mut shutdown = shutdown.clone();
             let root = loop {
-                match replicate::obtain_root(&view, &*clock, &own, &tls_identity, &policy, source)
+                match replicate::obtain_root(&view, &*clock, &own, &tls_identity, &policy, &source)
                     .await
                 {
                     Ok(root) => break root,
                     Err(e) => {
-                        tracing::warn!(target: "kms::replication", %source, error = %e, "replication failed; retrying");
+                        tracing::warn!(target: "kms::replication", source = source.url(), error = %e, "replication failed; retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                             _ = shutdown.wait_for(|s| *s) => {
@@ -262,7 +257,7 @@ pub async fn run(
                 node_key: Zeroizing::new(*secrets.node_key),
                 root: Some(Zeroizing::new(*root.expose())),
             })?;
-            tracing::info!(target: "kms::replication", %source, "root secret received and sealed");
+            tracing::info!(target: "kms::replication", source = source.url(), "root secret received and sealed");
             root
         }
     };
@@ -279,14 +274,14 @@ pub async fn run(
         shutdown.clone(),
     )
     .await?;
-    let sender = chain::Sender::new(&config.rpc_url, &node_key(&secrets)?)?;
+    let sender = chain::Sender::new(config.rpc_url.clone(), &node_key(&secrets)?)?;
     tasks.spawn(audit::committer::run(
         view.registry(),
         sender.clone(),
         audit_pool.clone(),
         own.node,
         audit::committer::Settings {
-            interval: Duration::from_millis(config.commit_interval_ms),
+            interval: config.commit_interval,
             max_batch: config.commit_max_entries,
         },
         metrics.clone(),
@@ -312,8 +307,8 @@ pub async fn run(
         collateral: Collateral::default(),
         sender,
         limits: server::Limits {
-            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            handshake_timeout: config.handshake_timeout,
+            request_timeout: config.request_timeout,
             max_body: config.max_body_bytes,
         },
     });

@@ -3,16 +3,17 @@
 //! node at the finalized block) and the source checks ours and records the onboarding on chain
 //! before answering. The secret is accepted only if it derives the root keys registered on chain.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use covenant_attest::{Collateral, Policy, ratls::RaTlsIdentity};
 use covenant_chain::kms_registry::KmsRegistry;
-use covenant_kms_api::{KmsClient, ReplicateRequest, client::client_config};
+use covenant_kms_api::{Endpoint, KmsClient, ReplicateRequest, client::client_config};
 use covenant_mirror::{Clock, PolicyView};
 use zeroize::Zeroizing;
 
 use crate::{
-    Error, Result,
+    Result,
+    error::ReplicationError,
     identity::OwnIdentity,
     keys::{Domain, RootKeys, RootSecret},
 };
@@ -24,11 +25,11 @@ pub async fn obtain_root(
     own: &OwnIdentity,
     identity: &RaTlsIdentity,
     policy: &Policy,
-    source: SocketAddr,
+    source: &Endpoint,
 ) -> Result<RootSecret> {
     let block = view
         .current_block()
-        .map_err(|d| Error::Replication(d.reason))?;
+        .map_err(|d| ReplicationError::NoFreshBlock(d.reason))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = covenant_attest::ratls::RaTlsVerifier::new(
         policy.clone(),
@@ -41,12 +42,8 @@ pub async fn obtain_root(
         provider,
     )?;
     let chain_id = view.deployment().chain_id;
-    let client = KmsClient::new(
-        &[&format!("https://{source}")],
-        Arc::new(config),
-        Duration::from_secs(30),
-    )
-    .map_err(|e| Error::Replication(e.to_string()))?;
+    let client = KmsClient::new(&[source.url()], Arc::new(config), Duration::from_secs(30))
+        .map_err(ReplicationError::Client)?;
     let request = ReplicateRequest {
         chain_id: Some(chain_id),
         node: Some(own.node),
@@ -54,12 +51,12 @@ pub async fn obtain_root(
     let answer = client
         .replicate(&request)
         .await
-        .map_err(|e| Error::Replication(e.to_string()))?;
+        .map_err(ReplicationError::Client)?;
     // The handshake checked the source's evidence and binding; now the chain must allow it.
     let certificate = answer
         .server_certificate
         .as_deref()
-        .ok_or_else(|| Error::Replication("the source presented no certificate".into()))?;
+        .ok_or(ReplicationError::NoCertificate)?;
     let evidence = covenant_attest::ratls::verify_certificate(
         certificate,
         &Collateral::default(),
@@ -68,19 +65,20 @@ pub async fn obtain_root(
     )?;
     let boot = covenant_chain::boot_info(&evidence, 0);
     if let Err(deny) = view.kms(&block, &boot).await? {
-        return Err(Error::Replication(format!(
-            "the source is not an allowed KMS node at block {}: {}",
-            block.number, deny.reason
-        )));
+        return Err(ReplicationError::SourceNotAllowed {
+            block: block.number,
+            reason: deny.reason,
+        }
+        .into());
     }
     let bytes = Zeroizing::new(
         hex::decode(answer.body.root_secret.expose())
-            .map_err(|_| Error::Replication("malformed root secret".into()))?,
+            .map_err(|_| ReplicationError::MalformedSecret)?,
     );
     let array: [u8; 32] = bytes
         .as_slice()
         .try_into()
-        .map_err(|_| Error::Replication("the root secret is not 32 bytes".into()))?;
+        .map_err(|_| ReplicationError::MalformedSecret)?;
     let root = RootSecret::from_bytes(array);
     let registered = view
         .chain()
@@ -98,9 +96,7 @@ pub async fn obtain_root(
     if derived.signer_address != registered._0
         || derived.ca_public_key.as_slice() != registered._1.as_ref()
     {
-        return Err(Error::Replication(
-            "the received root secret does not derive the registered root keys".into(),
-        ));
+        return Err(ReplicationError::WrongSecret.into());
     }
     Ok(root)
 }

@@ -15,6 +15,7 @@ use ring::{
 };
 use zeroize::{Zeroize, Zeroizing};
 
+pub use crate::error::SealError;
 use crate::{Error, Result, keys::Domain};
 
 const AAD_PREFIX: &[u8] = b"covenant-kms-seal-v1";
@@ -42,7 +43,7 @@ pub fn random32() -> Result<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);
     SystemRandom::new()
         .fill(out.as_mut_slice())
-        .map_err(|_| Error::Sealed("the system random source failed".into()))?;
+        .map_err(|_| Error::Sealed(SealError::Random))?;
     Ok(out)
 }
 
@@ -94,7 +95,7 @@ impl Sealer {
             Err(e) => return Err(io("reading the sealing key", &path)(e)),
         };
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| Error::Sealed("the sealing key is not 32 bytes".into()))?;
+            .map_err(|_| Error::Sealed(SealError::KeyLength))?;
         Ok(LessSafeKey::new(unbound))
     }
 
@@ -120,14 +121,14 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
-            .map_err(|_| Error::Sealed("the system random source failed".into()))?;
+            .map_err(|_| Error::Sealed(SealError::Random))?;
         let mut sealed = plain.to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(self.aad()),
             &mut sealed,
         )
-        .map_err(|_| Error::Sealed("sealing failed".into()))?;
+        .map_err(|_| Error::Sealed(SealError::Seal))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         sealed.zeroize();
@@ -143,20 +144,16 @@ impl Sealer {
         let path = self.dir.join(SEALED_FILE);
         let bytes = std::fs::read(&path).map_err(io("reading the sealed state", &path))?;
         if bytes.len() < NONCE_LEN {
-            return Err(Error::Sealed("the sealed state is truncated".into()));
+            return Err(Error::Sealed(SealError::Truncated));
         }
         let key = self.key(false)?;
         let (nonce, rest) = bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce)
-            .map_err(|_| Error::Sealed("bad nonce".into()))?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Sealed(SealError::Nonce))?;
         let mut buf = Zeroizing::new(rest.to_vec());
         let plain = key
             .open_in_place(nonce, Aad::from(self.aad()), buf.as_mut_slice())
-            .map_err(|_| {
-                Error::Sealed(
-                    "cannot open: another sealing key, another deployment, or tampered".into(),
-                )
-            })?;
+            .map_err(|_| Error::Sealed(SealError::Open))?;
         let mut node_key = Zeroizing::new([0u8; 32]);
         let root = match plain.len() {
             33 if plain[32] == 0 => None,
@@ -165,7 +162,7 @@ impl Sealer {
                 r.copy_from_slice(&plain[33..65]);
                 Some(r)
             }
-            _ => return Err(Error::Sealed("unexpected sealed layout".into())),
+            _ => return Err(Error::Sealed(SealError::Layout)),
         };
         node_key.copy_from_slice(&plain[..32]);
         Ok(NodeSecrets { node_key, root })

@@ -33,7 +33,7 @@ async fn committed_through(sender: &Sender, registry: Address, node: Address) ->
         .read_latest(registry, &KmsRegistry::kmsNodeCall { node })
         .await?;
     if !record.active {
-        return Err(Error::Rpc(format!("node {node} is not active on chain")));
+        return Err(Error::NodeInactive { node });
     }
     Ok(record.committedThrough)
 }
@@ -59,10 +59,12 @@ pub async fn commit_once(
     let to = last.min(through + max_batch.max(1));
     let entries = store::audit::entries(&mut c, node, from, to).await?;
     if entries.len() as u64 != to - from + 1 {
-        return Err(Error::Config(format!(
-            "audit log has a gap between {from} and {to}: {} rows",
-            entries.len()
-        )));
+        return Err(crate::error::AuditError::Gap {
+            from,
+            to,
+            rows: entries.len(),
+        }
+        .into());
     }
     drop(c);
     let leaves: Vec<merkle::Hash> = entries.iter().map(|e| e.leaf_hash()).collect();

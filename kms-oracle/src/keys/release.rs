@@ -64,7 +64,7 @@ impl rcgen::SigningKey for P256Signer {
 }
 
 fn cert_error(e: rcgen::Error) -> Error {
-    Error::Certificate(e.to_string())
+    Error::Certificate(e)
 }
 
 fn serial_for(public: &[u8]) -> SerialNumber {
@@ -98,7 +98,7 @@ fn ca_params(common_name: String, serial: SerialNumber, path_len: Option<u8>) ->
 fn sign65(key: &k256::ecdsa::SigningKey, digest: &B256) -> Result<[u8; 65]> {
     let (sig, recid) = key
         .sign_prehash_recoverable(digest.as_slice())
-        .map_err(|e| Error::Certificate(format!("secp256k1 signature: {e}")))?;
+        .map_err(Error::Signature)?;
     let mut out = [0u8; 65];
     out[..64].copy_from_slice(&sig.to_bytes());
     out[64] = 27 + recid.to_byte();

@@ -80,8 +80,8 @@ pub async fn insert(c: &mut PgConnection, entries: &[Entry]) -> Result<()> {
 fn entry(r: &sqlx::postgres::PgRow) -> Result<Entry> {
     let bytes = |i: usize| -> Option<Vec<u8>> { r.get(i) };
     let action: String = r.get(3);
-    let action = Action::parse(&action)
-        .ok_or_else(|| crate::Error::Config(format!("audit row with unknown action {action}")))?;
+    let action =
+        Action::parse(&action).ok_or(crate::error::AuditError::UnknownAction { action })?;
     let block = match (r.get::<Option<i64>, _>(10), bytes(11)) {
         (Some(n), Some(h)) if h.len() == 32 => Some((n as u64, B256::from_slice(&h))),
         _ => None,
