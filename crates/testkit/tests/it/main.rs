@@ -3,6 +3,7 @@
 
 mod anvil;
 mod postgres;
+mod process;
 
 use std::path::Path;
 
