@@ -135,6 +135,7 @@ pub async fn run(
         stale_after: config.stale_after(),
         registry,
         finalized: finalized_rx,
+        openapi: Arc::default(),
     };
     {
         let mut stop = stop_rx.clone();

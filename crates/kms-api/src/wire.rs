@@ -43,19 +43,20 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 /// The finalized block a decision was made at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlockRef {
     /// Its number.
     pub number: u64,
     /// Its hash.
+    #[schema(value_type = String)]
     pub hash: B256,
     /// Its timestamp, unix seconds.
     pub timestamp: u64,
 }
 
 /// An error answer. `auditSeq` names the audit entry of a logged refusal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorBody {
     /// Why.
@@ -66,7 +67,7 @@ pub struct ErrorBody {
 }
 
 /// `POST /v1/keys`: an attested instance asks for its app's keys.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeysRequest {
     /// The chain the client expects this KMS to serve (refused if another).
@@ -84,10 +85,11 @@ pub const MAX_PATH_LEN: usize = 256;
 
 /// An app's env-encryption public key, signed by the KMS root (also served publicly by
 /// `GET /v1/apps/{app}/env-key`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvKeyStatement {
     /// The app.
+    #[schema(value_type = String)]
     pub app_id: Address,
     /// The app's key generation.
     pub key_generation: u64,
@@ -96,44 +98,54 @@ pub struct EnvKeyStatement {
     /// The root generation that signed.
     pub root_generation: u64,
     /// The root signer.
+    #[schema(value_type = String)]
     pub root_signer: Address,
     /// 65-byte signature (r ‖ s ‖ v) by the root signer over the env-key digest (docs/kms.md).
     pub signature: String,
 }
 
 /// An app's keys for one instance.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppKeys {
     /// The app.
+    #[schema(value_type = String)]
     pub app_id: Address,
     /// The instance.
+    #[schema(value_type = String)]
     pub instance_id: FixedBytes<20>,
     /// The app's key generation.
     pub key_generation: u64,
     /// The root generation whose keys signed.
     pub root_generation: u64,
     /// The root signer.
+    #[schema(value_type = String)]
     pub root_signer: Address,
     /// The disk-encryption key of this instance.
+    #[schema(value_type = String)]
     pub disk_key: Secret,
     /// The env-decryption X25519 secret.
+    #[schema(value_type = String)]
     pub env_secret_key: Secret,
     /// Its public key, signed by the root.
     pub env_public_key: EnvKeyStatement,
     /// The app's secp256k1 secret key.
+    #[schema(value_type = String)]
     pub app_secret_key: Secret,
     /// Its address.
+    #[schema(value_type = String)]
     pub app_address: Address,
     /// The root signer's signature over the app-key digest (docs/kms.md).
     pub app_key_signature: String,
     /// The app CA's P-256 secret scalar.
+    #[schema(value_type = String)]
     pub app_ca_secret_key: Secret,
     /// The app CA certificate (PEM), issued by the root CA.
     pub app_ca_certificate: String,
     /// The root CA certificate (PEM).
     pub root_ca_certificate: String,
     /// `GetKey` results, path → key.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub paths: BTreeMap<String, Secret>,
 }
 
@@ -148,7 +160,7 @@ impl std::fmt::Debug for AppKeys {
 }
 
 /// The answer to `POST /v1/keys`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeysResponse {
     /// The keys.
@@ -161,7 +173,7 @@ pub struct KeysResponse {
 }
 
 /// `POST /v1/certificates`: an attested instance asks for a TLS certificate of its app.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CertificateRequest {
     /// The chain the client expects this KMS to serve.
@@ -173,12 +185,13 @@ pub struct CertificateRequest {
 }
 
 /// The answer to `POST /v1/certificates`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CertificateResponse {
     /// Leaf, app CA, root CA (PEM).
     pub certificate_chain: Vec<String>,
     /// The app the leaf names.
+    #[schema(value_type = String)]
     pub app_id: Address,
     /// The app's key generation (its app CA's).
     pub key_generation: u64,
@@ -189,7 +202,7 @@ pub struct CertificateResponse {
 }
 
 /// `POST /v1/replicate`: an attested KMS node asks for the root secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplicateRequest {
     /// The chain the client expects this KMS to serve.
@@ -197,18 +210,22 @@ pub struct ReplicateRequest {
     pub chain_id: Option<u64>,
     /// The new node's identity address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub node: Option<Address>,
 }
 
 /// The answer to `POST /v1/replicate`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplicateResponse {
     /// The root secret (hex).
+    #[schema(value_type = String)]
     pub root_secret: Secret,
     /// The transaction that recorded the onboarding.
+    #[schema(value_type = String)]
     pub onboarding_tx: B256,
     /// The onboarded node.
+    #[schema(value_type = String)]
     pub node: Address,
     /// The grant's audit entry.
     pub audit_seq: u64,
@@ -217,7 +234,7 @@ pub struct ReplicateResponse {
 }
 
 /// The answer to `GET /v1/apps/{app}/env-key`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvKeyResponse {
     /// The signed statement.
@@ -228,20 +245,25 @@ pub struct EnvKeyResponse {
 }
 
 /// The answer to `GET /v1/metadata`: who this node is and whether it serves.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     /// The chain served.
     pub chain_id: u64,
     /// The `KmsRegistry` proxy.
+    #[schema(value_type = String)]
     pub kms_registry: Address,
     /// The node's identity address.
+    #[schema(value_type = String)]
     pub node: Address,
     /// Its aggregated measurement.
+    #[schema(value_type = String)]
     pub mr_aggregated: B256,
     /// Its device id.
+    #[schema(value_type = String)]
     pub device_id: B256,
     /// The OS image it booted.
+    #[schema(value_type = String)]
     pub os_image_hash: B256,
     /// The finalized block, when the view has a fresh one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,21 +279,23 @@ pub struct Metadata {
 }
 
 /// The KMS root public keys of one generation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RootKeysInfo {
     /// The generation.
     pub root_generation: u64,
     /// The root signer's address.
+    #[schema(value_type = String)]
     pub root_signer: Address,
     /// The root CA public key (uncompressed SEC1).
+    #[schema(value_type = String)]
     pub root_ca_public_key: Bytes,
     /// The root CA certificate (PEM).
     pub root_ca_certificate: String,
 }
 
 /// The answer to `GET /healthz`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Health {
     /// `serving` or `not serving`.
@@ -285,10 +309,11 @@ pub struct Health {
 }
 
 /// A logged decision as `GET /v1/audit/{seq}` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditEntry {
     /// The node that decided.
+    #[schema(value_type = String)]
     pub node: Address,
     /// Its sequence number (1, 2, … per node, no gaps).
     pub seq: u64,
@@ -301,19 +326,24 @@ pub struct AuditEntry {
     /// Why not (empty when granted).
     pub reason: String,
     /// The app, when the evidence verified.
+    #[schema(value_type = Option<String>)]
     pub app_id: Option<Address>,
     /// The instance, when the evidence verified.
+    #[schema(value_type = Option<String>)]
     pub instance_id: Option<FixedBytes<20>>,
     /// The compose hash, when the evidence verified.
+    #[schema(value_type = Option<String>)]
     pub compose_hash: Option<B256>,
     /// sha256 of the client certificate, when one was presented.
+    #[schema(value_type = Option<String>)]
     pub evidence_digest: Option<B256>,
     /// The finalized block decided at (number, hash), when one was used.
+    #[schema(value_type = Option<Vec<String>>)]
     pub block: Option<(u64, B256)>,
 }
 
 /// An on-chain grant-log commitment covering an entry, with the entry's inclusion proof.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Commitment {
     /// First sequence number committed.
@@ -321,26 +351,31 @@ pub struct Commitment {
     /// Last sequence number committed.
     pub to_seq: u64,
     /// The RFC 6962 Merkle root committed on chain.
+    #[schema(value_type = String)]
     pub root: B256,
     /// The commit transaction.
+    #[schema(value_type = String)]
     pub tx_hash: B256,
     /// The entry's index in the tree.
     pub index: u64,
     /// The tree's size.
     pub tree_size: u64,
     /// The inclusion proof (RFC 6962 audit path).
+    #[schema(value_type = Vec<String>)]
     pub path: Vec<B256>,
 }
 
 /// The answer to `GET /v1/audit/{seq}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuditEntryResponse {
     /// The entry.
     pub entry: AuditEntry,
     /// Its canonical encoding (the Merkle leaf's content).
+    #[schema(value_type = String)]
     pub leaf: Bytes,
     /// `SHA-256(0x00 ‖ leaf)`.
+    #[schema(value_type = String)]
     pub leaf_hash: B256,
     /// The commitment covering it, once committed.
     pub commitment: Option<Commitment>,

@@ -9,20 +9,26 @@ use covenant_chain::BootInfo;
 use serde::{Deserialize, Serialize};
 
 /// A `BootInfo`, as the API accepts it (hex strings; enums as names or numbers).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BootInfoJson {
     /// The app's address.
+    #[schema(value_type = String, example = "0x1111111111111111111111111111111111111111")]
     pub app_id: Address,
-    /// Compose hash.
+    /// Compose hash (32 bytes, 0x-hex).
+    #[schema(value_type = String)]
     pub compose_hash: B256,
-    /// Instance id (20 bytes).
+    /// Instance id (20 bytes, 0x-hex).
+    #[schema(value_type = String)]
     pub instance_id: FixedBytes<20>,
-    /// Device id.
+    /// Device id (32 bytes, 0x-hex).
+    #[schema(value_type = String)]
     pub device_id: B256,
-    /// Aggregated measurement.
+    /// Aggregated measurement (32 bytes, 0x-hex).
+    #[schema(value_type = String)]
     pub mr_aggregated: B256,
-    /// OS image hash.
+    /// OS image hash (32 bytes, 0x-hex).
+    #[schema(value_type = String)]
     pub os_image_hash: B256,
     /// TEE kind: `unknown`, `tdx`, `sevSnp`, `simulated` or 0..=3.
     pub tee_kind: EnumValue,
@@ -32,13 +38,14 @@ pub struct BootInfoJson {
     pub tcb_status: EnumValue,
     /// GPU evidence hash (zero when none).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub gpu_evidence_hash: B256,
     /// Key generation.
     pub key_generation: u64,
 }
 
 /// An enum given by name or number.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EnumValue {
     /// By number.

@@ -85,9 +85,13 @@ pub async fn watch_finalized(
     }
 }
 
-#[derive(Deserialize)]
+/// Where the feed starts.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct FeedQuery {
+    /// After this position (`BLOCK-LOGINDEX`, or `BLOCK` for everything after that block);
+    /// `Last-Event-ID` takes precedence.
     after: Option<String>,
 }
 
@@ -108,6 +112,12 @@ struct Cursor {
     buffer: std::collections::VecDeque<Event>,
 }
 
+/// Finalized policy events (registry, apps, domains) as server-sent events, in chain order,
+/// resumable; a `finalized` event marks each advance of the finalized block.
+#[utoipa::path(get, path = "/v1/feed", tag = "mirror", params(FeedQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this event id")),
+    responses((status = 200, description = "an event stream (`id: BLOCK-LOGINDEX`, `event:` the event's name, `data:` JSON)", content_type = "text/event-stream", body = String),
+        (status = 400, body = super::schema::ErrorBody)))]
 pub(super) async fn feed(
     State(s): State<ApiState>,
     headers: HeaderMap,

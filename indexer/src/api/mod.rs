@@ -4,6 +4,7 @@
 
 mod feed;
 mod routes;
+mod schema;
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,12 +12,13 @@ use axum::{
     Json, Router,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use covenant_chain::Deployment;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::watch;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use covenant_mirror::read::View;
 
@@ -24,8 +26,51 @@ use crate::{health::Health, source::Rpc};
 
 pub use feed::watch_finalized;
 
-/// The OpenAPI document of this API.
-pub const OPENAPI: &str = include_str!("../../openapi.json");
+/// The document's frame; its paths and schemas come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Covenant indexer",
+        description = "The finalized view of Covenant's registries and governance, read at the \
+            mirror's finalized block (every answer names it), the policy checks, and a change feed. \
+            Generated from the handlers and their response types."
+    ),
+    tags(
+        (name = "mirror", description = "registries, apps, KMS nodes, domains, grant log"),
+        (name = "governance", description = "proposals, their state and votes"),
+        (name = "policy", description = "what the registry would decide"),
+        (name = "service", description = "health, metrics, this document")
+    )
+)]
+struct ApiDoc;
+
+/// The routes, each registered with its description (`#[utoipa::path]`): one cannot exist
+/// without the other.
+fn documented() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(routes::openapi))
+        .routes(routes!(routes::head))
+        .routes(routes!(routes::registry))
+        .routes(routes!(routes::apps))
+        .routes(routes!(routes::app))
+        .routes(routes!(routes::os_images))
+        .routes(routes!(routes::kms_nodes))
+        .routes(routes!(routes::domains))
+        .routes(routes!(routes::domain))
+        .routes(routes!(routes::proposals))
+        .routes(routes!(routes::proposal))
+        .routes(routes!(routes::grant_log))
+        .routes(routes!(routes::policy_app))
+        .routes(routes!(routes::policy_kms))
+        .routes(routes!(feed::feed))
+}
+
+/// The OpenAPI 3.1 document of this API, generated from the handlers and their types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().split_for_parts().1
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -44,28 +89,15 @@ pub struct ApiState {
     pub registry: prometheus::Registry,
     /// The finalized block, as announced over `LISTEN/NOTIFY`.
     pub finalized: watch::Receiver<u64>,
+    /// The OpenAPI document served at `/openapi.json` (set by [`router`]).
+    pub openapi: Arc<String>,
 }
 
 /// The router.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(routes::openapi))
-        .route("/v1/head", get(routes::head))
-        .route("/v1/registry", get(routes::registry))
-        .route("/v1/apps", get(routes::apps))
-        .route("/v1/apps/{address}", get(routes::app))
-        .route("/v1/os-images", get(routes::os_images))
-        .route("/v1/kms-nodes", get(routes::kms_nodes))
-        .route("/v1/domains", get(routes::domains))
-        .route("/v1/domains/{domain}", get(routes::domain))
-        .route("/v1/proposals", get(routes::proposals))
-        .route("/v1/proposals/{id}", get(routes::proposal))
-        .route("/v1/grant-log", get(routes::grant_log))
-        .route("/v1/policy/app", post(routes::policy_app))
-        .route("/v1/policy/kms", post(routes::policy_kms))
-        .route("/v1/feed", get(feed::feed))
+pub fn router(mut state: ApiState) -> Router {
+    let (router, doc) = documented().split_for_parts();
+    state.openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    router
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .with_state(state)
 }

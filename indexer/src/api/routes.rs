@@ -1,4 +1,6 @@
-//! REST handlers. Each reads at the finalized block and names it in `block`.
+//! REST handlers. Each reads at the finalized block and names it in `block`, answers with a
+//! type of [`super::schema`], and is described by its `#[utoipa::path]`, from which the router
+//! is built: a route cannot exist without its description.
 
 use std::{collections::BTreeMap, str::FromStr};
 
@@ -14,9 +16,16 @@ use axum::{
 };
 use covenant_chain::kms_registry::KmsRegistry;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{ApiError, ApiState, finalized_view};
+use super::{
+    ApiError, ApiState, finalized_view,
+    schema::{
+        AppDetail, AppSummary, Apps, Block, DomainBinding, DomainRegistry, Domains, ErrorBody,
+        Fields, GrantLog, Head, Health, KmsNode, KmsNodes, Member, OsImages, PolicyAnswer,
+        Proposal, ProposalDetail, Proposals, Registry, Tally, Vote,
+    },
+};
 use covenant_mirror::{
     facts,
     read::{self, MemberRow},
@@ -25,7 +34,7 @@ use covenant_mirror::{
 
 use crate::{governance, health::Status};
 
-type ApiResult = Result<Json<Value>, ApiError>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 fn parse_address(s: &str) -> Result<Address, ApiError> {
     let ok = s.len() == 42 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit());
@@ -37,8 +46,11 @@ fn parse_address(s: &str) -> Result<Address, ApiError> {
     Address::from_str(s).map_err(|e| ApiError::BadRequest(format!("malformed address `{s}`: {e}")))
 }
 
-fn block_json(number: u64, hash: B256) -> Value {
-    json!({ "number": number, "hash": hash.to_string() })
+fn block_json(number: u64, hash: B256) -> Block {
+    Block {
+        number,
+        hash: hash.to_string(),
+    }
 }
 
 fn hex32(bytes: &[u8]) -> String {
@@ -69,23 +81,26 @@ fn camel(name: &str) -> String {
     out
 }
 
-fn settings_json(settings: BTreeMap<String, Value>) -> Value {
-    Value::Object(settings.into_iter().map(|(k, v)| (camel(&k), v)).collect())
+fn settings_json(settings: BTreeMap<String, Value>) -> Fields {
+    settings.into_iter().map(|(k, v)| (camel(&k), v)).collect()
 }
 
-fn with_member(row: &MemberRow, key: &str, value: String) -> Value {
-    let mut v = match &row.data {
-        Value::Object(m) => Value::Object(m.clone()),
-        _ => json!({}),
+fn with_member(row: &MemberRow, key: &str, value: String) -> Member {
+    let mut fields = match &row.data {
+        Value::Object(m) => m.clone(),
+        _ => Fields::new(),
     };
-    v[key] = json!(value);
-    v["addedBlock"] = json!(row.from_block);
-    if let Some(to) = row.to_block {
-        v["removedBlock"] = json!(to);
+    fields.insert(key.to_owned(), Value::String(value));
+    Member {
+        fields,
+        added_block: row.from_block,
+        removed_block: row.to_block,
     }
-    v
 }
 
+/// Healthy while the sync loop succeeds and the database answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, body = Health), (status = 503, description = "unhealthy, with the reason", body = Health)))]
 pub(super) async fn healthz(State(s): State<ApiState>) -> Response {
     let status = s.health.status(s.stale_after);
     let db = match s.pool.acquire().await {
@@ -96,22 +111,36 @@ pub(super) async fn healthz(State(s): State<ApiState>) -> Response {
         Err(e) => Err(e.to_string()),
     };
     match (status, db) {
-        (Status::Healthy, Ok(())) => {
-            (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
-        }
+        (Status::Healthy, Ok(())) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                reason: None,
+            }),
+        )
+            .into_response(),
         (Status::Unhealthy(why), _) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unhealthy", "reason": why })),
+            Json(Health {
+                status: "unhealthy",
+                reason: Some(why),
+            }),
         )
             .into_response(),
         (_, Err(why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unhealthy", "reason": format!("database: {why}") })),
+            Json(Health {
+                status: "unhealthy",
+                reason: Some(format!("database: {why}")),
+            }),
         )
             .into_response(),
     }
 }
 
+/// Prometheus metrics (docs/metrics.md).
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     let mut out = String::new();
     match prometheus::TextEncoder::new().encode_utf8(&s.registry.gather(), &mut out) {
@@ -120,22 +149,42 @@ pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     }
 }
 
-pub(super) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI).into_response()
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "the OpenAPI 3.1 document, generated from the handlers", content_type = "application/json", body = Object)))]
+pub(super) async fn openapi(State(s): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi.as_ref().clone(),
+    )
+        .into_response()
 }
 
-pub(super) async fn head(State(s): State<ApiState>) -> ApiResult {
+/// Where the mirror stands: head, indexed and finalized blocks.
+#[utoipa::path(get, path = "/v1/head", tag = "mirror",
+    responses((status = 200, body = Head), (status = 503, body = ErrorBody)))]
+pub(super) async fn head(State(s): State<ApiState>) -> ApiResult<Head> {
     let (view, f, hash) = finalized_view(&s.pool).await?;
-    Ok(Json(json!({
-        "chainId": view.chain_id,
-        "head": view.head,
-        "indexed": { "number": view.indexed, "hash": view.indexed_hash.map(|h| h.to_string()) },
-        "finalized": { "number": f, "hash": hash.to_string(), "timestamp": view.finalized_timestamp },
-        "lagBlocks": view.head.saturating_sub(f),
-    })))
+    Ok(Json(Head {
+        chain_id: view.chain_id,
+        head: view.head,
+        indexed: super::schema::IndexedBlock {
+            number: view.indexed,
+            hash: view.indexed_hash.map(|h| h.to_string()),
+        },
+        finalized: super::schema::FinalizedBlock {
+            number: f,
+            hash: hash.to_string(),
+            timestamp: view.finalized_timestamp,
+        },
+        lag_blocks: view.head.saturating_sub(f),
+    }))
 }
 
-pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult {
+/// The KMS registry's settings and root keys, and the domain registry.
+#[utoipa::path(get, path = "/v1/registry", tag = "mirror",
+    responses((status = 200, body = Registry), (status = 503, body = ErrorBody)))]
+pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
@@ -143,22 +192,29 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult {
     let roots = read::members_at(&mut c, "root_keys", Some(reg.as_slice()), f).await?;
     let domain_settings =
         read::settings_at(&mut c, s.deployment.contracts.domain_registry.as_slice(), f).await?;
-    Ok(Json(json!({
-        "block": block_json(f, hash),
-        "kmsRegistry": reg.to_checksum(None),
-        "settings": settings_json(settings),
-        "rootKeys": roots.iter().map(|r| with_member(r, "key", hex32(&r.member))).collect::<Vec<_>>(),
-        "domainRegistry": {
-            "address": s.deployment.contracts.domain_registry.to_checksum(None),
-            "settings": settings_json(domain_settings),
+    Ok(Json(Registry {
+        block: block_json(f, hash),
+        kms_registry: reg.to_checksum(None),
+        settings: settings_json(settings),
+        root_keys: roots
+            .iter()
+            .map(|r| with_member(r, "key", hex32(&r.member)))
+            .collect(),
+        domain_registry: DomainRegistry {
+            address: s.deployment.contracts.domain_registry.to_checksum(None),
+            settings: settings_json(domain_settings),
         },
-    })))
+    }))
 }
 
-#[derive(Deserialize)]
+/// A page of a list.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Page {
+    /// The first index (default 0).
     offset: Option<usize>,
+    /// At most this many (default 100, at most 1000).
     limit: Option<usize>,
 }
 
@@ -166,10 +222,13 @@ pub(super) struct Page {
 const APPS_PAGE: usize = 100;
 const APPS_PAGE_MAX: usize = 1000;
 
+/// Registered apps with their settings, paged.
+#[utoipa::path(get, path = "/v1/apps", tag = "mirror", params(Page),
+    responses((status = 200, body = Apps), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn apps(
     State(s): State<ApiState>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+) -> ApiResult<Apps> {
     let Query(page) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = page.limit.unwrap_or(APPS_PAGE);
     if limit == 0 || limit > APPS_PAGE_MAX {
@@ -186,16 +245,27 @@ pub(super) async fn apps(
     let mut apps = Vec::with_capacity(limit.min(total));
     for r in rows.iter().skip(offset).take(limit) {
         let settings = read::settings_at(&mut c, &r.member, f).await?;
-        let mut v = with_member(r, "address", address_of(&r.member));
-        v["settings"] = settings_json(settings);
-        apps.push(v);
+        apps.push(AppSummary {
+            member: with_member(r, "address", address_of(&r.member)),
+            settings: settings_json(settings),
+        });
     }
-    Ok(Json(
-        json!({ "block": block_json(f, hash), "total": total, "offset": offset, "apps": apps }),
-    ))
+    Ok(Json(Apps {
+        block: block_json(f, hash),
+        total,
+        offset,
+        apps,
+    }))
 }
 
-pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) -> ApiResult {
+/// One app: registration, settings, compose hashes (current and history), devices, domains.
+#[utoipa::path(get, path = "/v1/apps/{address}", tag = "mirror",
+    params(("address" = String, Path, description = "the app's address (0x and 40 hex digits)")),
+    responses((status = 200, body = AppDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn app(
+    State(s): State<ApiState>,
+    Path(address): Path<String>,
+) -> ApiResult<AppDetail> {
     let app = parse_address(&address)?;
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
@@ -212,7 +282,7 @@ pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) 
     let hashes = read::members_at(&mut c, "compose_hash", Some(app.as_slice()), f).await?;
     let history = read::member_history(&mut c, "compose_hash", app.as_slice(), None, f).await?;
     let devices = read::members_at(&mut c, "device", Some(app.as_slice()), f).await?;
-    let domains: Vec<Value> = read::members_at(&mut c, "domain", None, f)
+    let domains: Vec<String> = read::members_at(&mut c, "domain", None, f)
         .await?
         .into_iter()
         .filter(|d| {
@@ -221,38 +291,47 @@ pub(super) async fn app(State(s): State<ApiState>, Path(address): Path<String>) 
                 .and_then(|a| Address::from_str(a).ok())
                 == Some(app)
         })
-        .filter_map(|d| {
-            d.data["domain"]
-                .as_str()
-                .map(str::to_owned)
-                .map(Value::String)
-        })
+        .filter_map(|d| d.data["domain"].as_str().map(str::to_owned))
         .collect();
-    Ok(Json(json!({
-        "block": block_json(f, hash),
-        "address": app.to_checksum(None),
-        "registered": last.to_block.is_none(),
-        "registration": with_member(last, "address", app.to_checksum(None)),
-        "settings": settings_json(settings),
-        "composeHashes": hashes.iter().map(|r| with_member(r, "composeHash", hex32(&r.member))).collect::<Vec<_>>(),
-        "composeHashHistory": history.iter().map(|r| with_member(r, "composeHash", hex32(&r.member))).collect::<Vec<_>>(),
-        "devices": devices.iter().map(|r| with_member(r, "deviceId", hex32(&r.member))).collect::<Vec<_>>(),
-        "domains": domains,
-    })))
+    let keyed = |rows: &[MemberRow], key: &str| -> Vec<Member> {
+        rows.iter()
+            .map(|r| with_member(r, key, hex32(&r.member)))
+            .collect()
+    };
+    Ok(Json(AppDetail {
+        block: block_json(f, hash),
+        address: app.to_checksum(None),
+        registered: last.to_block.is_none(),
+        registration: with_member(last, "address", app.to_checksum(None)),
+        settings: settings_json(settings),
+        compose_hashes: keyed(&hashes, "composeHash"),
+        compose_hash_history: keyed(&history, "composeHash"),
+        devices: keyed(&devices, "deviceId"),
+        domains,
+    }))
 }
 
-pub(super) async fn os_images(State(s): State<ApiState>) -> ApiResult {
+/// Allowed OS images with provenance and measurement manifest.
+#[utoipa::path(get, path = "/v1/os-images", tag = "mirror",
+    responses((status = 200, body = OsImages), (status = 503, body = ErrorBody)))]
+pub(super) async fn os_images(State(s): State<ApiState>) -> ApiResult<OsImages> {
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let rows = read::members_at(&mut c, "os_image", Some(reg.as_slice()), f).await?;
-    Ok(Json(json!({
-        "block": block_json(f, hash),
-        "osImages": rows.iter().map(|r| with_member(r, "osImageHash", hex32(&r.member))).collect::<Vec<_>>(),
-    })))
+    Ok(Json(OsImages {
+        block: block_json(f, hash),
+        os_images: rows
+            .iter()
+            .map(|r| with_member(r, "osImageHash", hex32(&r.member)))
+            .collect(),
+    }))
 }
 
-pub(super) async fn kms_nodes(State(s): State<ApiState>) -> ApiResult {
+/// Active KMS nodes, and the measurements and devices KMS nodes may have.
+#[utoipa::path(get, path = "/v1/kms-nodes", tag = "mirror",
+    responses((status = 200, body = KmsNodes), (status = 503, body = ErrorBody)))]
+pub(super) async fn kms_nodes(State(s): State<ApiState>) -> ApiResult<KmsNodes> {
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
@@ -262,40 +341,52 @@ pub(super) async fn kms_nodes(State(s): State<ApiState>) -> ApiResult {
     let devices = read::members_at(&mut c, "kms_device", scope, f).await?;
     let m: Vec<String> = measurements.iter().map(|r| hex32(&r.member)).collect();
     let d: Vec<String> = devices.iter().map(|r| hex32(&r.member)).collect();
-    let nodes: Vec<Value> = nodes
+    let nodes: Vec<KmsNode> = nodes
         .iter()
         .map(|r| {
-            let mut v = with_member(r, "node", address_of(&r.member));
+            let member = with_member(r, "node", address_of(&r.member));
             let serving = r.data["mrAggregated"]
                 .as_str()
                 .is_some_and(|x| m.iter().any(|y| y == x))
                 && r.data["deviceId"]
                     .as_str()
                     .is_some_and(|x| d.iter().any(|y| y == x));
-            v["serving"] = json!(serving);
-            v
+            KmsNode { member, serving }
         })
         .collect();
-    Ok(Json(json!({
-        "block": block_json(f, hash),
-        "nodes": nodes,
-        "allowedMeasurements": m,
-        "allowedDevices": d,
-    })))
+    Ok(Json(KmsNodes {
+        block: block_json(f, hash),
+        nodes,
+        allowed_measurements: m,
+        allowed_devices: d,
+    }))
 }
 
-pub(super) async fn domains(State(s): State<ApiState>) -> ApiResult {
+/// Bound domains.
+#[utoipa::path(get, path = "/v1/domains", tag = "mirror",
+    responses((status = 200, body = Domains), (status = 503, body = ErrorBody)))]
+pub(super) async fn domains(State(s): State<ApiState>) -> ApiResult<Domains> {
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let dr = s.deployment.contracts.domain_registry;
     let rows = read::members_at(&mut c, "domain", Some(dr.as_slice()), f).await?;
-    Ok(Json(json!({
-        "block": block_json(f, hash),
-        "domains": rows.iter().map(|r| with_member(r, "domainHash", hex32(&r.member))).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Domains {
+        block: block_json(f, hash),
+        domains: rows
+            .iter()
+            .map(|r| with_member(r, "domainHash", hex32(&r.member)))
+            .collect(),
+    }))
 }
 
-pub(super) async fn domain(State(s): State<ApiState>, Path(domain): Path<String>) -> ApiResult {
+/// One domain's binding.
+#[utoipa::path(get, path = "/v1/domains/{domain}", tag = "mirror",
+    params(("domain" = String, Path, description = "a lowercase DNS name")),
+    responses((status = 200, body = DomainBinding), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn domain(
+    State(s): State<ApiState>,
+    Path(domain): Path<String>,
+) -> ApiResult<DomainBinding> {
     if domain.is_empty()
         || domain.len() > 253
         || !domain
@@ -314,31 +405,39 @@ pub(super) async fn domain(State(s): State<ApiState>, Path(domain): Path<String>
         .ok_or_else(|| {
             ApiError::NotFound(format!("domain `{domain}` is not bound at block {f}"))
         })?;
-    let mut v = with_member(&row, "domainHash", key.to_string());
-    v["block"] = block_json(f, hash);
-    Ok(Json(v))
+    Ok(Json(DomainBinding {
+        member: with_member(&row, "domainHash", key.to_string()),
+        block: block_json(f, hash),
+    }))
 }
 
-fn proposal_json(p: &read::ProposalRow, facts: &read::ProposalFacts, now: u64) -> Value {
+fn proposal_json(p: &read::ProposalRow, facts: &read::ProposalFacts, now: u64) -> Proposal {
     let state = governance::state(p, facts, now);
-    json!({
-        "id": p.id,
-        "proposer": p.proposer.to_checksum(None),
-        "state": state,
-        "stateCode": state.as_u8(),
-        "description": p.description,
-        "actions": p.actions,
-        "voteStart": p.vote_start,
-        "voteEnd": p.vote_end,
-        "eta": facts.queued_eta,
-        "createdBlock": p.block,
-        "timelockOperationId": p.timelock_id.to_string(),
-        "tally": { "against": facts.tally[0], "for": facts.tally[1], "abstain": facts.tally[2] },
-        "quorum": governance::quorum(facts).to_string(),
-    })
+    Proposal {
+        id: p.id.clone(),
+        proposer: p.proposer.to_checksum(None),
+        state,
+        state_code: state.as_u8(),
+        description: p.description.clone(),
+        actions: p.actions.clone(),
+        vote_start: p.vote_start,
+        vote_end: p.vote_end,
+        eta: facts.queued_eta,
+        created_block: p.block,
+        timelock_operation_id: p.timelock_id.to_string(),
+        tally: Tally {
+            against: facts.tally[0].clone(),
+            in_favour: facts.tally[1].clone(),
+            abstain: facts.tally[2].clone(),
+        },
+        quorum: governance::quorum(facts).to_string(),
+    }
 }
 
-pub(super) async fn proposals(State(s): State<ApiState>) -> ApiResult {
+/// Proposals with decoded actions, state, tally and quorum, newest first.
+#[utoipa::path(get, path = "/v1/proposals", tag = "governance",
+    responses((status = 200, body = Proposals), (status = 503, body = ErrorBody)))]
+pub(super) async fn proposals(State(s): State<ApiState>) -> ApiResult<Proposals> {
     let (view, f, hash) = finalized_view(&s.pool).await?;
     let now = view.finalized_timestamp.unwrap_or(0);
     let mut c = s.pool.acquire().await?;
@@ -348,12 +447,21 @@ pub(super) async fn proposals(State(s): State<ApiState>) -> ApiResult {
         let facts = read::proposal_facts(&mut c, p, f).await?;
         out.push(proposal_json(p, &facts, now));
     }
-    Ok(Json(
-        json!({ "block": block_json(f, hash), "timestamp": now, "proposals": out }),
-    ))
+    Ok(Json(Proposals {
+        block: block_json(f, hash),
+        timestamp: now,
+        proposals: out,
+    }))
 }
 
-pub(super) async fn proposal(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+/// One proposal with its votes.
+#[utoipa::path(get, path = "/v1/proposals/{id}", tag = "governance",
+    params(("id" = String, Path, description = "the proposal id (decimal uint256)")),
+    responses((status = 200, body = ProposalDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn proposal(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<ProposalDetail> {
     // Digits only (no sign, no 0x), within uint256; normalised so `007` is proposal 7.
     let id = Some(&id)
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
@@ -372,54 +480,58 @@ pub(super) async fn proposal(State(s): State<ApiState>, Path(id): Path<String>) 
         .ok_or_else(|| ApiError::NotFound(format!("no proposal {id} at block {f}")))?;
     let facts = read::proposal_facts(&mut c, &p, f).await?;
     let votes = read::votes_at(&mut c, &id, f).await?;
-    let mut v = proposal_json(&p, &facts, now);
-    v["block"] = block_json(f, hash);
-    v["timestamp"] = json!(now);
-    v["votes"] = Value::Array(
-        votes
-            .iter()
-            .map(|v| {
-                let support = ["against", "for", "abstain"]
-                    .get(v.support as usize)
-                    .copied()
-                    .unwrap_or("unknown");
-                json!({
-                    "voter": v.voter.to_checksum(None),
-                    "support": support,
-                    "weight": v.weight,
-                    "reason": v.reason,
-                    "block": v.block,
-                })
-            })
-            .collect(),
-    );
-    Ok(Json(v))
+    let votes = votes
+        .iter()
+        .map(|v| Vote {
+            voter: v.voter.to_checksum(None),
+            support: ["against", "for", "abstain"]
+                .get(v.support as usize)
+                .copied()
+                .unwrap_or("unknown"),
+            weight: v.weight.clone(),
+            reason: v.reason.clone(),
+            block: v.block,
+        })
+        .collect();
+    Ok(Json(ProposalDetail {
+        proposal: proposal_json(&p, &facts, now),
+        block: block_json(f, hash),
+        timestamp: now,
+        votes,
+    }))
 }
 
-#[derive(Deserialize)]
+/// Which grant-log commitments to list.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct GrantLogQuery {
+    /// Only this KMS node's commitments (its address).
     node: Option<String>,
 }
 
+/// KMS nodes' grant-log commitments (Merkle roots of their audit logs).
+#[utoipa::path(get, path = "/v1/grant-log", tag = "mirror", params(GrantLogQuery),
+    responses((status = 200, body = GrantLog), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn grant_log(
     State(s): State<ApiState>,
     q: Result<Query<GrantLogQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult {
+) -> ApiResult<GrantLog> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let node = q.node.as_deref().map(parse_address).transpose()?;
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let rows = read::members_at(&mut c, "grant_log", Some(reg.as_slice()), f).await?;
-    let commits: Vec<Value> = rows
+    let commitments = rows
         .iter()
         .filter(|r| node.is_none_or(|n| r.member.get(..20) == Some(n.as_slice())))
         .map(|r| with_member(r, "key", hex32(&r.member)))
         .collect();
-    Ok(Json(
-        json!({ "block": block_json(f, hash), "commitments": commits }),
-    ))
+    Ok(Json(GrantLog {
+        block: block_json(f, hash),
+        commitments,
+    }))
 }
 
 fn boot_from(
@@ -430,10 +542,16 @@ fn boot_from(
     boot.to_boot_info().map_err(ApiError::BadRequest)
 }
 
+/// What `isAppAllowed(boot)` answers at the finalized block: the mirror for factory apps on the
+/// deployment's App implementation, `eth_call` at the block's hash otherwise. Informational: the
+/// kms-oracle decides on its own.
+#[utoipa::path(post, path = "/v1/policy/app", tag = "policy",
+    request_body(content = covenant_mirror::rules::BootInfoJson, description = "the boot to judge"),
+    responses((status = 200, body = PolicyAnswer), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn policy_app(
     State(s): State<ApiState>,
     body: Result<Json<BootInfoJson>, JsonRejection>,
-) -> ApiResult {
+) -> ApiResult<PolicyAnswer> {
     let boot = boot_from(body)?;
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
@@ -474,26 +592,30 @@ pub(super) async fn policy_app(
             )
         }
     };
-    Ok(Json(json!({
-        "block": block_json(f, hash),
-        "allowed": decision.allowed,
-        "reason": decision.reason,
-        "decidedBy": source,
-    })))
+    Ok(Json(PolicyAnswer {
+        block: block_json(f, hash),
+        allowed: decision.allowed,
+        reason: decision.reason,
+        decided_by: source,
+    }))
 }
 
+/// What `isKmsAllowed(boot)` answers at the finalized block (by the mirror).
+#[utoipa::path(post, path = "/v1/policy/kms", tag = "policy",
+    request_body(content = covenant_mirror::rules::BootInfoJson, description = "the KMS node's boot"),
+    responses((status = 200, body = PolicyAnswer), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn policy_kms(
     State(s): State<ApiState>,
     body: Result<Json<BootInfoJson>, JsonRejection>,
-) -> ApiResult {
+) -> ApiResult<PolicyAnswer> {
     let boot = boot_from(body)?;
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let decision = facts::kms_at(&mut c, s.deployment.contracts.kms_registry, &boot, f).await?;
-    Ok(Json(json!({
-        "block": block_json(f, hash),
-        "allowed": decision.allowed,
-        "reason": decision.reason,
-        "decidedBy": "mirror",
-    })))
+    Ok(Json(PolicyAnswer {
+        block: block_json(f, hash),
+        allowed: decision.allowed,
+        reason: decision.reason,
+        decided_by: "mirror",
+    }))
 }

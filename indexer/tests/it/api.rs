@@ -178,6 +178,45 @@ async fn every_endpoint_answers_and_errors_are_clear() {
     .map(String::from)
     .collect();
     assert_eq!(documented, served);
+    // The document is generated from the response types: every field an answer carries is a
+    // property of its documented schema, and every required property is there.
+    for path in [
+        "/v1/head",
+        "/v1/registry",
+        "/v1/apps",
+        "/v1/os-images",
+        "/v1/kms-nodes",
+        "/v1/domains",
+        "/v1/proposals",
+        "/v1/grant-log",
+    ] {
+        let answer = indexer.get_ok(path).await;
+        let schema_ref =
+            doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: no 200 schema"));
+        let schema = &doc["components"]["schemas"][schema_ref.rsplit('/').next().unwrap()];
+        let properties: BTreeSet<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let fields: BTreeSet<&str> = answer
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, properties, "{path}: answer vs schema {schema_ref}");
+        for required in schema["required"].as_array().unwrap() {
+            assert!(
+                fields.contains(required.as_str().unwrap()),
+                "{path}: {required} missing"
+            );
+        }
+    }
 
     // The feed replays from a position and then marks the finalized block.
     let feed = Feed::subscribe(&indexer, Some("0")).await;

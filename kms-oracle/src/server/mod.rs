@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tokio_rustls::TlsAcceptor;
 
-pub use routes::router;
+pub use routes::{openapi, router};
 
 use covenant_mirror::SharedClock;
 

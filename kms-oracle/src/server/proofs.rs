@@ -35,7 +35,12 @@ fn entry_json(e: &Entry) -> AuditEntry {
     }
 }
 
-/// `GET /v1/audit/{seq}`.
+/// A logged decision, its canonical leaf and, once committed on chain, the commitment with an
+/// inclusion proof.
+#[utoipa::path(get, path = "/v1/audit/{seq}", tag = "audit",
+    params(("seq" = u64, Path, description = "the entry's sequence number")),
+    responses((status = 200, body = AuditEntryResponse), (status = 400, body = covenant_kms_api::ErrorBody),
+        (status = 404, body = covenant_kms_api::ErrorBody), (status = 503, body = covenant_kms_api::ErrorBody)))]
 pub(super) async fn audit_entry(
     AxState(state): AxState<Shared>,
     Path(seq): Path<String>,

@@ -18,7 +18,12 @@ use crate::keys::pem;
 
 type Shared = Arc<State>;
 
-/// `GET /v1/apps/{app}/env-key`.
+/// An app's env-encryption public key, signed by the KMS root, at the app's key generation.
+#[utoipa::path(get, path = "/v1/apps/{app}/env-key", tag = "public",
+    params(("app" = String, Path, description = "the app's address")),
+    responses((status = 200, body = EnvKeyResponse), (status = 400, body = covenant_kms_api::ErrorBody),
+        (status = 403, body = covenant_kms_api::ErrorBody), (status = 404, body = covenant_kms_api::ErrorBody),
+        (status = 503, body = covenant_kms_api::ErrorBody)))]
 pub(super) async fn env_key(
     AxState(state): AxState<Shared>,
     Path(app): Path<String>,
@@ -47,7 +52,8 @@ pub(super) async fn env_key(
     }))
 }
 
-/// `GET /v1/metadata`.
+/// Who this node is, and whether (and with which root keys) it serves.
+#[utoipa::path(get, path = "/v1/metadata", tag = "public", responses((status = 200, body = Metadata)))]
 pub(super) async fn metadata(AxState(state): AxState<Shared>) -> Json<Metadata> {
     let d = &state.decider;
     let own = d.own();
@@ -87,7 +93,9 @@ pub(super) async fn metadata(AxState(state): AxState<Shared>) -> Json<Metadata> 
     Json(m)
 }
 
-/// `GET /healthz`: 200 while the node serves, 503 with the reason otherwise.
+/// 200 while the node serves, 503 with the reason otherwise.
+#[utoipa::path(get, path = "/healthz", tag = "public",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub(super) async fn healthz(AxState(state): AxState<Shared>) -> (StatusCode, Json<Health>) {
     let d = &state.decider;
     let verdict = match d.current_block() {
@@ -114,7 +122,9 @@ pub(super) async fn healthz(AxState(state): AxState<Shared>) -> (StatusCode, Jso
     }
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics (docs/metrics.md).
+#[utoipa::path(get, path = "/metrics", tag = "public",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(super) async fn metrics(AxState(state): AxState<Shared>) -> Response {
     let mut out = String::new();
     let encoder = prometheus::TextEncoder::new();

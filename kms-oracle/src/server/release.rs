@@ -112,7 +112,15 @@ impl Release for RootHandover {
     }
 }
 
-/// `POST /v1/keys`.
+/// An attested instance's app keys: verified RA-TLS client evidence, decided at the finalized
+/// block, logged before the answer.
+#[utoipa::path(post, path = "/v1/keys", tag = "attested",
+    request_body = KeysRequest,
+    responses((status = 200, body = KeysResponse),
+        (status = 400, description = "malformed request, wrong chain, paths", body = covenant_kms_api::ErrorBody),
+        (status = 401, description = "evidence refused", body = covenant_kms_api::ErrorBody),
+        (status = 403, description = "the chain's reason, or this node may not serve", body = covenant_kms_api::ErrorBody),
+        (status = 503, description = "stale chain view, chain or audit log unavailable", body = covenant_kms_api::ErrorBody)))]
 pub(super) async fn keys(
     AxState(state): AxState<Shared>,
     Extension(peer): Extension<Arc<Peer>>,
@@ -157,7 +165,12 @@ fn csr_der(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("malformed CSR: {e}"))
 }
 
-/// `POST /v1/certificates`.
+/// A TLS certificate for an attested instance's app, issued by its app CA.
+#[utoipa::path(post, path = "/v1/certificates", tag = "attested",
+    request_body = CertificateRequest,
+    responses((status = 200, body = CertificateResponse),
+        (status = 400, body = covenant_kms_api::ErrorBody), (status = 401, body = covenant_kms_api::ErrorBody),
+        (status = 403, body = covenant_kms_api::ErrorBody), (status = 503, body = covenant_kms_api::ErrorBody)))]
 pub(super) async fn certificates(
     AxState(state): AxState<Shared>,
     Extension(peer): Extension<Arc<Peer>>,
@@ -197,7 +210,13 @@ async fn issue_certificate(
     }
 }
 
-/// `POST /v1/replicate`.
+/// The root secret, for an attested KMS node the chain allows; its onboarding is recorded on
+/// chain first.
+#[utoipa::path(post, path = "/v1/replicate", tag = "attested",
+    request_body = ReplicateRequest,
+    responses((status = 200, body = ReplicateResponse),
+        (status = 400, body = covenant_kms_api::ErrorBody), (status = 401, body = covenant_kms_api::ErrorBody),
+        (status = 403, body = covenant_kms_api::ErrorBody), (status = 503, body = covenant_kms_api::ErrorBody)))]
 pub(super) async fn replicate(
     AxState(state): AxState<Shared>,
     Extension(peer): Extension<Arc<Peer>>,

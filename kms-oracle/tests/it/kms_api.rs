@@ -201,6 +201,32 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
         Err(IdentityError::RootKeys { .. })
     ));
 
+    // The node documents its endpoints (generated from its handlers and the wire types).
+    let doc = kms.get("/openapi.json").await.json();
+    let paths: std::collections::BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/healthz",
+            "/metrics",
+            "/v1/apps/{app}/env-key",
+            "/v1/audit/{seq}",
+            "/v1/certificates",
+            "/v1/keys",
+            "/v1/metadata",
+            "/v1/replicate",
+        ]
+        .into_iter()
+        .collect()
+    );
+    let keys_schema = &doc["components"]["schemas"]["KeysRequest"]["properties"];
+    assert!(keys_schema["paths"].is_object() && keys_schema["chainId"].is_object());
+
     // A chain the running node issued verifies against the on-chain root key.
     let issue = |instance: Instance, name: &'static str| {
         let kms_url = url(&kms);

@@ -1,0 +1,328 @@
+//! The API's response types. Handlers answer with these, and the OpenAPI document is generated
+//! from them (and from the handlers' `#[utoipa::path]`), so a field cannot drift from its
+//! description. Event data the mirror keeps as JSON (what an event said about a member, a
+//! contract's settings) stays an object here.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// A JSON object of event fields or settings (camelCase keys).
+pub(super) type Fields = Map<String, Value>;
+
+/// The block an answer is read at.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Block {
+    /// Its number.
+    pub number: u64,
+    /// Its hash (0x-hex).
+    pub hash: String,
+}
+
+/// An error.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    /// What went wrong (internal details are logged, not returned).
+    pub error: String,
+}
+
+/// `/healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    /// `ok` or `unhealthy`.
+    pub status: &'static str,
+    /// Why it is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The indexed block (its hash once one is indexed).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct IndexedBlock {
+    /// Number.
+    pub number: u64,
+    /// Hash.
+    pub hash: Option<String>,
+}
+
+/// The finalized block every read is made at.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FinalizedBlock {
+    /// Number.
+    pub number: u64,
+    /// Hash.
+    pub hash: String,
+    /// Timestamp, unix seconds.
+    pub timestamp: Option<u64>,
+}
+
+/// `/v1/head`: where the mirror stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Head {
+    /// Chain id.
+    pub chain_id: u64,
+    /// The chain head as last seen.
+    pub head: u64,
+    /// The last indexed block.
+    pub indexed: IndexedBlock,
+    /// The finalized view's block.
+    pub finalized: FinalizedBlock,
+    /// Head minus finalized.
+    pub lag_blocks: u64,
+}
+
+/// A member of a set (an OS image, a compose hash, a device, a node, a domain…): what the event
+/// that added it said, its key, and the blocks that added and removed it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Member {
+    /// The adding event's fields and the member's key (named by the endpoint).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub fields: Fields,
+    /// The block that added it.
+    pub added_block: u64,
+    /// The block that removed it, if it was removed at or before the finalized block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_block: Option<u64>,
+}
+
+/// The domain registry.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DomainRegistry {
+    /// Its address.
+    pub address: String,
+    /// Its settings (ACME account, …).
+    #[schema(value_type = Object)]
+    pub settings: Fields,
+}
+
+/// `/v1/registry`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Registry {
+    /// Read at.
+    pub block: Block,
+    /// The KMS registry's address.
+    pub kms_registry: String,
+    /// Its settings (`allowSimulatedTee`, implementation, gateway app, …).
+    #[schema(value_type = Object)]
+    pub settings: Fields,
+    /// Registered KMS root keys, by generation (`key`).
+    pub root_keys: Vec<Member>,
+    /// The domain registry.
+    pub domain_registry: DomainRegistry,
+}
+
+/// An app in the list.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AppSummary {
+    /// Its registration (`address`, kind, owner).
+    #[serde(flatten)]
+    pub member: Member,
+    /// Its settings.
+    #[schema(value_type = Object)]
+    pub settings: Fields,
+}
+
+/// `/v1/apps`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Apps {
+    /// Read at.
+    pub block: Block,
+    /// Apps registered.
+    pub total: usize,
+    /// The page's first index.
+    pub offset: usize,
+    /// The page.
+    pub apps: Vec<AppSummary>,
+}
+
+/// `/v1/apps/{address}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct AppDetail {
+    /// Read at.
+    pub block: Block,
+    /// The app.
+    pub address: String,
+    /// Registered (not deregistered).
+    pub registered: bool,
+    /// Its registration.
+    pub registration: Member,
+    /// Its settings.
+    #[schema(value_type = Object)]
+    pub settings: Fields,
+    /// Allowed compose hashes (`composeHash`, provenance).
+    pub compose_hashes: Vec<Member>,
+    /// Every compose hash ever added, with added and removed blocks.
+    pub compose_hash_history: Vec<Member>,
+    /// Allowed devices (`deviceId`).
+    pub devices: Vec<Member>,
+    /// Domains bound to it.
+    pub domains: Vec<String>,
+}
+
+/// `/v1/os-images`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OsImages {
+    /// Read at.
+    pub block: Block,
+    /// Allowed OS images (`osImageHash`, provenance, manifest).
+    pub os_images: Vec<Member>,
+}
+
+/// A KMS node.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct KmsNode {
+    /// Its onboarding record (`node`, onboardedBy, mrAggregated, deviceId).
+    #[serde(flatten)]
+    pub member: Member,
+    /// Its measurement and device are still allowed.
+    pub serving: bool,
+}
+
+/// `/v1/kms-nodes`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct KmsNodes {
+    /// Read at.
+    pub block: Block,
+    /// Active nodes.
+    pub nodes: Vec<KmsNode>,
+    /// Allowed KMS measurements.
+    pub allowed_measurements: Vec<String>,
+    /// Allowed KMS devices.
+    pub allowed_devices: Vec<String>,
+}
+
+/// `/v1/domains`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Domains {
+    /// Read at.
+    pub block: Block,
+    /// Bound domains (`domainHash`, domain, app).
+    pub domains: Vec<Member>,
+}
+
+/// `/v1/domains/{domain}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DomainBinding {
+    /// The binding (`domainHash`, domain, app).
+    #[serde(flatten)]
+    pub member: Member,
+    /// Read at.
+    pub block: Block,
+}
+
+/// Votes so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Tally {
+    /// Against (decimal).
+    pub against: String,
+    /// For (decimal).
+    #[serde(rename = "for")]
+    pub in_favour: String,
+    /// Abstain (decimal).
+    pub abstain: String,
+}
+
+/// A proposal with its state at the finalized block.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Proposal {
+    /// Decimal id.
+    pub id: String,
+    /// Proposer.
+    pub proposer: String,
+    /// `pending`, `active`, `canceled`, `defeated`, `succeeded`, `queued`, `expired`, `executed`.
+    #[schema(value_type = String)]
+    pub state: crate::governance::ProposalState,
+    /// The Governor's state number.
+    pub state_code: u8,
+    /// Description.
+    pub description: String,
+    /// The calls, decoded with parameter names.
+    #[schema(value_type = Object)]
+    pub actions: Value,
+    /// Voting starts after this timepoint.
+    pub vote_start: u64,
+    /// Voting ends at this timepoint.
+    pub vote_end: u64,
+    /// When the queued operation may execute.
+    pub eta: Option<u64>,
+    /// Created at.
+    pub created_block: u64,
+    /// The timelock operation id.
+    pub timelock_operation_id: String,
+    /// Votes.
+    pub tally: Tally,
+    /// Votes needed (decimal).
+    pub quorum: String,
+}
+
+/// `/v1/proposals`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Proposals {
+    /// Read at.
+    pub block: Block,
+    /// Its timestamp (the token's clock).
+    pub timestamp: u64,
+    /// Newest first.
+    pub proposals: Vec<Proposal>,
+}
+
+/// A vote.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Vote {
+    /// Voter.
+    pub voter: String,
+    /// `against`, `for` or `abstain`.
+    pub support: &'static str,
+    /// Weight (decimal).
+    pub weight: String,
+    /// Reason.
+    pub reason: String,
+    /// Block.
+    pub block: u64,
+}
+
+/// `/v1/proposals/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ProposalDetail {
+    /// The proposal.
+    #[serde(flatten)]
+    pub proposal: Proposal,
+    /// Read at.
+    pub block: Block,
+    /// Its timestamp.
+    pub timestamp: u64,
+    /// Votes in order.
+    pub votes: Vec<Vote>,
+}
+
+/// `/v1/grant-log`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct GrantLog {
+    /// Read at.
+    pub block: Block,
+    /// Committed grant-log ranges (`key`, node, fromSeq, toSeq, merkleRoot).
+    pub commitments: Vec<Member>,
+}
+
+/// `/v1/policy/app`, `/v1/policy/kms`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PolicyAnswer {
+    /// Decided at.
+    pub block: Block,
+    /// Whether the registry would allow the boot.
+    pub allowed: bool,
+    /// The contract's reason (empty when allowed).
+    pub reason: String,
+    /// `mirror` or `eth_call`.
+    pub decided_by: &'static str,
+}
