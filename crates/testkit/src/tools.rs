@@ -53,6 +53,27 @@ pub fn pg_bin_dir() -> Result<PathBuf> {
     }
 }
 
+/// A binary of this workspace built in the same profile as the running test or bench (next to
+/// its `deps/` directory): how one service's tests run another service without linking it.
+/// `cargo test --workspace` builds every workspace binary.
+pub fn workspace_bin(name: &'static str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        what: "locating the running executable",
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    existing(
+        name,
+        profile_dir.join(name),
+        "build the workspace's binaries in this profile: cargo build --workspace (--release for benches)",
+    )
+}
+
 fn existing(tool: &'static str, path: PathBuf, hint: &'static str) -> Result<PathBuf> {
     if path.is_file() {
         Ok(path)

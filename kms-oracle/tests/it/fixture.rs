@@ -1,6 +1,7 @@
 //! The stack the kms-oracle tests run against: a real anvil with the real contracts, the indexer
-//! (in process) mirroring them into a fresh Postgres database, KMS nodes (the real binary) with
-//! their own audit databases, and simulated-TEE apps that talk to them over RA-TLS.
+//! (its binary: the kms-oracle does not link the indexer) mirroring them into a fresh Postgres
+//! database, KMS nodes (the real binary) with their own audit databases, and simulated-TEE apps
+//! that talk to them over RA-TLS.
 
 use std::{net::SocketAddr, path::PathBuf, process::Command, sync::Arc, time::Duration};
 
@@ -8,7 +9,6 @@ use alloy::{
     primitives::{Address, B256},
     providers::{DynProvider, Provider, ProviderBuilder},
 };
-use clap::Parser;
 use covenant_attest::{
     AppId, ComposeHash, DeviceId, Evidence, ExpectedMeasurements, InstanceId, ManifestEntry,
     Measurement, OsImageHash, Platform, ReportData, TcbStatus,
@@ -68,12 +68,6 @@ macro_rules! send {
     }};
 }
 
-#[derive(Parser)]
-struct IndexerCli {
-    #[command(flatten)]
-    args: covenant_indexer::Args,
-}
-
 pub struct Stack {
     pub anvil: Anvil,
     _deployed: TestDeployment,
@@ -81,14 +75,8 @@ pub struct Stack {
     pub deployment_path: PathBuf,
     pub provider: DynProvider,
     pub mirror: TestDatabase,
-    indexer_stop: tokio::sync::watch::Sender<bool>,
+    _indexer: Process,
     pub dir: tempfile::TempDir,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.indexer_stop.send(true);
-    }
 }
 
 impl Stack {
@@ -101,31 +89,21 @@ impl Stack {
             .connect_http(anvil.endpoint().parse().unwrap())
             .erased();
         let mirror = covenant_testkit::postgres::database();
-        let cli = IndexerCli::parse_from([
-            "indexer",
-            "--deployment",
-            deployed.path().to_str().unwrap(),
-            "--rpc-url",
-            &anvil.endpoint(),
-            "--database-url",
-            mirror.url(),
-            "--listen",
-            "127.0.0.1:0",
-            "--finality",
-            &FINALITY.to_string(),
-            "--poll-interval-ms",
-            "20",
-            "--progress",
-            "never",
-        ]);
-        let config = cli.args.resolve().unwrap();
-        let (indexer_stop, rx) = tokio::sync::watch::channel(false);
-        // The indexer's `run` is `Send`: it runs as a task of the test's own runtime.
-        tokio::spawn(async move {
-            if let Err(e) = covenant_indexer::run(config, rx, |_| {}).await {
-                panic!("indexer stopped: {e}");
-            }
-        });
+        let mut command =
+            Command::new(covenant_testkit::tools::workspace_bin("covenant-indexer").unwrap());
+        command
+            .args(["--deployment", deployed.path().to_str().unwrap()])
+            .args(["--rpc-url", &anvil.endpoint()])
+            .args(["--database-url", mirror.url()])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--finality", &FINALITY.to_string()])
+            .args(["--poll-interval-ms", "20", "--progress", "never"]);
+        let indexer = Process::spawn("indexer", command, Signal::SIGTERM).unwrap();
+        indexer
+            .wait_for_line("the indexer's API", Duration::from_secs(60), |l| {
+                l.contains("api listening")
+            })
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("manifest.json"),
@@ -139,7 +117,7 @@ impl Stack {
             deployment,
             provider,
             mirror,
-            indexer_stop,
+            _indexer: indexer,
             dir,
         };
         // The registry as governance configures it (the Timelock executes).
