@@ -165,7 +165,9 @@ impl Syncer {
                     self.health.failed(&e.to_string());
                     self.metrics.healthy.set(0);
                     match &e {
-                        Error::Db(_) => self.metrics.db_errors.inc(),
+                        Error::Db(_) | Error::Mirror(covenant_mirror::Error::Db(_)) => {
+                            self.metrics.db_errors.inc()
+                        }
                         Error::Rpc { .. }
                         | Error::RpcInconsistent { .. }
                         | Error::RangeRefused { .. } => self.metrics.rpc_errors.inc(),

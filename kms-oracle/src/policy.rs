@@ -109,6 +109,17 @@ impl ReplicaGrant {
     }
 }
 
+/// "Could not decide": the detail is logged, the client reads a fixed reason (chain and mirror
+/// errors can carry endpoints and internals).
+fn unavailable(block: &Finalized, e: &covenant_mirror::Error) -> Deny {
+    tracing::warn!(target: "kms::policy", block = block.number, error = %e, "cannot decide");
+    Deny {
+        stage: DenyStage::Unavailable,
+        reason: "cannot decide now: the chain or the mirror is unavailable".into(),
+        block: Some(*block),
+    }
+}
+
 /// Decides, for this node.
 pub struct Decider {
     view: Arc<PolicyView>,
@@ -168,10 +179,13 @@ impl Decider {
             .view
             .kms_standing(&block, self.own.node, &self.own.boot())
             .await
-            .map_err(|e| Deny {
-                stage: DenyStage::Unavailable,
-                reason: format!("cannot check this node against the chain: {e}"),
-                block: Some(block),
+            .map_err(|e| {
+                tracing::warn!(target: "kms::policy", error = %e, "cannot check this node against the chain");
+                Deny {
+                    stage: DenyStage::Unavailable,
+                    reason: "cannot check this node against the chain now".into(),
+                    block: Some(block),
+                }
             })?;
         let not_serving = |stage, reason: String| Deny {
             stage,
@@ -209,11 +223,11 @@ impl Decider {
         let block = self.current_block()?;
         let serving = self.serving_at(block).await?;
         let boot = covenant_chain::boot_info(evidence, 0);
-        let answer = self.view.app(&block, &boot).await.map_err(|e| Deny {
-            stage: DenyStage::Unavailable,
-            reason: format!("cannot decide: {e}"),
-            block: Some(block),
-        })?;
+        let answer = self
+            .view
+            .app(&block, &boot)
+            .await
+            .map_err(|e| unavailable(&block, &e))?;
         answer.verdict?;
         Ok(Grant {
             block,
@@ -238,11 +252,7 @@ impl Decider {
                 reason: format!("not an allowed KMS node: {}", deny.reason),
                 ..deny
             }),
-            Err(e) => Err(Deny {
-                stage: DenyStage::Unavailable,
-                reason: format!("cannot decide: {e}"),
-                block: Some(block),
-            }),
+            Err(e) => Err(unavailable(&block, &e)),
         }
     }
 

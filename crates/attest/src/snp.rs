@@ -141,7 +141,7 @@ pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpRepo
 
 /// What the AMD key hierarchy vouches for in `report`: signature, chain, VCEK bound to this chip
 /// and this TCB — everything but the guest policy ([`check_guest`]).
-pub fn verify_signed_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
+pub(crate) fn verify_signed_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
     if report.len() != REPORT_LEN {
         return Err(Error::Length {
             what: "SNP report",

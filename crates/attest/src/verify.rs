@@ -353,8 +353,16 @@ fn judge(
     policy: &Policy,
     now: u64,
 ) -> Result<VerifiedEvidence> {
-    if let Some(guest) = &signed.snp_guest {
-        snp::check_guest(guest)?;
+    // An SNP report's guest policy is always judged: its absence is a refusal, not a pass.
+    match (&signed.measurements, &signed.snp_guest) {
+        (PlatformMeasurements::Snp { .. }, Some(guest)) => snp::check_guest(guest)?,
+        (PlatformMeasurements::Snp { .. }, None) => {
+            return Err(Error::SnpVerification {
+                what: "guest policy",
+                reason: "not read from the report".into(),
+            });
+        }
+        _ => {}
     }
     let expected = binding.report_data();
     let binding_report_data = expected;

@@ -8,8 +8,15 @@
 //!   registry) and the stated root generation;
 //! - the app CA: signed by the root CA, a CA that may issue only leaves, naming one app and its
 //!   key generation;
-//! - the leaf: signed by that app CA, not a CA, naming the same app (common name and the URI
-//!   `urn:covenant:app:<address>`) — and the app the caller expects, if it names one.
+//! - the leaf: signed by that app CA, not a CA, for TLS servers and clients, naming the same app
+//!   (common name and the URI `urn:covenant:app:<address>`) — and the app the caller expects, if
+//!   it names one.
+//!
+//! What a chain does *not* show: that the app's key generation is still the current one (compare
+//! [`VerifiedAppCertificate::key_generation`] with the app's `keyGeneration()` at a finalized
+//! block: a leaf lives 90 days, a bump revokes its keys sooner), and that the app controls the DNS
+//! names in the leaf (they are what the app asked for; the domain's claim and its DNS proof are
+//! checked by the gateway and `covenant verify`).
 
 use alloy::primitives::Address;
 use x509_parser::{
@@ -39,7 +46,7 @@ pub struct VerifiedAppCertificate {
     pub app: Address,
     /// The app's key generation (its app CA's).
     pub key_generation: u64,
-    /// The DNS names of the leaf.
+    /// The DNS names of the leaf, as the app asked for them (not proof of control).
     pub dns_names: Vec<String>,
     /// The leaf's public key (SubjectPublicKeyInfo, DER).
     pub public_key_der: Vec<u8>,
@@ -155,6 +162,35 @@ fn check_signed_by(
         .map_err(|_| CertificateError::BadSignature { which })
 }
 
+/// A CA must be allowed to sign certificates.
+fn check_signs_certificates(
+    cert: &X509Certificate<'_>,
+    which: &'static str,
+) -> Result<(), CertificateError> {
+    match cert.key_usage() {
+        Ok(Some(ku)) if ku.value.key_cert_sign() => Ok(()),
+        Ok(_) => Err(CertificateError::WrongRole {
+            which,
+            reason: "may not sign certificates",
+        }),
+        Err(e) => Err(malformed(format!("key usage: {e}"))),
+    }
+}
+
+/// The leaf must be for TLS servers and clients and nothing that signs certificates.
+fn check_leaf_usage(cert: &X509Certificate<'_>) -> Result<(), CertificateError> {
+    let tls = matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.server_auth && eku.value.client_auth);
+    let signs_certificates = matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.key_cert_sign());
+    if tls && !signs_certificates {
+        Ok(())
+    } else {
+        Err(CertificateError::WrongRole {
+            which: "leaf",
+            reason: "is not a TLS certificate",
+        })
+    }
+}
+
 /// `Some(path length)` for a CA, `None` for a leaf.
 fn ca_path_len(cert: &X509Certificate<'_>) -> Result<Option<Option<u32>>, CertificateError> {
     match cert.basic_constraints() {
@@ -222,6 +258,7 @@ pub fn verify_app_chain(
             reason: "is not a CA",
         });
     }
+    check_signs_certificates(&root, "root CA")?;
     check_valid(&root, "root CA", now)?;
 
     // The app CA: one app, one generation, may issue leaves only.
@@ -232,6 +269,7 @@ pub fn verify_app_chain(
             reason: "is not a CA limited to issuing leaves",
         });
     }
+    check_signs_certificates(&app_ca, "app CA")?;
     check_valid(&app_ca, "app CA", now)?;
     let ca_name = common_name(&app_ca).unwrap_or_default();
     let (ca_app, key_generation) = ca_name
@@ -248,6 +286,7 @@ pub fn verify_app_chain(
             reason: "is a CA",
         });
     }
+    check_leaf_usage(&leaf)?;
     check_valid(&leaf, "leaf", now)?;
     let mut uri_apps = Vec::new();
     let mut dns_names = Vec::new();

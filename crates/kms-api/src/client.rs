@@ -3,10 +3,12 @@
 //! verifier the caller gives, normally a [`covenant_attest::ratls::RaTlsVerifier`]), and failover
 //! in the order the nodes were given.
 //!
-//! Failover: a node that is unreachable, whose evidence does not verify, that answers "cannot
-//! answer now" (503) or something undecodable is skipped for the next one. A *decision* — a
+//! Failover: a node that cannot be reached, whose evidence does not verify, or that answers
+//! "cannot answer now" (503, or a 500 of its own) is skipped for the next one. A *decision* — a
 //! refusal with a reason (4xx) — is returned at once: every node decides by the same chain, and
-//! asking the others would only add audit entries.
+//! asking the others would only add audit entries. A `POST` that may have reached a node (its
+//! request was written, or the node answered 2xx with something this client cannot read) is never
+//! sent again, to that node or another: the node may have granted and logged it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -68,6 +70,8 @@ pub enum ClientError {
         endpoint: String,
         /// What failed.
         reason: String,
+        /// Whether the request may have reached the node (it was written before the failure).
+        sent: bool,
     },
     /// The node's RA-TLS evidence was refused by the verifier.
     #[error("kms {endpoint} presented evidence that does not verify: {reason}")]
@@ -91,15 +95,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether another node may answer differently (the client fails over).
-    pub fn fails_over(&self) -> bool {
-        matches!(
-            self,
-            Self::Unavailable { .. }
-                | Self::Unreachable { .. }
-                | Self::BadEvidence { .. }
-                | Self::Malformed { .. }
-        )
+    /// Whether asking the next node is safe and may help: the node said it cannot answer now,
+    /// could not be reached before anything was sent, or its evidence was refused. For an
+    /// idempotent request (`GET`) a failure after sending fails over too.
+    pub fn fails_over(&self, idempotent: bool) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::BadEvidence { .. } => true,
+            Self::Unreachable { sent, .. } => idempotent || !sent,
+            Self::Malformed { .. } => idempotent,
+            _ => false,
+        }
     }
 }
 
@@ -122,7 +127,12 @@ impl Endpoint {
         if parsed.scheme() != "https" {
             return Err(invalid("the scheme must be https"));
         }
-        if parsed.path() != "/" || parsed.query().is_some() || !parsed.username().is_empty() {
+        if parsed.path() != "/"
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+            || !parsed.username().is_empty()
+            || parsed.password().is_some()
+        {
             return Err(invalid("only https://host[:port] is accepted"));
         }
         let host = match parsed.host() {
@@ -280,11 +290,12 @@ impl KmsClient {
             })?),
             None => None,
         };
+        let idempotent = method == "GET";
         let mut failures = Vec::new();
         for node in &self.nodes {
             match self.call_node(node, method, path, body.as_deref()).await {
                 Ok(answer) => return Ok(answer),
-                Err(e) if e.fails_over() => {
+                Err(e) if e.fails_over(idempotent) => {
                     tracing::debug!(target: "kms_api::client", endpoint = node.endpoint.url(), error = %e, "failing over");
                     failures.push(e);
                 }
@@ -305,8 +316,20 @@ impl KmsClient {
         body: Option<&[u8]>,
     ) -> Result<Answer<T>, ClientError> {
         let endpoint = node.endpoint.url().to_owned();
-        let mut slot = node.connection.lock().await;
-        // A kept-alive connection may have been closed by the node: one retry on a fresh one.
+        let idempotent = method == "GET";
+        // One request at a time per connection (HTTP/1.1); waiting for it is bounded too.
+        let mut slot = tokio::time::timeout(self.timeout, node.connection.lock())
+            .await
+            .map_err(|_| ClientError::Unreachable {
+                endpoint: endpoint.clone(),
+                reason: format!(
+                    "the connection stayed busy for {} ms",
+                    self.timeout.as_millis()
+                ),
+                sent: false,
+            })?;
+        // A kept-alive connection may have been closed by the node: one retry on a fresh one,
+        // when the request cannot have reached it.
         for attempt in 0..2 {
             let reused = slot.is_some();
             let connection = match slot.as_mut() {
@@ -327,7 +350,7 @@ impl KmsClient {
             .await;
             let (status, bytes) = match sent {
                 Ok(Ok(r)) => r,
-                Ok(Err(e)) if reused && attempt == 0 && is_stale_connection(&e) => {
+                Ok(Err(e)) if reused && attempt == 0 && is_unsent(&e, idempotent) => {
                     *slot = None;
                     continue;
                 }
@@ -335,6 +358,7 @@ impl KmsClient {
                     *slot = None;
                     return Err(ClientError::Unreachable {
                         endpoint,
+                        sent: !e.is_canceled(),
                         reason: format!("http: {e}"),
                     });
                 }
@@ -343,6 +367,7 @@ impl KmsClient {
                     return Err(ClientError::Unreachable {
                         endpoint,
                         reason: format!("no answer within {} ms", self.timeout.as_millis()),
+                        sent: true,
                     });
                 }
             };
@@ -356,6 +381,7 @@ impl KmsClient {
         Err(ClientError::Unreachable {
             endpoint,
             reason: "the connection closed twice".into(),
+            sent: false,
         })
     }
 
@@ -363,6 +389,7 @@ impl KmsClient {
         let unreachable = |reason: String| ClientError::Unreachable {
             endpoint: endpoint.url().to_owned(),
             reason,
+            sent: false,
         };
         let name =
             ServerName::try_from(endpoint.host.clone()).map_err(|e| ClientError::InvalidUrl {
@@ -467,6 +494,7 @@ pub async fn request(
     let unreachable = |reason: String| ClientError::Unreachable {
         endpoint: endpoint.url.clone(),
         reason,
+        sent: false,
     };
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -518,8 +546,10 @@ pub async fn request(
     })
 }
 
-fn is_stale_connection(e: &hyper::Error) -> bool {
-    e.is_canceled() || e.is_closed() || e.is_incomplete_message()
+/// Whether a request failed on a kept-alive connection the node had closed without having
+/// received it: never assumed once a `POST` may have been written.
+fn is_unsent(e: &hyper::Error, idempotent: bool) -> bool {
+    e.is_canceled() || (idempotent && (e.is_closed() || e.is_incomplete_message()))
 }
 
 fn build_request(
@@ -528,10 +558,15 @@ fn build_request(
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Request<Full<Bytes>>, ClientError> {
+    let host = if endpoint.host.contains(':') {
+        format!("[{}]", endpoint.host)
+    } else {
+        endpoint.host.clone()
+    };
     let mut builder = Request::builder()
         .method(method)
         .uri(path)
-        .header("host", endpoint.host.as_str());
+        .header("host", host);
     if body.is_some() {
         builder = builder.header("content-type", "application/json");
     }
@@ -556,6 +591,7 @@ fn tls_error(endpoint: &Endpoint, e: std::io::Error) -> ClientError {
         _ => ClientError::Unreachable {
             endpoint: endpoint.url().to_owned(),
             reason: format!("tls: {e}"),
+            sent: false,
         },
     }
 }
@@ -580,13 +616,14 @@ fn decode<T: DeserializeOwned>(
         .map(|e| e.error.clone())
         .or_else(|| health.and_then(|h| h.reason))
         .unwrap_or_else(|| format!("status {status} without a reason"));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    // 503: the node's chain view or audit log; 500: a failure of its own (nothing was granted).
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::INTERNAL_SERVER_ERROR {
         return Err(ClientError::Unavailable {
             endpoint: url,
             reason,
         });
     }
-    if status.is_client_error() || status == StatusCode::INTERNAL_SERVER_ERROR {
+    if status.is_client_error() {
         return Err(ClientError::Refused {
             endpoint: url,
             status: status.as_u16(),
@@ -618,6 +655,8 @@ mod tests {
             "http://kms.example.org",
             "https://kms.example.org/v1/keys",
             "https://user@kms.example.org",
+            "https://:secret@kms.example.org",
+            "https://kms.example.org/#x",
             "kms.example.org:8600",
         ] {
             assert!(
@@ -641,10 +680,21 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let stale = decode::<Health>(&e, StatusCode::SERVICE_UNAVAILABLE, br#"{"error":"stale"}"#);
-        assert!(matches!(&stale, Err(e) if e.fails_over()), "{stale:?}");
-        let garbled = decode::<Health>(&e, StatusCode::OK, b"not json");
-        assert!(matches!(garbled, Err(ClientError::Malformed { .. })));
+        assert!(matches!(&stale, Err(e) if e.fails_over(false)), "{stale:?}");
+        // A 2xx this client cannot read may have been a grant: never asked again for a POST.
+        let garbled = decode::<Health>(&e, StatusCode::OK, b"not json").unwrap_err();
+        assert!(matches!(garbled, ClientError::Malformed { .. }));
+        assert!(!garbled.fails_over(false) && garbled.fails_over(true));
         let refused = decode::<Health>(&e, StatusCode::BAD_REQUEST, b"");
-        assert!(matches!(&refused, Err(e) if !e.fails_over()), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(e) if !e.fails_over(true)),
+            "{refused:?}"
+        );
+        let sent = ClientError::Unreachable {
+            endpoint: String::new(),
+            reason: String::new(),
+            sent: true,
+        };
+        assert!(!sent.fails_over(false) && sent.fails_over(true));
     }
 }

@@ -83,6 +83,24 @@ pub enum IdentityError {
         /// The block.
         block: u64,
     },
+    /// The node serves another chain or registry.
+    #[error("the kms node serves chain {chain_id} registry {kms_registry}, not this deployment")]
+    OtherDeployment {
+        /// The chain it states.
+        chain_id: u64,
+        /// The registry it states.
+        kms_registry: Address,
+    },
+    /// The RPC's finalized block is older than the bound: its answer could predate a removal.
+    #[error("the finalized block {block} is {age} s old, the bound is {bound} s")]
+    Stale {
+        /// The block.
+        block: u64,
+        /// Its age.
+        age: u64,
+        /// The bound.
+        bound: u64,
+    },
 }
 
 /// A KMS node the chain allows, with the registered root keys at the block checked.
@@ -109,6 +127,7 @@ pub struct KmsIdentityChecker {
     chain_id: u64,
     kms_registry: Address,
     finality: Finality,
+    max_age: Duration,
     policy: Policy,
     collateral: Collateral,
 }
@@ -122,13 +141,15 @@ fn rpc(call: &'static str) -> impl FnOnce(alloy::transports::TransportError) -> 
 
 impl KmsIdentityChecker {
     /// A checker reading `rpc_url` (each request bounded by `timeout`), which must serve
-    /// `chain_id`, for the registry at `kms_registry`; evidence is verified under `policy` with
-    /// `collateral`.
+    /// `chain_id`, for the registry at `kms_registry`; a finalized block older than `max_age`
+    /// answers nothing; evidence is verified under `policy` with `collateral`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn connect(
         rpc_url: &str,
         chain_id: u64,
         kms_registry: Address,
         finality: Finality,
+        max_age: Duration,
         timeout: Duration,
         policy: Policy,
         collateral: Collateral,
@@ -154,6 +175,7 @@ impl KmsIdentityChecker {
             chain_id,
             kms_registry,
             finality,
+            max_age,
             policy,
             collateral,
         })
@@ -226,6 +248,14 @@ impl KmsIdentityChecker {
         )?;
         let boot = covenant_chain::boot_info(&evidence, 0);
         let block = self.finalized().await?;
+        let age = now.saturating_sub(block.timestamp);
+        if age > self.max_age.as_secs() {
+            return Err(IdentityError::Stale {
+                block: block.number,
+                age,
+                bound: self.max_age.as_secs(),
+            });
+        }
         let allowed = self
             .call(
                 &KmsRegistry::isKmsAllowedCall { boot: boot.clone() },
@@ -288,10 +318,13 @@ impl KmsIdentityChecker {
                 && r.root_signer == standing.root_signer
                 && r.root_ca_public_key.as_ref() == standing.roots.ca_public_key.as_slice()
         });
-        if metadata.chain_id != self.chain_id
-            || metadata.kms_registry != self.kms_registry
-            || !states_registered
-        {
+        if metadata.chain_id != self.chain_id || metadata.kms_registry != self.kms_registry {
+            return Err(IdentityError::OtherDeployment {
+                chain_id: metadata.chain_id,
+                kms_registry: metadata.kms_registry,
+            });
+        }
+        if !states_registered {
             return Err(IdentityError::RootKeys {
                 block: standing.block.number,
             });

@@ -1,6 +1,8 @@
 //! The kms-oracle's wire format: one request and one response type per endpoint, serde both
 //! ways, camelCase JSON. The server answers with these types and clients read them, so the two
-//! cannot drift. Secret material is a [`Secret`]: wiped on drop, redacted in `Debug`.
+//! cannot drift. Requests refuse unknown fields (the server must not guess); responses accept
+//! them (a newer server may add fields, and a client must not mistake a grant it cannot fully
+//! read for a failure). Secret material is a [`Secret`]: wiped on drop, redacted in `Debug`.
 
 use std::collections::BTreeMap;
 
@@ -44,7 +46,7 @@ impl<'de> Deserialize<'de> for Secret {
 
 /// The finalized block a decision was made at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BlockRef {
     /// Its number.
     pub number: u64,
@@ -57,7 +59,7 @@ pub struct BlockRef {
 
 /// An error answer. `auditSeq` names the audit entry of a logged refusal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// Why.
     pub error: String,
@@ -86,7 +88,7 @@ pub const MAX_PATH_LEN: usize = 256;
 /// An app's env-encryption public key, signed by the KMS root (also served publicly by
 /// `GET /v1/apps/{app}/env-key`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvKeyStatement {
     /// The app.
     #[schema(value_type = String)]
@@ -106,7 +108,7 @@ pub struct EnvKeyStatement {
 
 /// An app's keys for one instance.
 #[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AppKeys {
     /// The app.
     #[schema(value_type = String)]
@@ -186,7 +188,7 @@ pub struct CertificateRequest {
 
 /// The answer to `POST /v1/certificates`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CertificateResponse {
     /// Leaf, app CA, root CA (PEM).
     pub certificate_chain: Vec<String>,
@@ -216,7 +218,7 @@ pub struct ReplicateRequest {
 
 /// The answer to `POST /v1/replicate`.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReplicateResponse {
     /// The root secret (hex).
     #[schema(value_type = String)]
@@ -235,7 +237,7 @@ pub struct ReplicateResponse {
 
 /// The answer to `GET /v1/apps/{app}/env-key`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvKeyResponse {
     /// The signed statement.
     #[serde(flatten)]
@@ -246,7 +248,7 @@ pub struct EnvKeyResponse {
 
 /// The answer to `GET /v1/metadata`: who this node is and whether it serves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Metadata {
     /// The chain served.
     pub chain_id: u64,
@@ -280,7 +282,7 @@ pub struct Metadata {
 
 /// The KMS root public keys of one generation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RootKeysInfo {
     /// The generation.
     pub root_generation: u64,
@@ -296,7 +298,7 @@ pub struct RootKeysInfo {
 
 /// The answer to `GET /healthz`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Health {
     /// `serving` or `not serving`.
     pub status: String,
@@ -310,7 +312,7 @@ pub struct Health {
 
 /// A logged decision as `GET /v1/audit/{seq}` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     /// The node that decided.
     #[schema(value_type = String)]
@@ -337,14 +339,15 @@ pub struct AuditEntry {
     /// sha256 of the client certificate, when one was presented.
     #[schema(value_type = Option<String>)]
     pub evidence_digest: Option<B256>,
-    /// The finalized block decided at (number, hash), when one was used.
-    #[schema(value_type = Option<Vec<String>>)]
+    /// The finalized block decided at, when one was used: a two-element array, the number (an
+    /// integer) then the hash (0x-hex).
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
     pub block: Option<(u64, B256)>,
 }
 
 /// An on-chain grant-log commitment covering an entry, with the entry's inclusion proof.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Commitment {
     /// First sequence number committed.
     pub from_seq: u64,
@@ -367,7 +370,7 @@ pub struct Commitment {
 
 /// The answer to `GET /v1/audit/{seq}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditEntryResponse {
     /// The entry.
     pub entry: AuditEntry,

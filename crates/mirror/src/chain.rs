@@ -46,10 +46,46 @@ pub struct Finalized {
 
 /// Read-only chain access for decisions: every read is pinned to a canonical block hash and
 /// counted by the function read.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ChainReader {
     provider: DynProvider,
     reads: prometheus::IntCounterVec,
+    /// The RPC URL, redacted from errors (it may carry credentials).
+    url: String,
+}
+
+impl std::fmt::Debug for ChainReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainReader").finish_non_exhaustive()
+    }
+}
+
+/// `e` as an error of `call` at `block`, with `url` redacted from its text.
+fn rpc_error(
+    call: &'static str,
+    block: B256,
+    e: &alloy::transports::TransportError,
+    url: &str,
+) -> Error {
+    let mut reason = e.to_string();
+    for form in [url, url.trim_end_matches('/')] {
+        if !form.is_empty() {
+            reason = reason.replace(form, "<rpc url>");
+        }
+    }
+    if e.as_error_resp().is_some() {
+        Error::Reverted {
+            call,
+            block,
+            reason,
+        }
+    } else {
+        Error::Rpc {
+            call,
+            block,
+            reason,
+        }
+    }
 }
 
 impl ChainReader {
@@ -74,13 +110,12 @@ impl ChainReader {
             })?;
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
-            .connect_reqwest(client, url)
+            .connect_reqwest(client, url.clone())
             .erased();
-        let actual = provider.get_chain_id().await.map_err(|source| Error::Rpc {
-            call: "eth_chainId",
-            block: B256::ZERO,
-            source,
-        })?;
+        let actual = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| rpc_error("eth_chainId", B256::ZERO, &e, url.as_str()))?;
         if actual != chain_id {
             return Err(Error::WrongChain {
                 expected: chain_id,
@@ -88,7 +123,11 @@ impl ChainReader {
                 actual,
             });
         }
-        Ok(Self { provider, reads })
+        Ok(Self {
+            provider,
+            reads,
+            url: url.to_string(),
+        })
     }
 
     /// The provider (read-only; no fillers).
@@ -108,11 +147,7 @@ impl ChainReader {
             .call(tx)
             .block(canonical(hash))
             .await
-            .map_err(|source| Error::Rpc {
-                call: C::SIGNATURE,
-                block: hash,
-                source,
-            })?;
+            .map_err(|e| rpc_error(C::SIGNATURE, hash, &e, &self.url))?;
         C::abi_decode_returns(&out).map_err(|source| Error::Decode {
             call: C::SIGNATURE,
             source,
@@ -131,10 +166,13 @@ impl ChainReader {
             .get_storage_at(proxy, slot)
             .block_id(canonical(hash))
             .await
-            .map_err(|source| Error::Rpc {
-                call: "eth_getStorageAt(erc1967 implementation)",
-                block: hash,
-                source,
+            .map_err(|e| {
+                rpc_error(
+                    "eth_getStorageAt(erc1967 implementation)",
+                    hash,
+                    &e,
+                    &self.url,
+                )
             })?;
         Ok(Address::from_word(value.into()))
     }

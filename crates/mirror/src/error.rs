@@ -17,16 +17,25 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A chain read failed (transport, timeout, a block that is not canonical).
-    #[error("rpc {call} at block {block} failed: {source}")]
+    /// A chain read failed on the way (transport, timeout): nothing is known.
+    #[error("rpc {call} at block {block} failed: {reason}")]
     Rpc {
         /// What was read.
         call: &'static str,
         /// The block hash it was pinned to (zero for unpinned reads).
         block: B256,
-        /// What the transport or the node said.
-        #[source]
-        source: alloy::transports::TransportError,
+        /// What the transport said (the RPC URL, which may carry credentials, redacted).
+        reason: String,
+    },
+    /// The node answered the read with an error (a revert, a block that is not canonical).
+    #[error("rpc {call} at block {block} answered an error: {reason}")]
+    Reverted {
+        /// What was read.
+        call: &'static str,
+        /// The block hash it was pinned to.
+        block: B256,
+        /// The node's error.
+        reason: String,
     },
     /// A chain read returned bytes its ABI does not describe.
     #[error("rpc {call} returned undecodable data: {source}")]

@@ -9,8 +9,8 @@
 //!   keys or traffic? may this KMS node serve?) answered at the mirror's finalized block, by the
 //!   mirror *and* by `eth_call` pinned to the same block hash; a disagreement is a deny (and a
 //!   metric), a block older than the staleness bound denies everything, answers are memoised per
-//!   block hash only. The kms-oracle decides every request through it; the gateway re-decides every
-//!   registered instance through it;
+//!   block hash only. The kms-oracle decides every request through it; the gateway (next issue)
+//!   will re-decide every registered instance through it;
 //! - [`Clock`]: "now", injected, so staleness can be tested with a pinned time.
 //!
 //! This crate never writes the schema (the indexer owns it and its migrations), never reads a

@@ -505,7 +505,7 @@ impl PolicyView {
         let generation = match &registration {
             AppRegistration::Mirrored(f) => f.key_generation,
             AppRegistration::None => 0,
-            AppRegistration::Delegated => self.app_generation(boot0.appId, block.hash).await,
+            AppRegistration::Delegated => self.app_generation(boot0.appId, block.hash).await?,
         };
         let boot = BootInfo {
             keyGeneration: generation,
@@ -629,14 +629,17 @@ impl PolicyView {
         Ok(decision)
     }
 
-    /// A custom app's key generation (`keyGeneration()` if it has one, else 0).
-    async fn app_generation(&self, app: Address, at: B256) -> u64 {
+    /// A custom app's key generation: `keyGeneration()` if it has one; 0 when the node answers
+    /// that it has none (a revert, or nothing decodable). A read that fails on the way is an
+    /// error: guessing 0 then would release generation-0 keys.
+    async fn app_generation(&self, app: Address, at: B256) -> Result<u64> {
         match self.chain.call(app, &App::keyGenerationCall {}, at).await {
-            Ok(g) => g,
-            Err(e) => {
+            Ok(g) => Ok(g),
+            Err(e @ (crate::Error::Reverted { .. } | crate::Error::Decode { .. })) => {
                 tracing::debug!(target: "mirror::view", %app, error = %e, "no keyGeneration(); using 0");
-                0
+                Ok(0)
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -685,7 +688,7 @@ impl PolicyView {
                 }
                 Ok(Some(chain))
             }
-            AppRegistration::Delegated => Ok(Some(self.app_generation(app, block.hash).await)),
+            AppRegistration::Delegated => Ok(Some(self.app_generation(app, block.hash).await?)),
         }
     }
 }

@@ -13,6 +13,9 @@ const ENTRY_LEN: usize = 24;
 
 /// The certificates in `table`, by GUID, in table order.
 pub fn entries(table: &[u8]) -> Result<Vec<([u8; 16], &[u8])>> {
+    if table.is_empty() {
+        return Err(Error::CertTable("the host supplied no certificate table"));
+    }
     let mut out = Vec::new();
     for index in 0.. {
         let at = index * ENTRY_LEN;

@@ -85,11 +85,18 @@ fn settings_json(settings: BTreeMap<String, Value>) -> Fields {
     settings.into_iter().map(|(k, v)| (camel(&k), v)).collect()
 }
 
+/// Names the answers put next to a member's event fields: an event field of the same name is
+/// dropped rather than sent twice.
+const RESERVED: [&str; 5] = ["addedBlock", "removedBlock", "settings", "serving", "block"];
+
 fn with_member(row: &MemberRow, key: &str, value: String) -> Member {
     let mut fields = match &row.data {
         Value::Object(m) => m.clone(),
         _ => Fields::new(),
     };
+    for name in RESERVED {
+        fields.remove(name);
+    }
     fields.insert(key.to_owned(), Value::String(value));
     Member {
         fields,

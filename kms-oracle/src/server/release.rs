@@ -250,7 +250,7 @@ async fn hand_over_root(
     let tx = state.sender.send(registry, &onboard).await.map_err(|e| {
         Refusal::unavailable("the onboarding could not be recorded on chain", &e).at(block)
     })?;
-    tracing::info!(target: "kms::replication", %node, %tx, "onboarded a KMS node; handing over the root secret");
+    tracing::info!(target: "kms::replication", %node, %tx, "onboarding recorded on chain");
     let secret = Secret::new(hex::encode(state.keyring.root_secret_for(&grant).expose()));
     Ok(Released {
         block,

@@ -42,6 +42,7 @@ async fn checker(stack: &Stack) -> KmsIdentityChecker {
         stack.deployment.chain_id,
         stack.registry_address(),
         Finality::Confirmations(FINALITY),
+        Duration::from_secs(600),
         Duration::from_secs(10),
         covenant_kms_oracle::identity::verifier_policy(manifest()),
         covenant_attest::Collateral::default(),
