@@ -5,12 +5,7 @@
 mod mirror;
 mod write;
 
-use std::{str::FromStr, time::Duration};
-
-use sqlx::{
-    PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::PgPool;
 
 pub use mirror::{
     MirrorState, advance, block_hash, highest_block_at_or_below, init_mirror, load_mirror, rewind,
@@ -24,19 +19,11 @@ use crate::Result;
 /// number); readers listen through `covenant-mirror`, which owns the name.
 pub use covenant_mirror::FINALIZED_CHANNEL;
 
-/// Opens a pool on `url` (connections are re-established after a database restart).
-///
-/// Every statement is planned for its actual parameters (`plan_cache_mode =
-/// force_custom_plan`): the reads "as of block N" and the change feed's "after position P" are
-/// only cheap when the planner sees N and P; a generic plan would scan whole tables.
+/// Opens a pool on `url` (connections are re-established after a database restart), planned
+/// as the mirror's readers plan: the reads "as of block N" and the change feed's "after position
+/// P" are only cheap when the planner sees N and P.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
-    let options =
-        PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await?)
+    Ok(covenant_mirror::connect_mirror(url, max_connections).await?)
 }
 
 /// Applies the embedded migrations.
