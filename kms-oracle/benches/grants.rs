@@ -8,7 +8,7 @@
 //! configuration (`server::tls::server_config`) and the same evidence verification
 //! (`ratls::verify_certificate`, off the async runtime), then answers.
 //!
-//! Everything runs on this machine: anvil, PostgreSQL, the indexer (in this process, following
+//! Everything runs on this machine: anvil, PostgreSQL, the indexer (its release binary, following
 //! the chain), the KMS node (the release binary), the floor server (this benchmark re-run as
 //! `floor-server`) and the load generator (this process). Runs alternate floor / grants; before
 //! every grant run the chain moves on so the KMS decides at a new finalized block, and with the
@@ -292,8 +292,7 @@ struct Run {
     cpu_us: f64,
 }
 
-/// Busy CPU time, in seconds, of the whole machine except this process (the load generator and
-/// the idle in-process indexer): `/proc/stat` less idle and iowait, less `/proc/self/stat`'s
+/// Busy CPU time, in seconds, of the whole machine except this process (the load generator): `/proc/stat` less idle and iowait, less `/proc/self/stat`'s
 /// user + system time. Everything else the benchmark starts shares this machine, so a run's
 /// server-side cost is the difference.
 fn server_busy_seconds() -> f64 {
