@@ -685,6 +685,13 @@ mod tests {
     }
 
     #[test]
+    fn an_snp_report_whose_guest_policy_was_not_read_is_refused() {
+        let (mut signed, evidence, policy) = case();
+        signed.snp_guest = None;
+        assert_eq!(snp_refusal(run(signed, &evidence, &policy)), "guest policy");
+    }
+
+    #[test]
     fn a_tcb_the_policy_does_not_accept_is_refused() {
         let (signed, evidence, mut policy) = case();
         policy.accepted_tcb = vec![TcbStatus::UpToDate];

@@ -329,3 +329,111 @@ pub fn verify_app_chain(
         public_key_der: leaf.public_key().raw.to_vec(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! What only a chain the KMS would never issue can show: the key-usage checks. (Chains a
+    //! running KMS issued, and every other rejection, are tested in the kms-oracle's tests.)
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
+    };
+
+    use super::*;
+
+    const APP: Address = Address::repeat_byte(0xa1);
+
+    fn params(name: &str) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p
+    }
+
+    /// A leaf, app CA and root CA shaped as the KMS issues them; `edit` changes the
+    /// parameters (root, app CA, leaf) before signing.
+    fn chain(
+        edit: impl FnOnce(&mut CertificateParams, &mut CertificateParams, &mut CertificateParams),
+    ) -> (Vec<Vec<u8>>, RootAnchor) {
+        let anchor = |key: &KeyPair| RootAnchor {
+            chain_id: 31337,
+            kms_registry: Address::repeat_byte(0x42),
+            generation: 1,
+            ca_public_key: key.public_key_raw().to_vec(),
+        };
+        let (root_key, ca_key, leaf_key) = (
+            KeyPair::generate().unwrap(),
+            KeyPair::generate().unwrap(),
+            KeyPair::generate().unwrap(),
+        );
+        let a = anchor(&root_key);
+        let mut root = params(&format!(
+            "Covenant KMS root, chain {} registry {} generation {}",
+            a.chain_id, a.kms_registry, a.generation
+        ));
+        root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let mut ca = params(&format!("Covenant app {APP} generation 3"));
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let mut leaf = params(&APP.to_string());
+        leaf.subject_alt_names = vec![SanType::URI(
+            format!("urn:covenant:app:{APP}").try_into().unwrap(),
+        )];
+        leaf.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        edit(&mut root, &mut ca, &mut leaf);
+        let root_der = root.self_signed(&root_key).unwrap().der().to_vec();
+        let root_issuer = Issuer::new(root, root_key);
+        let ca_der = ca.signed_by(&ca_key, &root_issuer).unwrap().der().to_vec();
+        let ca_issuer = Issuer::new(ca, ca_key);
+        let leaf_der = leaf
+            .signed_by(&leaf_key, &ca_issuer)
+            .unwrap()
+            .der()
+            .to_vec();
+        (vec![leaf_der, ca_der, root_der], a)
+    }
+
+    fn verify((chain, anchor): (Vec<Vec<u8>>, RootAnchor)) -> Result<u64, CertificateError> {
+        let now = ASN1Time::now().timestamp();
+        verify_app_chain(&chain, &anchor, Some(APP), now).map(|v| v.key_generation)
+    }
+
+    #[test]
+    fn a_chain_shaped_as_the_kms_issues_it_verifies() {
+        assert_eq!(verify(chain(|_, _, _| {})), Ok(3));
+    }
+
+    #[test]
+    fn cas_that_may_not_sign_certificates_are_refused() {
+        let no_signing = vec![KeyUsagePurpose::DigitalSignature];
+        let refused = |which| {
+            Err(CertificateError::WrongRole {
+                which,
+                reason: "may not sign certificates",
+            })
+        };
+        let root = chain(|root, _, _| root.key_usages = no_signing.clone());
+        assert_eq!(verify(root), refused("root CA"));
+        let ca = chain(|_, ca, _| ca.key_usages = no_signing.clone());
+        assert_eq!(verify(ca), refused("app CA"));
+    }
+
+    #[test]
+    fn a_leaf_must_be_for_tls_servers_and_clients_and_sign_no_certificates() {
+        let refused = Err(CertificateError::WrongRole {
+            which: "leaf",
+            reason: "is not a TLS certificate",
+        });
+        let server_only = chain(|_, _, leaf| {
+            leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth]
+        });
+        assert_eq!(verify(server_only), refused);
+        let no_usage = chain(|_, _, leaf| leaf.extended_key_usages.clear());
+        assert_eq!(verify(no_usage), refused);
+        let signs = chain(|_, _, leaf| leaf.key_usages = vec![KeyUsagePurpose::KeyCertSign]);
+        assert_eq!(verify(signs), refused);
+    }
+}

@@ -681,6 +681,12 @@ mod tests {
         }
         let stale = decode::<Health>(&e, StatusCode::SERVICE_UNAVAILABLE, br#"{"error":"stale"}"#);
         assert!(matches!(&stale, Err(e) if e.fails_over(false)), "{stale:?}");
+        // A node's own failure (500) is not a decision: the next node is asked.
+        let failed = decode::<Health>(&e, StatusCode::INTERNAL_SERVER_ERROR, b"");
+        assert!(
+            matches!(&failed, Err(e @ ClientError::Unavailable { .. }) if e.fails_over(false)),
+            "{failed:?}"
+        );
         // A 2xx this client cannot read may have been a grant: never asked again for a POST.
         let garbled = decode::<Health>(&e, StatusCode::OK, b"not json").unwrap_err();
         assert!(matches!(garbled, ClientError::Malformed { .. }));
