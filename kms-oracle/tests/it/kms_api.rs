@@ -201,6 +201,22 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
             .await,
         Err(IdentityError::RootKeys { .. })
     ));
+    // Stating another deployment is refused as such.
+    let mut elsewhere = metadata.body.clone();
+    elsewhere.chain_id += 1;
+    assert!(matches!(
+        checker
+            .check_metadata(Some(&certificate), &elsewhere, now())
+            .await,
+        Err(IdentityError::OtherDeployment { .. })
+    ));
+    // A finalized block older than the checker's bound (600 s) answers nothing.
+    assert!(matches!(
+        checker
+            .check_metadata(Some(&certificate), &metadata.body, now() + 601)
+            .await,
+        Err(IdentityError::Stale { bound: 600, .. })
+    ));
 
     // The node documents its endpoints (generated from its handlers and the wire types).
     let doc = kms.get("/openapi.json").await.json();
