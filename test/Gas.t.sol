@@ -35,8 +35,8 @@ contract GasTest is CovenantFixture {
 
     function test_GasAddOsImage() public {
         vm.prank(address(timelock));
-        registry.addOsImage(keccak256("os 2"), _provenance("os-2"));
-        vm.snapshotGasLastCall("gas", "KmsRegistry.addOsImage (by the Timelock)");
+        registry.addOsImage(keccak256("os 2"), _provenance("os-2"), _osMeasurements());
+        vm.snapshotGasLastCall("gas", "KmsRegistry.addOsImage (by the Timelock, three platforms)");
     }
 
     function test_GasIsAppAllowed() public {
@@ -55,10 +55,44 @@ contract GasTest is CovenantFixture {
         vm.snapshotGasLastCall("gas", "KmsRegistry.commitGrantLog (next commit)");
     }
 
-    function test_GasBindDomain() public {
+    function test_GasClaimDomain() public {
         vm.prank(appOwner);
-        domains.bindDomain("app.example.com", address(app));
-        vm.snapshotGasLastCall("gas", "DomainRegistry.bindDomain");
+        domains.claimDomain("app.example.com", address(app));
+        vm.snapshotGasLastCall("gas", "DomainRegistry.claimDomain");
+    }
+
+    function test_GasOnboardKmsNode() public {
+        vm.prank(node);
+        registry.onboardKmsNode(makeAddr("kms-node-2"), KMS_MR, KMS_DEVICE);
+        vm.snapshotGasLastCall("gas", "KmsRegistry.onboardKmsNode (by a serving node)");
+    }
+
+    function test_GasGuardianCancel() public {
+        (address[] memory targets, uint256[] memory values, bytes[] memory calldatas) =
+            _single(address(registry), abi.encodeCall(KmsRegistry.setAllowSimulatedTee, (true)));
+        string memory description = "Accept simulated TEEs";
+        vm.prank(alice);
+        uint256 id = governor.propose(targets, values, calldatas, description);
+        vm.warp(block.timestamp + VOTING_DELAY + 1);
+        vm.prank(alice);
+        governor.castVote(id, 1);
+        _closeVoting(id);
+        governor.queue(targets, values, calldatas, keccak256(bytes(description)));
+        bytes32 salt = bytes20(address(governor)) ^ keccak256(bytes(description));
+        _coolAll(app);
+        vm.cool(address(guardianContract));
+        vm.prank(guardian);
+        guardianContract.cancel(targets, values, calldatas, bytes32(0), salt);
+        vm.snapshotGasLastCall("gas", "CovenantGuardian.cancel (one call)");
+    }
+
+    function test_GasSetAllowedTeeKindsLoosening() public {
+        vm.prank(appOwner);
+        app.setAllowedTeeKinds(TDX | SNP);
+        vm.cool(address(app));
+        vm.prank(appOwner);
+        app.setAllowedTeeKinds(TDX | SNP | SIMULATED);
+        vm.snapshotGasLastCall("gas", "App.setAllowedTeeKinds (a loosening, scheduled)");
     }
 
     /// addComposeHash on a DAO-governed app, step by step through Governor and Timelock.

@@ -28,7 +28,8 @@ enum TcbStatus {
 /// - `appId`: {IKmsRegistry-isAppAllowed} (registered) and the app policy (its own address);
 /// - `composeHash`, `deviceId`, `tcbStatus`, `gpuEvidenceHash`, `keyGeneration`, `instanceId`,
 ///   `teeKind`: the app policy;
-/// - `osImageHash`, `teeKind`, `tcbStatus`: the registry, for apps and KMS nodes;
+/// - `osImageHash`, `osMeasurement`, `teeKind`, `tcbStatus`: the registry, for apps and KMS nodes
+///   (the OS image must be allowed and effective, and `osMeasurement` registered for it on `teeKind`);
 /// - `mrAggregated`, `deviceId`: {IKmsRegistry-isKmsAllowed}. For apps the kms-oracle checks that
 ///   `mrAggregated` matches the replayed event log; it is not an on-chain allowlist.
 struct BootInfo {
@@ -44,6 +45,9 @@ struct BootInfo {
     bytes32 mrAggregated;
     /// The guest OS image the instance booted.
     bytes32 osImageHash;
+    /// sha256 of the platform registers that measure the OS: MRTD || RTMR0 || RTMR1 || RTMR2 (TDX
+    /// and the simulated TEE, 192 bytes) or the launch MEASUREMENT (SEV-SNP, 48 bytes).
+    bytes32 osMeasurement;
     /// Which TEE produced the evidence.
     TeeKind teeKind;
     /// The TCB status of the platform.
@@ -64,6 +68,16 @@ struct Provenance {
     string sourceCommit;
     /// Digests of the built artefacts (container images of an app-compose; the OS image).
     bytes32[] artifactDigests;
+}
+
+/// @notice What an OS image measures to on one platform, registered with the image
+/// ({IKmsRegistry-addOsImage}) so that every verifier reads it from the chain.
+struct OsMeasurement {
+    /// The platform (`Tdx`, `SevSnp` or `Simulated`).
+    TeeKind teeKind;
+    /// The raw registers: MRTD || RTMR0 || RTMR1 || RTMR2 (TDX, simulated: 192 bytes) or the launch
+    /// MEASUREMENT (SEV-SNP: 48 bytes). `BootInfo.osMeasurement` is their sha256.
+    bytes registers;
 }
 
 /// @notice The policy of one app: whether a boot may receive the app's keys.

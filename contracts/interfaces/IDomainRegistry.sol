@@ -2,14 +2,18 @@
 pragma solidity 0.8.37;
 
 /// @title IDomainRegistry
-/// @notice Which app serves a domain, as its owner declared it, and the ACME account the gateway
-/// uses (for CAA `accounturi` pinning). Domains are stored in the one normalised form of
+/// @notice Domain *claims* and the ACME account the gateway uses (for CAA `accounturi` pinning).
+/// Any number of apps may claim a domain and no claim blocks another: which claim counts is proven
+/// off chain by control of the name, a DNS TXT record `_covenant.<domain>` whose value names the app
+/// id (the gateway checks it before it routes or orders a certificate, and so does `covenant
+/// verify`). A claim is made and released by the app's owner; governance may release any claim.
+/// Freezing an app locks nothing here. Domains are stored in the one normalised form of
 /// {DomainName}. Owned by the Timelock.
 interface IDomainRegistry {
-    /// @notice `domain` is now bound to `app`.
-    event DomainBound(bytes32 indexed domainHash, string domain, address indexed app);
-    /// @notice `domain` is no longer bound to `app`.
-    event DomainUnbound(bytes32 indexed domainHash, string domain, address indexed app);
+    /// @notice `app` claims `domain`.
+    event DomainClaimed(bytes32 indexed domainHash, string domain, address indexed app);
+    /// @notice `app` no longer claims `domain`; `by` is the app's owner or governance.
+    event DomainClaimReleased(bytes32 indexed domainHash, string domain, address indexed app, address by);
     /// @notice The gateway's ACME account URI changed.
     event GatewayAcmeAccountSet(string accountUri);
 
@@ -17,39 +21,40 @@ interface IDomainRegistry {
     error DomainRegistryAppNotRegistered(address app);
     /// @notice The caller does not own the app.
     error DomainRegistryNotAppOwner(address app, address caller);
-    /// @notice The app is frozen; its bindings cannot change.
-    error DomainRegistryAppFrozen(address app);
-    /// @notice The domain is bound to another app already.
-    error DomainRegistryAlreadyBound(string domain, address app);
-    /// @notice The domain is not bound.
-    error DomainRegistryNotBound(string domain);
+    /// @notice The app already claims the domain.
+    error DomainRegistryAlreadyClaimed(string domain, address app);
+    /// @notice The app does not claim the domain.
+    error DomainRegistryNotClaimed(string domain, address app);
     /// @notice The URI is longer than the limit.
     error DomainRegistryAcmeAccountTooLong(uint256 length);
     /// @notice The call would not change anything.
     error DomainRegistryNoChange();
 
-    /// @notice Binds `domain` to `app`, so the gateway serves it from that app's instances.
+    /// @notice Records that `app` claims `domain`. Whether the gateway serves it from the app is
+    /// decided by the DNS TXT record `_covenant.<domain>`.
     /// @dev Requirements: `domain` normalised (see {DomainName}); `app` registered; caller is the
-    /// app's owner; the app is not frozen; `domain` unbound. Emits {DomainBound}.
+    /// app's owner; not claimed by `app` yet. Emits {DomainClaimed}.
     /// @param domain the normalised domain name.
     /// @param app the app.
-    function bindDomain(string calldata domain, address app) external;
+    function claimDomain(string calldata domain, address app) external;
 
-    /// @notice Removes the binding of `domain`.
-    /// @dev Requirements: `domain` bound; caller is the bound app's owner (app not frozen) or this
-    /// registry's owner (governance). Emits {DomainUnbound}.
+    /// @notice Withdraws the claim of `app` on `domain`.
+    /// @dev Requirements: claimed by `app`; caller is the app's owner or this registry's owner
+    /// (governance). Emits {DomainClaimReleased}.
     /// @param domain the normalised domain name.
-    function unbindDomain(string calldata domain) external;
+    /// @param app the claimant.
+    function releaseClaim(string calldata domain, address app) external;
 
     /// @notice Sets the ACME account URI of the gateway (for CAA `accounturi`).
     /// @dev Requirements: owner; at most 512 bytes; a change. Emits {GatewayAcmeAccountSet}.
     /// @param accountUri the account URI (empty to unset).
     function setGatewayAcmeAccount(string calldata accountUri) external;
 
-    /// @notice The app bound to `domain`, or zero.
+    /// @notice Whether `app` claims `domain`.
     /// @param domain the normalised domain name.
-    /// @return app the app.
-    function appOf(string calldata domain) external view returns (address app);
+    /// @param app the app.
+    /// @return claimed true if the claim stands.
+    function isClaimed(string calldata domain, address app) external view returns (bool claimed);
 
     /// @notice The gateway's ACME account URI.
     /// @return accountUri the URI (empty if unset).

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {BootInfo, Provenance} from "./BootPolicy.sol";
+import {BootInfo, OsMeasurement, Provenance, TeeKind} from "./BootPolicy.sol";
 import {IApp} from "./IApp.sol";
 
 /// @title IKmsRegistry
@@ -33,10 +33,19 @@ interface IKmsRegistry {
         bytes32 mrAggregated;
         /// Its device id at onboarding.
         bytes32 deviceId;
+        /// Whether governance removed it (then only governance may onboard it again).
+        bool removedByGovernance;
     }
 
-    /// @notice An OS image may now be booted. `provenance` says how to rebuild it.
-    event OsImageAdded(bytes32 indexed osImageHash, bytes32 provenanceDigest, Provenance provenance);
+    /// @notice An OS image may be booted from `effectiveAt` (block timestamp) on, on the platforms
+    /// and with the registers of `measurements`. `provenance` says how to rebuild it.
+    event OsImageAdded(
+        bytes32 indexed osImageHash,
+        bytes32 provenanceDigest,
+        Provenance provenance,
+        OsMeasurement[] measurements,
+        uint64 effectiveAt
+    );
     /// @notice An OS image may no longer be booted.
     event OsImageRemoved(bytes32 indexed osImageHash);
     /// @notice KMS nodes with this aggregated measurement may now be onboarded and serve.
@@ -71,6 +80,8 @@ interface IKmsRegistry {
     event CustomAppRegistered(address indexed app);
     /// @notice An app was deregistered by governance; it can no longer receive keys.
     event AppDeregistered(address indexed app);
+    /// @notice The shortest notice period an app may have changed.
+    event MinNoticePeriodSet(uint64 minNoticePeriod);
     /// @notice A KMS node committed the Merkle root of its audit log entries `fromSeq..=toSeq`.
     event GrantLogCommitted(address indexed node, uint64 indexed fromSeq, uint64 toSeq, bytes32 merkleRoot);
 
@@ -102,19 +113,38 @@ interface IKmsRegistry {
     error KmsRegistryAppNotRegistered(address app);
     /// @notice A grant-log commit must start right after the last one.
     error KmsRegistryGrantLogGap(uint64 expectedFromSeq, uint64 fromSeq);
-    /// @notice A grant-log commit's range is empty or reversed.
+    /// @notice A grant-log commit's range is reversed or longer than {MAX_GRANT_LOG_COMMIT}.
     error KmsRegistryGrantLogRange(uint64 fromSeq, uint64 toSeq);
+    /// @notice Governance removed the node; only governance may onboard it again.
+    error KmsRegistryNodeRemovedByGovernance(address node);
+    /// @notice An OS image needs between 1 and {MAX_OS_MEASUREMENTS} measurements.
+    error KmsRegistryOsMeasurementCount(uint256 count);
+    /// @notice The measurement at `index` has an unknown platform or registers of the wrong length.
+    error KmsRegistryInvalidOsMeasurement(uint256 index);
+    /// @notice The minimum notice period is longer than {MAX_NOTICE_PERIOD}.
+    error KmsRegistryNoticePeriodTooLong(uint64 noticePeriod);
 
-    /// @notice Allows an OS image, recording where it comes from.
-    /// @dev Requirements: owner; non-zero, not yet allowed; provenance within bounds. Emits {OsImageAdded}.
+    /// @notice Allows an OS image after the minimum notice period, with what it measures to on each
+    /// platform, recording where it comes from. Verifiers read the measurements from the chain.
+    /// @dev Requirements: owner; non-zero, not yet allowed; provenance within bounds; 1 to
+    /// {MAX_OS_MEASUREMENTS} measurements, each of a known platform with registers of its length.
+    /// Emits {OsImageAdded}.
     /// @param osImageHash the image's hash.
     /// @param provenance source URL, commit and image digest.
-    function addOsImage(bytes32 osImageHash, Provenance calldata provenance) external;
+    /// @param measurements the registers the image measures to, per platform.
+    function addOsImage(bytes32 osImageHash, Provenance calldata provenance, OsMeasurement[] calldata measurements)
+        external;
 
-    /// @notice Disallows an OS image.
+    /// @notice Disallows an OS image (at once); its measurements lapse with it.
     /// @dev Requirements: owner; allowed. Emits {OsImageRemoved}.
     /// @param osImageHash the image's hash.
     function removeOsImage(bytes32 osImageHash) external;
+
+    /// @notice Sets the shortest notice period an app may have; loosenings of every app wait at
+    /// least this long, and OS images added from now on take effect after it.
+    /// @dev Requirements: owner; at most {MAX_NOTICE_PERIOD}; a change. Emits {MinNoticePeriodSet}.
+    /// @param minNoticePeriod seconds.
+    function setMinNoticePeriod(uint64 minNoticePeriod) external;
 
     /// @notice Allows KMS nodes with aggregated measurement `mrAggregated`.
     /// @dev Requirements: owner; non-zero; a change. Emits {KmsMeasurementAdded}.
@@ -138,8 +168,10 @@ interface IKmsRegistry {
 
     /// @notice Records that `node` was onboarded: by governance (the first node), or by an active
     /// node that handed it the root secret over mutually attested TLS.
-    /// @dev Requirements: caller is the owner or an active node; `node` non-zero and not active;
-    /// measurement and device allowed. Emits {KmsNodeOnboarded}.
+    /// @dev Requirements: caller is the owner or a serving node (active, its measurement and device
+    /// still allowed); `node` non-zero and not active; a node removed by governance only by the
+    /// owner; measurement and device allowed. Emits {KmsNodeOnboarded}. The onboarding node takes
+    /// `node`, `mrAggregated` and `deviceId` from the new node's verified evidence.
     /// @param node the new node's secp256k1 identity address (it commits grant logs with it).
     /// @param mrAggregated the new node's aggregated measurement.
     /// @param deviceId the new node's device id.
@@ -191,7 +223,7 @@ interface IKmsRegistry {
 
     /// @notice Commits the Merkle root of the caller's audit-log entries `fromSeq..=toSeq`.
     /// @dev Requirements: caller is an active node; `fromSeq` is one past its last commit;
-    /// `toSeq >= fromSeq`; root non-zero. Emits {GrantLogCommitted}.
+    /// `fromSeq <= toSeq < fromSeq + MAX_GRANT_LOG_COMMIT`; root non-zero. Emits {GrantLogCommitted}.
     /// @param fromSeq the first sequence number covered.
     /// @param toSeq the last sequence number covered.
     /// @param merkleRoot the root over the entries' leaf hashes.
@@ -199,15 +231,16 @@ interface IKmsRegistry {
 
     /// @notice Whether `boot` may receive its app's keys, and if not, why.
     /// @dev Checks, in order: app registered; TEE kind known and simulated only when allowed; TCB
-    /// status acceptable; OS image allowed; then the app's own policy.
+    /// status acceptable; OS image allowed, effective at this block, and `osMeasurement`
+    /// registered with it for `teeKind`; then the app's own policy.
     /// @param boot the verified boot.
     /// @return allowed true if every check passes.
     /// @return reason empty when allowed; otherwise a short, stable reason string.
     function isAppAllowed(BootInfo calldata boot) external view returns (bool allowed, string memory reason);
 
     /// @notice Whether `boot` is an allowed KMS node boot, and if not, why.
-    /// @dev Checks: TEE kind known and simulated only when allowed; TCB up to date; OS image,
-    /// aggregated measurement and device allowed.
+    /// @dev Checks: TEE kind known and simulated only when allowed; TCB up to date; OS image (as
+    /// for apps), aggregated measurement and device allowed.
     /// @param boot the verified boot of a KMS node.
     /// @return allowed true if every check passes.
     /// @return reason empty when allowed; otherwise a short, stable reason string.
@@ -222,6 +255,26 @@ interface IKmsRegistry {
     /// @param osImageHash the image.
     /// @return allowed true if allowed.
     function isOsImageAllowed(bytes32 osImageHash) external view returns (bool allowed);
+
+    /// @notice When an allowed OS image takes effect (block timestamp; zero if not allowed).
+    /// @param osImageHash the image.
+    /// @return effectiveAt the time.
+    function osImageEffectiveAt(bytes32 osImageHash) external view returns (uint64 effectiveAt);
+
+    /// @notice Whether `osMeasurement` (sha256 of the registers) is registered with the allowed
+    /// image `osImageHash` for `teeKind`.
+    /// @param osImageHash the image.
+    /// @param teeKind the platform.
+    /// @param osMeasurement sha256 of the registers.
+    /// @return registered true if registered.
+    function isOsMeasurementRegistered(bytes32 osImageHash, TeeKind teeKind, bytes32 osMeasurement)
+        external
+        view
+        returns (bool registered);
+
+    /// @notice The shortest notice period an app may have, seconds.
+    /// @return minNoticePeriod the period.
+    function minNoticePeriod() external view returns (uint64 minNoticePeriod);
 
     /// @notice Whether a KMS measurement is allowed.
     /// @param mrAggregated the measurement.

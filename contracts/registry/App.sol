@@ -31,6 +31,13 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         bool requireUpToDateTcb;
         bool requireGpu;
         bool frozen;
+        // v2: the notice period. The four flags above are the latest (scheduled) settings;
+        // `settingsBefore` applies until `settingsEffectiveAt`.
+        uint64 noticePeriod;
+        mapping(bytes32 composeHash => uint64 effectiveAt) composeHashEffectiveAt;
+        mapping(bytes32 deviceId => uint64 effectiveAt) deviceEffectiveAt;
+        Settings settingsBefore;
+        uint64 settingsEffectiveAt;
     }
 
     // keccak256(abi.encode(uint256(keccak256("covenant.storage.App")) - 1)) & ~bytes32(uint256(0xff))
@@ -53,7 +60,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
 
     /// @notice Sets up a new app. Called once, by the registry, through the proxy's constructor.
     /// @dev Emits the events of every initial setting ({KeyGenerationBumped} with 1,
-    /// {AllowedTeeKindsSet}, {ComposeHashAdded}, …).
+    /// {NoticePeriodSet}, {SettingsScheduled}, {ComposeHashAdded}, …), all effective at once.
     /// @param initialOwner the app's owner.
     /// @param init the initial settings.
     function initialize(address initialOwner, AppInit calldata init) external initializer {
@@ -62,19 +69,27 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         AppStorage storage $ = _s();
         $.keyGeneration = 1;
         emit KeyGenerationBumped(1);
-        _setAllowedTeeKinds($, init.allowedTeeKinds);
-        if (init.anyDevice) _setAnyDevice($, true);
-        if (init.requireUpToDateTcb) _setRequireUpToDateTcb($, true);
-        if (init.requireGpu) _setRequireGpu($, true);
+        uint64 minimum = IKmsRegistry(_REGISTRY).minNoticePeriod();
+        if (init.noticePeriod < minimum) revert AppNoticePeriodTooShort(init.noticePeriod, minimum);
+        $.noticePeriod = init.noticePeriod;
+        emit NoticePeriodSet(init.noticePeriod);
+        Settings memory initial = Settings({
+            allowedTeeKinds: init.allowedTeeKinds,
+            anyDevice: init.anyDevice,
+            requireUpToDateTcb: init.requireUpToDateTcb,
+            requireGpu: init.requireGpu
+        });
+        _checkTeeKinds(initial.allowedTeeKinds);
+        _store($, initial, initial, uint64(block.timestamp));
         uint256 hashes = init.composeHashes.length;
         if (hashes != init.provenances.length) {
             revert AppProvenanceCountMismatch(hashes, init.provenances.length);
         }
         for (uint256 i = 0; i < hashes; ++i) {
-            _addComposeHash($, init.composeHashes[i], init.provenances[i]);
+            _addComposeHash($, init.composeHashes[i], init.provenances[i], uint64(block.timestamp));
         }
         for (uint256 i = 0; i < init.devices.length; ++i) {
-            _addDevice($, init.devices[i]);
+            _addDevice($, init.devices[i], uint64(block.timestamp));
         }
     }
 
@@ -84,7 +99,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         onlyOwner
         notFrozen
     {
-        _addComposeHash(_s(), composeHash, provenance);
+        _addComposeHash(_s(), composeHash, provenance, _noticeEnd());
     }
 
     /// @inheritdoc IApp
@@ -92,12 +107,13 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         AppStorage storage $ = _s();
         if ($.composeHashes[composeHash] == bytes32(0)) revert AppComposeHashNotAllowed(composeHash);
         delete $.composeHashes[composeHash];
+        delete $.composeHashEffectiveAt[composeHash];
         emit ComposeHashRemoved(composeHash);
     }
 
     /// @inheritdoc IApp
     function addDevice(bytes32 deviceId) external onlyOwner notFrozen {
-        _addDevice(_s(), deviceId);
+        _addDevice(_s(), deviceId, _noticeEnd());
     }
 
     /// @inheritdoc IApp
@@ -105,6 +121,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         AppStorage storage $ = _s();
         if (!$.devices[deviceId]) revert AppDeviceNotAllowed(deviceId);
         delete $.devices[deviceId];
+        delete $.deviceEffectiveAt[deviceId];
         emit DeviceRemoved(deviceId);
     }
 
@@ -112,28 +129,45 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
     function setAnyDevice(bool anyDevice_) external onlyOwner notFrozen {
         AppStorage storage $ = _s();
         if ($.anyDevice == anyDevice_) revert AppNoChange();
-        _setAnyDevice($, anyDevice_);
+        Settings memory next = _scheduled($);
+        next.anyDevice = anyDevice_;
+        _schedule($, next);
     }
 
     /// @inheritdoc IApp
     function setAllowedTeeKinds(uint8 mask) external onlyOwner notFrozen {
         AppStorage storage $ = _s();
         if ($.allowedTeeKinds == mask) revert AppNoChange();
-        _setAllowedTeeKinds($, mask);
+        _checkTeeKinds(mask);
+        Settings memory next = _scheduled($);
+        next.allowedTeeKinds = mask;
+        _schedule($, next);
     }
 
     /// @inheritdoc IApp
     function setRequireUpToDateTcb(bool required) external onlyOwner notFrozen {
         AppStorage storage $ = _s();
         if ($.requireUpToDateTcb == required) revert AppNoChange();
-        _setRequireUpToDateTcb($, required);
+        Settings memory next = _scheduled($);
+        next.requireUpToDateTcb = required;
+        _schedule($, next);
     }
 
     /// @inheritdoc IApp
     function setRequireGpu(bool required) external onlyOwner notFrozen {
         AppStorage storage $ = _s();
         if ($.requireGpu == required) revert AppNoChange();
-        _setRequireGpu($, required);
+        Settings memory next = _scheduled($);
+        next.requireGpu = required;
+        _schedule($, next);
+    }
+
+    /// @inheritdoc IApp
+    function setNoticePeriod(uint64 noticePeriod_) external onlyOwner notFrozen {
+        AppStorage storage $ = _s();
+        if (noticePeriod_ <= $.noticePeriod) revert AppNoticePeriodDecrease($.noticePeriod, noticePeriod_);
+        $.noticePeriod = noticePeriod_;
+        emit NoticePeriodSet(noticePeriod_);
     }
 
     /// @inheritdoc IApp
@@ -180,9 +214,10 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
     }
 
     /// @notice Whether `boot` may receive this app's keys, and if not, why.
-    /// @dev Checks, in order: app id is this app; compose hash allowed; device allowed (or any
-    /// device); TEE kind allowed; TCB up to date if required; GPU evidence present if required; key
-    /// generation current; instance id present.
+    /// @dev Checks, in order: app id is this app; compose hash allowed and effective; device
+    /// allowed and effective (or any device); TEE kind allowed; TCB up to date if required; GPU
+    /// evidence present if required; key generation current; instance id present. Settings,
+    /// compose hashes and devices are judged at this block's timestamp.
     /// @param boot the verified boot.
     /// @return allowed true if every check passes.
     /// @return reason empty when allowed; otherwise a short, stable reason string.
@@ -190,14 +225,21 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         AppStorage storage $ = _s();
         if (boot.appId != address(this)) return (false, "app id mismatch");
         if ($.composeHashes[boot.composeHash] == bytes32(0)) return (false, "compose hash not allowed");
-        if (!$.anyDevice && !$.devices[boot.deviceId]) return (false, "device not allowed");
-        if ((uint256($.allowedTeeKinds) >> uint8(boot.teeKind)) & 1 == 0) {
+        if (block.timestamp < $.composeHashEffectiveAt[boot.composeHash]) {
+            return (false, "compose hash not yet effective");
+        }
+        Settings memory current = _current($);
+        if (!current.anyDevice) {
+            if (!$.devices[boot.deviceId]) return (false, "device not allowed");
+            if (block.timestamp < $.deviceEffectiveAt[boot.deviceId]) return (false, "device not yet effective");
+        }
+        if ((uint256(current.allowedTeeKinds) >> uint8(boot.teeKind)) & 1 == 0) {
             return (false, "tee kind not allowed");
         }
-        if ($.requireUpToDateTcb && boot.tcbStatus != TcbStatus.UpToDate) {
+        if (current.requireUpToDateTcb && boot.tcbStatus != TcbStatus.UpToDate) {
             return (false, "tcb not up to date");
         }
-        if ($.requireGpu && boot.gpuEvidenceHash == bytes32(0)) return (false, "gpu evidence required");
+        if (current.requireGpu && boot.gpuEvidenceHash == bytes32(0)) return (false, "gpu evidence required");
         if (boot.keyGeneration != $.keyGeneration) return (false, "key generation not current");
         if (boot.instanceId == bytes20(0)) return (false, "instance id missing");
         return (true, "");
@@ -214,28 +256,49 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
     }
 
     /// @inheritdoc IApp
+    function composeHashEffectiveAt(bytes32 composeHash) external view returns (uint64) {
+        return _s().composeHashEffectiveAt[composeHash];
+    }
+
+    /// @inheritdoc IApp
+    function deviceEffectiveAt(bytes32 deviceId) external view returns (uint64) {
+        return _s().deviceEffectiveAt[deviceId];
+    }
+
+    /// @inheritdoc IApp
+    function settings() external view returns (Settings memory, Settings memory, uint64) {
+        AppStorage storage $ = _s();
+        return (_current($), _scheduled($), $.settingsEffectiveAt);
+    }
+
+    /// @inheritdoc IApp
+    function noticePeriod() external view returns (uint64) {
+        return _s().noticePeriod;
+    }
+
+    /// @inheritdoc IApp
     function isDeviceAllowed(bytes32 deviceId) external view returns (bool) {
         return _s().devices[deviceId];
     }
 
     /// @inheritdoc IApp
     function anyDevice() external view returns (bool) {
-        return _s().anyDevice;
+        return _current(_s()).anyDevice;
     }
 
     /// @inheritdoc IApp
     function allowedTeeKinds() external view returns (uint8) {
-        return _s().allowedTeeKinds;
+        return _current(_s()).allowedTeeKinds;
     }
 
     /// @inheritdoc IApp
     function requireUpToDateTcb() external view returns (bool) {
-        return _s().requireUpToDateTcb;
+        return _current(_s()).requireUpToDateTcb;
     }
 
     /// @inheritdoc IApp
     function requireGpu() external view returns (bool) {
-        return _s().requireGpu;
+        return _current(_s()).requireGpu;
     }
 
     /// @inheritdoc IApp
@@ -259,43 +322,81 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         if (newImplementation != governed) revert AppUpgradeNotGoverned(newImplementation, governed);
     }
 
-    function _addComposeHash(AppStorage storage $, bytes32 composeHash, Provenance calldata provenance)
-        private
-    {
+    /// When a loosening made now takes effect: after the app's notice period or the registry's
+    /// minimum, whichever is longer.
+    function _noticeEnd() private view returns (uint64) {
+        uint64 notice = _s().noticePeriod;
+        uint64 minimum = IKmsRegistry(_REGISTRY).minNoticePeriod();
+        return uint64(block.timestamp) + (notice > minimum ? notice : minimum);
+    }
+
+    function _addComposeHash(
+        AppStorage storage $,
+        bytes32 composeHash,
+        Provenance calldata provenance,
+        uint64 effectiveAt
+    ) private {
         if (composeHash == bytes32(0)) revert AppZeroValue();
         if ($.composeHashes[composeHash] != bytes32(0)) revert AppComposeHashAlreadyAllowed(composeHash);
         bytes32 digest = ProvenanceLib.checkedDigest(provenance);
         $.composeHashes[composeHash] = digest;
-        emit ComposeHashAdded(composeHash, digest, provenance);
+        $.composeHashEffectiveAt[composeHash] = effectiveAt;
+        emit ComposeHashAdded(composeHash, digest, provenance, effectiveAt);
     }
 
-    function _addDevice(AppStorage storage $, bytes32 deviceId) private {
+    function _addDevice(AppStorage storage $, bytes32 deviceId, uint64 effectiveAt) private {
         if (deviceId == bytes32(0)) revert AppZeroValue();
         if ($.devices[deviceId]) revert AppDeviceAlreadyAllowed(deviceId);
         $.devices[deviceId] = true;
-        emit DeviceAdded(deviceId);
+        $.deviceEffectiveAt[deviceId] = effectiveAt;
+        emit DeviceAdded(deviceId, effectiveAt);
     }
 
-    function _setAllowedTeeKinds(AppStorage storage $, uint8 mask) private {
+    function _checkTeeKinds(uint8 mask) private pure {
         if (mask == 0 || mask & ~KNOWN_TEE_KINDS != 0) revert AppInvalidTeeKinds(mask);
-        uint8 old = $.allowedTeeKinds;
-        $.allowedTeeKinds = mask;
-        emit AllowedTeeKindsSet(old, mask);
     }
 
-    function _setAnyDevice(AppStorage storage $, bool anyDevice_) private {
-        $.anyDevice = anyDevice_;
-        emit AnyDeviceSet(anyDevice_);
+    /// The latest settings (in force from `settingsEffectiveAt` on).
+    function _scheduled(AppStorage storage $) private view returns (Settings memory) {
+        return Settings({
+            allowedTeeKinds: $.allowedTeeKinds,
+            anyDevice: $.anyDevice,
+            requireUpToDateTcb: $.requireUpToDateTcb,
+            requireGpu: $.requireGpu
+        });
     }
 
-    function _setRequireUpToDateTcb(AppStorage storage $, bool required) private {
-        $.requireUpToDateTcb = required;
-        emit RequireUpToDateTcbSet(required);
+    /// The settings in force at this block.
+    function _current(AppStorage storage $) private view returns (Settings memory) {
+        if (block.timestamp >= $.settingsEffectiveAt) return _scheduled($);
+        return $.settingsBefore;
     }
 
-    function _setRequireGpu(AppStorage storage $, bool required) private {
-        $.requireGpu = required;
-        emit RequireGpuSet(required);
+    /// Schedules `next`: the stricter of the settings in force and `next` applies at once, `next`
+    /// itself after the notice period (at once when it loosens nothing).
+    function _schedule(AppStorage storage $, Settings memory next) private {
+        Settings memory current = _current($);
+        Settings memory before = Settings({
+            allowedTeeKinds: current.allowedTeeKinds & next.allowedTeeKinds,
+            anyDevice: current.anyDevice && next.anyDevice,
+            requireUpToDateTcb: current.requireUpToDateTcb || next.requireUpToDateTcb,
+            requireGpu: current.requireGpu || next.requireGpu
+        });
+        bool loosens = before.allowedTeeKinds != next.allowedTeeKinds || before.anyDevice != next.anyDevice
+            || before.requireUpToDateTcb != next.requireUpToDateTcb || before.requireGpu != next.requireGpu;
+        _store($, before, next, loosens ? _noticeEnd() : uint64(block.timestamp));
+    }
+
+    function _store(AppStorage storage $, Settings memory before, Settings memory next, uint64 effectiveAt)
+        private
+    {
+        $.allowedTeeKinds = next.allowedTeeKinds;
+        $.anyDevice = next.anyDevice;
+        $.requireUpToDateTcb = next.requireUpToDateTcb;
+        $.requireGpu = next.requireGpu;
+        $.settingsBefore = before;
+        $.settingsEffectiveAt = effectiveAt;
+        emit SettingsScheduled(before, next, effectiveAt);
     }
 
     function _s() private pure returns (AppStorage storage $) {

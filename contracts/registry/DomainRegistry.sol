@@ -11,13 +11,16 @@ import {
 import {UUPSUpgradeable} from "@openzeppelin/contracts/proxy/utils/UUPSUpgradeable.sol";
 
 /// @title DomainRegistry
-/// @notice Domain → app bindings and the gateway's ACME account, behind a UUPS proxy owned by the
+/// @notice Domain claims and the gateway's ACME account, behind a UUPS proxy owned by the
 /// Timelock. See {IDomainRegistry}.
 contract DomainRegistry is IDomainRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
     /// @custom:storage-location erc7201:covenant.storage.DomainRegistry
     struct DomainRegistryStorage {
+        // Wave 1's single binding per domain; after the upgrade it counts as a claim of that app.
         mapping(bytes32 domainHash => address app) apps;
         string gatewayAcmeAccount;
+        // v2
+        mapping(bytes32 domainHash => mapping(address app => bool claimed)) claims;
     }
 
     // keccak256(abi.encode(uint256(keccak256("covenant.storage.DomainRegistry")) - 1)) & ~bytes32(uint256(0xff))
@@ -43,7 +46,7 @@ contract DomainRegistry is IDomainRegistry, Ownable2StepUpgradeable, UUPSUpgrade
     }
 
     /// @inheritdoc IDomainRegistry
-    function bindDomain(string calldata domain, address app) external {
+    function claimDomain(string calldata domain, address app) external {
         DomainName.requireNormalised(domain);
         if (_KMS_REGISTRY.appKind(app) == IKmsRegistry.AppKind.None) {
             revert DomainRegistryAppNotRegistered(app);
@@ -51,21 +54,20 @@ contract DomainRegistry is IDomainRegistry, Ownable2StepUpgradeable, UUPSUpgrade
         _requireAppOwner(app);
         DomainRegistryStorage storage $ = _s();
         bytes32 domainHash = keccak256(bytes(domain));
-        address current = $.apps[domainHash];
-        if (current != address(0)) revert DomainRegistryAlreadyBound(domain, current);
-        $.apps[domainHash] = app;
-        emit DomainBound(domainHash, domain, app);
+        if (_claimed($, domainHash, app)) revert DomainRegistryAlreadyClaimed(domain, app);
+        $.claims[domainHash][app] = true;
+        emit DomainClaimed(domainHash, domain, app);
     }
 
     /// @inheritdoc IDomainRegistry
-    function unbindDomain(string calldata domain) external {
+    function releaseClaim(string calldata domain, address app) external {
         DomainRegistryStorage storage $ = _s();
         bytes32 domainHash = keccak256(bytes(domain));
-        address app = $.apps[domainHash];
-        if (app == address(0)) revert DomainRegistryNotBound(domain);
+        if (!_claimed($, domainHash, app)) revert DomainRegistryNotClaimed(domain, app);
         if (msg.sender != owner()) _requireAppOwner(app);
-        delete $.apps[domainHash];
-        emit DomainUnbound(domainHash, domain, app);
+        delete $.claims[domainHash][app];
+        if ($.apps[domainHash] == app) delete $.apps[domainHash];
+        emit DomainClaimReleased(domainHash, domain, app, msg.sender);
     }
 
     /// @inheritdoc IDomainRegistry
@@ -81,8 +83,8 @@ contract DomainRegistry is IDomainRegistry, Ownable2StepUpgradeable, UUPSUpgrade
     }
 
     /// @inheritdoc IDomainRegistry
-    function appOf(string calldata domain) external view returns (address) {
-        return _s().apps[keccak256(bytes(domain))];
+    function isClaimed(string calldata domain, address app) external view returns (bool) {
+        return _claimed(_s(), keccak256(bytes(domain)), app);
     }
 
     /// @inheritdoc IDomainRegistry
@@ -99,21 +101,23 @@ contract DomainRegistry is IDomainRegistry, Ownable2StepUpgradeable, UUPSUpgrade
     /// @dev Upgrades are authorised by the owner (the Timelock) only.
     function _authorizeUpgrade(address) internal view override onlyOwner {}
 
-    /// The caller must own `app` (its `owner()`), and the app must not be frozen (its `frozen()`,
-    /// whatever its kind: a frozen factory app stays frozen if it is deregistered or registered
-    /// again as a custom policy). A custom policy needs an `owner()` for domains to be bound to it;
-    /// any failure to read one (missing function, revert, malformed reply) counts as "not the
-    /// owner"; one without `frozen()` is not frozen.
+    function _claimed(DomainRegistryStorage storage $, bytes32 domainHash, address app)
+        private
+        view
+        returns (bool)
+    {
+        return app != address(0) && ($.claims[domainHash][app] || $.apps[domainHash] == app);
+    }
+
+    /// The caller must own `app` (its `owner()`). A custom policy needs an `owner()` for its
+    /// claims; any failure to read one (missing function, revert, malformed reply) counts as "not
+    /// the owner". Whether the app is frozen does not matter: a claim locks nothing.
     function _requireAppOwner(address app) private view {
         (bool ok, bytes memory reply) = app.staticcall(abi.encodeCall(IApp.owner, ()));
         if (!ok || reply.length != 32 || abi.decode(reply, (uint256)) >> 160 != 0) {
             revert DomainRegistryNotAppOwner(app, msg.sender);
         }
         if (abi.decode(reply, (address)) != msg.sender) revert DomainRegistryNotAppOwner(app, msg.sender);
-        (ok, reply) = app.staticcall(abi.encodeCall(IApp.frozen, ()));
-        if (ok && reply.length == 32 && abi.decode(reply, (uint256)) == 1) {
-            revert DomainRegistryAppFrozen(app);
-        }
     }
 
     function _s() private pure returns (DomainRegistryStorage storage $) {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {BootInfo, IAppPolicy, Provenance, TcbStatus, TeeKind} from "../interfaces/BootPolicy.sol";
+import {
+    BootInfo, IAppPolicy, OsMeasurement, Provenance, TcbStatus, TeeKind
+} from "../interfaces/BootPolicy.sol";
 import {IApp} from "../interfaces/IApp.sol";
 import {IKmsRegistry} from "../interfaces/IKmsRegistry.sol";
 import {ProvenanceLib} from "../libraries/ProvenanceLib.sol";
@@ -29,6 +31,11 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         address kmsRootSigner;
         uint64 kmsRootGeneration;
         bytes kmsCaPublicKey;
+        // v2
+        uint64 minNoticePeriod;
+        mapping(bytes32 osImageHash => uint64 effectiveAt) osImageEffectiveAt;
+        mapping(bytes32 osImageHash => uint32 version) osImageVersion;
+        mapping(bytes32 key => bool registered) osMeasurements;
     }
 
     // keccak256(abi.encode(uint256(keccak256("covenant.storage.KmsRegistry")) - 1)) & ~bytes32(uint256(0xff))
@@ -37,20 +44,33 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
 
     /// @notice The length of an uncompressed SEC1 P-256 public key.
     uint256 public constant CA_PUBLIC_KEY_LENGTH = 65;
+    /// @notice The most audit entries one grant-log commit may cover.
+    uint64 public constant MAX_GRANT_LOG_COMMIT = 65_536;
+    /// @notice The longest minimum notice period governance may set (a year).
+    uint64 public constant MAX_NOTICE_PERIOD = 365 days;
+    /// @notice The most measurements one OS image may register.
+    uint256 public constant MAX_OS_MEASUREMENTS = 16;
+    /// @notice Register lengths: MRTD || RTMR0..2 (TDX, simulated) and MEASUREMENT (SEV-SNP).
+    uint256 public constant TD_REGISTERS_LENGTH = 192;
+    uint256 public constant SNP_REGISTERS_LENGTH = 48;
 
     constructor() {
         _disableInitializers();
     }
 
-    /// @notice Sets up the registry behind its proxy.
-    /// @dev Emits {AppImplementationSet} and, if `allowSimulatedTee_`, {AllowSimulatedTeeSet}.
+    /// @notice Sets up the registry behind its proxy (initializer version 2).
+    /// @dev Emits {AppImplementationSet}, {MinNoticePeriodSet} and, if `allowSimulatedTee_`,
+    /// {AllowSimulatedTeeSet}.
     /// @param owner_ the owner: the Timelock.
     /// @param appImplementation_ the App implementation (constructed with this proxy's address).
     /// @param allowSimulatedTee_ whether simulated TEE evidence is accepted (development networks).
-    function initialize(address owner_, address appImplementation_, bool allowSimulatedTee_)
-        external
-        initializer
-    {
+    /// @param minNoticePeriod_ the shortest notice period an app may have, seconds.
+    function initialize(
+        address owner_,
+        address appImplementation_,
+        bool allowSimulatedTee_,
+        uint64 minNoticePeriod_
+    ) external reinitializer(2) {
         __Ownable_init(owner_);
         KmsRegistryStorage storage $ = _s();
         _setAppImplementation($, appImplementation_);
@@ -58,16 +78,45 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
             $.allowSimulatedTee = true;
             emit AllowSimulatedTeeSet(true);
         }
+        _setMinNoticePeriod($, minNoticePeriod_);
+    }
+
+    /// @notice Completes the upgrade of a wave-1 registry: sets the minimum notice period. Called
+    /// by the owner in the same transaction as the upgrade (`upgradeToAndCall`).
+    /// @dev Requirements: owner; initializer version 1. Emits {MinNoticePeriodSet}.
+    /// @param minNoticePeriod_ the shortest notice period an app may have, seconds.
+    function initializeV2(uint64 minNoticePeriod_) external reinitializer(2) onlyOwner {
+        _setMinNoticePeriod(_s(), minNoticePeriod_);
     }
 
     /// @inheritdoc IKmsRegistry
-    function addOsImage(bytes32 osImageHash, Provenance calldata provenance) external onlyOwner {
+    function addOsImage(
+        bytes32 osImageHash,
+        Provenance calldata provenance,
+        OsMeasurement[] calldata measurements
+    ) external onlyOwner {
         KmsRegistryStorage storage $ = _s();
         if (osImageHash == bytes32(0)) revert KmsRegistryZeroValue();
         if ($.osImages[osImageHash] != bytes32(0)) revert KmsRegistryOsImageAlreadyAllowed(osImageHash);
+        uint256 count = measurements.length;
+        if (count == 0 || count > MAX_OS_MEASUREMENTS) revert KmsRegistryOsMeasurementCount(count);
         bytes32 digest = ProvenanceLib.checkedDigest(provenance);
+        uint32 version = $.osImageVersion[osImageHash] + 1;
+        $.osImageVersion[osImageHash] = version;
+        for (uint256 i = 0; i < count; ++i) {
+            OsMeasurement calldata m = measurements[i];
+            uint256 expected = m.teeKind == TeeKind.SevSnp
+                ? SNP_REGISTERS_LENGTH
+                : (m.teeKind == TeeKind.Tdx || m.teeKind == TeeKind.Simulated ? TD_REGISTERS_LENGTH : 0);
+            if (expected == 0 || m.registers.length != expected) {
+                revert KmsRegistryInvalidOsMeasurement(i);
+            }
+            $.osMeasurements[_measurementKey(osImageHash, version, m.teeKind, sha256(m.registers))] = true;
+        }
+        uint64 effectiveAt = uint64(block.timestamp) + $.minNoticePeriod;
         $.osImages[osImageHash] = digest;
-        emit OsImageAdded(osImageHash, digest, provenance);
+        $.osImageEffectiveAt[osImageHash] = effectiveAt;
+        emit OsImageAdded(osImageHash, digest, provenance, measurements, effectiveAt);
     }
 
     /// @inheritdoc IKmsRegistry
@@ -75,7 +124,15 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         KmsRegistryStorage storage $ = _s();
         if ($.osImages[osImageHash] == bytes32(0)) revert KmsRegistryOsImageNotAllowed(osImageHash);
         delete $.osImages[osImageHash];
+        delete $.osImageEffectiveAt[osImageHash];
         emit OsImageRemoved(osImageHash);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function setMinNoticePeriod(uint64 minNoticePeriod_) external onlyOwner {
+        KmsRegistryStorage storage $ = _s();
+        if ($.minNoticePeriod == minNoticePeriod_) revert KmsRegistryNoChange();
+        _setMinNoticePeriod($, minNoticePeriod_);
     }
 
     /// @inheritdoc IKmsRegistry
@@ -121,6 +178,9 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         if (node == address(0)) revert KmsRegistryZeroValue();
         KmsNode storage record = $.kmsNodes[node];
         if (record.active) revert KmsRegistryNodeAlreadyActive(node);
+        bool byGovernance = msg.sender == owner();
+        // A node governance removed comes back only by governance.
+        if (record.removedByGovernance && !byGovernance) revert KmsRegistryNodeRemovedByGovernance(node);
         if (!$.kmsMeasurements[mrAggregated]) revert KmsRegistryMeasurementNotAllowed(mrAggregated);
         if (!$.kmsDevices[deviceId]) revert KmsRegistryDeviceNotAllowed(deviceId);
         uint64 onboardedAt = uint64(block.timestamp);
@@ -130,6 +190,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         record.onboardedAt = onboardedAt;
         record.mrAggregated = mrAggregated;
         record.deviceId = deviceId;
+        record.removedByGovernance = false;
         emit KmsNodeOnboarded(node, msg.sender, mrAggregated, deviceId, onboardedAt);
     }
 
@@ -138,6 +199,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         KmsNode storage record = _s().kmsNodes[node];
         if (!record.active) revert KmsRegistryNotActiveNode(node);
         record.active = false;
+        record.removedByGovernance = true;
         emit KmsNodeRemoved(node);
     }
 
@@ -211,7 +273,9 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         if (!record.active) revert KmsRegistryNotActiveNode(msg.sender);
         uint64 expected = record.committedThrough + 1;
         if (fromSeq != expected) revert KmsRegistryGrantLogGap(expected, fromSeq);
-        if (toSeq < fromSeq) revert KmsRegistryGrantLogRange(fromSeq, toSeq);
+        if (toSeq < fromSeq || toSeq - fromSeq >= MAX_GRANT_LOG_COMMIT) {
+            revert KmsRegistryGrantLogRange(fromSeq, toSeq);
+        }
         if (merkleRoot == bytes32(0)) revert KmsRegistryZeroValue();
         record.committedThrough = toSeq;
         emit GrantLogCommitted(msg.sender, fromSeq, toSeq, merkleRoot);
@@ -250,6 +314,27 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
     /// @inheritdoc IKmsRegistry
     function isOsImageAllowed(bytes32 osImageHash) external view returns (bool) {
         return _s().osImages[osImageHash] != bytes32(0);
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function osImageEffectiveAt(bytes32 osImageHash) external view returns (uint64) {
+        return _s().osImageEffectiveAt[osImageHash];
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function isOsMeasurementRegistered(bytes32 osImageHash, TeeKind teeKind, bytes32 osMeasurement)
+        external
+        view
+        returns (bool)
+    {
+        KmsRegistryStorage storage $ = _s();
+        if ($.osImages[osImageHash] == bytes32(0)) return false;
+        return $.osMeasurements[_measurementKey(osImageHash, $.osImageVersion[osImageHash], teeKind, osMeasurement)];
+    }
+
+    /// @inheritdoc IKmsRegistry
+    function minNoticePeriod() external view returns (uint64) {
+        return _s().minNoticePeriod;
     }
 
     /// @inheritdoc IKmsRegistry
@@ -303,7 +388,24 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         emit AppImplementationSet(old, implementation);
     }
 
-    /// Checks shared by apps and KMS nodes: TEE kind, TCB status, OS image.
+    function _setMinNoticePeriod(KmsRegistryStorage storage $, uint64 minNoticePeriod_) private {
+        if (minNoticePeriod_ > MAX_NOTICE_PERIOD) revert KmsRegistryNoticePeriodTooLong(minNoticePeriod_);
+        $.minNoticePeriod = minNoticePeriod_;
+        emit MinNoticePeriodSet(minNoticePeriod_);
+    }
+
+    /// The key under which a measurement of one registration (`version`) of an image is stored:
+    /// removing and adding the image again starts a new version, so old measurements lapse.
+    function _measurementKey(bytes32 osImageHash, uint32 version, TeeKind teeKind, bytes32 osMeasurement)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(osImageHash, version, teeKind, osMeasurement));
+    }
+
+    /// Checks shared by apps and KMS nodes: TEE kind, TCB status, OS image (allowed, effective, and
+    /// measuring to a value registered with it for this TEE kind).
     function _checkPlatform(KmsRegistryStorage storage $, BootInfo calldata boot)
         private
         view
@@ -316,7 +418,11 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         if (boot.tcbStatus == TcbStatus.Unknown || boot.tcbStatus == TcbStatus.Revoked) {
             return (false, "tcb status not acceptable");
         }
-        if ($.osImages[boot.osImageHash] == bytes32(0)) return (false, "os image not allowed");
+        bytes32 image = boot.osImageHash;
+        if ($.osImages[image] == bytes32(0)) return (false, "os image not allowed");
+        if (block.timestamp < $.osImageEffectiveAt[image]) return (false, "os image not yet effective");
+        bytes32 key = _measurementKey(image, $.osImageVersion[image], boot.teeKind, boot.osMeasurement);
+        if (!$.osMeasurements[key]) return (false, "os measurement not allowed");
         return (true, "");
     }
 

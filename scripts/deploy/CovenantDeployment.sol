@@ -2,6 +2,7 @@
 pragma solidity 0.8.37;
 
 import {CovenantGovernor} from "../../contracts/governance/CovenantGovernor.sol";
+import {CovenantGuardian} from "../../contracts/governance/CovenantGuardian.sol";
 import {CovenantToken} from "../../contracts/governance/CovenantToken.sol";
 import {App} from "../../contracts/registry/App.sol";
 import {DomainRegistry} from "../../contracts/registry/DomainRegistry.sol";
@@ -18,8 +19,10 @@ abstract contract CovenantDeployment {
         /// Initial token holders and their amounts.
         address[] holders;
         uint256[] amounts;
-        /// The guardian: it can cancel queued operations, nothing else.
+        /// The guardian: it can cancel queued operations, nothing else, until `guardianExpiresAt`.
         address guardian;
+        /// When the guardian's power ends (block timestamp); only governance renews it.
+        uint64 guardianExpiresAt;
         /// Timelock delay, seconds.
         uint256 timelockDelay;
         /// Governor settings: seconds, seconds, votes, percent.
@@ -29,6 +32,8 @@ abstract contract CovenantDeployment {
         uint256 quorumPercent;
         /// Whether the KMS registry starts out accepting simulated TEE evidence.
         bool allowSimulatedTee;
+        /// The shortest notice period an app may have, seconds.
+        uint64 minNoticePeriod;
     }
 
     /// What was deployed.
@@ -36,6 +41,7 @@ abstract contract CovenantDeployment {
         CovenantToken token;
         TimelockController timelock;
         CovenantGovernor governor;
+        CovenantGuardian guardian;
         KmsRegistry kmsRegistry;
         KmsRegistry kmsRegistryImplementation;
         App appImplementation;
@@ -47,8 +53,8 @@ abstract contract CovenantDeployment {
 
     /// Deploys everything from `deployer` (the address whose nonce creates the contracts) and leaves
     /// the deployer with no role: the Timelock owns the registries and administers itself, the
-    /// Governor is its only proposer, the guardian and the Governor its only cancellers, and anyone
-    /// may execute a ready operation.
+    /// Governor is its only proposer, the guardian contract (acting for `c.guardian` until its
+    /// term ends) and the Governor its only cancellers, and anyone may execute a ready operation.
     function _deployCovenant(DeployConfig memory c, address deployer) internal returns (Deployed memory d) {
         d.token = new CovenantToken("Covenant", "COV", c.holders, c.amounts);
         address[] memory none = new address[](0);
@@ -59,7 +65,8 @@ abstract contract CovenantDeployment {
         );
         d.timelock.grantRole(d.timelock.PROPOSER_ROLE(), address(d.governor));
         d.timelock.grantRole(d.timelock.CANCELLER_ROLE(), address(d.governor));
-        d.timelock.grantRole(d.timelock.CANCELLER_ROLE(), c.guardian);
+        d.guardian = new CovenantGuardian(d.timelock, c.guardian, c.guardianExpiresAt);
+        d.timelock.grantRole(d.timelock.CANCELLER_ROLE(), address(d.guardian));
 
         // The App implementation is bound to the registry proxy, which is created right after it.
         d.kmsRegistryImplementation = new KmsRegistry();
@@ -71,7 +78,12 @@ abstract contract CovenantDeployment {
                     address(d.kmsRegistryImplementation),
                     abi.encodeCall(
                         KmsRegistry.initialize,
-                        (address(d.timelock), address(d.appImplementation), c.allowSimulatedTee)
+                        (
+                            address(d.timelock),
+                            address(d.appImplementation),
+                            c.allowSimulatedTee,
+                            c.minNoticePeriod
+                        )
                     )
                 )
             )

@@ -122,7 +122,9 @@ contract GovernanceComposeHashTest is CovenantFixture {
 
         vm.warp(block.timestamp + 1);
         vm.expectEmit(address(app));
-        emit IApp.ComposeHashAdded(NEXT_HASH, keccak256(abi.encode(_provenance("v2"))), _provenance("v2"));
+        emit IApp.ComposeHashAdded(
+            NEXT_HASH, keccak256(abi.encode(_provenance("v2"))), _provenance("v2"), uint64(block.timestamp) + MIN_NOTICE
+        );
         vm.prank(stranger);
         governor.execute(_targets(), _values(), _calldatas(), keccak256(bytes(DESCRIPTION)));
         assertEq(uint8(governor.state(id)), uint8(IGovernor.ProposalState.Executed));
@@ -320,7 +322,7 @@ contract GovernanceUpgradeTest is CovenantFixture {
 
         KmsRegistryV2 next = new KmsRegistryV2();
         bytes memory upgrade = abi.encodeWithSignature(
-            "upgradeToAndCall(address,bytes)", address(next), abi.encodeCall(KmsRegistryV2.initializeV2, (42))
+            "upgradeToAndCall(address,bytes)", address(next), abi.encodeCall(KmsRegistryV2.initializeV3, (42))
         );
         _govern(address(registry), upgrade, "Upgrade the KMS registry to v2");
 
@@ -329,7 +331,7 @@ contract GovernanceUpgradeTest is CovenantFixture {
             address(uint160(uint256(vm.load(address(registry), ERC1967Utils.IMPLEMENTATION_SLOT)))),
             address(next)
         );
-        assertEq(upgraded.version(), 2);
+        assertEq(upgraded.version(), 3);
         assertEq(upgraded.answer(), 42);
         // Everything from before is still there.
         assertEq(upgraded.owner(), address(timelock));
@@ -351,7 +353,7 @@ contract GovernanceUpgradeTest is CovenantFixture {
         _assertAllowed(_boot(address(app)));
         // The initializer of v2 cannot run again.
         vm.expectRevert(Initializable.InvalidInitialization.selector);
-        upgraded.initializeV2(7);
+        upgraded.initializeV3(7);
     }
 
     function test_RevertWhen_UpgradeBypassesGovernance() public {

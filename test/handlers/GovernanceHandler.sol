@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {CovenantGovernor} from "../../contracts/governance/CovenantGovernor.sol";
 import {CovenantToken} from "../../contracts/governance/CovenantToken.sol";
-import {Provenance} from "../../contracts/interfaces/BootPolicy.sol";
+import {OsMeasurement, Provenance, TeeKind} from "../../contracts/interfaces/BootPolicy.sol";
 import {KmsRegistry} from "../../contracts/registry/KmsRegistry.sol";
 import {OwnableUpgradeable} from "@openzeppelin/contracts-upgradeable/access/OwnableUpgradeable.sol";
 import {IGovernor} from "@openzeppelin/contracts/governance/IGovernor.sol";
@@ -442,7 +442,9 @@ contract GovernanceHandler is CommonBase, StdCheats, StdUtils {
             provenance.sourceCommit = "v1";
             provenance.artifactDigests = new bytes32[](1);
             provenance.artifactDigests[0] = p.osImage;
-            calldatas[0] = abi.encodeCall(KmsRegistry.addOsImage, (p.osImage, provenance));
+            OsMeasurement[] memory measurements = new OsMeasurement[](1);
+            measurements[0] = OsMeasurement({teeKind: TeeKind.Tdx, registers: new bytes(192)});
+            calldatas[0] = abi.encodeCall(KmsRegistry.addOsImage, (p.osImage, provenance, measurements));
         } else {
             calldatas[0] = abi.encodeCall(KmsRegistry.removeOsImage, (p.osImage));
         }

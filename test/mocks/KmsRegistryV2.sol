@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {KmsRegistry} from "../../contracts/registry/KmsRegistry.sol";
 
 /// A next version of the registry for upgrade tests: it appends one field in its own namespace and
-/// initialises it with `reinitializer(2)`.
+/// initialises it with `reinitializer(3)`.
 contract KmsRegistryV2 is KmsRegistry {
     /// @custom:storage-location erc7201:covenant.storage.KmsRegistryV2
     struct V2Storage {
@@ -16,7 +16,7 @@ contract KmsRegistryV2 is KmsRegistry {
         abi.encode(uint256(keccak256("covenant.storage.KmsRegistryV2")) - 1)
     ) & ~bytes32(uint256(0xff));
 
-    function initializeV2(uint256 answer_) external reinitializer(2) {
+    function initializeV3(uint256 answer_) external reinitializer(3) {
         _v2().answer = answer_;
     }
 
@@ -25,7 +25,7 @@ contract KmsRegistryV2 is KmsRegistry {
     }
 
     function version() external pure returns (uint256) {
-        return 2;
+        return 3;
     }
 
     function _v2() private pure returns (V2Storage storage $) {

@@ -3,7 +3,10 @@ pragma solidity 0.8.37;
 
 import {CovenantGovernor} from "../../contracts/governance/CovenantGovernor.sol";
 import {CovenantToken} from "../../contracts/governance/CovenantToken.sol";
-import {BootInfo, Provenance, TcbStatus, TeeKind} from "../../contracts/interfaces/BootPolicy.sol";
+import {
+    BootInfo, OsMeasurement, Provenance, TcbStatus, TeeKind
+} from "../../contracts/interfaces/BootPolicy.sol";
+import {CovenantGuardian} from "../../contracts/governance/CovenantGuardian.sol";
 import {IApp} from "../../contracts/interfaces/IApp.sol";
 import {App} from "../../contracts/registry/App.sol";
 import {DomainRegistry} from "../../contracts/registry/DomainRegistry.sol";
@@ -20,6 +23,8 @@ abstract contract CovenantFixture is Test, CovenantDeployment {
     uint48 internal constant VOTING_DELAY = 1 days;
     uint32 internal constant VOTING_PERIOD = 5 days;
     uint256 internal constant QUORUM_PERCENT = 4;
+    uint64 internal constant MIN_NOTICE = 1 days;
+    uint64 internal constant GUARDIAN_TERM = 365 days;
     uint256 internal constant SUPPLY = 1_000_000 ether;
     /// 4 % of SUPPLY.
     uint256 internal constant QUORUM = 40_000 ether;
@@ -36,11 +41,20 @@ abstract contract CovenantFixture is Test, CovenantDeployment {
     bytes32 internal constant KMS_MR = keccak256("kms mr aggregated");
     bytes32 internal constant KMS_DEVICE = keccak256("kms device");
     bytes20 internal constant INSTANCE = bytes20(keccak256("instance-1"));
+    /// Registers OS_IMAGE measures to on TDX (and the simulator): MRTD || RTMR0..2.
+    bytes internal constant OS_TD_REGISTERS = abi.encodePacked(
+        keccak256("mrtd"), bytes16(0), keccak256("rtmr0"), bytes16(0), keccak256("rtmr1"), bytes16(0),
+        keccak256("rtmr2"), bytes16(0)
+    );
+    /// What OS_IMAGE measures to on SEV-SNP.
+    bytes internal constant OS_SNP_REGISTERS = abi.encodePacked(keccak256("snp measurement"), bytes16(0));
 
     Deployed internal deployed;
     CovenantToken internal token;
     TimelockController internal timelock;
     CovenantGovernor internal governor;
+    CovenantGuardian internal guardianContract;
+    bytes32 internal osTdMeasurement;
     KmsRegistry internal registry;
     App internal appImplementation;
     DomainRegistry internal domains;
@@ -56,6 +70,7 @@ abstract contract CovenantFixture is Test, CovenantDeployment {
     address internal stranger = makeAddr("stranger");
 
     function setUp() public virtual {
+        osTdMeasurement = sha256(OS_TD_REGISTERS);
         address[] memory holders = new address[](5);
         (holders[0], holders[1], holders[2], holders[3], holders[4]) = (alice, bob, carol, dave, erin);
         uint256[] memory amounts = new uint256[](5);
@@ -66,18 +81,21 @@ abstract contract CovenantFixture is Test, CovenantDeployment {
                 holders: holders,
                 amounts: amounts,
                 guardian: guardian,
+                guardianExpiresAt: uint64(block.timestamp) + GUARDIAN_TERM,
                 timelockDelay: TIMELOCK_DELAY,
                 votingDelay: VOTING_DELAY,
                 votingPeriod: VOTING_PERIOD,
                 proposalThreshold: 0,
                 quorumPercent: QUORUM_PERCENT,
-                allowSimulatedTee: false
+                allowSimulatedTee: false,
+                minNoticePeriod: MIN_NOTICE
             }),
             address(this)
         );
         token = deployed.token;
         timelock = deployed.timelock;
         governor = deployed.governor;
+        guardianContract = deployed.guardian;
         registry = deployed.kmsRegistry;
         appImplementation = deployed.appImplementation;
         domains = deployed.domainRegistry;
@@ -176,39 +194,58 @@ abstract contract CovenantFixture is Test, CovenantDeployment {
         init.devices = new bytes32[](1);
         init.devices[0] = DEVICE;
         init.allowedTeeKinds = TDX | SNP | SIMULATED;
+        init.noticePeriod = MIN_NOTICE;
     }
 
     function _createApp() internal returns (App) {
         return App(registry.createApp(appOwner, _appInit()));
     }
 
-    /// Allows OS_IMAGE through the owner path.
+    /// OS_IMAGE's measurements on TDX, SEV-SNP and the simulator.
+    function _osMeasurements() internal pure returns (OsMeasurement[] memory m) {
+        m = new OsMeasurement[](3);
+        m[0] = OsMeasurement({teeKind: TeeKind.Tdx, registers: OS_TD_REGISTERS});
+        m[1] = OsMeasurement({teeKind: TeeKind.SevSnp, registers: OS_SNP_REGISTERS});
+        m[2] = OsMeasurement({teeKind: TeeKind.Simulated, registers: OS_TD_REGISTERS});
+    }
+
+    /// Allows OS_IMAGE through the owner path and waits out the notice period.
     function _allowOsImage() internal {
         _asTimelock(
-            address(registry), abi.encodeCall(KmsRegistry.addOsImage, (OS_IMAGE, _provenance("os-1.0")))
+            address(registry),
+            abi.encodeCall(KmsRegistry.addOsImage, (OS_IMAGE, _provenance("os-1.0"), _osMeasurements()))
         );
+        vm.warp(block.timestamp + MIN_NOTICE);
     }
 
     /// A boot of `app` that every default setting allows (on TDX, up to date).
-    function _boot(address app) internal pure returns (BootInfo memory b) {
+    function _boot(address app) internal view returns (BootInfo memory b) {
         b.appId = app;
         b.composeHash = COMPOSE_HASH;
         b.instanceId = INSTANCE;
         b.deviceId = DEVICE;
         b.mrAggregated = keccak256("app mr");
         b.osImageHash = OS_IMAGE;
+        b.osMeasurement = _tdMeasurement();
         b.teeKind = TeeKind.Tdx;
         b.tcbStatus = TcbStatus.UpToDate;
         b.keyGeneration = 1;
     }
 
     /// A KMS node boot that the defaults of `_allowKms` allow.
-    function _kmsBoot() internal pure returns (BootInfo memory b) {
+    function _kmsBoot() internal view returns (BootInfo memory b) {
         b.mrAggregated = KMS_MR;
         b.deviceId = KMS_DEVICE;
         b.osImageHash = OS_IMAGE;
+        b.osMeasurement = _tdMeasurement();
         b.teeKind = TeeKind.Tdx;
         b.tcbStatus = TcbStatus.UpToDate;
+    }
+
+    /// sha256 of OS_TD_REGISTERS, computed once in setUp (sha256 is a precompile call, which would
+    /// consume a pending vm.prank if computed where a boot is built).
+    function _tdMeasurement() internal view returns (bytes32) {
+        return osTdMeasurement;
     }
 
     /// Allows KMS_MR and KMS_DEVICE through the owner path.
