@@ -178,7 +178,10 @@ interface IApp is IAppPolicy {
     /// @return current the settings {isAppAllowed} applies at this block.
     /// @return scheduled the latest settings (equal to `current` once `effectiveAt` has passed).
     /// @return effectiveAt when `scheduled` takes effect.
-    function settings() external view returns (Settings memory current, Settings memory scheduled, uint64 effectiveAt);
+    function settings()
+        external
+        view
+        returns (Settings memory current, Settings memory scheduled, uint64 effectiveAt);
 
     /// @notice The app's notice period, seconds.
     /// @return noticePeriod the period.

@@ -132,8 +132,11 @@ interface IKmsRegistry {
     /// @param osImageHash the image's hash.
     /// @param provenance source URL, commit and image digest.
     /// @param measurements the registers the image measures to, per platform.
-    function addOsImage(bytes32 osImageHash, Provenance calldata provenance, OsMeasurement[] calldata measurements)
-        external;
+    function addOsImage(
+        bytes32 osImageHash,
+        Provenance calldata provenance,
+        OsMeasurement[] calldata measurements
+    ) external;
 
     /// @notice Disallows an OS image (at once); its measurements lapse with it.
     /// @dev Requirements: owner; allowed. Emits {OsImageRemoved}.

@@ -231,7 +231,9 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         Settings memory current = _current($);
         if (!current.anyDevice) {
             if (!$.devices[boot.deviceId]) return (false, "device not allowed");
-            if (block.timestamp < $.deviceEffectiveAt[boot.deviceId]) return (false, "device not yet effective");
+            if (block.timestamp < $.deviceEffectiveAt[boot.deviceId]) {
+                return (false, "device not yet effective");
+            }
         }
         if ((uint256(current.allowedTeeKinds) >> uint8(boot.teeKind)) & 1 == 0) {
             return (false, "tee kind not allowed");
@@ -239,7 +241,9 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         if (current.requireUpToDateTcb && boot.tcbStatus != TcbStatus.UpToDate) {
             return (false, "tcb not up to date");
         }
-        if (current.requireGpu && boot.gpuEvidenceHash == bytes32(0)) return (false, "gpu evidence required");
+        if (current.requireGpu && boot.gpuEvidenceHash == bytes32(0)) {
+            return (false, "gpu evidence required");
+        }
         if (boot.keyGeneration != $.keyGeneration) return (false, "key generation not current");
         if (boot.instanceId == bytes20(0)) return (false, "instance id missing");
         return (true, "");

@@ -2,7 +2,12 @@
 pragma solidity 0.8.37;
 
 import {
-    BootInfo, IAppPolicy, OsMeasurement, Provenance, TcbStatus, TeeKind
+    BootInfo,
+    IAppPolicy,
+    OsMeasurement,
+    Provenance,
+    TcbStatus,
+    TeeKind
 } from "../interfaces/BootPolicy.sol";
 import {IApp} from "../interfaces/IApp.sol";
 import {IKmsRegistry} from "../interfaces/IKmsRegistry.sol";
@@ -329,7 +334,10 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
     {
         KmsRegistryStorage storage $ = _s();
         if ($.osImages[osImageHash] == bytes32(0)) return false;
-        return $.osMeasurements[_measurementKey(osImageHash, $.osImageVersion[osImageHash], teeKind, osMeasurement)];
+        return
+            $.osMeasurements[
+                _measurementKey(osImageHash, $.osImageVersion[osImageHash], teeKind, osMeasurement)
+            ];
     }
 
     /// @inheritdoc IKmsRegistry

@@ -37,7 +37,8 @@ contract Deploy is Script, CovenantDeployment {
     }
 
     function _config(address deployer) internal view returns (DeployConfig memory c) {
-        bool devnet = keccak256(bytes(vm.envOr("COVENANT_PRESET", string("production")))) == keccak256("devnet");
+        bool devnet =
+            keccak256(bytes(vm.envOr("COVENANT_PRESET", string("production")))) == keccak256("devnet");
         address[] memory defaultHolders = new address[](1);
         defaultHolders[0] = deployer;
         uint256[] memory defaultAmounts = new uint256[](1);

@@ -34,9 +34,13 @@ contract GovernanceRolesTest is CovenantFixture {
     function test_OnlyTheGovernorProposesAndTheGuardianOnlyCancels() public view {
         assertTrue(timelock.hasRole(timelock.PROPOSER_ROLE(), address(governor)));
         assertTrue(timelock.hasRole(timelock.CANCELLER_ROLE(), address(governor)));
-        assertTrue(timelock.hasRole(timelock.CANCELLER_ROLE(), guardian));
-        assertFalse(timelock.hasRole(timelock.PROPOSER_ROLE(), guardian));
-        assertFalse(timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), guardian));
+        // The guardian acts only through its contract, which alone holds the role.
+        assertTrue(timelock.hasRole(timelock.CANCELLER_ROLE(), address(guardianContract)));
+        assertFalse(timelock.hasRole(timelock.CANCELLER_ROLE(), guardian));
+        assertFalse(timelock.hasRole(timelock.PROPOSER_ROLE(), address(guardianContract)));
+        assertFalse(timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), address(guardianContract)));
+        assertEq(guardianContract.guardian(), guardian);
+        assertEq(address(guardianContract.TIMELOCK()), address(timelock));
         assertFalse(timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), address(governor)));
         // The Timelock administers itself; anyone may execute a ready operation.
         assertTrue(timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), address(timelock)));
@@ -123,11 +127,17 @@ contract GovernanceComposeHashTest is CovenantFixture {
         vm.warp(block.timestamp + 1);
         vm.expectEmit(address(app));
         emit IApp.ComposeHashAdded(
-            NEXT_HASH, keccak256(abi.encode(_provenance("v2"))), _provenance("v2"), uint64(block.timestamp) + MIN_NOTICE
+            NEXT_HASH,
+            keccak256(abi.encode(_provenance("v2"))),
+            _provenance("v2"),
+            uint64(block.timestamp) + MIN_NOTICE
         );
         vm.prank(stranger);
         governor.execute(_targets(), _values(), _calldatas(), keccak256(bytes(DESCRIPTION)));
         assertEq(uint8(governor.state(id)), uint8(IGovernor.ProposalState.Executed));
+        // Even a governed change waits out the app's notice period after the Timelock.
+        _assertDenied(_nextBoot(), "compose hash not yet effective");
+        vm.warp(block.timestamp + MIN_NOTICE);
         _assertAllowed(_nextBoot());
     }
 
@@ -157,7 +167,10 @@ contract GovernanceComposeHashTest is CovenantFixture {
         assertTrue(timelock.isOperationPending(operation));
 
         vm.prank(guardian);
-        timelock.cancel(operation);
+        guardianContract.cancel(
+            _targets(), _values(), _calldatas(), bytes32(0), _timelockSalt(keccak256(bytes(DESCRIPTION)))
+        );
+        assertFalse(timelock.isOperation(operation));
         assertEq(uint8(governor.state(id)), uint8(IGovernor.ProposalState.Canceled));
         vm.warp(block.timestamp + TIMELOCK_DELAY);
         vm.expectRevert(

@@ -2,11 +2,15 @@
 pragma solidity 0.8.37;
 
 import {CovenantGovernor} from "../../contracts/governance/CovenantGovernor.sol";
+import {CovenantGuardian} from "../../contracts/governance/CovenantGuardian.sol";
 import {CovenantToken} from "../../contracts/governance/CovenantToken.sol";
 import {
-    BootInfo, OsMeasurement, Provenance, TcbStatus, TeeKind
+    BootInfo,
+    OsMeasurement,
+    Provenance,
+    TcbStatus,
+    TeeKind
 } from "../../contracts/interfaces/BootPolicy.sol";
-import {CovenantGuardian} from "../../contracts/governance/CovenantGuardian.sol";
 import {IApp} from "../../contracts/interfaces/IApp.sol";
 import {App} from "../../contracts/registry/App.sol";
 import {DomainRegistry} from "../../contracts/registry/DomainRegistry.sol";
@@ -43,8 +47,14 @@ abstract contract CovenantFixture is Test, CovenantDeployment {
     bytes20 internal constant INSTANCE = bytes20(keccak256("instance-1"));
     /// Registers OS_IMAGE measures to on TDX (and the simulator): MRTD || RTMR0..2.
     bytes internal constant OS_TD_REGISTERS = abi.encodePacked(
-        keccak256("mrtd"), bytes16(0), keccak256("rtmr0"), bytes16(0), keccak256("rtmr1"), bytes16(0),
-        keccak256("rtmr2"), bytes16(0)
+        keccak256("mrtd"),
+        bytes16(0),
+        keccak256("rtmr0"),
+        bytes16(0),
+        keccak256("rtmr1"),
+        bytes16(0),
+        keccak256("rtmr2"),
+        bytes16(0)
     );
     /// What OS_IMAGE measures to on SEV-SNP.
     bytes internal constant OS_SNP_REGISTERS = abi.encodePacked(keccak256("snp measurement"), bytes16(0));
