@@ -26,17 +26,20 @@ pub enum Source {
     Timelock,
     /// The votes token.
     Token,
+    /// The Timelock's cancel-only guardian.
+    Guardian,
 }
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Self::KmsRegistry,
         Self::App,
         Self::DomainRegistry,
         Self::Governor,
         Self::Timelock,
         Self::Token,
+        Self::Guardian,
     ];
 
     /// The name stored in `events.source`.
@@ -48,6 +51,7 @@ impl Source {
             Self::Governor => "governor",
             Self::Timelock => "timelock",
             Self::Token => "token",
+            Self::Guardian => "guardian",
         }
     }
 
@@ -60,6 +64,7 @@ impl Source {
             Self::Governor => "CovenantGovernor",
             Self::Timelock => "TimelockController",
             Self::Token => "CovenantToken",
+            Self::Guardian => "CovenantGuardian",
         }
     }
 
@@ -77,6 +82,7 @@ impl Source {
             Self::Governor => j::GOVERNOR,
             Self::Timelock => j::TIMELOCK,
             Self::Token => j::TOKEN,
+            Self::Guardian => j::GUARDIAN,
         }
     }
 }

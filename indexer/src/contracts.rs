@@ -33,6 +33,7 @@ impl Contracts {
             (c.covenant_governor, Source::Governor),
             (c.timelock_controller, Source::Timelock),
             (c.covenant_token, Source::Token),
+            (c.covenant_guardian, Source::Guardian),
         ]);
         let mut addresses: Vec<Address> = statics.keys().copied().collect();
         addresses.sort();

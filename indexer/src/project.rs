@@ -5,8 +5,9 @@ use alloy::{
     primitives::{Address, B256, Bytes, U256, keccak256},
     sol_types::{SolEvent, SolEventInterface, SolValue},
 };
-use covenant_chain::{app, domain_registry, governor, kms_registry, timelock, token};
+use covenant_chain::{app, domain_registry, governor, guardian, kms_registry, timelock, token};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::{
     Result,
@@ -186,6 +187,25 @@ pub async fn project(
                 _ => {}
             }
         }
+        Source::Guardian => {
+            let ev = match guardian::CovenantGuardian::CovenantGuardianEvents::decode_raw_log(
+                &log.topics,
+                &log.data,
+            ) {
+                Ok(ev) => ev,
+                Err(e) => return Ok(Err(bad(e))),
+            };
+            use guardian::CovenantGuardian::CovenantGuardianEvents as E;
+            match ev {
+                E::GuardianTermSet(e) => {
+                    w.set(scope, "guardian_expires_at", &json!(e.expiresAt), log.at)
+                        .await?
+                }
+                E::GuardianSet(e) => w.set(scope, "guardian", &addr(e.guardian), log.at).await?,
+                // The Timelock's own `Cancelled` records the operation.
+                E::OperationCancelled(_) => {}
+            }
+        }
         Source::Token => {
             let ev = match token::CovenantToken::CovenantTokenEvents::decode_raw_log(
                 &log.topics,
@@ -263,13 +283,31 @@ async fn kms_registry_event(
     match ev {
         E::OsImageAdded(e) => {
             let p = &e.provenance;
-            let data = provenance_json(
+            let mut data = provenance_json(
                 &p.sourceUrl,
                 &p.sourceCommit,
                 &p.artifactDigests,
                 e.provenanceDigest,
             );
+            // The registers as registered, and their sha256 (what `BootInfo.osMeasurement` is).
+            let measurements: Vec<Value> = e
+                .measurements
+                .iter()
+                .map(|m| {
+                    json!({
+                        "teeKind": m.teeKind,
+                        "registers": m.registers.to_string(),
+                        "osMeasurement": B256::from(<[u8; 32]>::from(Sha256::digest(&m.registers))).to_string(),
+                    })
+                })
+                .collect();
+            data["measurements"] = Value::Array(measurements);
+            data["effectiveAt"] = json!(e.effectiveAt);
             w.add_member("os_image", scope, e.osImageHash.as_slice(), &data, at);
+        }
+        E::MinNoticePeriodSet(e) => {
+            w.set(scope, "min_notice_period", &json!(e.minNoticePeriod), at)
+                .await?
         }
         E::OsImageRemoved(e) => {
             w.remove_member("os_image", scope, e.osImageHash.as_slice(), at)
@@ -370,33 +408,50 @@ async fn app_event(
     match ev {
         E::ComposeHashAdded(e) => {
             let p = &e.provenance;
-            let data = provenance_json(
+            let mut data = provenance_json(
                 &p.sourceUrl,
                 &p.sourceCommit,
                 &p.artifactDigests,
                 e.provenanceDigest,
             );
+            data["effectiveAt"] = json!(e.effectiveAt);
             w.add_member("compose_hash", scope, e.composeHash.as_slice(), &data, at);
         }
         E::ComposeHashRemoved(e) => {
             w.remove_member("compose_hash", scope, e.composeHash.as_slice(), at)
                 .await?
         }
-        E::DeviceAdded(e) => w.add_member("device", scope, e.deviceId.as_slice(), &json!({}), at),
+        E::DeviceAdded(e) => w.add_member(
+            "device",
+            scope,
+            e.deviceId.as_slice(),
+            &json!({ "effectiveAt": e.effectiveAt }),
+            at,
+        ),
         E::DeviceRemoved(e) => {
             w.remove_member("device", scope, e.deviceId.as_slice(), at)
                 .await?
         }
-        E::AnyDeviceSet(e) => w.set(scope, "any_device", &json!(e.anyDevice), at).await?,
-        E::AllowedTeeKindsSet(e) => {
-            w.set(scope, "allowed_tee_kinds", &json!(e.newMask), at)
+        E::SettingsScheduled(e) => {
+            let settings = |s: &app::IApp::Settings| {
+                json!({
+                    "allowedTeeKinds": s.allowedTeeKinds,
+                    "anyDevice": s.anyDevice,
+                    "requireUpToDateTcb": s.requireUpToDateTcb,
+                    "requireGpu": s.requireGpu,
+                })
+            };
+            let value = json!({
+                "before": settings(&e.before),
+                "scheduled": settings(&e.scheduled),
+                "effectiveAt": e.effectiveAt,
+            });
+            w.set(scope, "settings", &value, at).await?
+        }
+        E::NoticePeriodSet(e) => {
+            w.set(scope, "notice_period", &json!(e.noticePeriod), at)
                 .await?
         }
-        E::RequireUpToDateTcbSet(e) => {
-            w.set(scope, "require_up_to_date_tcb", &json!(e.required), at)
-                .await?
-        }
-        E::RequireGpuSet(e) => w.set(scope, "require_gpu", &json!(e.required), at).await?,
         E::KeyGenerationBumped(e) => {
             w.set(scope, "key_generation", &json!(e.newGeneration), at)
                 .await?
@@ -411,6 +466,13 @@ async fn app_event(
     Ok(())
 }
 
+/// A claim's member key: the domain's hash, then the claiming app.
+pub fn claim_key(domain_hash: B256, app: Address) -> Vec<u8> {
+    let mut key = domain_hash.to_vec();
+    key.extend_from_slice(app.as_slice());
+    key
+}
+
 async fn domain_event(
     w: &mut Writer<'_>,
     scope: &[u8],
@@ -419,12 +481,18 @@ async fn domain_event(
 ) -> Result<()> {
     use domain_registry::DomainRegistry::DomainRegistryEvents as E;
     match ev {
-        E::DomainBound(e) => {
+        E::DomainClaimed(e) => {
             let data = json!({ "domain": e.domain, "app": addr(e.app) });
-            w.add_member("domain", scope, e.domainHash.as_slice(), &data, at);
+            w.add_member(
+                "domain_claim",
+                scope,
+                &claim_key(e.domainHash, e.app),
+                &data,
+                at,
+            );
         }
-        E::DomainUnbound(e) => {
-            w.remove_member("domain", scope, e.domainHash.as_slice(), at)
+        E::DomainClaimReleased(e) => {
+            w.remove_member("domain_claim", scope, &claim_key(e.domainHash, e.app), at)
                 .await?
         }
         E::GatewayAcmeAccountSet(e) => {

@@ -43,7 +43,6 @@ mod fixture;
 use std::{
     convert::Infallible,
     net::SocketAddr,
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -53,7 +52,7 @@ use std::{
 
 use alloy::primitives::{Address, B256};
 use clap::{Parser, Subcommand};
-use covenant_attest::{Collateral, ManifestEntry};
+use covenant_attest::Collateral;
 use covenant_kms_api::client;
 use covenant_kms_oracle::identity;
 use covenant_testkit::{Process, Signal, postgres::PgCluster};
@@ -95,17 +94,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The floor: TLS handshake and evidence verification only (run by the benchmark itself).
-    FloorServer {
-        #[arg(long)]
-        manifest: PathBuf,
-    },
+    FloorServer,
 }
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match &cli.command {
-        Some(Command::FloorServer { manifest }) => floor::serve(manifest),
+        Some(Command::FloorServer) => floor::serve(),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -120,21 +116,19 @@ mod floor {
     use hyper_util::rt::TokioIo;
     use tokio_rustls::TlsAcceptor;
 
-    pub fn serve(manifest: &std::path::Path) {
+    pub fn serve() {
         // The same runtime as the KMS binary's.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
-            let manifest: Vec<ManifestEntry> =
-                serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
-            let policy = Arc::new(identity::verifier_policy(manifest.clone()));
+            let policy = Arc::new(identity::verifier_policy());
             let tee = identity::NodeTee::simulated(
                 Address::ZERO,
                 B256::repeat_byte(0xf1),
                 B256::from(OS_IMAGE),
-                &manifest,
+                Address::repeat_byte(0xf2),
             )
             .unwrap();
             let own = tee.ratls_identity().unwrap();
@@ -472,8 +466,7 @@ async fn bench(cli: Cli) {
     let audit_pool = kms.audit_pool().await;
 
     let mut floor_command = std::process::Command::new(std::env::current_exe().unwrap());
-    floor_command.args(["floor-server", "--manifest"]);
-    floor_command.arg(stack.dir.path().join("manifest.json"));
+    floor_command.arg("floor-server");
     let floor_process = Process::spawn("floor", floor_command, Signal::SIGTERM).unwrap();
     let line = floor_process
         .wait_for_line("its listening line", Duration::from_secs(30), |l| {

@@ -66,14 +66,11 @@ pub struct Config {
     /// Where the sealed state lives.
     #[arg(long, env = "COVENANT_KMS_STATE_DIR")]
     pub state_dir: PathBuf,
-    /// The measurement manifest (JSON list of `{osImageHash, expected}`) evidence is judged by.
-    #[arg(long, env = "COVENANT_KMS_MANIFEST")]
-    pub manifest: PathBuf,
     /// Simulated TEE: this node's device id (32 bytes hex).
     #[arg(long, env = "COVENANT_KMS_DEVICE_ID")]
     pub device_id: B256,
-    /// Simulated TEE: the OS image this node booted (32 bytes hex; its measurements come from
-    /// the manifest).
+    /// Simulated TEE: the OS image this node booted (32 bytes hex; it measures to the registers
+    /// `identity::simulated_os_registers` derives, which governance registers with the image).
     #[arg(long, env = "COVENANT_KMS_OS_IMAGE")]
     pub os_image: B256,
     /// Address to listen on (HTTPS).
@@ -143,7 +140,6 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("deployment", &self.deployment)
             .field("state_dir", &self.state_dir)
-            .field("manifest", &self.manifest)
             .field("device_id", &self.device_id)
             .field("os_image", &self.os_image)
             .field("listen", &self.listen)
@@ -172,6 +168,12 @@ impl Config {
             ("request-timeout-ms", self.request_timeout),
             ("rpc-timeout-ms", self.rpc_timeout),
         ];
+        if self.commit_max_entries > 65_536 {
+            return Err(Error::InvalidConfig {
+                field: "commit-max-entries",
+                reason: "must be at most the registry's MAX_GRANT_LOG_COMMIT (65536)".into(),
+            });
+        }
         if self.commit_max_entries == 0 {
             return Err(Error::InvalidConfig {
                 field: "commit-max-entries",
@@ -208,7 +210,7 @@ mod tests {
         config: Config,
     }
 
-    const REQUIRED: [&str; 17] = [
+    const REQUIRED: [&str; 15] = [
         "kms",
         "--deployment",
         "d.json",
@@ -220,8 +222,6 @@ mod tests {
         "postgres://a",
         "--state-dir",
         "s",
-        "--manifest",
-        "m.json",
         "--device-id",
         "0x0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d",
         "--os-image",

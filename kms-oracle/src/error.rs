@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -32,21 +32,6 @@ pub enum Error {
     /// The deployment file is unusable.
     #[error(transparent)]
     Deployment(#[from] covenant_chain::DeploymentError),
-    /// The measurement manifest is not valid JSON of the expected shape.
-    #[error("manifest {path}: {source}")]
-    Manifest {
-        /// The file.
-        path: PathBuf,
-        /// The parse error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The manifest has no TD entry for the OS image this node booted.
-    #[error("the manifest has no TD measurement for the OS image {os_image}")]
-    ManifestEntry {
-        /// The OS image.
-        os_image: B256,
-    },
     /// `init` would replace existing sealed state.
     #[error("{dir} already holds sealed state; refusing to replace it")]
     StateExists {

@@ -4,9 +4,9 @@
 
 use alloy::primitives::{Address, B256};
 use covenant_attest::{
-    AppId, ComposeHash, DeviceId, ExpectedMeasurements, InstanceId, ManifestEntry, OsImageHash,
-    Platform, Policy, TcbStatus, VerifiedEvidence,
-    eventlog::RuntimeIdentity,
+    AppId, ComposeHash, DeviceId, InstanceId, Measurement, OsImageHash, Platform, Policy,
+    TcbStatus, VerifiedEvidence,
+    eventlog::{RuntimeEvent, RuntimeIdentity, names},
     ratls::RaTlsIdentity,
     simulator::{SimulatedTee, SimulatorRootKey},
 };
@@ -14,7 +14,7 @@ use covenant_chain::BootInfo;
 use covenant_tee::EvidenceProducer;
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// The key-provider event of a KMS node's boot log.
 pub const KMS_KEY_PROVIDER: &[u8] = b"covenant-kms";
@@ -22,8 +22,9 @@ pub const KMS_KEY_PROVIDER: &[u8] = b"covenant-kms";
 /// The verifier policy: every platform, every TCB status the chain can judge (`isAppAllowed`
 /// and `isKmsAllowed` refuse unknown or revoked TCBs and, per app, out-of-date ones), the
 /// simulator's public development root (whether simulated evidence is *accepted* is the chain's
-/// `allowSimulatedTee`, visible to everyone), and the measurement manifest.
-pub fn verifier_policy(manifest: Vec<ManifestEntry>) -> Policy {
+/// `allowSimulatedTee`, visible to everyone). Which OS a set of registers is, is the chain's
+/// decision: the measurements registered with each OS image (`BootInfo.osMeasurement`).
+pub fn verifier_policy() -> Policy {
     Policy {
         platforms: vec![Platform::Tdx, Platform::Snp],
         simulator_root: Some(SimulatorRootKey::development().root()),
@@ -35,7 +36,6 @@ pub fn verifier_policy(manifest: Vec<ManifestEntry>) -> Policy {
             TcbStatus::OutOfDate,
             TcbStatus::OutOfDateConfigurationNeeded,
         ],
-        manifest,
         ..Policy::default()
     }
 }
@@ -55,6 +55,24 @@ pub fn kms_runtime_identity(registry: Address, os_image: B256) -> RuntimeIdentit
     }
 }
 
+/// What a simulated boot of `os_image` measures to: MRTD and RTMR0..2 derived from the image
+/// hash, so that a development image has one fixed measurement to register on chain (a real
+/// image's come from building it). Register them with `addOsImage` as MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2.
+pub fn simulated_os_registers(os_image: B256) -> (Measurement, [Measurement; 3]) {
+    let register = |name: &str| {
+        let mut h = sha2::Sha384::new();
+        h.update(b"covenant-simulated-os:");
+        h.update(name.as_bytes());
+        h.update(os_image.as_slice());
+        let out: [u8; 48] = h.finalize().into();
+        Measurement::new(out)
+    };
+    (
+        register("mrtd"),
+        [register("rtmr0"), register("rtmr1"), register("rtmr2")],
+    )
+}
+
 /// The node's TEE: an evidence producer that has recorded the node's boot.
 #[derive(Debug)]
 pub struct NodeTee {
@@ -62,28 +80,23 @@ pub struct NodeTee {
 }
 
 impl NodeTee {
-    /// A simulated TEE on device `device_id` booted from `os_image`, whose measurements come from
-    /// the manifest (as a real image's would).
+    /// A simulated TEE on device `device_id` booted from `os_image` (whose registers are
+    /// [`simulated_os_registers`]), which then extends the node's identity address `node`.
     pub fn simulated(
         registry: Address,
         device_id: B256,
         os_image: B256,
-        manifest: &[ManifestEntry],
+        node: Address,
     ) -> Result<Self> {
-        let expected = manifest
-            .iter()
-            .find(|e| e.os_image_hash.as_bytes() == &os_image.0)
-            .ok_or(Error::ManifestEntry { os_image })?;
-        let ExpectedMeasurements::Td { mrtd, rtmr } = &expected.expected else {
-            return Err(Error::ManifestEntry { os_image });
-        };
+        let (mrtd, rtmr) = simulated_os_registers(os_image);
         let mut producer = covenant_tee::Simulated::new(SimulatedTee::new(
             SimulatorRootKey::development(),
             DeviceId::new(device_id.0),
-            *mrtd,
-            *rtmr,
+            mrtd,
+            rtmr,
         ));
         producer.record_boot(&kms_runtime_identity(registry, os_image))?;
+        producer.extend(RuntimeEvent::new(names::KMS_IDENTITY, node.to_vec()))?;
         Ok(Self {
             producer: Box::new(producer),
         })
@@ -107,8 +120,8 @@ pub struct OwnIdentity {
 }
 
 impl OwnIdentity {
-    /// The `BootInfo` for `isKmsAllowed` (key generation unused: 0).
+    /// The `BootInfo` for `isKmsAllowed` (its measurement as of `system-ready`).
     pub fn boot(&self) -> BootInfo {
-        covenant_chain::boot_info(&self.evidence, 0)
+        covenant_chain::kms_boot_info(&self.evidence)
     }
 }

@@ -34,7 +34,7 @@ pub mod store;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy::primitives::Address;
-use covenant_attest::{Collateral, ManifestEntry};
+use covenant_attest::Collateral;
 use covenant_chain::Deployment;
 use covenant_mirror::{Clock, SharedClock, SystemClock};
 use tokio::{sync::watch, task::JoinSet};
@@ -48,18 +48,6 @@ use crate::{
     keys::{Domain, Keyring, RootKeys, RootSecret},
     seal::{NodeSecrets, Sealer},
 };
-
-fn read_manifest(config: &Config) -> Result<Vec<ManifestEntry>> {
-    let text = std::fs::read(&config.manifest).map_err(|source| Error::Io {
-        what: "reading the manifest",
-        path: config.manifest.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&text).map_err(|source| Error::Manifest {
-        path: config.manifest.clone(),
-        source,
-    })
-}
 
 fn read_deployment(config: &Config) -> Result<(Deployment, Domain)> {
     let deployment = Deployment::read(&config.deployment)?;
@@ -87,6 +75,9 @@ pub struct InitReport {
     pub device_id: alloy::primitives::B256,
     /// The OS image it booted (addOsImage).
     pub os_image_hash: alloy::primitives::B256,
+    /// The OS registers it booted with, 0x-hex MRTD ‖ RTMR0..2 (addOsImage's measurement for
+    /// its TEE kind).
+    pub os_registers: String,
     /// Root keys to register (setKmsRootKeys), for a bootstrapping node.
     pub root: Option<RootReport>,
 }
@@ -107,24 +98,23 @@ fn own_identity(
     config: &Config,
     secrets: &NodeSecrets,
     deployment: &Deployment,
-    manifest: &[ManifestEntry],
     clock: &dyn Clock,
 ) -> Result<(OwnIdentity, covenant_attest::ratls::RaTlsIdentity)> {
+    let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
     let tee = NodeTee::simulated(
         deployment.contracts.kms_registry,
         config.device_id,
         config.os_image,
-        manifest,
+        node,
     )?;
     let identity = tee.ratls_identity()?;
-    let policy = identity::verifier_policy(manifest.to_vec());
+    let policy = identity::verifier_policy();
     let evidence = covenant_attest::ratls::verify_certificate(
         &identity.certificate_der,
         &Collateral::default(),
         &policy,
         clock.now_secs(),
     )?;
-    let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
     Ok((
         OwnIdentity {
             certificate_der: identity.certificate_der.clone(),
@@ -159,8 +149,7 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
     };
     let secrets = NodeSecrets { node_key, root };
     sealer.seal(&secrets)?;
-    let manifest = read_manifest(config)?;
-    let (own, _) = own_identity(config, &secrets, &deployment, &manifest, &SystemClock)?;
+    let (own, _) = own_identity(config, &secrets, &deployment, &SystemClock)?;
     let root = match &secrets.root {
         Some(r) => {
             let keys = RootKeys::derive(&RootSecret::from_bytes(**r), &domain, root_generation)?;
@@ -178,6 +167,10 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
         mr_aggregated: boot.mrAggregated,
         device_id: boot.deviceId,
         os_image_hash: boot.osImageHash,
+        os_registers: format!(
+            "0x{}",
+            hex::encode(own.evidence.measurements().os_registers())
+        ),
         root,
     })
 }
@@ -199,9 +192,8 @@ pub async fn run(
     }
     let mut secrets = sealer.unseal()?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let manifest = read_manifest(&config)?;
-    let policy = identity::verifier_policy(manifest.clone());
-    let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &manifest, &*clock)?;
+    let policy = identity::verifier_policy();
+    let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &*clock)?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
 
     let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)?;

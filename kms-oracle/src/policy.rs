@@ -17,6 +17,7 @@ use std::sync::Arc;
 use alloy::primitives::Address;
 use covenant_attest::VerifiedEvidence;
 use covenant_chain::BootInfo;
+use covenant_chain::kms_registry::KmsRegistry;
 use covenant_mirror::PolicyView;
 pub use covenant_mirror::{Deny, DenyStage, Finalized};
 
@@ -236,24 +237,56 @@ impl Decider {
         })
     }
 
-    /// Decides whether the KMS node `node`, proven by `evidence`, may receive the root secret now
-    /// (this node serves, and the chain allows the other node's evidence).
-    pub async fn decide_replica(
-        &self,
-        evidence: &VerifiedEvidence,
-        node: Address,
-    ) -> Result<ReplicaGrant, Deny> {
+    /// Decides whether the KMS node proven by `evidence` may receive the root secret now: this
+    /// node serves, the chain allows the other node's evidence, its identity address is the one
+    /// its evidence binds, and governance did not remove it.
+    pub async fn decide_replica(&self, evidence: &VerifiedEvidence) -> Result<ReplicaGrant, Deny> {
         let block = self.current_block()?;
         self.serving_at(block).await?;
-        let boot = covenant_chain::boot_info(evidence, 0);
+        let refuse = |reason: String| Deny {
+            stage: DenyStage::Policy,
+            reason,
+            block: Some(block),
+        };
+        // The address is the one the new node's evidence binds, never one a request names.
+        let node = evidence.kms_identity().map(Address::from).ok_or_else(|| {
+            refuse(
+                "the evidence names no KMS identity (a kms-identity event after system-ready)"
+                    .into(),
+            )
+        })?;
+        let boot = covenant_chain::kms_boot_info(evidence);
         match self.view.kms(&block, &boot).await {
-            Ok(Ok(())) => Ok(ReplicaGrant { block, node, boot }),
-            Ok(Err(deny)) => Err(Deny {
-                reason: format!("not an allowed KMS node: {}", deny.reason),
-                ..deny
-            }),
-            Err(e) => Err(unavailable(&block, &e)),
+            Ok(Ok(())) => {}
+            Ok(Err(deny)) => {
+                return Err(Deny {
+                    reason: format!("not an allowed KMS node: {}", deny.reason),
+                    ..deny
+                });
+            }
+            Err(e) => return Err(unavailable(&block, &e)),
         }
+        // A node governance removed comes back only by governance (the registry would revert;
+        // refusing here says why, and sends no transaction).
+        let record = self
+            .view
+            .chain()
+            .call(
+                self.view.registry(),
+                &KmsRegistry::kmsNodeCall { node },
+                block.hash,
+            )
+            .await
+            .map_err(|e| unavailable(&block, &e))?;
+        if record.active {
+            return Err(refuse(format!("KMS node {node} is already active")));
+        }
+        if record.removedByGovernance {
+            return Err(refuse(format!(
+                "KMS node {node} was removed by governance; only governance may onboard it again"
+            )));
+        }
+        Ok(ReplicaGrant { block, node, boot })
     }
 
     /// An app's key generation at `block` for the public env-key statement (`None`: not

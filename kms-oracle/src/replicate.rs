@@ -22,7 +22,7 @@ use crate::{
 pub async fn obtain_root(
     view: &PolicyView,
     clock: &dyn Clock,
-    own: &OwnIdentity,
+    _own: &OwnIdentity,
     identity: &RaTlsIdentity,
     policy: &Policy,
     source: &Endpoint,
@@ -46,7 +46,6 @@ pub async fn obtain_root(
         .map_err(ReplicationError::Client)?;
     let request = ReplicateRequest {
         chain_id: Some(chain_id),
-        node: Some(own.node),
     };
     let answer = client
         .replicate(&request)
@@ -63,7 +62,7 @@ pub async fn obtain_root(
         policy,
         clock.now_secs(),
     )?;
-    let boot = covenant_chain::boot_info(&evidence, 0);
+    let boot = covenant_chain::kms_boot_info(&evidence);
     if let Err(deny) = view.kms(&block, &boot).await? {
         return Err(ReplicationError::SourceNotAllowed {
             block: block.number,

@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use covenant_attest::{
-    AppId, Binding, Collateral, ComposeHash, DeviceId, Evidence, ExpectedMeasurements, InstanceId,
-    ManifestEntry, Measurement, OsImageHash, Platform, Policy, QuoteCollateralV3,
+    AppId, Binding, Collateral, ComposeHash, DeviceId, Evidence, InstanceId, Measurement,
+    OsImageHash, Platform, Policy, QuoteCollateralV3,
     eventlog::RuntimeIdentity,
     nvidia::{GpuEvidence, verify_gpu},
     ratls,
@@ -82,13 +82,6 @@ fn bench(c: &mut Criterion) {
     };
     let policy = Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
-        manifest: vec![ManifestEntry {
-            os_image_hash: OsImageHash::new([8; 32]),
-            expected: ExpectedMeasurements::Td {
-                mrtd: Measurement::new([2; 48]),
-                rtmr: [Measurement::new([3; 48]); 3],
-            },
-        }],
         ..Policy::default()
     };
     c.bench_function("simulated evidence (full verify)", |b| {

@@ -97,14 +97,6 @@ pub enum Error {
         /// What the quote carries.
         got: Box<ReportData>,
     },
-    /// The signed registers are not what the claimed OS image measures to (measurement manifest).
-    #[error(
-        "the signed measurements do not match OS image {os_image_hash} in the measurement manifest"
-    )]
-    MeasurementMismatch {
-        /// The OS image the event log claims.
-        os_image_hash: crate::OsImageHash,
-    },
     /// The event log is malformed or breaks a bound.
     #[error("event log rejected: {0}")]
     EventLog(String),

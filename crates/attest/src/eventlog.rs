@@ -39,6 +39,26 @@ pub mod names {
     pub const GPU_EVIDENCE: &str = "gpu-evidence";
     /// End of the boot sequence (empty payload).
     pub const SYSTEM_READY: &str = "system-ready";
+    /// A KMS node's identity address (20 bytes), extended right after `system-ready`, so the
+    /// address it onboards and commits under is bound by its evidence.
+    pub const KMS_IDENTITY: &str = "kms-identity";
+}
+
+/// The KMS identity address a boot log names: the payload of a `kms-identity` event that comes
+/// right after `system-ready` and is the only event of that name. `None` for any other log.
+pub fn kms_identity(events: &[RuntimeEvent]) -> Option<[u8; 20]> {
+    let ready = events.iter().position(|e| e.name == names::SYSTEM_READY)?;
+    let event = events.get(ready + 1)?;
+    if event.name != names::KMS_IDENTITY
+        || events
+            .iter()
+            .filter(|e| e.name == names::KMS_IDENTITY)
+            .count()
+            != 1
+    {
+        return None;
+    }
+    event.payload.as_slice().try_into().ok()
 }
 
 /// One event extended into the runtime register.

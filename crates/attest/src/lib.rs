@@ -33,9 +33,8 @@ pub use types::{
     OsImageHash, Platform, ReportData, TcbStatus, TdMeasurements,
 };
 pub use verify::{
-    Binding, Collateral, Evidence, ExpectedMeasurements, MAX_EVIDENCE_LEN, ManifestEntry,
-    PlatformMeasurements, Policy, RATLS_PREFIX, SNP_RUNTIME_PREFIX, VerifiedEvidence,
-    snp_host_data, snp_report_data, tls_report_data, verify,
+    Binding, Collateral, Evidence, MAX_EVIDENCE_LEN, PlatformMeasurements, Policy, RATLS_PREFIX,
+    SNP_RUNTIME_PREFIX, VerifiedEvidence, snp_host_data, snp_report_data, tls_report_data, verify,
 };
 
 /// Re-exported so callers can build [`Collateral`] without depending on dcap-qvl themselves.

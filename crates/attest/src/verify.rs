@@ -7,8 +7,8 @@ use dcap_qvl::QuoteCollateralV3;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::{
-    DeviceId, Error, Measurement, MrAggregated, OsImageHash, Platform, ReportData, Result,
-    TcbStatus, TdMeasurements,
+    DeviceId, Error, Measurement, MrAggregated, Platform, ReportData, Result, TcbStatus,
+    TdMeasurements,
     eventlog::{self, RuntimeEvent, RuntimeIdentity, hex_bytes},
     nvidia::{self, GpuEvidence, VerifiedGpu},
     simulator::{self, SimulatorRoot},
@@ -109,35 +109,6 @@ pub struct Collateral {
     pub tdx: Option<QuoteCollateralV3>,
 }
 
-/// What an OS image measures to on one platform family. The guest's `os-image-hash` event is only
-/// a claim: `verify` accepts it only when the signed registers match an entry for that image.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ExpectedMeasurements {
-    /// TDX and the simulator: MRTD and RTMR0–2 (RTMR3 is the runtime log).
-    Td {
-        /// MRTD.
-        mrtd: Measurement,
-        /// RTMR0, RTMR1, RTMR2.
-        rtmr: [Measurement; 3],
-    },
-    /// SEV-SNP: the launch MEASUREMENT.
-    Snp {
-        /// MEASUREMENT.
-        measurement: Measurement,
-    },
-}
-
-/// One entry of the measurement manifest: an OS image and what it measures to.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManifestEntry {
-    /// The OS image.
-    pub os_image_hash: OsImageHash,
-    /// Its measurements on one platform family.
-    pub expected: ExpectedMeasurements,
-}
-
 /// How strict a verifier is. [`Policy::default`] is the production policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -150,9 +121,6 @@ pub struct Policy {
     pub accepted_tcb: Vec<TcbStatus>,
     /// The oldest collateral accepted (default: 30 days).
     pub max_collateral_age: Duration,
-    /// The measurement manifest: which signed registers each OS image produces (default: empty,
-    /// so nothing verifies until it is configured).
-    pub manifest: Vec<ManifestEntry>,
     /// The lowest SEV-SNP TCB that counts as up to date (default: none, so SNP is `OutOfDate`).
     pub snp_minimum_tcb: Option<SnpTcb>,
 }
@@ -164,7 +132,6 @@ impl Default for Policy {
             simulator_root: None,
             accepted_tcb: vec![TcbStatus::UpToDate],
             max_collateral_age: Duration::from_secs(30 * 24 * 3600),
-            manifest: Vec::new(),
             snp_minimum_tcb: None,
         }
     }
@@ -182,6 +149,20 @@ pub enum PlatformMeasurements {
         /// HOST_DATA.
         host_data: [u8; 32],
     },
+}
+
+impl PlatformMeasurements {
+    /// The registers that measure the OS, as the chain registers them with an image: MRTD ‖
+    /// RTMR0 ‖ RTMR1 ‖ RTMR2 (192 bytes) or MEASUREMENT (48 bytes).
+    pub fn os_registers(&self) -> Vec<u8> {
+        match self {
+            Self::Td(td) => [td.mrtd, td.rtmr[0], td.rtmr[1], td.rtmr[2]]
+                .iter()
+                .flat_map(|m| m.as_bytes().to_vec())
+                .collect(),
+            Self::Snp { measurement, .. } => measurement.as_bytes().to_vec(),
+        }
+    }
 }
 
 /// Evidence that passed every check of [`verify`]. Only `verify` can build one, so holding one
@@ -217,6 +198,40 @@ impl VerifiedEvidence {
     /// sha256(MRTD ‖ RTMR0..3), or sha256(MEASUREMENT ‖ HOST_DATA) on SEV-SNP.
     pub fn mr_aggregated(&self) -> MrAggregated {
         self.mr_aggregated
+    }
+    /// sha256 of the registers that measure the OS: MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2 (TDX, simulator)
+    /// or MEASUREMENT (SEV-SNP). The chain registers the expected value with each OS image.
+    pub fn os_measurement(&self) -> [u8; 32] {
+        Sha256::digest(self.measurements.os_registers()).into()
+    }
+    /// The KMS identity address the boot log names (the `kms-identity` event right after
+    /// `system-ready`), when the evidence is a KMS node's.
+    pub fn kms_identity(&self) -> Option<[u8; 20]> {
+        eventlog::kms_identity(&self.event_log)
+    }
+    /// The aggregated measurement as of `system-ready`: what every KMS node of the same code on
+    /// the same image shares, before the node extends its own identity. Equal to
+    /// [`Self::mr_aggregated`] on SEV-SNP (whose aggregate does not cover the log) and for logs
+    /// that end at `system-ready`.
+    pub fn mr_aggregated_at_system_ready(&self) -> MrAggregated {
+        match &self.measurements {
+            PlatformMeasurements::Td(td) => {
+                let ready = self
+                    .event_log
+                    .iter()
+                    .position(|e| e.name == eventlog::names::SYSTEM_READY)
+                    .map_or(self.event_log.len(), |i| i + 1);
+                // The log verified against RTMR3, so its prefix replays to what RTMR3 was then.
+                let prefix =
+                    eventlog::replay(&self.event_log[..ready]).unwrap_or(Measurement::new([0; 48]));
+                TdMeasurements {
+                    mrtd: td.mrtd,
+                    rtmr: [td.rtmr[0], td.rtmr[1], td.rtmr[2], prefix],
+                }
+                .mr_aggregated()
+            }
+            PlatformMeasurements::Snp { .. } => self.mr_aggregated,
+        }
     }
     /// The report data (checked against the binding).
     pub fn report_data(&self) -> ReportData {
@@ -343,8 +358,9 @@ fn signed_by_platform(
 
 /// Everything about the guest that the signed content must show: the guest policy (SNP), the
 /// TCB status the policy accepts, the event log replaying to the runtime register (or committed
-/// in SNP report data), the binding, the boot identity, the manifest entry of the claimed OS
-/// image, HOST_DATA (SNP), and the GPU evidence. Separate from [`signed_by_platform`] so every
+/// in SNP report data), the binding, the boot identity, HOST_DATA (SNP), and the GPU evidence.
+/// Whether the signed OS registers are what the claimed OS image measures to is the chain's
+/// decision (`BootInfo.osMeasurement`, registered with the image), not this crate's. Separate from [`signed_by_platform`] so every
 /// check can be exercised on its own without re-signing a report.
 fn judge(
     signed: Signed,
@@ -392,7 +408,6 @@ fn judge(
         });
     }
     let runtime = eventlog::decode_identity(&evidence.event_log)?;
-    check_manifest(policy, &runtime.os_image_hash, &signed.measurements)?;
     if let PlatformMeasurements::Snp { host_data, .. } = &signed.measurements {
         let required = snp_host_data(&runtime);
         if host_data != &required {
@@ -429,35 +444,6 @@ pub fn snp_host_data(identity: &RuntimeIdentity) -> [u8; 32] {
     h.update(identity.os_image_hash.as_bytes());
     h.update(&identity.key_provider);
     h.finalize().into()
-}
-
-/// The signed registers must be what the claimed OS image measures to.
-fn check_manifest(
-    policy: &Policy,
-    os_image: &OsImageHash,
-    signed: &PlatformMeasurements,
-) -> Result<()> {
-    let matches = policy
-        .manifest
-        .iter()
-        .filter(|e| &e.os_image_hash == os_image)
-        .any(|e| match (&e.expected, signed) {
-            (ExpectedMeasurements::Td { mrtd, rtmr }, PlatformMeasurements::Td(td)) => {
-                &td.mrtd == mrtd && td.rtmr[..3] == rtmr[..]
-            }
-            (
-                ExpectedMeasurements::Snp { measurement },
-                PlatformMeasurements::Snp { measurement: m, .. },
-            ) => m == measurement,
-            _ => false,
-        });
-    if matches {
-        Ok(())
-    } else {
-        Err(Error::MeasurementMismatch {
-            os_image_hash: *os_image,
-        })
-    }
 }
 
 /// GPU evidence must be announced in the log (its hash), bound to the CPU evidence (its nonce is
@@ -520,7 +506,7 @@ mod tests {
     //! The SEV-SNP half of [`judge`] on an accepting path, then each of its checks on its own —
     //! without re-signing a report (the signature stage is tested on the real vector).
     use super::*;
-    use crate::{AppId, ComposeHash, InstanceId, snp::SnpGuest};
+    use crate::{AppId, ComposeHash, InstanceId, OsImageHash, snp::SnpGuest};
 
     const MEASUREMENT: [u8; 48] = [0x3c; 48];
 
@@ -570,12 +556,6 @@ mod tests {
         };
         let policy = Policy {
             accepted_tcb: vec![TcbStatus::OutOfDate],
-            manifest: vec![ManifestEntry {
-                os_image_hash: OsImageHash::new([0x05; 32]),
-                expected: ExpectedMeasurements::Snp {
-                    measurement: Measurement::new(MEASUREMENT),
-                },
-            }],
             ..Policy::default()
         };
         (signed, evidence, policy)
@@ -625,24 +605,17 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_snp_entry_must_match_the_measurement() {
-        let (signed, evidence, mut policy) = case();
-        policy.manifest[0].expected = ExpectedMeasurements::Snp {
-            measurement: Measurement::new([0x3d; 48]),
-        };
-        assert!(matches!(
-            run(signed.clone(), &evidence, &policy),
-            Err(Error::MeasurementMismatch { .. })
-        ));
-        // A TD entry for the same image does not vouch for an SNP launch.
-        policy.manifest[0].expected = ExpectedMeasurements::Td {
-            mrtd: Measurement::new(MEASUREMENT),
-            rtmr: [Measurement::new(MEASUREMENT); 3],
-        };
-        assert!(matches!(
-            run(signed, &evidence, &policy),
-            Err(Error::MeasurementMismatch { .. })
-        ));
+    fn the_os_measurement_is_the_sha256_of_the_launch_measurement() {
+        let (signed, evidence, policy) = case();
+        let verified = run(signed, &evidence, &policy).unwrap();
+        let expected: [u8; 32] = Sha256::digest(MEASUREMENT).into();
+        assert_eq!(verified.os_measurement(), expected);
+        // SEV-SNP's aggregate does not cover the log: it is the same at system-ready.
+        assert_eq!(
+            verified.mr_aggregated_at_system_ready(),
+            verified.mr_aggregated()
+        );
+        assert_eq!(verified.kms_identity(), None);
     }
 
     #[test]

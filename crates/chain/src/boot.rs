@@ -40,6 +40,7 @@ pub fn boot_info(evidence: &VerifiedEvidence, key_generation: u64) -> BootInfo {
         deviceId: FixedBytes(*evidence.device_id().as_bytes()),
         mrAggregated: FixedBytes(*evidence.mr_aggregated().as_bytes()),
         osImageHash: FixedBytes(*runtime.os_image_hash.as_bytes()),
+        osMeasurement: FixedBytes(evidence.os_measurement()),
         teeKind: tee_kind(evidence.platform()) as u8,
         tcbStatus: tcb_status(evidence.tcb_status()) as u8,
         gpuEvidenceHash: runtime
@@ -47,5 +48,15 @@ pub fn boot_info(evidence: &VerifiedEvidence, key_generation: u64) -> BootInfo {
             .map(|h| FixedBytes(*h.as_bytes()))
             .unwrap_or_default(),
         keyGeneration: key_generation,
+    }
+}
+
+/// The `BootInfo` of a KMS node for `isKmsAllowed`: its aggregated measurement is the one as of
+/// `system-ready`, which every node of the same code on the same image shares (the node's own
+/// `kms-identity` event comes after it; see [`VerifiedEvidence::mr_aggregated_at_system_ready`]).
+pub fn kms_boot_info(evidence: &VerifiedEvidence) -> BootInfo {
+    BootInfo {
+        mrAggregated: FixedBytes(*evidence.mr_aggregated_at_system_ready().as_bytes()),
+        ..boot_info(evidence, 0)
     }
 }

@@ -59,6 +59,8 @@ pub struct Contracts {
     pub covenant_token: Address,
     /// The Timelock that owns the registries.
     pub timelock_controller: Address,
+    /// The Timelock's cancel-only guardian (its term expires; only governance renews it).
+    pub covenant_guardian: Address,
 }
 
 impl Deployment {

@@ -9,7 +9,7 @@
 mod boot;
 mod deployment;
 
-pub use boot::{BootInfo, TcbStatus, TeeKind, boot_info};
+pub use boot::{BootInfo, TcbStatus, TeeKind, boot_info, kms_boot_info};
 pub use deployment::{Deployment, DeploymentError};
 
 /// Bindings, one module per contract (each ABI names its own copy of shared structs). The
@@ -35,9 +35,10 @@ mod bindings {
     binding!(governor, CovenantGovernor, "abi/CovenantGovernor.json");
     binding!(token, CovenantToken, "abi/CovenantToken.json");
     binding!(timelock, TimelockController, "abi/TimelockController.json");
+    binding!(guardian, CovenantGuardian, "abi/CovenantGuardian.json");
 }
 
-pub use bindings::{app, domain_registry, governor, kms_registry, timelock, token};
+pub use bindings::{app, domain_registry, governor, guardian, kms_registry, timelock, token};
 
 /// The committed JSON ABIs the bindings are generated from, for code that decodes dynamically
 /// (e.g. rendering a proposal's calldata with parameter names).
@@ -54,4 +55,6 @@ pub mod abi_json {
     pub const TOKEN: &str = include_str!("../abi/CovenantToken.json");
     /// `TimelockController`.
     pub const TIMELOCK: &str = include_str!("../abi/TimelockController.json");
+    /// `CovenantGuardian`.
+    pub const GUARDIAN: &str = include_str!("../abi/CovenantGuardian.json");
 }

@@ -207,13 +207,10 @@ pub struct CertificateResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplicateRequest {
-    /// The chain the client expects this KMS to serve.
+    /// The chain the client expects this KMS to serve. (The new node's identity address is
+    /// never sent: the serving node reads it from the `kms-identity` event of the evidence.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_id: Option<u64>,
-    /// The new node's identity address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub node: Option<Address>,
 }
 
 /// The answer to `POST /v1/replicate`.

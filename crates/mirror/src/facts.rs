@@ -13,8 +13,13 @@ use sqlx::PgConnection;
 
 use crate::{
     Result, read,
-    rules::{self, AppFacts, AppRegistration, Decision, RegistryFacts},
+    rules::{self, AppFacts, AppRegistration, Decision, RegistryFacts, SettingsSchedule},
 };
+
+/// A member's `effectiveAt` (absent: effective from the start).
+fn effective_at(data: &Value) -> u64 {
+    data.get("effectiveAt").and_then(Value::as_u64).unwrap_or(0)
+}
 
 /// The mirror's answer about an app boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,37 +31,55 @@ pub struct AppAnswer {
     pub key_generation: Option<u64>,
 }
 
-/// Registry-wide facts for `boot` at block `at`.
+/// Registry-wide facts for `boot` at block `at`, whose timestamp is `now`.
 pub async fn registry_facts(
     c: &mut PgConnection,
     registry: Address,
     boot: &BootInfo,
     at: u64,
+    now: u64,
 ) -> Result<RegistryFacts> {
     let settings = read::settings_at(c, registry.as_slice(), at).await?;
+    let image = read::scoped_member_at(
+        c,
+        "os_image",
+        registry.as_slice(),
+        boot.osImageHash.as_slice(),
+        at,
+    )
+    .await?;
+    let measured = |data: &Value| {
+        data.get("measurements")
+            .and_then(Value::as_array)
+            .is_some_and(|list| {
+                list.iter().any(|m| {
+                    m.get("teeKind").and_then(Value::as_u64) == Some(u64::from(boot.teeKind))
+                        && m.get("osMeasurement")
+                            .and_then(Value::as_str)
+                            .and_then(|h| B256::from_str(h).ok())
+                            == Some(boot.osMeasurement)
+                })
+            })
+    };
     Ok(RegistryFacts {
         allow_simulated_tee: settings
             .get("allow_simulated_tee")
             .and_then(Value::as_bool)
             .unwrap_or(false),
-        os_image_allowed: read::is_member_at(
-            c,
-            "os_image",
-            registry.as_slice(),
-            boot.osImageHash.as_slice(),
-            at,
-        )
-        .await?,
+        os_image_allowed: image.is_some(),
+        os_image_effective: image.as_ref().is_some_and(|r| effective_at(&r.data) <= now),
+        os_measurement_registered: image.as_ref().is_some_and(|r| measured(&r.data)),
     })
 }
 
-/// How `app` is registered at block `at`, with its policy facts for `boot` when the mirror
-/// models it (`app_implementation`: the deployment's App implementation).
+/// How `app` is registered at block `at` (timestamp `now`), with its policy facts for `boot`
+/// when the mirror models it (`app_implementation`: the deployment's App implementation).
 pub async fn app_registration(
     c: &mut PgConnection,
     app_implementation: Address,
     boot: &BootInfo,
     at: u64,
+    now: u64,
 ) -> Result<AppRegistration> {
     let app = boot.appId;
     let Some(row) = read::member_at(c, "app", app.as_slice(), at).await? else {
@@ -73,31 +96,30 @@ pub async fn app_registration(
     if implementation != Some(app_implementation) {
         return Ok(AppRegistration::Delegated);
     }
-    let flag = |k: &str| settings.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let schedule: SettingsSchedule = settings
+        .get("settings")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let current = schedule.at(now);
+    let compose = read::scoped_member_at(
+        c,
+        "compose_hash",
+        app.as_slice(),
+        boot.composeHash.as_slice(),
+        at,
+    )
+    .await?;
+    let device =
+        read::scoped_member_at(c, "device", app.as_slice(), boot.deviceId.as_slice(), at).await?;
     Ok(AppRegistration::Mirrored(AppFacts {
-        compose_hash_allowed: read::is_member_at(
-            c,
-            "compose_hash",
-            app.as_slice(),
-            boot.composeHash.as_slice(),
-            at,
-        )
-        .await?,
-        device_allowed: read::is_member_at(
-            c,
-            "device",
-            app.as_slice(),
-            boot.deviceId.as_slice(),
-            at,
-        )
-        .await?,
-        any_device: flag("any_device"),
-        allowed_tee_kinds: settings
-            .get("allowed_tee_kinds")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as u8,
-        require_up_to_date_tcb: flag("require_up_to_date_tcb"),
-        require_gpu: flag("require_gpu"),
+        compose_hash_allowed: compose.is_some(),
+        compose_hash_effective: compose.is_some_and(|r| effective_at(&r.data) <= now),
+        device_allowed: device.is_some(),
+        device_effective: device.is_some_and(|r| effective_at(&r.data) <= now),
+        any_device: current.any_device,
+        allowed_tee_kinds: current.allowed_tee_kinds,
+        require_up_to_date_tcb: current.require_up_to_date_tcb,
+        require_gpu: current.require_gpu,
         key_generation: settings
             .get("key_generation")
             .and_then(Value::as_u64)
@@ -105,16 +127,17 @@ pub async fn app_registration(
     }))
 }
 
-/// `isAppAllowed(boot)` at block `at` as far as the mirror can tell.
+/// `isAppAllowed(boot)` at block `at` (timestamp `now`) as far as the mirror can tell.
 pub async fn app_at(
     c: &mut PgConnection,
     registry: Address,
     app_implementation: Address,
     boot: &BootInfo,
     at: u64,
+    now: u64,
 ) -> Result<AppAnswer> {
-    let facts = registry_facts(c, registry, boot, at).await?;
-    let registration = app_registration(c, app_implementation, boot, at).await?;
+    let facts = registry_facts(c, registry, boot, at, now).await?;
+    let registration = app_registration(c, app_implementation, boot, at, now).await?;
     let key_generation = match &registration {
         AppRegistration::Mirrored(f) => Some(f.key_generation),
         _ => None,
@@ -125,14 +148,15 @@ pub async fn app_at(
     })
 }
 
-/// `isKmsAllowed(boot)` at block `at`.
+/// `isKmsAllowed(boot)` at block `at` (timestamp `now`).
 pub async fn kms_at(
     c: &mut PgConnection,
     registry: Address,
     boot: &BootInfo,
     at: u64,
+    now: u64,
 ) -> Result<Decision> {
-    let facts = registry_facts(c, registry, boot, at).await?;
+    let facts = registry_facts(c, registry, boot, at, now).await?;
     let reg = registry.as_slice();
     let m = read::is_member_at(c, "kms_measurement", reg, boot.mrAggregated.as_slice(), at).await?;
     let d = read::is_member_at(c, "kms_device", reg, boot.deviceId.as_slice(), at).await?;

@@ -142,6 +142,29 @@ pub async fn is_member_at(
     Ok(row.is_some())
 }
 
+/// `member` of `set` within `scope` at block `at`, with what the adding event said.
+pub async fn scoped_member_at(
+    conn: &mut PgConnection,
+    set: &str,
+    scope: &[u8],
+    member: &[u8],
+    at: u64,
+) -> Result<Option<MemberRow>> {
+    let row = sqlx::query(
+        "SELECT scope, member, data, from_block, NULL::int8 FROM members
+         WHERE set_name = $1 AND scope = $2 AND member = $3
+           AND from_block <= $4 AND (to_block IS NULL OR to_block > $4)
+         LIMIT 1",
+    )
+    .bind(set)
+    .bind(scope)
+    .bind(member)
+    .bind(i64_of(at))
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(member_row))
+}
+
 /// One member of `set` at block `at`, in any scope.
 pub async fn member_at(
     conn: &mut PgConnection,

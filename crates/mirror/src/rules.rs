@@ -30,6 +30,9 @@ pub struct BootInfoJson {
     /// OS image hash (32 bytes, 0x-hex).
     #[schema(value_type = String)]
     pub os_image_hash: B256,
+    /// sha256 of the OS registers (32 bytes, 0x-hex): MRTD ‖ RTMR0..2 or the SEV-SNP MEASUREMENT.
+    #[schema(value_type = String)]
+    pub os_measurement: B256,
     /// TEE kind: `unknown`, `tdx`, `sevSnp`, `simulated` or 0..=3.
     pub tee_kind: EnumValue,
     /// TCB status: `unknown`, `upToDate`, `swHardeningNeeded`, `configurationNeeded`,
@@ -99,6 +102,7 @@ impl BootInfoJson {
             deviceId: self.device_id,
             mrAggregated: self.mr_aggregated,
             osImageHash: self.os_image_hash,
+            osMeasurement: self.os_measurement,
             teeKind: self.tee_kind()?,
             tcbStatus: self.tcb_status()?,
             gpuEvidenceHash: self.gpu_evidence_hash,
@@ -107,13 +111,55 @@ impl BootInfoJson {
     }
 }
 
-/// The registry-wide facts a decision reads.
+/// The registry-wide facts a decision reads, at one block (and its timestamp).
 #[derive(Clone, Debug, Default)]
 pub struct RegistryFacts {
     /// `allowSimulatedTee`.
     pub allow_simulated_tee: bool,
     /// Whether the boot's OS image is allowed.
     pub os_image_allowed: bool,
+    /// Whether its notice period has passed at the block's timestamp.
+    pub os_image_effective: bool,
+    /// Whether the boot's OS measurement is registered with the image for the boot's TEE kind.
+    pub os_measurement_registered: bool,
+}
+
+/// An app's settings, as `App.settings()` reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// Bit i set = TEE kind i allowed.
+    pub allowed_tee_kinds: u8,
+    /// Any device is allowed.
+    pub any_device: bool,
+    /// TCB must be up to date.
+    pub require_up_to_date_tcb: bool,
+    /// GPU evidence is required.
+    pub require_gpu: bool,
+}
+
+/// An app's settings schedule (the `SettingsScheduled` event): `before` until `effective_at`,
+/// `scheduled` from then on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsSchedule {
+    /// In force before `effective_at`.
+    pub before: Settings,
+    /// In force from `effective_at` on.
+    pub scheduled: Settings,
+    /// Block timestamp.
+    pub effective_at: u64,
+}
+
+impl SettingsSchedule {
+    /// The settings in force at block timestamp `now`.
+    pub fn at(&self, now: u64) -> &Settings {
+        if now >= self.effective_at {
+            &self.scheduled
+        } else {
+            &self.before
+        }
+    }
 }
 
 /// How an app is registered.
@@ -127,20 +173,24 @@ pub enum AppRegistration {
     Delegated,
 }
 
-/// A factory app's policy facts for one boot.
+/// A factory app's policy facts for one boot, at one block's timestamp.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppFacts {
     /// The boot's compose hash is allowed.
     pub compose_hash_allowed: bool,
+    /// ... and its notice period has passed.
+    pub compose_hash_effective: bool,
     /// The boot's device is allowed.
     pub device_allowed: bool,
-    /// Any device is allowed.
+    /// ... and its notice period has passed.
+    pub device_effective: bool,
+    /// Any device is allowed (in force).
     pub any_device: bool,
-    /// Bit i set = TEE kind i allowed.
+    /// Bit i set = TEE kind i allowed (in force).
     pub allowed_tee_kinds: u8,
-    /// TCB must be up to date.
+    /// TCB must be up to date (in force).
     pub require_up_to_date_tcb: bool,
-    /// GPU evidence is required.
+    /// GPU evidence is required (in force).
     pub require_gpu: bool,
     /// The current key generation.
     pub key_generation: u64,
@@ -191,6 +241,12 @@ fn platform(tee: u8, tcb: u8, r: &RegistryFacts) -> Option<Decision> {
     if !r.os_image_allowed {
         return Some(Decision::deny("os image not allowed"));
     }
+    if !r.os_image_effective {
+        return Some(Decision::deny("os image not yet effective"));
+    }
+    if !r.os_measurement_registered {
+        return Some(Decision::deny("os measurement not allowed"));
+    }
     None
 }
 
@@ -212,8 +268,12 @@ pub fn app_decision(
     let f = facts?;
     let d = if !f.compose_hash_allowed {
         Decision::deny("compose hash not allowed")
+    } else if !f.compose_hash_effective {
+        Decision::deny("compose hash not yet effective")
     } else if !f.any_device && !f.device_allowed {
         Decision::deny("device not allowed")
+    } else if !f.any_device && !f.device_effective {
+        Decision::deny("device not yet effective")
     } else if (f.allowed_tee_kinds >> tee) & 1 == 0 {
         Decision::deny("tee kind not allowed")
     } else if f.require_up_to_date_tcb && tcb != TCB_UP_TO_DATE {
@@ -265,6 +325,7 @@ mod tests {
             "deviceId": format!("0x{}", "44".repeat(32)),
             "mrAggregated": format!("0x{}", "55".repeat(32)),
             "osImageHash": format!("0x{}", "66".repeat(32)),
+            "osMeasurement": format!("0x{}", "77".repeat(32)),
             "teeKind": "tdx",
             "tcbStatus": 1,
             "keyGeneration": 1
@@ -277,10 +338,14 @@ mod tests {
             RegistryFacts {
                 allow_simulated_tee: false,
                 os_image_allowed: true,
+                os_image_effective: true,
+                os_measurement_registered: true,
             },
             AppFacts {
                 compose_hash_allowed: true,
+                compose_hash_effective: true,
                 device_allowed: true,
+                device_effective: true,
                 any_device: false,
                 allowed_tee_kinds: 0b0110,
                 require_up_to_date_tcb: true,
@@ -336,11 +401,47 @@ mod tests {
                 a.clone(),
             ),
             (
+                "os image not yet effective",
+                b.clone(),
+                RegistryFacts {
+                    os_image_effective: false,
+                    ..r.clone()
+                },
+                a.clone(),
+            ),
+            (
+                "os measurement not allowed",
+                b.clone(),
+                RegistryFacts {
+                    os_measurement_registered: false,
+                    ..r.clone()
+                },
+                a.clone(),
+            ),
+            (
                 "compose hash not allowed",
                 b.clone(),
                 r.clone(),
                 AppFacts {
                     compose_hash_allowed: false,
+                    ..a.clone()
+                },
+            ),
+            (
+                "compose hash not yet effective",
+                b.clone(),
+                r.clone(),
+                AppFacts {
+                    compose_hash_effective: false,
+                    ..a.clone()
+                },
+            ),
+            (
+                "device not yet effective",
+                b.clone(),
+                r.clone(),
+                AppFacts {
+                    device_effective: false,
                     ..a.clone()
                 },
             ),
@@ -402,13 +503,14 @@ mod tests {
         for (reason, b, r, a) in cases {
             assert_eq!(decide(&b, &r, a), Decision::deny(reason), "{reason}");
         }
-        // Any device overrides the device list.
+        // Any device overrides the device list, pending devices included.
         assert!(
             decide(
                 &b,
                 &r,
                 AppFacts {
                     device_allowed: false,
+                    device_effective: false,
                     any_device: true,
                     ..a
                 }
@@ -461,6 +563,28 @@ mod tests {
             kms_decision(&with(1, 1), &r, true, false),
             Decision::deny("kms device not allowed")
         );
+    }
+
+    #[test]
+    fn a_settings_schedule_switches_at_its_effective_time() {
+        let strict = Settings {
+            allowed_tee_kinds: 0b0010,
+            require_up_to_date_tcb: true,
+            ..Settings::default()
+        };
+        let loose = Settings {
+            allowed_tee_kinds: 0b1110,
+            any_device: true,
+            ..Settings::default()
+        };
+        let s = SettingsSchedule {
+            before: strict.clone(),
+            scheduled: loose.clone(),
+            effective_at: 100,
+        };
+        assert_eq!(s.at(99), &strict);
+        assert_eq!(s.at(100), &loose);
+        assert_eq!(s.at(u64::MAX), &loose);
     }
 
     #[test]

@@ -133,7 +133,8 @@ pub struct ViewSettings {
 
 /// What the mirror's facts about a boot depend on: app, compose hash, device and OS image (not
 /// the instance: instances of one app on one kind of machine share them).
-type FactsKey = (Address, B256, B256, B256);
+/// (app, compose hash, device, OS image, OS measurement, TEE kind): what the facts depend on.
+type FactsKey = (Address, B256, B256, B256, B256, u8);
 
 /// `(key generation, verdict)` for a boot asked about with generation 0.
 type AppMemo = (u64, Result<(), (DenyStage, String)>);
@@ -339,7 +340,7 @@ impl PolicyView {
         let registry = self.registry();
         let (mirror_kms, mirror_node, mirror_roots) = {
             let mut c = self.mirror.acquire().await?;
-            let d = facts::kms_at(&mut c, registry, boot, block.number).await?;
+            let d = facts::kms_at(&mut c, registry, boot, block.number, block.timestamp).await?;
             let n = facts::kms_node_at(&mut c, registry, node, block.number).await?;
             let r = facts::root_keys_at(&mut c, registry, block.number).await?;
             (d, n, r)
@@ -419,7 +420,7 @@ impl PolicyView {
     pub async fn kms(&self, block: &Finalized, boot: &BootInfo) -> Result<Result<(), Deny>> {
         let mirror = {
             let mut c = self.mirror.acquire().await?;
-            facts::kms_at(&mut c, self.registry(), boot, block.number).await?
+            facts::kms_at(&mut c, self.registry(), boot, block.number, block.timestamp).await?
         };
         let chain = self
             .chain
@@ -480,6 +481,8 @@ impl PolicyView {
             boot0.composeHash,
             boot0.deviceId,
             boot0.osImageHash,
+            boot0.osMeasurement,
+            boot0.teeKind,
         );
         let cached = self
             .with_memo(block, |m| m.facts.get(&facts_key).cloned())
@@ -488,12 +491,20 @@ impl PolicyView {
             Some(f) => f,
             None => {
                 let mut c = self.mirror.acquire().await?;
-                let f = facts::registry_facts(&mut c, self.registry(), boot0, block.number).await?;
+                let f = facts::registry_facts(
+                    &mut c,
+                    self.registry(),
+                    boot0,
+                    block.number,
+                    block.timestamp,
+                )
+                .await?;
                 let r = facts::app_registration(
                     &mut c,
                     self.deployment.contracts.app_implementation,
                     boot0,
                     block.number,
+                    block.timestamp,
                 )
                 .await?;
                 self.with_memo(block, |m| {
@@ -653,6 +664,7 @@ impl PolicyView {
             deviceId: B256::ZERO,
             mrAggregated: B256::ZERO,
             osImageHash: B256::ZERO,
+            osMeasurement: B256::ZERO,
             teeKind: 0,
             tcbStatus: 0,
             gpuEvidenceHash: B256::ZERO,
@@ -665,6 +677,7 @@ impl PolicyView {
                 self.deployment.contracts.app_implementation,
                 &probe,
                 block.number,
+                block.timestamp,
             )
             .await?
         };

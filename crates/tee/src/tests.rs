@@ -6,8 +6,8 @@
 use std::{fs, path::Path, sync::Arc};
 
 use covenant_attest::{
-    AppId, Binding, Collateral, ComposeHash, DeviceId, Error as AttestError, ExpectedMeasurements,
-    InstanceId, ManifestEntry, Measurement, OsImageHash, Platform, Policy, ReportData, TcbStatus,
+    AppId, Binding, Collateral, ComposeHash, DeviceId, Error as AttestError, InstanceId,
+    Measurement, OsImageHash, Platform, Policy, ReportData, TcbStatus,
     eventlog::{self, RuntimeIdentity},
     ratls,
     simulator::{SimulatedTee, SimulatorRootKey},
@@ -52,13 +52,6 @@ fn every_tcb() -> Vec<TcbStatus> {
 fn simulated_evidence_of_any_app_verifies_end_to_end() {
     let policy = Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
-        manifest: vec![ManifestEntry {
-            os_image_hash: OsImageHash::new([0x05; 32]),
-            expected: ExpectedMeasurements::Td {
-                mrtd: Measurement::new(MRTD),
-                rtmr: [Measurement::new(RTMR); 3],
-            },
-        }],
         ..Policy::default()
     };
     // An app, the gateway, a KMS node: each boots as an app identity of its own.

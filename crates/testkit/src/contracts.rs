@@ -93,6 +93,9 @@ pub fn deploy_contracts(anvil: &Anvil, extra_env: &[(&str, &str)]) -> Result<Tes
         ])
         .args(["--rpc-url", &anvil.endpoint(), "--private-key", &key])
         .env("COVENANT_DEPLOYMENT_FILE", &path)
+        .env("COVENANT_PRESET", "devnet")
+        // No registry minimum: each test picks its apps' notice periods (and moves anvil's clock).
+        .env("COVENANT_MIN_NOTICE_PERIOD", "0")
         .env("COVENANT_ALLOW_SIMULATED_TEE", "true")
         .env("COVENANT_VOTING_DELAY", "1")
         .env("COVENANT_VOTING_PERIOD", "20")

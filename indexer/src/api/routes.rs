@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::{
     ApiError, ApiState, finalized_view,
     schema::{
-        AppDetail, AppSummary, Apps, Block, DomainBinding, DomainRegistry, Domains, ErrorBody,
+        AppDetail, AppSummary, Apps, Block, DomainClaims, DomainRegistry, Domains, ErrorBody,
         Fields, GrantLog, Head, Health, KmsNode, KmsNodes, Member, OsImages, PolicyAnswer,
         Proposal, ProposalDetail, Proposals, Registry, Tally, Vote,
     },
@@ -289,7 +289,7 @@ pub(super) async fn app(
     let hashes = read::members_at(&mut c, "compose_hash", Some(app.as_slice()), f).await?;
     let history = read::member_history(&mut c, "compose_hash", app.as_slice(), None, f).await?;
     let devices = read::members_at(&mut c, "device", Some(app.as_slice()), f).await?;
-    let domains: Vec<String> = read::members_at(&mut c, "domain", None, f)
+    let domains: Vec<String> = read::members_at(&mut c, "domain_claim", None, f)
         .await?
         .into_iter()
         .filter(|d| {
@@ -369,31 +369,31 @@ pub(super) async fn kms_nodes(State(s): State<ApiState>) -> ApiResult<KmsNodes> 
     }))
 }
 
-/// Bound domains.
+/// Every standing domain claim.
 #[utoipa::path(get, path = "/v1/domains", tag = "mirror",
     responses((status = 200, body = Domains), (status = 503, body = ErrorBody)))]
 pub(super) async fn domains(State(s): State<ApiState>) -> ApiResult<Domains> {
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let dr = s.deployment.contracts.domain_registry;
-    let rows = read::members_at(&mut c, "domain", Some(dr.as_slice()), f).await?;
+    let rows = read::members_at(&mut c, "domain_claim", Some(dr.as_slice()), f).await?;
     Ok(Json(Domains {
         block: block_json(f, hash),
         domains: rows
             .iter()
-            .map(|r| with_member(r, "domainHash", hex32(&r.member)))
+            .map(|r| with_member(r, "domainHash", hex32(&r.member[..32.min(r.member.len())])))
             .collect(),
     }))
 }
 
-/// One domain's binding.
+/// Every claim of one domain, each with the block that made it.
 #[utoipa::path(get, path = "/v1/domains/{domain}", tag = "mirror",
     params(("domain" = String, Path, description = "a lowercase DNS name")),
-    responses((status = 200, body = DomainBinding), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = DomainClaims), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(super) async fn domain(
     State(s): State<ApiState>,
     Path(domain): Path<String>,
-) -> ApiResult<DomainBinding> {
+) -> ApiResult<DomainClaims> {
     if domain.is_empty()
         || domain.len() > 253
         || !domain
@@ -407,13 +407,22 @@ pub(super) async fn domain(
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let key = keccak256(domain.as_bytes());
-    let row = read::member_at(&mut c, "domain", key.as_slice(), f)
+    let dr = s.deployment.contracts.domain_registry;
+    let claims: Vec<Member> = read::members_at(&mut c, "domain_claim", Some(dr.as_slice()), f)
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("domain `{domain}` is not bound at block {f}"))
-        })?;
-    Ok(Json(DomainBinding {
-        member: with_member(&row, "domainHash", key.to_string()),
+        .iter()
+        .filter(|r| r.member.starts_with(key.as_slice()))
+        .map(|r| with_member(r, "domainHash", key.to_string()))
+        .collect();
+    if claims.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "domain `{domain}` is not claimed at block {f}"
+        )));
+    }
+    Ok(Json(DomainClaims {
+        domain,
+        domain_hash: key.to_string(),
+        claims,
         block: block_json(f, hash),
     }))
 }
@@ -560,7 +569,8 @@ pub(super) async fn policy_app(
     body: Result<Json<BootInfoJson>, JsonRejection>,
 ) -> ApiResult<PolicyAnswer> {
     let boot = boot_from(body)?;
-    let (_, f, hash) = finalized_view(&s.pool).await?;
+    let (view, f, hash) = finalized_view(&s.pool).await?;
+    let now = finalized_time(&view)?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let answer = facts::app_at(
@@ -569,6 +579,7 @@ pub(super) async fn policy_app(
         s.deployment.contracts.app_implementation,
         &boot,
         f,
+        now,
     )
     .await?;
     drop(c);
@@ -607,6 +618,13 @@ pub(super) async fn policy_app(
     }))
 }
 
+/// The finalized block's timestamp: notice periods are judged against it.
+fn finalized_time(view: &covenant_mirror::read::View) -> Result<u64, ApiError> {
+    view.finalized_timestamp.ok_or_else(|| {
+        ApiError::Unavailable("the finalized block's timestamp is not indexed yet".into())
+    })
+}
+
 /// What `isKmsAllowed(boot)` answers at the finalized block (by the mirror).
 #[utoipa::path(post, path = "/v1/policy/kms", tag = "policy",
     request_body(content = covenant_mirror::rules::BootInfoJson, description = "the KMS node's boot"),
@@ -616,9 +634,11 @@ pub(super) async fn policy_kms(
     body: Result<Json<BootInfoJson>, JsonRejection>,
 ) -> ApiResult<PolicyAnswer> {
     let boot = boot_from(body)?;
-    let (_, f, hash) = finalized_view(&s.pool).await?;
+    let (view, f, hash) = finalized_view(&s.pool).await?;
+    let now = finalized_time(&view)?;
     let mut c = s.pool.acquire().await?;
-    let decision = facts::kms_at(&mut c, s.deployment.contracts.kms_registry, &boot, f).await?;
+    let decision =
+        facts::kms_at(&mut c, s.deployment.contracts.kms_registry, &boot, f, now).await?;
     Ok(Json(PolicyAnswer {
         block: block_json(f, hash),
         allowed: decision.allowed,

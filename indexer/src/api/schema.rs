@@ -204,16 +204,21 @@ pub(super) struct KmsNodes {
 pub(super) struct Domains {
     /// Read at.
     pub block: Block,
-    /// Bound domains (`domainHash`, domain, app).
+    /// Every standing claim (`domainHash`, domain, app, and the block that made it). Which claim
+    /// of a domain counts is proven by its DNS TXT record `_covenant.<domain>`.
     pub domains: Vec<Member>,
 }
 
 /// `/v1/domains/{domain}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub(super) struct DomainBinding {
-    /// The binding (`domainHash`, domain, app).
-    #[serde(flatten)]
-    pub member: Member,
+#[serde(rename_all = "camelCase")]
+pub(super) struct DomainClaims {
+    /// The domain.
+    pub domain: String,
+    /// keccak256 of the domain.
+    pub domain_hash: String,
+    /// Every standing claim of it (`app`, and `addedBlock`, the block that made it).
+    pub claims: Vec<Member>,
     /// Read at.
     pub block: Block,
 }

@@ -20,6 +20,20 @@ pub fn h(byte: u8) -> B256 {
     B256::repeat_byte(byte)
 }
 
+/// OS registers on TDX and SEV-SNP, filled with `byte`.
+fn os_measurements(byte: u8) -> Vec<KmsRegistry::OsMeasurement> {
+    vec![
+        KmsRegistry::OsMeasurement {
+            teeKind: 1,
+            registers: vec![byte; 192].into(),
+        },
+        KmsRegistry::OsMeasurement {
+            teeKind: 2,
+            registers: vec![byte; 48].into(),
+        },
+    ]
+}
+
 pub fn kms_prov(commit: &str) -> KmsRegistry::Provenance {
     KmsRegistry::Provenance {
         sourceUrl: "https://git.example/covenant-os".into(),
@@ -73,6 +87,7 @@ pub async fn create_app(
         allowedTeeKinds: 0x0e,
         requireUpToDateTcb: true,
         requireGpu: false,
+        noticePeriod: 0,
     };
     let receipt = send!(registry.createApp(owner, init).from(chain.account(0)));
     receipt
@@ -130,12 +145,12 @@ pub async fn script(chain: &Chain) -> History {
     // Registry, as governance would.
     send!(
         registry
-            .addOsImage(h(0x01), kms_prov("os-1"))
+            .addOsImage(h(0x01), kms_prov("os-1"), os_measurements(0x31))
             .from(timelock)
     );
     send!(
         registry
-            .addOsImage(h(0x02), kms_prov("os-2"))
+            .addOsImage(h(0x02), kms_prov("os-2"), os_measurements(0x32))
             .from(timelock)
     );
     send!(registry.removeOsImage(h(0x02)).from(timelock));
@@ -183,20 +198,35 @@ pub async fn script(chain: &Chain) -> History {
     // Domains.
     send!(
         domains
-            .bindDomain("app1.example.com".into(), app1)
+            .claimDomain("app1.example.com".into(), app1)
             .from(owner1)
     );
     send!(
         domains
-            .bindDomain("old.example.com".into(), app1)
+            .claimDomain("old.example.com".into(), app1)
             .from(owner1)
     );
     send!(
         domains
-            .bindDomain("three.example.com".into(), app3)
+            .claimDomain("three.example.com".into(), app3)
             .from(owner1)
     );
-    send!(domains.unbindDomain("old.example.com".into()).from(owner1));
+    // Two apps claim one name; governance clears one of them.
+    send!(
+        domains
+            .claimDomain("app1.example.com".into(), app3)
+            .from(owner1)
+    );
+    send!(
+        domains
+            .releaseClaim("old.example.com".into(), app1)
+            .from(owner1)
+    );
+    send!(
+        domains
+            .releaseClaim("app1.example.com".into(), app3)
+            .from(timelock)
+    );
     send!(a3.freeze().from(owner1));
     send!(
         domains
@@ -220,6 +250,7 @@ pub async fn script(chain: &Chain) -> History {
     let add_image = KmsRegistry::addOsImageCall {
         osImageHash: h(0x03),
         provenance: kms_prov("os-3"),
+        measurements: os_measurements(0x33),
     }
     .abi_encode();
     let (executed, t, v, cd, dh) = propose(
@@ -246,6 +277,7 @@ pub async fn script(chain: &Chain) -> History {
         let call = KmsRegistry::addOsImageCall {
             osImageHash: h(b),
             provenance: kms_prov("os"),
+            measurements: os_measurements(b),
         };
         vec![(c.kms_registry, Bytes::from(call.abi_encode()))]
     };

@@ -56,10 +56,7 @@ impl AttestedRequest for ReplicateRequest {
         self.chain_id
     }
     fn validate(&self) -> Result<(), String> {
-        match self.node {
-            Some(n) if !n.is_zero() => Ok(()),
-            _ => Err("the new node's identity address is missing".into()),
-        }
+        Ok(())
     }
 }
 
@@ -234,12 +231,9 @@ async fn hand_over_root(
     state: &Shared,
     req: &Attested<ReplicateRequest>,
 ) -> Result<Released<RootHandover>, Refusal> {
-    let node = req
-        .request
-        .node
-        .ok_or_else(|| Refusal::bad_request("the new node's identity address is missing"))?;
-    let grant = state.decider.decide_replica(&req.evidence, node).await?;
+    let grant = state.decider.decide_replica(&req.evidence).await?;
     let block = *grant.block();
+    let node = grant.node();
     // Record the onboarding on chain before handing anything over.
     let onboard = KmsRegistry::onboardKmsNodeCall {
         node,

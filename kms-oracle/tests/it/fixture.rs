@@ -10,8 +10,8 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder},
 };
 use covenant_attest::{
-    AppId, ComposeHash, DeviceId, Evidence, ExpectedMeasurements, InstanceId, ManifestEntry,
-    Measurement, OsImageHash, Platform, ReportData, TcbStatus,
+    AppId, ComposeHash, DeviceId, Evidence, InstanceId, Measurement, OsImageHash, Platform,
+    ReportData, TcbStatus,
     eventlog::RuntimeIdentity,
     ratls::{self, RaTlsIdentity},
     simulator::{SimulatedTee, SimulatorRootKey},
@@ -37,19 +37,26 @@ pub const RTMR: [u8; 48] = [0x22; 48];
 /// Blocks below the head that count as final.
 pub const FINALITY: u64 = 2;
 
-/// An image the manifest knows but the chain does not allow.
+/// An image the chain does not allow.
 pub const OS_IMAGE_UNLISTED: [u8; 32] = [0x06; 32];
 
-pub fn manifest() -> Vec<ManifestEntry> {
-    [OS_IMAGE, OS_IMAGE_UNLISTED]
+/// What OS_IMAGE is registered with on chain: the app instances' registers (MRTD ‖ RTMR0..2) and
+/// the KMS nodes' (derived from the image by the kms-oracle's simulated TEE), both simulated.
+pub fn os_measurements() -> Vec<covenant_chain::kms_registry::KmsRegistry::OsMeasurement> {
+    let app = [MRTD, RTMR, RTMR, RTMR].concat();
+    let (mrtd, rtmr) = covenant_kms_oracle::identity::simulated_os_registers(B256::from(OS_IMAGE));
+    let kms: Vec<u8> = [mrtd, rtmr[0], rtmr[1], rtmr[2]]
+        .iter()
+        .flat_map(|m| m.as_bytes().to_vec())
+        .collect();
+    [app, kms]
         .into_iter()
-        .map(|image| ManifestEntry {
-            os_image_hash: OsImageHash::new(image),
-            expected: ExpectedMeasurements::Td {
-                mrtd: Measurement::new(MRTD),
-                rtmr: [Measurement::new(RTMR); 3],
+        .map(
+            |registers| covenant_chain::kms_registry::KmsRegistry::OsMeasurement {
+                teeKind: 3,
+                registers: registers.into(),
             },
-        })
+        )
         .collect()
 }
 
@@ -105,11 +112,6 @@ impl Stack {
             })
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("manifest.json"),
-            serde_json::to_vec(&manifest()).unwrap(),
-        )
-        .unwrap();
         let stack = Self {
             deployment_path: deployed.path().to_owned(),
             _deployed: deployed,
@@ -124,7 +126,7 @@ impl Stack {
         let timelock = stack.timelock();
         let reg = stack.registry();
         send!(
-            reg.addOsImage(B256::from(OS_IMAGE), provenance("os"))
+            reg.addOsImage(B256::from(OS_IMAGE), provenance("os"), os_measurements())
                 .from(timelock)
         );
         stack
@@ -194,6 +196,7 @@ impl Stack {
             allowedTeeKinds: 0b1110,
             requireUpToDateTcb: false,
             requireGpu: false,
+            noticePeriod: 0,
         };
         let receipt = send!(
             reg.createApp(owner, init)
@@ -255,14 +258,6 @@ fn common_args(
         audit_url.into(),
         "--state-dir".into(),
         state_dir.to_str().unwrap().into(),
-        "--manifest".into(),
-        stack
-            .dir
-            .path()
-            .join("manifest.json")
-            .to_str()
-            .unwrap()
-            .into(),
         "--device-id".into(),
         B256::from(device).to_string(),
         "--os-image".into(),
@@ -437,7 +432,7 @@ pub async fn first_node_with(stack: &Stack, extra: &[&str], audit: Option<TestDa
 pub fn kms_verifier() -> Arc<covenant_attest::ratls::RaTlsVerifier> {
     let provider = rustls::crypto::ring::default_provider();
     Arc::new(covenant_attest::ratls::RaTlsVerifier::new(
-        covenant_kms_oracle::identity::verifier_policy(manifest()),
+        covenant_kms_oracle::identity::verifier_policy(),
         covenant_attest::Collateral::default(),
         &provider,
     ))

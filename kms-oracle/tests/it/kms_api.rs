@@ -44,7 +44,7 @@ async fn checker(stack: &Stack) -> KmsIdentityChecker {
         Finality::Confirmations(FINALITY),
         Duration::from_secs(600),
         Duration::from_secs(10),
-        covenant_kms_oracle::identity::verifier_policy(manifest()),
+        covenant_kms_oracle::identity::verifier_policy(),
         covenant_attest::Collateral::default(),
     )
     .await
@@ -117,10 +117,13 @@ async fn the_client_fails_over_between_two_nodes_and_types_every_error() {
         Err(ClientError::Refused { status: 400, .. })
     ));
 
-    // A client whose verifier accepts no evidence (no manifest) refuses the node itself.
+    // A client whose verifier accepts no simulated evidence refuses the node itself.
     let provider = rustls::crypto::ring::default_provider();
     let strict = covenant_attest::ratls::RaTlsVerifier::new(
-        covenant_kms_oracle::identity::verifier_policy(vec![]),
+        covenant_attest::Policy {
+            simulator_root: None,
+            ..covenant_kms_oracle::identity::verifier_policy()
+        },
         covenant_attest::Collateral::default(),
         &provider,
     );

@@ -132,6 +132,7 @@ async fn main() {
         allowedTeeKinds: 0x0e,
         requireUpToDateTcb: false,
         requireGpu: false,
+        noticePeriod: 0,
     };
     let receipt = registry
         .createApp(flooder, init)

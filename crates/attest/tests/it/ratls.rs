@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use covenant_attest::{
-    AppId, Collateral, ComposeHash, DeviceId, Error, Evidence, ExpectedMeasurements, InstanceId,
-    ManifestEntry, Measurement, OsImageHash, Platform, Policy, ReportData,
+    AppId, Collateral, ComposeHash, DeviceId, Error, Evidence, InstanceId, Measurement,
+    OsImageHash, Platform, Policy, ReportData,
     eventlog::RuntimeIdentity,
     ratls::{self, RaTlsIdentity, RaTlsVerifier},
     simulator::{SimulatedTee, SimulatorRootKey},
@@ -55,13 +55,6 @@ fn identity_with(tee: &SimulatedTee, override_report_data: Option<ReportData>) -
 fn dev_policy() -> Policy {
     Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
-        manifest: vec![ManifestEntry {
-            os_image_hash: OsImageHash::new([6; 32]),
-            expected: ExpectedMeasurements::Td {
-                mrtd: Measurement::new([1; 48]),
-                rtmr: [Measurement::new([2; 48]); 3],
-            },
-        }],
         ..Policy::default()
     }
 }

@@ -1,11 +1,12 @@
 use covenant_attest::{
-    AppId, Binding, Collateral, ComposeHash, DeviceId, Error, Evidence, ExpectedMeasurements,
-    InstanceId, ManifestEntry, Measurement, OsImageHash, Platform, PlatformMeasurements, Policy,
-    TcbStatus,
-    eventlog::{RuntimeEvent, RuntimeIdentity},
+    AppId, Binding, Collateral, ComposeHash, DeviceId, Error, Evidence, InstanceId, Measurement,
+    OsImageHash, Platform, PlatformMeasurements, Policy, TcbStatus,
+    eventlog::{RuntimeEvent, RuntimeIdentity, names},
     simulator::{SimulatedTee, SimulatorRootKey},
     tls_report_data, verify,
 };
+
+use sha2::{Digest, Sha256};
 
 const NOW: u64 = 1_795_305_600;
 const SPKI: &[u8] = b"a TLS key's SubjectPublicKeyInfo";
@@ -68,17 +69,6 @@ fn verify_tee(
 fn dev_policy() -> Policy {
     Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
-        manifest: vec![ManifestEntry {
-            os_image_hash: OsImageHash::new([0x05; 32]),
-            expected: ExpectedMeasurements::Td {
-                mrtd: Measurement::new([1; 48]),
-                rtmr: [
-                    Measurement::new([2; 48]),
-                    Measurement::new([3; 48]),
-                    Measurement::new([4; 48]),
-                ],
-            },
-        }],
         ..Policy::default()
     }
 }
@@ -285,53 +275,78 @@ fn gpu_evidence_must_be_announced_bound_and_present() {
 }
 
 #[test]
-fn registers_must_match_the_manifest_entry_of_the_claimed_os_image() {
-    let tee = booted(TcbStatus::UpToDate);
-    let run = |policy: &Policy| {
-        verify(
-            &evidence(&tee, SPKI),
-            &Binding::TlsKey(SPKI),
-            &Collateral::default(),
-            policy,
-            NOW,
-        )
-    };
-    assert!(run(&dev_policy()).is_ok());
-    // Another OS image's measurements.
-    let mut policy = dev_policy();
-    if let ExpectedMeasurements::Td { mrtd, .. } = &mut policy.manifest[0].expected {
-        *mrtd = Measurement::new([9; 48]);
-    }
-    assert!(matches!(
-        run(&policy),
-        Err(Error::MeasurementMismatch { .. })
-    ));
-    // Any one of RTMR0..2 differing is another image (or firmware) too; RTMR3 is the runtime
-    // register the event log replays, never in the manifest.
-    for i in 0..3 {
-        let mut policy = dev_policy();
-        if let ExpectedMeasurements::Td { rtmr, .. } = &mut policy.manifest[0].expected {
-            rtmr[i] = Measurement::new([0xee; 48]);
-        }
-        assert!(
-            matches!(run(&policy), Err(Error::MeasurementMismatch { .. })),
-            "RTMR{i} is not compared"
+fn the_os_measurement_covers_mrtd_and_rtmr0_to_2_and_nothing_else() {
+    let verified = verify_tee(&booted(TcbStatus::UpToDate), &dev_policy()).unwrap();
+    let mut registers = vec![1u8; 48];
+    registers.extend([2u8; 48]);
+    registers.extend([3u8; 48]);
+    registers.extend([4u8; 48]);
+    let expected: [u8; 32] = Sha256::digest(&registers).into();
+    assert_eq!(verified.os_measurement(), expected);
+    // Another app on the same image measures the same OS (RTMR3 is the runtime log, not the OS).
+    let mut other = identity();
+    other.compose_hash = ComposeHash::new([0xc2; 32]);
+    let verified_other =
+        verify_tee(&booted_as(&other, TcbStatus::UpToDate), &dev_policy()).unwrap();
+    assert_eq!(verified_other.os_measurement(), expected);
+    assert_ne!(verified_other.mr_aggregated(), verified.mr_aggregated());
+    // Any one of MRTD, RTMR0..2 differing is another OS.
+    for i in 0..4 {
+        let mut m = [
+            Measurement::new([1; 48]),
+            Measurement::new([2; 48]),
+            Measurement::new([3; 48]),
+            Measurement::new([4; 48]),
+        ];
+        m[i] = Measurement::new([0xee; 48]);
+        let mut tee = SimulatedTee::new(
+            SimulatorRootKey::development(),
+            DeviceId::new([0xde; 32]),
+            m[0],
+            [m[1], m[2], m[3]],
         );
+        tee.record_boot(&identity());
+        let v = verify_tee(&tee, &dev_policy()).unwrap();
+        assert_ne!(v.os_measurement(), expected, "register {i} is not covered");
     }
-    // An OS image the manifest does not know.
-    let mut policy = dev_policy();
-    policy.manifest[0].os_image_hash = OsImageHash::new([0x06; 32]);
-    assert!(matches!(
-        run(&policy),
-        Err(Error::MeasurementMismatch { .. })
-    ));
-    // No manifest at all: nothing verifies.
-    let policy = Policy {
-        manifest: Vec::new(),
-        ..dev_policy()
-    };
-    assert!(matches!(
-        run(&policy),
-        Err(Error::MeasurementMismatch { .. })
-    ));
+}
+
+#[test]
+fn a_kms_identity_extended_after_system_ready_is_bound_and_leaves_the_code_measurement_alone() {
+    let plain = verify_tee(&booted(TcbStatus::UpToDate), &dev_policy()).unwrap();
+    assert_eq!(plain.kms_identity(), None);
+    assert_eq!(plain.mr_aggregated_at_system_ready(), plain.mr_aggregated());
+    let node = [0xab; 20];
+    let mut tee = booted(TcbStatus::UpToDate);
+    tee.extend(RuntimeEvent::new(names::KMS_IDENTITY, node.to_vec()));
+    let with_identity = verify_tee(&tee, &dev_policy()).unwrap();
+    assert_eq!(with_identity.kms_identity(), Some(node));
+    // Every node of the same code shares the measurement at system-ready; the full aggregate
+    // (RTMR3 after the identity event) differs per node.
+    assert_eq!(
+        with_identity.mr_aggregated_at_system_ready(),
+        plain.mr_aggregated()
+    );
+    assert_ne!(with_identity.mr_aggregated(), plain.mr_aggregated());
+    // Not right after system-ready, twice, or of the wrong length: no identity.
+    let mut late = booted(TcbStatus::UpToDate);
+    late.extend(RuntimeEvent::new("note", b"x".to_vec()));
+    late.extend(RuntimeEvent::new(names::KMS_IDENTITY, node.to_vec()));
+    assert_eq!(
+        verify_tee(&late, &dev_policy()).unwrap().kms_identity(),
+        None
+    );
+    let mut twice = booted(TcbStatus::UpToDate);
+    twice.extend(RuntimeEvent::new(names::KMS_IDENTITY, node.to_vec()));
+    twice.extend(RuntimeEvent::new(names::KMS_IDENTITY, [0xcd; 20].to_vec()));
+    assert_eq!(
+        verify_tee(&twice, &dev_policy()).unwrap().kms_identity(),
+        None
+    );
+    let mut short = booted(TcbStatus::UpToDate);
+    short.extend(RuntimeEvent::new(names::KMS_IDENTITY, vec![0xab; 19]));
+    assert_eq!(
+        verify_tee(&short, &dev_policy()).unwrap().kms_identity(),
+        None
+    );
 }

@@ -9,8 +9,8 @@ use alloy::{
     rpc::types::TransactionRequest,
 };
 use covenant_attest::{
-    AppId, Binding, Collateral, ComposeHash, DeviceId, Evidence, ExpectedMeasurements, InstanceId,
-    ManifestEntry, Measurement, OsImageHash, Platform, Policy, ReportData,
+    AppId, Binding, Collateral, ComposeHash, DeviceId, Evidence, InstanceId, Measurement,
+    OsImageHash, Platform, Policy, ReportData,
     eventlog::RuntimeIdentity,
     simulator::{SimulatedTee, SimulatorRootKey},
     verify,
@@ -61,6 +61,7 @@ async fn a_boot_built_from_verified_evidence_is_judged_by_the_real_registry() {
         allowedTeeKinds: 0x0e,
         requireUpToDateTcb: true,
         requireGpu: false,
+        noticePeriod: 0,
     };
     let receipt = registry
         .createApp(owner, init)
@@ -89,7 +90,14 @@ async fn a_boot_built_from_verified_evidence_is_judged_by_the_real_registry() {
         )
         .unwrap();
     let add_os = registry
-        .addOsImage(FixedBytes(OS_IMAGE), provenance("os-1"))
+        .addOsImage(
+            FixedBytes(OS_IMAGE),
+            provenance("os-1"),
+            vec![KmsRegistry::OsMeasurement {
+                teeKind: 3,
+                registers: [[1u8; 48], [2; 48], [2; 48], [2; 48]].concat().into(),
+            }],
+        )
         .calldata()
         .clone();
     let tx = TransactionRequest::default()
@@ -129,13 +137,6 @@ async fn a_boot_built_from_verified_evidence_is_judged_by_the_real_registry() {
     };
     let policy = Policy {
         simulator_root: Some(SimulatorRootKey::development().root()),
-        manifest: vec![ManifestEntry {
-            os_image_hash: OsImageHash::new(OS_IMAGE),
-            expected: ExpectedMeasurements::Td {
-                mrtd: Measurement::new([1; 48]),
-                rtmr: [Measurement::new([2; 48]); 3],
-            },
-        }],
         ..Policy::default()
     };
     let verified = verify(
