@@ -16,7 +16,7 @@ use axum::{
 };
 use covenant_chain::kms_registry::KmsRegistry;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{
     ApiError, ApiState, finalized_view,
@@ -274,7 +274,8 @@ pub(super) async fn app(
     Path(address): Path<String>,
 ) -> ApiResult<AppDetail> {
     let app = parse_address(&address)?;
-    let (_, f, hash) = finalized_view(&s.pool).await?;
+    let (view, f, hash) = finalized_view(&s.pool).await?;
+    let now = finalized_time(&view)?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let registration =
@@ -285,7 +286,22 @@ pub(super) async fn app(
             app.to_checksum(None)
         )));
     };
-    let settings = read::settings_at(&mut c, app.as_slice(), f).await?;
+    let mut settings = read::settings_at(&mut c, app.as_slice(), f).await?;
+    // The settings in force at the finalized block's timestamp, next to the schedule
+    // (`settings`: before, scheduled, effectiveAt) they come from.
+    if let Some(schedule) = settings
+        .get("settings")
+        .and_then(|v| serde_json::from_value::<rules::SettingsSchedule>(v.clone()).ok())
+    {
+        let current = schedule.at(now);
+        settings.insert("allowed_tee_kinds".into(), json!(current.allowed_tee_kinds));
+        settings.insert("any_device".into(), json!(current.any_device));
+        settings.insert(
+            "require_up_to_date_tcb".into(),
+            json!(current.require_up_to_date_tcb),
+        );
+        settings.insert("require_gpu".into(), json!(current.require_gpu));
+    }
     let hashes = read::members_at(&mut c, "compose_hash", Some(app.as_slice()), f).await?;
     let history = read::member_history(&mut c, "compose_hash", app.as_slice(), None, f).await?;
     let devices = read::members_at(&mut c, "device", Some(app.as_slice()), f).await?;
@@ -318,7 +334,7 @@ pub(super) async fn app(
     }))
 }
 
-/// Allowed OS images with provenance and measurement manifest.
+/// Allowed OS images with provenance, registered measurements and effective times.
 #[utoipa::path(get, path = "/v1/os-images", tag = "mirror",
     responses((status = 200, body = OsImages), (status = 503, body = ErrorBody)))]
 pub(super) async fn os_images(State(s): State<ApiState>) -> ApiResult<OsImages> {

@@ -1,3 +1,4 @@
+use sha2::Digest;
 //! Every endpoint, including its errors, and the OpenAPI document that describes them.
 
 use std::collections::BTreeSet;
@@ -67,7 +68,7 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         ),
         ("/v1/proposals/123".into(), 404, "no proposal 123"),
         ("/v1/domains/Not_A_Domain".into(), 400, "malformed domain"),
-        ("/v1/domains/nobody.example.com".into(), 404, "is not bound"),
+        ("/v1/domains/nobody.example.com".into(), 404, "is not claimed"),
         ("/v1/grant-log?node=0x12".into(), 400, "malformed address"),
         ("/v1/grant-log?nodes=1".into(), 400, "unknown field `nodes`"),
         (
@@ -95,6 +96,8 @@ async fn every_endpoint_answers_and_errors_are_clear() {
     let good_boot = json!({
         "appId": hist.apps[0], "composeHash": h(0xa2), "instanceId": format!("0x{}", "1d".repeat(20)),
         "deviceId": h(0xd2), "mrAggregated": h(0x11), "osImageHash": h(0x01),
+        // What history.rs registered with image 0x01 on TDX: sha256 of 192 bytes of 0x31.
+        "osMeasurement": B256::from(<[u8; 32]>::from(sha2::Sha256::digest([0x31u8; 192]))),
         "teeKind": "tdx", "tcbStatus": "upToDate", "keyGeneration": 2,
     });
     let (status, body) = indexer.post("/v1/policy/app", &good_boot).await;

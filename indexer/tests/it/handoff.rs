@@ -64,6 +64,7 @@ async fn no_gap_and_no_duplicate_across_the_handoff_under_new_blocks() {
             c.covenant_governor,
             c.timelock_controller,
             c.covenant_token,
+            c.covenant_guardian,
             app,
         ]);
     let mut expected: Vec<(i64, i64, String)> = chain
