@@ -1,7 +1,8 @@
-use sha2::Digest;
 //! Every endpoint, including its errors, and the OpenAPI document that describes them.
 
 use std::collections::BTreeSet;
+
+use sha2::Digest;
 
 use covenant_testkit::postgres;
 use serde_json::json;
@@ -68,7 +69,11 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         ),
         ("/v1/proposals/123".into(), 404, "no proposal 123"),
         ("/v1/domains/Not_A_Domain".into(), 400, "malformed domain"),
-        ("/v1/domains/nobody.example.com".into(), 404, "is not claimed"),
+        (
+            "/v1/domains/nobody.example.com".into(),
+            404,
+            "is not claimed",
+        ),
         ("/v1/grant-log?node=0x12".into(), 400, "malformed address"),
         ("/v1/grant-log?nodes=1".into(), 400, "unknown field `nodes`"),
         (
