@@ -66,6 +66,82 @@ abstract contract AppTestBase is CovenantFixture {
         init.provenances = new Provenance[](0);
         init.devices = new bytes32[](0);
         init.allowedTeeKinds = mask;
+        init.noticePeriod = MIN_NOTICE;
+    }
+
+    /// When a loosening made now by an app with the fixture's notice period takes effect.
+    function _noticeEnd() internal view returns (uint64) {
+        return uint64(block.timestamp) + MIN_NOTICE;
+    }
+
+    function _settings(uint8 kinds, bool anyDevice, bool requireTcb, bool requireGpu)
+        internal
+        pure
+        returns (IApp.Settings memory)
+    {
+        return IApp.Settings({
+            allowedTeeKinds: kinds,
+            anyDevice: anyDevice,
+            requireUpToDateTcb: requireTcb,
+            requireGpu: requireGpu
+        });
+    }
+
+    /// The settings of the fixture's app: every known TEE kind, the device list, no requirement.
+    function _initialSettings() internal pure returns (IApp.Settings memory) {
+        return _settings(ALL_KINDS, false, false, false);
+    }
+
+    function _assertSettings(IApp.Settings memory got, IApp.Settings memory want, string memory label)
+        internal
+        pure
+    {
+        assertEq(got.allowedTeeKinds, want.allowedTeeKinds, string.concat(label, ": allowedTeeKinds"));
+        assertEq(got.anyDevice, want.anyDevice, string.concat(label, ": anyDevice"));
+        assertEq(
+            got.requireUpToDateTcb, want.requireUpToDateTcb, string.concat(label, ": requireUpToDateTcb")
+        );
+        assertEq(got.requireGpu, want.requireGpu, string.concat(label, ": requireGpu"));
+    }
+
+    /// `target`'s settings() view: in force now, scheduled, and when the scheduled ones take effect.
+    function _assertSettingsView(
+        App target,
+        IApp.Settings memory current,
+        IApp.Settings memory scheduled,
+        uint64 effectiveAt
+    ) internal view {
+        (IApp.Settings memory gotCurrent, IApp.Settings memory gotScheduled, uint64 gotEffectiveAt) =
+            target.settings();
+        _assertSettings(gotCurrent, current, "current");
+        _assertSettings(gotScheduled, scheduled, "scheduled");
+        assertEq(gotEffectiveAt, effectiveAt, "effectiveAt");
+        _assertSettingsInForce(target, current);
+    }
+
+    /// The single-setting views answer with the settings in force now.
+    function _assertSettingsInForce(App target, IApp.Settings memory current) internal view {
+        assertEq(target.allowedTeeKinds(), current.allowedTeeKinds, "allowedTeeKinds()");
+        assertEq(target.anyDevice(), current.anyDevice, "anyDevice()");
+        assertEq(target.requireUpToDateTcb(), current.requireUpToDateTcb, "requireUpToDateTcb()");
+        assertEq(target.requireGpu(), current.requireGpu, "requireGpu()");
+    }
+
+    function _expectSettingsScheduled(
+        App target,
+        IApp.Settings memory before,
+        IApp.Settings memory scheduled,
+        uint64 effectiveAt
+    ) internal {
+        vm.expectEmit(address(target));
+        emit IApp.SettingsScheduled(before, scheduled, effectiveAt);
+    }
+
+    /// The app's own verdict on `b`: allowed when `expected` is empty, else denied with `expected`.
+    function _expectVerdict(App target, BootInfo memory b, string memory expected) internal view {
+        (bool allowed, string memory reason) = target.isAppAllowed(b);
+        assertEq(reason, expected);
+        assertEq(allowed, bytes(expected).length == 0, reason);
     }
 }
 
@@ -90,6 +166,13 @@ contract AppInitializeTest is AppTestBase {
         assertFalse(app.isDeviceAllowed(DEVICE_2));
         assertEq(uint8(registry.appKind(address(app))), uint8(IKmsRegistry.AppKind.Factory));
         assertEq(_implementationOf(address(app)), address(appImplementation));
+        // The initial settings took effect at creation (setUp ran in this block).
+        assertEq(app.noticePeriod(), MIN_NOTICE);
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_1), block.timestamp);
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), 0);
+        assertEq(app.deviceEffectiveAt(DEVICE_1), block.timestamp);
+        assertEq(app.deviceEffectiveAt(DEVICE_2), 0);
+        _assertSettingsView(app, _initialSettings(), _initialSettings(), uint64(block.timestamp));
     }
 
     /// Every initial setting is announced by the event its setter emits, in initialisation order.
@@ -105,28 +188,30 @@ contract AppInitializeTest is AppTestBase {
         init.allowedTeeKinds = TDX | SNP;
         init.requireUpToDateTcb = true;
         init.requireGpu = true;
+        init.noticePeriod = 7 days;
         address expected = _nextAppAddress();
+        uint64 now_ = uint64(block.timestamp);
+        IApp.Settings memory initial = _settings(TDX | SNP, true, true, true);
 
         vm.expectEmit(expected);
         emit IERC1967.Upgraded(address(appImplementation));
         vm.expectEmit(expected);
         emit OwnableUpgradeable.OwnershipTransferred(address(0), appOwner);
         vm.expectEmit(expected);
-        emit IApp.AllowedTeeKindsSet(0, TDX | SNP);
+        emit IApp.KeyGenerationBumped(1);
         vm.expectEmit(expected);
-        emit IApp.AnyDeviceSet(true);
+        emit IApp.NoticePeriodSet(7 days);
+        // The initial settings, compose hashes and devices are effective at once.
         vm.expectEmit(expected);
-        emit IApp.RequireUpToDateTcbSet(true);
+        emit IApp.SettingsScheduled(initial, initial, now_);
         vm.expectEmit(expected);
-        emit IApp.RequireGpuSet(true);
+        emit IApp.ComposeHashAdded(COMPOSE_HASH_1, _digest(_provenance("v1")), _provenance("v1"), now_);
         vm.expectEmit(expected);
-        emit IApp.ComposeHashAdded(COMPOSE_HASH_1, _digest(_provenance("v1")), _provenance("v1"));
+        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(_provenance("v2")), _provenance("v2"), now_);
         vm.expectEmit(expected);
-        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(_provenance("v2")), _provenance("v2"));
+        emit IApp.DeviceAdded(DEVICE_1, now_);
         vm.expectEmit(expected);
-        emit IApp.DeviceAdded(DEVICE_1);
-        vm.expectEmit(expected);
-        emit IApp.DeviceAdded(DEVICE_2);
+        emit IApp.DeviceAdded(DEVICE_2, now_);
         vm.expectEmit(expected);
         emit Initializable.Initialized(1);
         vm.expectEmit(address(registry));
@@ -141,28 +226,82 @@ contract AppInitializeTest is AppTestBase {
         assertEq(created.allowedTeeKinds(), TDX | SNP);
         assertEq(created.composeHashProvenance(COMPOSE_HASH_2), _digest(_provenance("v2")));
         assertTrue(created.isDeviceAllowed(DEVICE_2));
+        assertEq(created.noticePeriod(), 7 days);
+        assertEq(created.composeHashEffectiveAt(COMPOSE_HASH_2), now_);
+        assertEq(created.deviceEffectiveAt(DEVICE_2), now_);
+        _assertSettingsView(created, initial, initial, now_);
     }
 
-    /// Settings left at their defaults emit nothing: exactly the proxy, ownership, TEE kinds,
-    /// initialisation and registry events.
+    /// Without compose hashes or devices: exactly the proxy, ownership, key generation, notice
+    /// period, settings, initialisation and registry events.
     function test_MinimalInitEmitsOnlyRequiredEvents() public {
         vm.recordLogs();
         App created = App(registry.createApp(appOwner, _emptyInit(TDX)));
         Vm.Log[] memory logs = vm.getRecordedLogs();
 
-        assertEq(logs.length, 6);
+        assertEq(logs.length, 7);
         assertEq(logs[0].topics[0], IERC1967.Upgraded.selector);
         assertEq(logs[1].topics[0], OwnableUpgradeable.OwnershipTransferred.selector);
         assertEq(logs[2].topics[0], IApp.KeyGenerationBumped.selector);
         assertEq(logs[2].data, abi.encode(uint64(1)));
-        assertEq(logs[3].topics[0], IApp.AllowedTeeKindsSet.selector);
-        assertEq(logs[3].data, abi.encode(uint8(0), TDX));
-        assertEq(logs[4].topics[0], Initializable.Initialized.selector);
-        assertEq(logs[5].topics[0], IKmsRegistry.AppCreated.selector);
-        assertEq(logs[5].emitter, address(registry));
+        assertEq(logs[3].topics[0], IApp.NoticePeriodSet.selector);
+        assertEq(logs[3].data, abi.encode(MIN_NOTICE));
+        assertEq(logs[4].topics[0], IApp.SettingsScheduled.selector);
+        IApp.Settings memory initial = _settings(TDX, false, false, false);
+        assertEq(logs[4].data, abi.encode(initial, initial, uint64(block.timestamp)));
+        assertEq(logs[5].topics[0], Initializable.Initialized.selector);
+        assertEq(logs[6].topics[0], IKmsRegistry.AppCreated.selector);
+        assertEq(logs[6].emitter, address(registry));
         assertEq(created.keyGeneration(), 1);
         assertFalse(created.isComposeHashAllowed(COMPOSE_HASH_1));
         assertFalse(created.isDeviceAllowed(DEVICE_1));
+    }
+
+    /// A new app has no users to warn: its initial compose hashes, devices and settings answer boots
+    /// in the block that created it.
+    function test_InitialSettingsAreEffectiveAtOnce() public {
+        IApp.AppInit memory init = _appInit();
+        init.anyDevice = true;
+        init.allowedTeeKinds = SNP;
+        App created = App(registry.createApp(appOwner, init));
+        BootInfo memory b = _boot(address(created));
+        b.teeKind = TeeKind.SevSnp;
+        b.deviceId = DEVICE_2;
+        _expectVerdict(created, b, "");
+        b.teeKind = TeeKind.Tdx;
+        _expectVerdict(created, b, "tee kind not allowed");
+    }
+
+    /// The notice period may equal the registry's minimum or exceed it.
+    function test_NoticePeriodAtOrAboveTheMinimum() public {
+        IApp.AppInit memory init = _emptyInit(TDX);
+        init.noticePeriod = MIN_NOTICE;
+        assertEq(App(registry.createApp(appOwner, init)).noticePeriod(), MIN_NOTICE);
+        init.noticePeriod = 30 days;
+        assertEq(App(registry.createApp(appOwner, init)).noticePeriod(), 30 days);
+    }
+
+    function test_RevertWhen_NoticePeriodBelowTheMinimum() public {
+        IApp.AppInit memory init = _emptyInit(TDX);
+        init.noticePeriod = MIN_NOTICE - 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(IApp.AppNoticePeriodTooShort.selector, MIN_NOTICE - 1, MIN_NOTICE)
+        );
+        registry.createApp(appOwner, init);
+        init.noticePeriod = 0;
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodTooShort.selector, 0, MIN_NOTICE));
+        registry.createApp(appOwner, init);
+    }
+
+    /// Creation reads the registry's minimum at that time: once governance raises it, a notice
+    /// period that used to suffice is refused.
+    function test_RevertWhen_NoticePeriodBelowARaisedMinimum() public {
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (3 days)));
+        IApp.AppInit memory init = _appInit();
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodTooShort.selector, MIN_NOTICE, 3 days));
+        registry.createApp(appOwner, init);
+        init.noticePeriod = 3 days;
+        assertEq(App(registry.createApp(appOwner, init)).noticePeriod(), 3 days);
     }
 
     function test_AnyoneMayCreateAnAppForAnyOwner() public {
@@ -310,12 +449,13 @@ contract AppComposeHashTest is AppTestBase {
     function test_AddComposeHash() public {
         Provenance memory p = _provenance("v2");
         vm.expectEmit(address(app));
-        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(p), p);
+        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(p), p, _noticeEnd());
         vm.prank(appOwner);
         app.addComposeHash(COMPOSE_HASH_2, p);
 
         assertTrue(app.isComposeHashAllowed(COMPOSE_HASH_2));
         assertEq(app.composeHashProvenance(COMPOSE_HASH_2), _digest(p));
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), _noticeEnd());
         assertTrue(app.isComposeHashAllowed(COMPOSE_HASH_1));
     }
 
@@ -323,7 +463,7 @@ contract AppComposeHashTest is AppTestBase {
         Provenance memory p = _provenance("v2");
         p.artifactDigests = new bytes32[](0);
         vm.expectEmit(address(app));
-        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(p), p);
+        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(p), p, _noticeEnd());
         vm.prank(appOwner);
         app.addComposeHash(COMPOSE_HASH_2, p);
         assertEq(app.composeHashProvenance(COMPOSE_HASH_2), _digest(p));
@@ -333,7 +473,7 @@ contract AppComposeHashTest is AppTestBase {
         bytes32 one = bytes32(uint256(1));
         Provenance memory p = _provenance("one");
         vm.expectEmit(address(app));
-        emit IApp.ComposeHashAdded(one, _digest(p), p);
+        emit IApp.ComposeHashAdded(one, _digest(p), p, _noticeEnd());
         vm.prank(appOwner);
         app.addComposeHash(one, p);
         assertTrue(app.isComposeHashAllowed(one));
@@ -343,7 +483,7 @@ contract AppComposeHashTest is AppTestBase {
         bytes32 allOnes = bytes32(type(uint256).max);
         Provenance memory p = _provenance("max");
         vm.expectEmit(address(app));
-        emit IApp.ComposeHashAdded(allOnes, _digest(p), p);
+        emit IApp.ComposeHashAdded(allOnes, _digest(p), p, _noticeEnd());
         vm.prank(appOwner);
         app.addComposeHash(allOnes, p);
         assertTrue(app.isComposeHashAllowed(allOnes));
@@ -358,18 +498,22 @@ contract AppComposeHashTest is AppTestBase {
 
         assertFalse(app.isComposeHashAllowed(COMPOSE_HASH_1));
         assertEq(app.composeHashProvenance(COMPOSE_HASH_1), bytes32(0));
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_1), 0);
     }
 
-    /// A removed hash may be added again, with a new provenance.
+    /// A removed hash may be added again, with a new provenance; it waits out a fresh notice
+    /// period even though it was effective before.
     function test_ReAddComposeHashAfterRemoval() public {
         vm.startPrank(appOwner);
         app.removeComposeHash(COMPOSE_HASH_1);
         Provenance memory p = _provenance("rebuilt");
         vm.expectEmit(address(app));
-        emit IApp.ComposeHashAdded(COMPOSE_HASH_1, _digest(p), p);
+        emit IApp.ComposeHashAdded(COMPOSE_HASH_1, _digest(p), p, _noticeEnd());
         app.addComposeHash(COMPOSE_HASH_1, p);
         vm.stopPrank();
         assertEq(app.composeHashProvenance(COMPOSE_HASH_1), _digest(p));
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_1), _noticeEnd());
+        _expectVerdict(app, _boot(address(app)), "compose hash not yet effective");
     }
 
     function test_RevertWhen_AddComposeHashByNonOwner() public {
@@ -486,7 +630,7 @@ contract AppComposeHashTest is AppTestBase {
             vm.expectRevert(IApp.AppZeroValue.selector);
         } else {
             vm.expectEmit(address(empty));
-            emit IApp.ComposeHashAdded(composeHash, _digest(p), p);
+            emit IApp.ComposeHashAdded(composeHash, _digest(p), p, _noticeEnd());
         }
         empty.addComposeHash(composeHash, p);
         assertEq(empty.isComposeHashAllowed(composeHash), raw != 0);
@@ -505,7 +649,7 @@ contract AppComposeHashTest is AppTestBase {
 
         vm.startPrank(appOwner);
         vm.expectEmit(address(empty));
-        emit IApp.ComposeHashAdded(composeHash, _digest(p), p);
+        emit IApp.ComposeHashAdded(composeHash, _digest(p), p, _noticeEnd());
         empty.addComposeHash(composeHash, p);
         assertTrue(empty.isComposeHashAllowed(composeHash));
         assertEq(empty.composeHashProvenance(composeHash), _digest(p));
@@ -529,20 +673,21 @@ contract AppComposeHashTest is AppTestBase {
 contract AppDeviceTest is AppTestBase {
     function test_AddDevice() public {
         vm.expectEmit(address(app));
-        emit IApp.DeviceAdded(DEVICE_2);
+        emit IApp.DeviceAdded(DEVICE_2, _noticeEnd());
         vm.prank(appOwner);
         app.addDevice(DEVICE_2);
         assertTrue(app.isDeviceAllowed(DEVICE_2));
+        assertEq(app.deviceEffectiveAt(DEVICE_2), _noticeEnd());
         assertTrue(app.isDeviceAllowed(DEVICE_1));
     }
 
     function test_AddDeviceEdges() public {
         vm.startPrank(appOwner);
         vm.expectEmit(address(app));
-        emit IApp.DeviceAdded(bytes32(uint256(1)));
+        emit IApp.DeviceAdded(bytes32(uint256(1)), _noticeEnd());
         app.addDevice(bytes32(uint256(1)));
         vm.expectEmit(address(app));
-        emit IApp.DeviceAdded(bytes32(type(uint256).max));
+        emit IApp.DeviceAdded(bytes32(type(uint256).max), _noticeEnd());
         app.addDevice(bytes32(type(uint256).max));
         vm.stopPrank();
         assertTrue(app.isDeviceAllowed(bytes32(uint256(1))));
@@ -555,6 +700,7 @@ contract AppDeviceTest is AppTestBase {
         vm.prank(appOwner);
         app.removeDevice(DEVICE_1);
         assertFalse(app.isDeviceAllowed(DEVICE_1));
+        assertEq(app.deviceEffectiveAt(DEVICE_1), 0);
     }
 
     function test_RevertWhen_AddDeviceByNonOwner() public {
@@ -598,7 +744,7 @@ contract AppDeviceTest is AppTestBase {
         bytes32 deviceId = bytes32(bound(raw, 1, type(uint256).max));
         vm.startPrank(appOwner);
         vm.expectEmit(address(empty));
-        emit IApp.DeviceAdded(deviceId);
+        emit IApp.DeviceAdded(deviceId, _noticeEnd());
         empty.addDevice(deviceId);
         assertTrue(empty.isDeviceAllowed(deviceId));
         vm.expectRevert(abi.encodeWithSelector(IApp.AppDeviceAlreadyAllowed.selector, deviceId));
@@ -618,18 +764,23 @@ contract AppDeviceTest is AppTestBase {
 // setAnyDevice / setAllowedTeeKinds / setRequireUpToDateTcb / setRequireGpu
 
 contract AppSettingsTest is AppTestBase {
+    /// Switching any-device on waits out the notice period; switching it off applies at once.
     function test_SetAnyDevice() public {
-        vm.startPrank(appOwner);
-        vm.expectEmit(address(app));
-        emit IApp.AnyDeviceSet(true);
+        IApp.Settings memory on = _settings(ALL_KINDS, true, false, false);
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(app, _initialSettings(), on, effectiveAt);
+        vm.prank(appOwner);
         app.setAnyDevice(true);
+        assertFalse(app.anyDevice());
+        _assertSettingsView(app, _initialSettings(), on, effectiveAt);
+        vm.warp(effectiveAt);
         assertTrue(app.anyDevice());
+        _assertSettingsView(app, on, on, effectiveAt);
 
-        vm.expectEmit(address(app));
-        emit IApp.AnyDeviceSet(false);
+        _expectSettingsScheduled(app, _initialSettings(), _initialSettings(), uint64(block.timestamp));
+        vm.prank(appOwner);
         app.setAnyDevice(false);
         assertFalse(app.anyDevice());
-        vm.stopPrank();
     }
 
     /// The device list is kept while any device is allowed.
@@ -665,26 +816,41 @@ contract AppSettingsTest is AppTestBase {
         assertEq(app.KNOWN_TEE_KINDS() & (uint8(1) << uint8(TeeKind.Unknown)), 0);
     }
 
+    /// Dropped kinds go at once; newly allowed kinds wait out the notice period, and until then
+    /// only the kinds both masks allow are in force (none when they are disjoint).
     function test_SetAllowedTeeKinds() public {
         vm.startPrank(appOwner);
-        vm.expectEmit(address(app));
-        emit IApp.AllowedTeeKindsSet(ALL_KINDS, TDX);
+        _expectSettingsScheduled(
+            app,
+            _settings(TDX, false, false, false),
+            _settings(TDX, false, false, false),
+            uint64(block.timestamp)
+        );
         app.setAllowedTeeKinds(TDX);
         assertEq(app.allowedTeeKinds(), TDX);
 
-        vm.expectEmit(address(app));
-        emit IApp.AllowedTeeKindsSet(TDX, SNP);
+        _expectSettingsScheduled(
+            app, _settings(0, false, false, false), _settings(SNP, false, false, false), _noticeEnd()
+        );
         app.setAllowedTeeKinds(SNP);
+        assertEq(app.allowedTeeKinds(), 0);
+        vm.warp(_noticeEnd());
         assertEq(app.allowedTeeKinds(), SNP);
 
-        vm.expectEmit(address(app));
-        emit IApp.AllowedTeeKindsSet(SNP, SIMULATED);
+        _expectSettingsScheduled(
+            app, _settings(0, false, false, false), _settings(SIMULATED, false, false, false), _noticeEnd()
+        );
         app.setAllowedTeeKinds(SIMULATED);
+        assertEq(app.allowedTeeKinds(), 0);
+        vm.warp(_noticeEnd());
         assertEq(app.allowedTeeKinds(), SIMULATED);
 
-        vm.expectEmit(address(app));
-        emit IApp.AllowedTeeKindsSet(SIMULATED, TDX | SNP);
+        _expectSettingsScheduled(
+            app, _settings(0, false, false, false), _settings(TDX | SNP, false, false, false), _noticeEnd()
+        );
         app.setAllowedTeeKinds(TDX | SNP);
+        assertEq(app.allowedTeeKinds(), 0);
+        vm.warp(_noticeEnd());
         assertEq(app.allowedTeeKinds(), TDX | SNP);
         vm.stopPrank();
     }
@@ -735,33 +901,48 @@ contract AppSettingsTest is AppTestBase {
         app.setAllowedTeeKinds(ALL_KINDS);
     }
 
-    /// Any mask: accepted exactly when it is a non-empty subset of the known kinds and a change.
-    function testFuzz_SetAllowedTeeKinds(uint8 mask) public {
-        uint8 old = app.allowedTeeKinds();
-        bool valid = mask != 0 && (mask & ~app.KNOWN_TEE_KINDS()) == 0;
+    /// Any mask, from any starting mask: accepted exactly when it is a non-empty subset of the
+    /// known kinds and a change; the kinds both masks allow are in force at once, the new mask
+    /// itself after the notice period if it adds a kind, at once otherwise.
+    function testFuzz_SetAllowedTeeKinds(uint8 startSeed, uint8 mask) public {
+        uint8 old = uint8(bound(startSeed, 1, 7) << 1);
+        App subject = App(registry.createApp(appOwner, _emptyInit(old)));
+        bool valid = mask != 0 && (mask & ~subject.KNOWN_TEE_KINDS()) == 0;
+        bool adds = mask & ~old != 0;
+        uint64 effectiveAt = adds ? _noticeEnd() : uint64(block.timestamp);
         vm.prank(appOwner);
         if (mask == old) {
             vm.expectRevert(IApp.AppNoChange.selector);
         } else if (!valid) {
             vm.expectRevert(abi.encodeWithSelector(IApp.AppInvalidTeeKinds.selector, mask));
         } else {
-            vm.expectEmit(address(app));
-            emit IApp.AllowedTeeKindsSet(old, mask);
+            _expectSettingsScheduled(
+                subject,
+                _settings(old & mask, false, false, false),
+                _settings(mask, false, false, false),
+                effectiveAt
+            );
         }
-        app.setAllowedTeeKinds(mask);
-        assertEq(app.allowedTeeKinds(), valid ? mask : old);
+        subject.setAllowedTeeKinds(mask);
+        bool changed = valid && mask != old;
+        assertEq(subject.allowedTeeKinds(), changed ? old & mask : old);
+        vm.warp(effectiveAt);
+        assertEq(subject.allowedTeeKinds(), changed ? mask : old);
     }
 
+    /// Requiring an up-to-date TCB applies at once; dropping the requirement waits out the notice.
     function test_SetRequireUpToDateTcb() public {
+        IApp.Settings memory required = _settings(ALL_KINDS, false, true, false);
         vm.startPrank(appOwner);
-        vm.expectEmit(address(app));
-        emit IApp.RequireUpToDateTcbSet(true);
+        _expectSettingsScheduled(app, required, required, uint64(block.timestamp));
         app.setRequireUpToDateTcb(true);
         assertTrue(app.requireUpToDateTcb());
 
-        vm.expectEmit(address(app));
-        emit IApp.RequireUpToDateTcbSet(false);
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(app, required, _initialSettings(), effectiveAt);
         app.setRequireUpToDateTcb(false);
+        assertTrue(app.requireUpToDateTcb());
+        vm.warp(effectiveAt);
         assertFalse(app.requireUpToDateTcb());
         vm.stopPrank();
     }
@@ -782,16 +963,19 @@ contract AppSettingsTest is AppTestBase {
         vm.stopPrank();
     }
 
+    /// Requiring GPU evidence applies at once; dropping the requirement waits out the notice.
     function test_SetRequireGpu() public {
+        IApp.Settings memory required = _settings(ALL_KINDS, false, false, true);
         vm.startPrank(appOwner);
-        vm.expectEmit(address(app));
-        emit IApp.RequireGpuSet(true);
+        _expectSettingsScheduled(app, required, required, uint64(block.timestamp));
         app.setRequireGpu(true);
         assertTrue(app.requireGpu());
 
-        vm.expectEmit(address(app));
-        emit IApp.RequireGpuSet(false);
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(app, required, _initialSettings(), effectiveAt);
         app.setRequireGpu(false);
+        assertTrue(app.requireGpu());
+        vm.warp(effectiveAt);
         assertFalse(app.requireGpu());
         vm.stopPrank();
     }
@@ -810,6 +994,574 @@ contract AppSettingsTest is AppTestBase {
         vm.expectRevert(IApp.AppNoChange.selector);
         app.setRequireGpu(true);
         vm.stopPrank();
+    }
+
+    /// "No change" compares with the latest (scheduled) settings, not with those in force: repeating
+    /// a pending loosening is refused although the old value still applies.
+    function test_RevertWhen_RepeatingAPendingLoosening() public {
+        vm.startPrank(appOwner);
+        app.setAnyDevice(true);
+        assertFalse(app.anyDevice());
+        vm.expectRevert(IApp.AppNoChange.selector);
+        app.setAnyDevice(true);
+        app.setRequireGpu(true);
+        app.setRequireGpu(false);
+        assertTrue(app.requireGpu());
+        vm.expectRevert(IApp.AppNoChange.selector);
+        app.setRequireGpu(false);
+        vm.stopPrank();
+    }
+}
+
+// =================================================================================================
+// Notice period: loosenings take effect after it, removals and tightenings at once
+
+contract AppNoticePeriodTest is AppTestBase {
+    function setUp() public override {
+        super.setUp();
+        // The OS image, so that boots also reach the app through the registry.
+        _allowOsImage();
+    }
+
+    /// The same verdict from the app and from the registry, which forwards the app's reason.
+    function _expectBoth(App target, BootInfo memory b, string memory expected) internal view {
+        _expectVerdict(target, b, expected);
+        if (bytes(expected).length == 0) _assertAllowed(b);
+        else _assertDenied(b, expected);
+    }
+
+    function _createWith(IApp.AppInit memory init) internal returns (App) {
+        return App(registry.createApp(appOwner, init));
+    }
+
+    function _setMinNotice(uint64 minimum) internal {
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (minimum)));
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Each loosening is refused before its effectiveAt and allowed from exactly then
+
+    function test_AddedComposeHashWaitsForTheNotice() public {
+        uint64 effectiveAt = _noticeEnd();
+        Provenance memory p = _provenance("v2");
+        vm.expectEmit(address(app));
+        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(p), p, effectiveAt);
+        vm.prank(appOwner);
+        app.addComposeHash(COMPOSE_HASH_2, p);
+        assertTrue(app.isComposeHashAllowed(COMPOSE_HASH_2));
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), effectiveAt);
+
+        BootInfo memory b = _boot(address(app));
+        b.composeHash = COMPOSE_HASH_2;
+        _expectBoth(app, b, "compose hash not yet effective");
+        vm.warp(effectiveAt - 1);
+        _expectBoth(app, b, "compose hash not yet effective");
+        vm.warp(effectiveAt);
+        _expectBoth(app, b, "");
+        // The hashes already effective were never interrupted.
+        _expectBoth(app, _boot(address(app)), "");
+    }
+
+    function test_AddedDeviceWaitsForTheNotice() public {
+        uint64 effectiveAt = _noticeEnd();
+        vm.expectEmit(address(app));
+        emit IApp.DeviceAdded(DEVICE_2, effectiveAt);
+        vm.prank(appOwner);
+        app.addDevice(DEVICE_2);
+        assertTrue(app.isDeviceAllowed(DEVICE_2));
+        assertEq(app.deviceEffectiveAt(DEVICE_2), effectiveAt);
+
+        BootInfo memory b = _boot(address(app));
+        b.deviceId = DEVICE_2;
+        _expectBoth(app, b, "device not yet effective");
+        vm.warp(effectiveAt - 1);
+        _expectBoth(app, b, "device not yet effective");
+        vm.warp(effectiveAt);
+        _expectBoth(app, b, "");
+    }
+
+    function test_AnyDeviceWaitsForTheNotice() public {
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(
+            app, _initialSettings(), _settings(ALL_KINDS, true, false, false), effectiveAt
+        );
+        vm.prank(appOwner);
+        app.setAnyDevice(true);
+
+        BootInfo memory b = _boot(address(app));
+        b.deviceId = DEVICE_2;
+        _expectBoth(app, b, "device not allowed");
+        vm.warp(effectiveAt - 1);
+        assertFalse(app.anyDevice());
+        _expectBoth(app, b, "device not allowed");
+        vm.warp(effectiveAt);
+        assertTrue(app.anyDevice());
+        _expectBoth(app, b, "");
+    }
+
+    function test_NewTeeKindWaitsForTheNotice() public {
+        App tdxOnly = _createWith(_emptyInitWithBoot(TDX));
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(
+            tdxOnly,
+            _settings(TDX, false, false, false),
+            _settings(TDX | SNP, false, false, false),
+            effectiveAt
+        );
+        vm.prank(appOwner);
+        tdxOnly.setAllowedTeeKinds(TDX | SNP);
+
+        BootInfo memory snp = _boot(address(tdxOnly));
+        snp.teeKind = TeeKind.SevSnp;
+        BootInfo memory tdx = _boot(address(tdxOnly));
+        _expectVerdict(tdxOnly, snp, "tee kind not allowed");
+        _expectVerdict(tdxOnly, tdx, "");
+        vm.warp(effectiveAt - 1);
+        assertEq(tdxOnly.allowedTeeKinds(), TDX);
+        _expectVerdict(tdxOnly, snp, "tee kind not allowed");
+        vm.warp(effectiveAt);
+        assertEq(tdxOnly.allowedTeeKinds(), TDX | SNP);
+        _expectVerdict(tdxOnly, snp, "");
+        _expectVerdict(tdxOnly, tdx, "");
+    }
+
+    function test_DroppedTcbRequirementWaitsForTheNotice() public {
+        IApp.AppInit memory init = _appInit();
+        init.requireUpToDateTcb = true;
+        App strict = _createWith(init);
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(
+            strict,
+            _settings(ALL_KINDS, false, true, false),
+            _settings(ALL_KINDS, false, false, false),
+            effectiveAt
+        );
+        vm.prank(appOwner);
+        strict.setRequireUpToDateTcb(false);
+
+        BootInfo memory b = _boot(address(strict));
+        b.tcbStatus = TcbStatus.OutOfDate;
+        _expectBoth(strict, b, "tcb not up to date");
+        vm.warp(effectiveAt - 1);
+        assertTrue(strict.requireUpToDateTcb());
+        _expectBoth(strict, b, "tcb not up to date");
+        vm.warp(effectiveAt);
+        assertFalse(strict.requireUpToDateTcb());
+        _expectBoth(strict, b, "");
+    }
+
+    function test_DroppedGpuRequirementWaitsForTheNotice() public {
+        IApp.AppInit memory init = _appInit();
+        init.requireGpu = true;
+        App strict = _createWith(init);
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(
+            strict,
+            _settings(ALL_KINDS, false, false, true),
+            _settings(ALL_KINDS, false, false, false),
+            effectiveAt
+        );
+        vm.prank(appOwner);
+        strict.setRequireGpu(false);
+
+        BootInfo memory b = _boot(address(strict));
+        _expectBoth(strict, b, "gpu evidence required");
+        vm.warp(effectiveAt - 1);
+        assertTrue(strict.requireGpu());
+        _expectBoth(strict, b, "gpu evidence required");
+        vm.warp(effectiveAt);
+        assertFalse(strict.requireGpu());
+        _expectBoth(strict, b, "");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Each removal and tightening applies in the block that makes it
+
+    function test_RemovingAComposeHashIsImmediate() public {
+        _expectBoth(app, _boot(address(app)), "");
+        vm.prank(appOwner);
+        app.removeComposeHash(COMPOSE_HASH_1);
+        _expectBoth(app, _boot(address(app)), "compose hash not allowed");
+    }
+
+    /// Removing a compose hash that is still waiting cancels it: it never takes effect.
+    function test_RemovingAPendingComposeHashCancelsIt() public {
+        uint64 effectiveAt = _noticeEnd();
+        vm.startPrank(appOwner);
+        app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        app.removeComposeHash(COMPOSE_HASH_2);
+        vm.stopPrank();
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), 0);
+        vm.warp(effectiveAt);
+        BootInfo memory b = _boot(address(app));
+        b.composeHash = COMPOSE_HASH_2;
+        _expectBoth(app, b, "compose hash not allowed");
+    }
+
+    function test_RemovingADeviceIsImmediate() public {
+        vm.prank(appOwner);
+        app.removeDevice(DEVICE_1);
+        _expectBoth(app, _boot(address(app)), "device not allowed");
+    }
+
+    function test_SwitchingAnyDeviceOffIsImmediate() public {
+        IApp.AppInit memory init = _appInit();
+        init.anyDevice = true;
+        App open = _createWith(init);
+        BootInfo memory b = _boot(address(open));
+        b.deviceId = DEVICE_2;
+        _expectBoth(open, b, "");
+
+        _expectSettingsScheduled(open, _initialSettings(), _initialSettings(), uint64(block.timestamp));
+        vm.prank(appOwner);
+        open.setAnyDevice(false);
+        assertFalse(open.anyDevice());
+        _expectBoth(open, b, "device not allowed");
+    }
+
+    function test_DroppingATeeKindIsImmediate() public {
+        IApp.Settings memory tdxOnly = _settings(TDX, false, false, false);
+        _expectSettingsScheduled(app, tdxOnly, tdxOnly, uint64(block.timestamp));
+        vm.prank(appOwner);
+        app.setAllowedTeeKinds(TDX);
+        BootInfo memory b = _boot(address(app));
+        b.teeKind = TeeKind.SevSnp;
+        _expectVerdict(app, b, "tee kind not allowed");
+        b.teeKind = TeeKind.Simulated;
+        _expectVerdict(app, b, "tee kind not allowed");
+        _expectBoth(app, _boot(address(app)), "");
+    }
+
+    function test_RequiringAnUpToDateTcbIsImmediate() public {
+        IApp.Settings memory required = _settings(ALL_KINDS, false, true, false);
+        _expectSettingsScheduled(app, required, required, uint64(block.timestamp));
+        vm.prank(appOwner);
+        app.setRequireUpToDateTcb(true);
+        BootInfo memory b = _boot(address(app));
+        b.tcbStatus = TcbStatus.SwHardeningNeeded;
+        _expectBoth(app, b, "tcb not up to date");
+    }
+
+    function test_RequiringGpuEvidenceIsImmediate() public {
+        IApp.Settings memory required = _settings(ALL_KINDS, false, false, true);
+        _expectSettingsScheduled(app, required, required, uint64(block.timestamp));
+        vm.prank(appOwner);
+        app.setRequireGpu(true);
+        _expectBoth(app, _boot(address(app)), "gpu evidence required");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Combined and repeated changes
+
+    /// A change of TEE kinds that drops one kind and adds another: the dropped kind goes at once,
+    /// the added one comes after the notice period, the kept one never stops.
+    function test_MixedTeeKindChange() public {
+        App subject = _createWith(_emptyInitWithBoot(TDX | SNP));
+        uint64 effectiveAt = _noticeEnd();
+        _expectSettingsScheduled(
+            subject,
+            _settings(SNP, false, false, false),
+            _settings(SNP | SIMULATED, false, false, false),
+            effectiveAt
+        );
+        vm.prank(appOwner);
+        subject.setAllowedTeeKinds(SNP | SIMULATED);
+
+        BootInfo memory tdx = _boot(address(subject));
+        BootInfo memory snp = _boot(address(subject));
+        snp.teeKind = TeeKind.SevSnp;
+        BootInfo memory simulated = _boot(address(subject));
+        simulated.teeKind = TeeKind.Simulated;
+
+        assertEq(subject.allowedTeeKinds(), SNP);
+        _expectVerdict(subject, tdx, "tee kind not allowed");
+        _expectVerdict(subject, snp, "");
+        _expectVerdict(subject, simulated, "tee kind not allowed");
+        vm.warp(effectiveAt - 1);
+        _expectVerdict(subject, tdx, "tee kind not allowed");
+        _expectVerdict(subject, simulated, "tee kind not allowed");
+        vm.warp(effectiveAt);
+        assertEq(subject.allowedTeeKinds(), SNP | SIMULATED);
+        _expectVerdict(subject, tdx, "tee kind not allowed");
+        _expectVerdict(subject, snp, "");
+        _expectVerdict(subject, simulated, "");
+    }
+
+    /// A second loosening while the first waits restarts the timer for both.
+    function test_ASecondLooseningRestartsTheTimer() public {
+        App subject = _createWith(_emptyInitWithBoot(TDX));
+        uint64 firstEnd = _noticeEnd();
+        vm.prank(appOwner);
+        subject.setAnyDevice(true);
+
+        vm.warp(block.timestamp + MIN_NOTICE / 2);
+        uint64 secondEnd = _noticeEnd();
+        _expectSettingsScheduled(
+            subject, _settings(TDX, false, false, false), _settings(TDX | SNP, true, false, false), secondEnd
+        );
+        vm.prank(appOwner);
+        subject.setAllowedTeeKinds(TDX | SNP);
+
+        BootInfo memory b = _boot(address(subject));
+        b.deviceId = DEVICE_2;
+        vm.warp(firstEnd);
+        assertFalse(subject.anyDevice());
+        _expectVerdict(subject, b, "device not allowed");
+        vm.warp(secondEnd - 1);
+        _expectVerdict(subject, b, "device not allowed");
+        vm.warp(secondEnd);
+        assertTrue(subject.anyDevice());
+        assertEq(subject.allowedTeeKinds(), TDX | SNP);
+        _expectVerdict(subject, b, "");
+    }
+
+    /// A tightening while a loosening waits applies at once, and restarts the loosening's timer.
+    function test_ATighteningWhileALooseningWaitsRestartsTheTimer() public {
+        uint64 firstEnd = _noticeEnd();
+        vm.prank(appOwner);
+        app.setAnyDevice(true);
+
+        vm.warp(block.timestamp + MIN_NOTICE / 2);
+        uint64 secondEnd = _noticeEnd();
+        _expectSettingsScheduled(
+            app, _settings(ALL_KINDS, false, false, true), _settings(ALL_KINDS, true, false, true), secondEnd
+        );
+        vm.prank(appOwner);
+        app.setRequireGpu(true);
+        _expectBoth(app, _boot(address(app)), "gpu evidence required");
+
+        BootInfo memory b = _boot(address(app));
+        b.deviceId = DEVICE_2;
+        b.gpuEvidenceHash = keccak256("gpu evidence");
+        vm.warp(firstEnd);
+        _expectVerdict(app, b, "device not allowed");
+        vm.warp(secondEnd);
+        _expectVerdict(app, b, "");
+    }
+
+    /// Taking back a loosening that still waits cancels it at once.
+    function test_UndoingAWaitingLooseningCancelsIt() public {
+        uint64 effectiveAt = _noticeEnd();
+        vm.startPrank(appOwner);
+        app.setAnyDevice(true);
+        vm.warp(block.timestamp + 1 hours);
+        _expectSettingsScheduled(app, _initialSettings(), _initialSettings(), uint64(block.timestamp));
+        app.setAnyDevice(false);
+        vm.stopPrank();
+        _assertSettingsView(app, _initialSettings(), _initialSettings(), uint64(block.timestamp));
+        vm.warp(effectiveAt);
+        assertFalse(app.anyDevice());
+        BootInfo memory b = _boot(address(app));
+        b.deviceId = DEVICE_2;
+        _expectVerdict(app, b, "device not allowed");
+    }
+
+    /// A loosening that has taken effect stays in force through a later tightening of another
+    /// setting (which loosens nothing, so it applies at once).
+    function test_ATighteningAfterALooseningTookEffectKeepsIt() public {
+        vm.prank(appOwner);
+        app.setAnyDevice(true);
+        vm.warp(_noticeEnd());
+        IApp.Settings memory next = _settings(ALL_KINDS, true, false, true);
+        _expectSettingsScheduled(app, next, next, uint64(block.timestamp));
+        vm.prank(appOwner);
+        app.setRequireGpu(true);
+        assertTrue(app.anyDevice());
+        BootInfo memory b = _boot(address(app));
+        b.deviceId = DEVICE_2;
+        b.gpuEvidenceHash = keccak256("gpu evidence");
+        _expectVerdict(app, b, "");
+    }
+
+    /// Compose hashes and devices each keep their own time: a later addition does not move an
+    /// earlier one.
+    function test_AdditionsKeepTheirOwnTimes() public {
+        uint64 firstEnd = _noticeEnd();
+        vm.prank(appOwner);
+        app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(appOwner);
+        app.addDevice(DEVICE_2);
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), firstEnd);
+        assertEq(app.deviceEffectiveAt(DEVICE_2), firstEnd + 1 hours);
+
+        BootInfo memory b = _boot(address(app));
+        b.composeHash = COMPOSE_HASH_2;
+        vm.warp(firstEnd);
+        _expectVerdict(app, b, "");
+        b.deviceId = DEVICE_2;
+        _expectVerdict(app, b, "device not yet effective");
+        vm.warp(firstEnd + 1 hours);
+        _expectVerdict(app, b, "");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The app's notice period and the registry's minimum
+
+    /// An app may ask for more notice than the registry's minimum; its own period then applies.
+    function test_TheAppsLongerNoticePeriodApplies() public {
+        IApp.AppInit memory init = _appInit();
+        init.noticePeriod = 7 days;
+        App patient = _createWith(init);
+        uint64 effectiveAt = uint64(block.timestamp) + 7 days;
+        vm.startPrank(appOwner);
+        patient.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        patient.addDevice(DEVICE_2);
+        _expectSettingsScheduled(
+            patient, _initialSettings(), _settings(ALL_KINDS, true, false, false), effectiveAt
+        );
+        patient.setAnyDevice(true);
+        vm.stopPrank();
+        assertEq(patient.composeHashEffectiveAt(COMPOSE_HASH_2), effectiveAt);
+        assertEq(patient.deviceEffectiveAt(DEVICE_2), effectiveAt);
+
+        BootInfo memory b = _boot(address(patient));
+        b.composeHash = COMPOSE_HASH_2;
+        vm.warp(_noticeEnd());
+        _expectBoth(patient, b, "compose hash not yet effective");
+        vm.warp(effectiveAt);
+        _expectBoth(patient, b, "");
+    }
+
+    /// Once governance raises the minimum above an app's notice period, the app's loosenings wait
+    /// the registry's minimum.
+    function test_ARaisedRegistryMinimumApplies() public {
+        _setMinNotice(3 days);
+        uint64 effectiveAt = uint64(block.timestamp) + 3 days;
+        Provenance memory p = _provenance("v2");
+        vm.expectEmit(address(app));
+        emit IApp.ComposeHashAdded(COMPOSE_HASH_2, _digest(p), p, effectiveAt);
+        vm.prank(appOwner);
+        app.addComposeHash(COMPOSE_HASH_2, p);
+        vm.expectEmit(address(app));
+        emit IApp.DeviceAdded(DEVICE_2, effectiveAt);
+        vm.prank(appOwner);
+        app.addDevice(DEVICE_2);
+        _expectSettingsScheduled(
+            app, _initialSettings(), _settings(ALL_KINDS, true, false, false), effectiveAt
+        );
+        vm.prank(appOwner);
+        app.setAnyDevice(true);
+        assertEq(app.noticePeriod(), MIN_NOTICE);
+
+        BootInfo memory b = _boot(address(app));
+        b.composeHash = COMPOSE_HASH_2;
+        // The app's own period has passed; the registry's has not.
+        vm.warp(_noticeEnd() + 1 hours);
+        _expectBoth(app, b, "compose hash not yet effective");
+        assertFalse(app.anyDevice());
+        vm.warp(effectiveAt);
+        _expectBoth(app, b, "");
+        assertTrue(app.anyDevice());
+    }
+
+    /// A change of the registry's minimum does not move what is already scheduled: it applies to
+    /// the loosenings made after it.
+    function test_ARaisedRegistryMinimumLeavesScheduledChanges() public {
+        uint64 effectiveAt = _noticeEnd();
+        vm.prank(appOwner);
+        app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        _setMinNotice(3 days);
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), effectiveAt);
+        vm.prank(appOwner);
+        app.addDevice(DEVICE_2);
+        assertEq(app.deviceEffectiveAt(DEVICE_2), uint64(block.timestamp) + 3 days);
+    }
+
+    /// Lowering the registry's minimum below an app's notice period leaves the app's period in force.
+    function test_ALoweredRegistryMinimumLeavesTheAppsPeriod() public {
+        _setMinNotice(0);
+        vm.prank(appOwner);
+        app.addDevice(DEVICE_2);
+        assertEq(app.deviceEffectiveAt(DEVICE_2), _noticeEnd());
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // setNoticePeriod
+
+    function test_SetNoticePeriod() public {
+        uint64 scheduledEarlier = _noticeEnd();
+        vm.prank(appOwner);
+        app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+
+        vm.expectEmit(address(app));
+        emit IApp.NoticePeriodSet(5 days);
+        vm.prank(appOwner);
+        app.setNoticePeriod(5 days);
+        assertEq(app.noticePeriod(), 5 days);
+
+        // Later loosenings wait the new period; what was scheduled keeps its time.
+        vm.prank(appOwner);
+        app.addDevice(DEVICE_2);
+        assertEq(app.deviceEffectiveAt(DEVICE_2), uint64(block.timestamp) + 5 days);
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), scheduledEarlier);
+
+        vm.expectEmit(address(app));
+        emit IApp.NoticePeriodSet(5 days + 1);
+        vm.prank(appOwner);
+        app.setNoticePeriod(5 days + 1);
+        assertEq(app.noticePeriod(), 5 days + 1);
+    }
+
+    function test_RevertWhen_SetNoticePeriodDecreases() public {
+        vm.startPrank(appOwner);
+        vm.expectRevert(
+            abi.encodeWithSelector(IApp.AppNoticePeriodDecrease.selector, MIN_NOTICE, MIN_NOTICE - 1)
+        );
+        app.setNoticePeriod(MIN_NOTICE - 1);
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodDecrease.selector, MIN_NOTICE, 0));
+        app.setNoticePeriod(0);
+        app.setNoticePeriod(3 days);
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodDecrease.selector, 3 days, 2 days));
+        app.setNoticePeriod(2 days);
+        vm.stopPrank();
+        assertEq(app.noticePeriod(), 3 days);
+    }
+
+    /// Setting the current period again is not growth.
+    function test_RevertWhen_SetNoticePeriodUnchanged() public {
+        vm.prank(appOwner);
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodDecrease.selector, MIN_NOTICE, MIN_NOTICE));
+        app.setNoticePeriod(MIN_NOTICE);
+    }
+
+    function test_RevertWhen_SetNoticePeriodByNonOwner() public {
+        vm.prank(stranger);
+        vm.expectRevert(_unauthorized(stranger));
+        app.setNoticePeriod(3 days);
+        // Not governance either: the period is the app owner's promise.
+        vm.prank(address(timelock));
+        vm.expectRevert(_unauthorized(address(timelock)));
+        app.setNoticePeriod(3 days);
+        assertEq(app.noticePeriod(), MIN_NOTICE);
+    }
+
+    /// Any sequence of requests: each is accepted exactly when it exceeds the current period.
+    function testFuzz_SetNoticePeriodOnlyGrows(uint64[4] memory requests) public {
+        uint64 current = MIN_NOTICE;
+        vm.startPrank(appOwner);
+        for (uint256 i = 0; i < requests.length; ++i) {
+            uint64 requested = uint64(bound(requests[i], 0, 4 * MIN_NOTICE));
+            if (requested <= current) {
+                vm.expectRevert(
+                    abi.encodeWithSelector(IApp.AppNoticePeriodDecrease.selector, current, requested)
+                );
+            } else {
+                vm.expectEmit(address(app));
+                emit IApp.NoticePeriodSet(requested);
+            }
+            app.setNoticePeriod(requested);
+            if (requested > current) current = requested;
+            assertEq(app.noticePeriod(), current);
+        }
+        vm.stopPrank();
+    }
+
+    /// An app allowing only `mask`, with the fixture's compose hash and device, so that `_boot`
+    /// boots reach its TEE-kind check.
+    function _emptyInitWithBoot(uint8 mask) internal pure returns (IApp.AppInit memory init) {
+        init = _appInit();
+        init.allowedTeeKinds = mask;
     }
 }
 
@@ -983,6 +1735,14 @@ contract AppFreezeTest is AppTestBase {
         app.setRequireGpu(true);
     }
 
+    function test_RevertWhen_SetNoticePeriodAfterFreeze() public {
+        _freeze();
+        vm.prank(appOwner);
+        vm.expectRevert(IApp.AppIsFrozen.selector);
+        app.setNoticePeriod(MIN_NOTICE + 1);
+        assertEq(app.noticePeriod(), MIN_NOTICE);
+    }
+
     function test_RevertWhen_BumpKeyGenerationAfterFreeze() public {
         _freeze();
         vm.prank(appOwner);
@@ -1053,6 +1813,28 @@ contract AppFreezeTest is AppTestBase {
         assertEq(app.keyGeneration(), 1);
     }
 
+    /// Freezing fixes what was decided, including what was announced: a compose hash, a device and
+    /// settings scheduled before the freeze still take effect at their time.
+    function test_ChangesScheduledBeforeTheFreezeStillTakeEffect() public {
+        uint64 effectiveAt = _noticeEnd();
+        vm.startPrank(appOwner);
+        app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        app.addDevice(DEVICE_2);
+        app.setRequireGpu(true);
+        app.setRequireGpu(false);
+        app.freeze();
+        vm.stopPrank();
+        BootInfo memory b = _boot(address(app));
+        b.composeHash = COMPOSE_HASH_2;
+        _expectVerdict(app, b, "compose hash not yet effective");
+        b.composeHash = COMPOSE_HASH_1;
+        _expectVerdict(app, b, "gpu evidence required");
+        vm.warp(effectiveAt);
+        b.composeHash = COMPOSE_HASH_2;
+        b.deviceId = DEVICE_2;
+        _expectVerdict(app, b, "");
+    }
+
     function _freeze() internal {
         vm.prank(appOwner);
         app.freeze();
@@ -1060,7 +1842,7 @@ contract AppFreezeTest is AppTestBase {
 
     /// Every owner call that changes the app, each valid in the unfrozen state.
     function _ownerCalls() internal view returns (bytes[] memory calls) {
-        calls = new bytes[](13);
+        calls = new bytes[](14);
         calls[0] = abi.encodeCall(App.addComposeHash, (COMPOSE_HASH_2, _provenance("v2")));
         calls[1] = abi.encodeCall(App.removeComposeHash, (COMPOSE_HASH_1));
         calls[2] = abi.encodeCall(App.addDevice, (DEVICE_2));
@@ -1074,6 +1856,7 @@ contract AppFreezeTest is AppTestBase {
         calls[10] = abi.encodeCall(App.transferOwnership, (newOwner));
         calls[11] = abi.encodeCall(App.renounceOwnership, ());
         calls[12] = abi.encodeCall(UUPSUpgradeable.upgradeToAndCall, (address(nextImplementation), ""));
+        calls[13] = abi.encodeCall(App.setNoticePeriod, (MIN_NOTICE + 1));
     }
 }
 
@@ -1269,7 +2052,9 @@ contract AppUpgradeTest is AppTestBase {
     }
 
     function test_UpgradeToGovernedImplementationPreservesState() public {
+        uint64 effectiveAt = _noticeEnd();
         vm.startPrank(appOwner);
+        app.setNoticePeriod(MIN_NOTICE + 1 hours);
         app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
         app.removeComposeHash(COMPOSE_HASH_1);
         app.addDevice(DEVICE_2);
@@ -1303,6 +2088,17 @@ contract AppUpgradeTest is AppTestBase {
         assertEq(app.composeHashProvenance(COMPOSE_HASH_2), _digest(_provenance("v2")));
         assertTrue(app.isDeviceAllowed(DEVICE_1));
         assertTrue(app.isDeviceAllowed(DEVICE_2));
+        assertEq(app.noticePeriod(), MIN_NOTICE + 1 hours);
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), effectiveAt + 1 hours);
+        assertEq(app.deviceEffectiveAt(DEVICE_2), effectiveAt + 1 hours);
+        // The pending any-device switch is still pending; the tightenings are in force.
+        _assertSettingsView(
+            app,
+            _settings(TDX | SNP, false, true, true),
+            _settings(TDX | SNP, true, true, true),
+            effectiveAt + 1 hours
+        );
+        vm.warp(effectiveAt + 1 hours);
         assertTrue(app.anyDevice());
         assertEq(app.allowedTeeKinds(), TDX | SNP);
         assertTrue(app.requireUpToDateTcb());
@@ -1358,7 +2154,38 @@ contract AppViewsTest is AppTestBase {
         assertEq(app.UPGRADE_INTERFACE_VERSION(), "5.0.0");
         assertFalse(app.isComposeHashAllowed(bytes32(0)));
         assertEq(app.composeHashProvenance(bytes32(0)), bytes32(0));
+        assertEq(app.composeHashEffectiveAt(bytes32(0)), 0);
         assertFalse(app.isDeviceAllowed(bytes32(0)));
+        assertEq(app.deviceEffectiveAt(bytes32(0)), 0);
+        assertEq(app.noticePeriod(), MIN_NOTICE);
+    }
+
+    /// settings() returns the settings in force, the latest ones and when these take effect; once
+    /// that time has come, the two agree.
+    function test_SettingsView() public {
+        uint64 created = uint64(block.timestamp);
+        _assertSettingsView(app, _initialSettings(), _initialSettings(), created);
+
+        vm.startPrank(appOwner);
+        app.setRequireGpu(true);
+        uint64 tightenedAt = uint64(block.timestamp);
+        IApp.Settings memory gpu = _settings(ALL_KINDS, false, false, true);
+        _assertSettingsView(app, gpu, gpu, tightenedAt);
+
+        vm.warp(block.timestamp + 1 hours);
+        uint64 effectiveAt = _noticeEnd();
+        app.setAllowedTeeKinds(TDX | SIMULATED);
+        app.setAnyDevice(true);
+        vm.stopPrank();
+        IApp.Settings memory current = _settings(TDX | SIMULATED, false, false, true);
+        IApp.Settings memory scheduled = _settings(TDX | SIMULATED, true, false, true);
+        _assertSettingsView(app, current, scheduled, effectiveAt);
+        vm.warp(effectiveAt - 1);
+        _assertSettingsView(app, current, scheduled, effectiveAt);
+        vm.warp(effectiveAt);
+        _assertSettingsView(app, scheduled, scheduled, effectiveAt);
+        vm.warp(effectiveAt + 365 days);
+        _assertSettingsView(app, scheduled, scheduled, effectiveAt);
     }
 
     /// The implementation holds no app state of its own.
@@ -1366,6 +2193,7 @@ contract AppViewsTest is AppTestBase {
         assertEq(appImplementation.owner(), address(0));
         assertEq(appImplementation.keyGeneration(), 0);
         assertEq(appImplementation.allowedTeeKinds(), 0);
+        assertEq(appImplementation.noticePeriod(), 0);
         assertFalse(appImplementation.isComposeHashAllowed(COMPOSE_HASH_1));
     }
 
@@ -1384,10 +2212,12 @@ contract AppViewsTest is AppTestBase {
             keccak256(abi.encode(uint256(keccak256("covenant.storage.App")) - 1)) & ~bytes32(uint256(0xff));
         assertEq(location, 0xfb9641096339c723e20eedb6bd940d8af9de2429fe53a2160ce4d3420fdd8400);
 
+        uint64 effectiveAt = _noticeEnd();
         vm.startPrank(appOwner);
         app.setAllowedTeeKinds(TDX | SIMULATED);
         app.setAnyDevice(true);
         app.setRequireGpu(true);
+        app.addDevice(DEVICE_2);
         app.bumpKeyGeneration();
         app.freeze();
         vm.stopPrank();
@@ -1398,6 +2228,7 @@ contract AppViewsTest is AppTestBase {
         assertEq(
             vm.load(address(app), keccak256(abi.encode(DEVICE_1, uint256(location) + 1))), bytes32(uint256(1))
         );
+        // Wave 1's fields, then the notice period packed after them.
         uint256 packed = uint256(vm.load(address(app), bytes32(uint256(location) + 2)));
         assertEq(packed & type(uint64).max, 2, "keyGeneration");
         assertEq((packed >> 64) & 0xff, TDX | SIMULATED, "allowedTeeKinds");
@@ -1405,7 +2236,24 @@ contract AppViewsTest is AppTestBase {
         assertEq((packed >> 80) & 0xff, 0, "requireUpToDateTcb");
         assertEq((packed >> 88) & 0xff, 1, "requireGpu");
         assertEq((packed >> 96) & 0xff, 1, "frozen");
-        assertEq(packed >> 104, 0);
+        assertEq((packed >> 104) & type(uint64).max, MIN_NOTICE, "noticePeriod");
+        assertEq(packed >> 168, 0);
+        assertEq(
+            uint256(vm.load(address(app), keccak256(abi.encode(COMPOSE_HASH_1, uint256(location) + 3)))),
+            block.timestamp,
+            "composeHashEffectiveAt"
+        );
+        assertEq(
+            uint256(vm.load(address(app), keccak256(abi.encode(DEVICE_2, uint256(location) + 4)))),
+            effectiveAt,
+            "deviceEffectiveAt"
+        );
+        // The settings in force until settingsEffectiveAt: TDX | SIMULATED, not any device, GPU.
+        uint256 before = uint256(vm.load(address(app), bytes32(uint256(location) + 5)));
+        assertEq(before, uint256(TDX | SIMULATED) | (uint256(1) << 24), "settingsBefore");
+        assertEq(
+            uint256(vm.load(address(app), bytes32(uint256(location) + 6))), effectiveAt, "settingsEffectiveAt"
+        );
     }
 }
 
@@ -1468,11 +2316,14 @@ contract AppIsAppAllowedTest is AppTestBase {
         _expect(b, false, "device not allowed");
     }
 
+    /// Once in force (after the notice period), any device may run the app.
     function test_AnyDeviceAllowsUnlistedDevices() public {
         vm.prank(appOwner);
         app.setAnyDevice(true);
         BootInfo memory b = _good();
         b.deviceId = DEVICE_2;
+        _expect(b, false, "device not allowed");
+        vm.warp(_noticeEnd());
         _expect(b, true, "");
         b.deviceId = bytes32(0);
         _expect(b, true, "");
@@ -1519,6 +2370,7 @@ contract AppIsAppAllowedTest is AppTestBase {
     function test_AnyTcbStatusWhenNotRequired() public {
         vm.prank(appOwner);
         app.setRequireUpToDateTcb(false);
+        vm.warp(_noticeEnd());
         BootInfo memory b = _good();
         for (uint8 s = 0; s <= uint8(TcbStatus.Revoked); ++s) {
             b.tcbStatus = TcbStatus(s);
@@ -1535,6 +2387,7 @@ contract AppIsAppAllowedTest is AppTestBase {
     function test_NoGpuEvidenceWhenNotRequired() public {
         vm.prank(appOwner);
         app.setRequireGpu(false);
+        vm.warp(_noticeEnd());
         BootInfo memory b = _good();
         b.gpuEvidenceHash = bytes32(0);
         _expect(b, true, "");
@@ -1559,15 +2412,19 @@ contract AppIsAppAllowedTest is AppTestBase {
     /// Starting from a boot that breaks every condition, fixing them one at a time yields each
     /// reason in the documented order, then the allowed verdict.
     function test_ReasonsInOrder() public {
-        vm.prank(appOwner);
+        vm.startPrank(appOwner);
         app.setAllowedTeeKinds(TDX);
+        app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        app.addDevice(DEVICE_2);
+        vm.stopPrank();
         BootInfo memory b = BootInfo({
             appId: stranger,
-            composeHash: COMPOSE_HASH_2,
+            composeHash: keccak256("app-compose v3"),
             instanceId: bytes20(0),
-            deviceId: DEVICE_2,
+            deviceId: keccak256("device-3"),
             mrAggregated: bytes32(0),
             osImageHash: bytes32(0),
+            osMeasurement: bytes32(0),
             teeKind: TeeKind.SevSnp,
             tcbStatus: TcbStatus.OutOfDate,
             gpuEvidenceHash: bytes32(0),
@@ -1576,8 +2433,12 @@ contract AppIsAppAllowedTest is AppTestBase {
         _expect(b, false, "app id mismatch");
         b.appId = address(app);
         _expect(b, false, "compose hash not allowed");
+        b.composeHash = COMPOSE_HASH_2;
+        _expect(b, false, "compose hash not yet effective");
         b.composeHash = COMPOSE_HASH_1;
         _expect(b, false, "device not allowed");
+        b.deviceId = DEVICE_2;
+        _expect(b, false, "device not yet effective");
         b.deviceId = DEVICE_1;
         _expect(b, false, "tee kind not allowed");
         b.teeKind = TeeKind.Tdx;
@@ -1596,6 +2457,7 @@ contract AppIsAppAllowedTest is AppTestBase {
     function test_IgnoresRegistryOnlyFields() public view {
         BootInfo memory b = _good();
         b.osImageHash = bytes32(0);
+        b.osMeasurement = bytes32(0);
         b.mrAggregated = bytes32(0);
         _expect(b, true, "");
     }
@@ -1606,6 +2468,10 @@ contract AppIsAppAllowedTest is AppTestBase {
         bool requireTcb;
         bool requireGpu;
         uint256 bumps;
+        bool addComposeHash;
+        bool addDevice;
+        /// Seconds between the changes and the boot: before, at or after the notice period's end.
+        uint256 elapsed;
     }
 
     /// Each of the eight checked fields is broken when its 2-bit slice of `faults` is zero (one time in
@@ -1618,10 +2484,11 @@ contract AppIsAppAllowedTest is AppTestBase {
         bytes32 noise;
     }
 
-    /// Whatever the settings and the boot, the verdict and reason equal an independent
-    /// recomputation of the documented checks, in order, from the app's views.
+    /// Whatever the settings, the time since they changed and the boot, the verdict and reason
+    /// equal an independent recomputation of the documented checks, in order, from the app's views.
     function testFuzz_VerdictMatchesViews(FuzzSettings memory s, FuzzBoot memory f) public {
         _apply(s);
+        vm.warp(block.timestamp + bound(s.elapsed, 0, 2 * MIN_NOTICE));
         BootInfo memory b = _fuzzBoot(f);
 
         string memory expected = _recompute(b);
@@ -1642,13 +2509,20 @@ contract AppIsAppAllowedTest is AppTestBase {
         for (uint256 i = 0; i < bumps; ++i) {
             app.bumpKeyGeneration();
         }
+        if (s.addComposeHash) app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        if (s.addDevice) app.addDevice(DEVICE_2);
         vm.stopPrank();
     }
 
     function _fuzzBoot(FuzzBoot memory f) internal view returns (BootInfo memory b) {
         b.appId = _fault(f, 0) ? address(uint160(uint256(keccak256(abi.encode(f.noise))))) : address(app);
-        b.composeHash = _fault(f, 1) ? keccak256(abi.encode("compose", f.noise)) : COMPOSE_HASH_1;
-        b.deviceId = _fault(f, 2) ? keccak256(abi.encode("device", f.noise)) : DEVICE_1;
+        // A fault picks an unlisted value or the one the fuzzed settings may have added lately.
+        b.composeHash = _fault(f, 1)
+            ? (uint256(f.noise) % 2 == 0 ? keccak256(abi.encode("compose", f.noise)) : COMPOSE_HASH_2)
+            : COMPOSE_HASH_1;
+        b.deviceId = _fault(f, 2)
+            ? (uint256(f.noise) % 3 == 0 ? keccak256(abi.encode("device", f.noise)) : DEVICE_2)
+            : DEVICE_1;
         b.teeKind =
             _fault(f, 3) ? TeeKind(bound(f.teeKind, 0, uint256(type(TeeKind).max))) : _allowedKind(f.teeKind);
         b.tcbStatus = _fault(f, 4)
@@ -1681,7 +2555,13 @@ contract AppIsAppAllowedTest is AppTestBase {
     function _recompute(BootInfo memory b) internal view returns (string memory) {
         if (b.appId != address(app)) return "app id mismatch";
         if (!app.isComposeHashAllowed(b.composeHash)) return "compose hash not allowed";
-        if (!app.anyDevice() && !app.isDeviceAllowed(b.deviceId)) return "device not allowed";
+        if (block.timestamp < app.composeHashEffectiveAt(b.composeHash)) {
+            return "compose hash not yet effective";
+        }
+        if (!app.anyDevice()) {
+            if (!app.isDeviceAllowed(b.deviceId)) return "device not allowed";
+            if (block.timestamp < app.deviceEffectiveAt(b.deviceId)) return "device not yet effective";
+        }
         if (app.allowedTeeKinds() & (uint8(1) << uint8(b.teeKind)) == 0) return "tee kind not allowed";
         if (app.requireUpToDateTcb() && b.tcbStatus != TcbStatus.UpToDate) return "tcb not up to date";
         if (app.requireGpu() && b.gpuEvidenceHash == bytes32(0)) return "gpu evidence required";

@@ -37,9 +37,36 @@ abstract contract DomainRegistryTestBase is CovenantFixture {
         return keccak256(bytes(domain));
     }
 
-    function _bind(string memory domain, address target) internal {
+    /// `target`'s owner claims `domain` for it.
+    function _claim(string memory domain, address target) internal {
         vm.prank(App(target).owner());
-        domains.bindDomain(domain, target);
+        domains.claimDomain(domain, target);
+    }
+
+    function _notClaimed(string memory domain, address target) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(IDomainRegistry.DomainRegistryNotClaimed.selector, domain, target);
+    }
+
+    /// The registry's ERC-7201 namespace.
+    function _location() internal pure returns (bytes32) {
+        return keccak256(abi.encode(uint256(keccak256("covenant.storage.DomainRegistry")) - 1))
+            & ~bytes32(uint256(0xff));
+    }
+
+    /// Writes a wave-1 binding of `domain` to `target`, as a registry upgraded from wave 1 holds it
+    /// (the `apps` mapping, first in the namespace).
+    function _storeWave1Binding(string memory domain, address target) internal {
+        vm.store(
+            address(domains),
+            keccak256(abi.encode(_hash(domain), _location())),
+            bytes32(uint256(uint160(target)))
+        );
+    }
+
+    function _wave1Binding(string memory domain) internal view returns (address) {
+        return address(
+            uint160(uint256(vm.load(address(domains), keccak256(abi.encode(_hash(domain), _location())))))
+        );
     }
 
     function _unauthorized(address caller) internal pure returns (bytes memory) {
@@ -65,57 +92,103 @@ abstract contract DomainRegistryTestBase is CovenantFixture {
 }
 
 // =================================================================================================
-// bindDomain
+// claimDomain
 
-contract DomainRegistryBindTest is DomainRegistryTestBase {
-    function test_BindDomain() public {
+contract DomainRegistryClaimTest is DomainRegistryTestBase {
+    function test_ClaimDomain() public {
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainBound(_hash(DOMAIN), DOMAIN, address(app));
+        emit IDomainRegistry.DomainClaimed(_hash(DOMAIN), DOMAIN, address(app));
         vm.prank(appOwner);
-        domains.bindDomain(DOMAIN, address(app));
-        assertEq(domains.appOf(DOMAIN), address(app));
-        assertEq(domains.appOf(OTHER_DOMAIN), address(0));
+        domains.claimDomain(DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertFalse(domains.isClaimed(OTHER_DOMAIN, address(app)));
     }
 
-    function test_BindSeveralDomainsToOneApp() public {
-        _bind(DOMAIN, address(app));
+    function test_ClaimSeveralDomainsForOneApp() public {
+        _claim(DOMAIN, address(app));
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainBound(_hash(OTHER_DOMAIN), OTHER_DOMAIN, address(app));
-        _bind(OTHER_DOMAIN, address(app));
-        assertEq(domains.appOf(DOMAIN), address(app));
-        assertEq(domains.appOf(OTHER_DOMAIN), address(app));
+        emit IDomainRegistry.DomainClaimed(_hash(OTHER_DOMAIN), OTHER_DOMAIN, address(app));
+        _claim(OTHER_DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(OTHER_DOMAIN, address(app)));
     }
 
-    /// A subdomain is a different name: it may be bound to a different app.
-    function test_BindSubdomainToAnotherApp() public {
+    /// A subdomain is a different name: claiming one says nothing about the other.
+    function test_ClaimSubdomainForAnotherApp() public {
         App other = App(registry.createApp(newOwner, _appInit()));
-        _bind("example.com", address(app));
-        _bind("api.example.com", address(other));
-        assertEq(domains.appOf("example.com"), address(app));
-        assertEq(domains.appOf("api.example.com"), address(other));
+        _claim("example.com", address(app));
+        _claim("api.example.com", address(other));
+        assertTrue(domains.isClaimed("example.com", address(app)));
+        assertFalse(domains.isClaimed("example.com", address(other)));
+        assertTrue(domains.isClaimed("api.example.com", address(other)));
+        assertFalse(domains.isClaimed("api.example.com", address(app)));
     }
 
-    /// Binding follows the app's current owner.
-    function test_BindDomainAfterOwnershipTransfer() public {
+    /// Any number of apps may claim one domain, and no claim blocks another: both stand. Which one
+    /// the gateway serves is decided off chain, by the domain's `_covenant` TXT record.
+    function test_TwoAppsClaimTheSameDomain() public {
+        App other = App(registry.createApp(newOwner, _appInit()));
+        _claim(DOMAIN, address(app));
+        vm.expectEmit(address(domains));
+        emit IDomainRegistry.DomainClaimed(_hash(DOMAIN), DOMAIN, address(other));
+        _claim(DOMAIN, address(other));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(DOMAIN, address(other)));
+    }
+
+    /// One owner may claim a domain for several of its apps.
+    function test_OneOwnerClaimsADomainForTwoOfItsApps() public {
+        App other = _createApp();
+        _claim(DOMAIN, address(app));
+        _claim(DOMAIN, address(other));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(DOMAIN, address(other)));
+    }
+
+    /// Claiming follows the app's current owner.
+    function test_ClaimDomainAfterOwnershipTransfer() public {
         vm.prank(appOwner);
         app.transferOwnership(newOwner);
 
         // The pending owner is not the owner yet.
         vm.prank(newOwner);
         vm.expectRevert(_notAppOwner(address(app), newOwner));
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
 
         vm.prank(newOwner);
         app.acceptOwnership();
         vm.prank(appOwner);
         vm.expectRevert(_notAppOwner(address(app), appOwner));
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
 
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainBound(_hash(DOMAIN), DOMAIN, address(app));
+        emit IDomainRegistry.DomainClaimed(_hash(DOMAIN), DOMAIN, address(app));
         vm.prank(newOwner);
-        domains.bindDomain(DOMAIN, address(app));
-        assertEq(domains.appOf(DOMAIN), address(app));
+        domains.claimDomain(DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+    }
+
+    /// Freezing an app locks nothing here: a frozen app's owner may still claim.
+    function test_FrozenAppMayClaim() public {
+        _freezeApp();
+        vm.expectEmit(address(domains));
+        emit IDomainRegistry.DomainClaimed(_hash(DOMAIN), DOMAIN, address(app));
+        vm.prank(appOwner);
+        domains.claimDomain(DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+    }
+
+    /// A frozen app's claim does not block another app from claiming the same domain.
+    function test_FrozenAppsClaimDoesNotBlockAnotherApp() public {
+        _claim(DOMAIN, address(app));
+        _freezeApp();
+        App other = App(registry.createApp(newOwner, _appInit()));
+        vm.expectEmit(address(domains));
+        emit IDomainRegistry.DomainClaimed(_hash(DOMAIN), DOMAIN, address(other));
+        vm.prank(newOwner);
+        domains.claimDomain(DOMAIN, address(other));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(DOMAIN, address(other)));
     }
 
     function test_RevertWhen_DomainHasInvalidCharacter() public {
@@ -125,7 +198,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
                 DomainName.DomainNameInvalid.selector, DomainName.Defect.InvalidCharacter, 0
             )
         );
-        domains.bindDomain("App.example.com", address(app));
+        domains.claimDomain("App.example.com", address(app));
     }
 
     function test_RevertWhen_DomainIsEmpty() public {
@@ -133,7 +206,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(DomainName.DomainNameInvalid.selector, DomainName.Defect.Empty, 0)
         );
-        domains.bindDomain("", address(app));
+        domains.claimDomain("", address(app));
     }
 
     function test_RevertWhen_DomainHasTrailingDot() public {
@@ -141,7 +214,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(DomainName.DomainNameInvalid.selector, DomainName.Defect.EmptyLabel, 16)
         );
-        domains.bindDomain("app.example.com.", address(app));
+        domains.claimDomain("app.example.com.", address(app));
     }
 
     function test_RevertWhen_DomainIsSingleLabel() public {
@@ -149,7 +222,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(DomainName.DomainNameInvalid.selector, DomainName.Defect.SingleLabel, 9)
         );
-        domains.bindDomain("localhost", address(app));
+        domains.claimDomain("localhost", address(app));
     }
 
     function test_RevertWhen_DomainIsAnIpAddress() public {
@@ -159,7 +232,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
                 DomainName.DomainNameInvalid.selector, DomainName.Defect.NumericTopLevelLabel, 8
             )
         );
-        domains.bindDomain("127.0.0.1", address(app));
+        domains.claimDomain("127.0.0.1", address(app));
     }
 
     function test_RevertWhen_DomainLabelStartsWithHyphen() public {
@@ -169,7 +242,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
                 DomainName.DomainNameInvalid.selector, DomainName.Defect.HyphenAtLabelEdge, 4
             )
         );
-        domains.bindDomain("app.-example.com", address(app));
+        domains.claimDomain("app.-example.com", address(app));
     }
 
     function test_RevertWhen_DomainLabelTooLong() public {
@@ -178,7 +251,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(DomainName.DomainNameInvalid.selector, DomainName.Defect.LabelTooLong, 4)
         );
-        domains.bindDomain(name, address(app));
+        domains.claimDomain(name, address(app));
     }
 
     function test_RevertWhen_DomainTooLong() public {
@@ -190,7 +263,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(DomainName.DomainNameInvalid.selector, DomainName.Defect.TooLong, 254)
         );
-        domains.bindDomain(name, address(app));
+        domains.claimDomain(name, address(app));
     }
 
     /// The name is checked first, before the app and the caller.
@@ -201,7 +274,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
                 DomainName.DomainNameInvalid.selector, DomainName.Defect.InvalidCharacter, 3
             )
         );
-        domains.bindDomain("app_x.example.com", address(0xBEEF));
+        domains.claimDomain("app_x.example.com", address(0xBEEF));
     }
 
     function test_RevertWhen_AppNotRegistered() public {
@@ -209,7 +282,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppNotRegistered.selector, address(0xBEEF))
         );
-        domains.bindDomain(DOMAIN, address(0xBEEF));
+        domains.claimDomain(DOMAIN, address(0xBEEF));
     }
 
     function test_RevertWhen_AppIsZero() public {
@@ -217,7 +290,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppNotRegistered.selector, address(0))
         );
-        domains.bindDomain(DOMAIN, address(0));
+        domains.claimDomain(DOMAIN, address(0));
     }
 
     function test_RevertWhen_AppDeregistered() public {
@@ -226,21 +299,31 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppNotRegistered.selector, address(app))
         );
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
     }
 
     function test_RevertWhen_CallerNotAppOwner() public {
         vm.prank(stranger);
         vm.expectRevert(_notAppOwner(address(app), stranger));
-        domains.bindDomain(DOMAIN, address(app));
-        assertEq(domains.appOf(DOMAIN), address(0));
+        domains.claimDomain(DOMAIN, address(app));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
     }
 
-    /// Governance cannot bind a domain to an app it does not own.
-    function test_RevertWhen_RegistryOwnerBindsForAnApp() public {
+    /// The owner of another app cannot claim in this app's name, even a domain its own app claims.
+    function test_RevertWhen_OwnerOfAnotherAppClaims() public {
+        App other = App(registry.createApp(newOwner, _appInit()));
+        _claim(DOMAIN, address(other));
+        vm.prank(newOwner);
+        vm.expectRevert(_notAppOwner(address(app), newOwner));
+        domains.claimDomain(DOMAIN, address(app));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
+    }
+
+    /// Governance cannot claim a domain for an app it does not own.
+    function test_RevertWhen_RegistryOwnerClaimsForAnApp() public {
         vm.prank(address(timelock));
         vm.expectRevert(_notAppOwner(address(app), address(timelock)));
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
     }
 
     function test_RevertWhen_AppOwnershipRenounced() public {
@@ -248,78 +331,62 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
         app.renounceOwnership();
         vm.prank(appOwner);
         vm.expectRevert(_notAppOwner(address(app), appOwner));
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
     }
 
-    function test_RevertWhen_AppFrozen() public {
-        _freezeApp();
-        vm.prank(appOwner);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppFrozen.selector, address(app))
-        );
-        domains.bindDomain(DOMAIN, address(app));
-    }
-
-    /// On a frozen app, a stranger still gets the ownership error first.
-    function test_RevertWhen_StrangerBindsToFrozenApp() public {
+    /// On a frozen app, a stranger still gets the ownership error.
+    function test_RevertWhen_StrangerClaimsForFrozenApp() public {
         _freezeApp();
         vm.prank(stranger);
         vm.expectRevert(_notAppOwner(address(app), stranger));
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
     }
 
-    function test_RevertWhen_AlreadyBoundToAnotherApp() public {
-        App other = App(registry.createApp(newOwner, _appInit()));
-        _bind(DOMAIN, address(app));
-        vm.prank(newOwner);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAlreadyBound.selector, DOMAIN, address(app))
-        );
-        domains.bindDomain(DOMAIN, address(other));
-        assertEq(domains.appOf(DOMAIN), address(app));
-    }
-
-    /// The same owner cannot move a domain between its apps without unbinding first.
-    function test_RevertWhen_AlreadyBoundToAnotherAppOfTheSameOwner() public {
-        App other = _createApp();
-        _bind(DOMAIN, address(app));
+    function test_RevertWhen_AlreadyClaimedByTheSameApp() public {
+        _claim(DOMAIN, address(app));
         vm.prank(appOwner);
         vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAlreadyBound.selector, DOMAIN, address(app))
+            abi.encodeWithSelector(
+                IDomainRegistry.DomainRegistryAlreadyClaimed.selector, DOMAIN, address(app)
+            )
         );
-        domains.bindDomain(DOMAIN, address(other));
+        domains.claimDomain(DOMAIN, address(app));
     }
 
-    function test_RevertWhen_AlreadyBoundToTheSameApp() public {
-        _bind(DOMAIN, address(app));
+    /// A frozen app cannot claim the same domain twice either.
+    function test_RevertWhen_FrozenAppClaimsTwice() public {
+        _claim(DOMAIN, address(app));
+        _freezeApp();
         vm.prank(appOwner);
         vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAlreadyBound.selector, DOMAIN, address(app))
+            abi.encodeWithSelector(
+                IDomainRegistry.DomainRegistryAlreadyClaimed.selector, DOMAIN, address(app)
+            )
         );
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
     }
 
-    /// Any name built from valid labels binds, is found under exactly that spelling, and unbinds.
-    function testFuzz_BindGeneratedValidDomain(uint256 seed, uint8 labelCount) public {
+    /// Any name built from valid labels is claimed, found under exactly that spelling, and released.
+    function testFuzz_ClaimGeneratedValidDomain(uint256 seed, uint8 labelCount) public {
         string memory name = _validName(seed, bound(labelCount, 2, 4));
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainBound(_hash(name), name, address(app));
+        emit IDomainRegistry.DomainClaimed(_hash(name), name, address(app));
         vm.prank(appOwner);
-        domains.bindDomain(name, address(app));
-        assertEq(domains.appOf(name), address(app));
-        assertEq(domains.appOf(string.concat(name, ".")), address(0));
+        domains.claimDomain(name, address(app));
+        assertTrue(domains.isClaimed(name, address(app)));
+        assertFalse(domains.isClaimed(string.concat(name, "."), address(app)));
 
         vm.prank(appOwner);
         vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAlreadyBound.selector, name, address(app))
+            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAlreadyClaimed.selector, name, address(app))
         );
-        domains.bindDomain(name, address(app));
+        domains.claimDomain(name, address(app));
 
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainUnbound(_hash(name), name, address(app));
+        emit IDomainRegistry.DomainClaimReleased(_hash(name), name, address(app), appOwner);
         vm.prank(appOwner);
-        domains.unbindDomain(name);
-        assertEq(domains.appOf(name), address(0));
+        domains.releaseClaim(name, address(app));
+        assertFalse(domains.isClaimed(name, address(app)));
     }
 
     /// Upper-casing any letter of a valid name makes it refused at that byte.
@@ -337,7 +404,7 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
                 DomainName.DomainNameInvalid.selector, DomainName.Defect.InvalidCharacter, where
             )
         );
-        domains.bindDomain(string(name), address(app));
+        domains.claimDomain(string(name), address(app));
     }
 
     bytes internal constant LABEL_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-";
@@ -361,112 +428,225 @@ contract DomainRegistryBindTest is DomainRegistryTestBase {
 }
 
 // =================================================================================================
-// unbindDomain
+// releaseClaim
 
-contract DomainRegistryUnbindTest is DomainRegistryTestBase {
+contract DomainRegistryReleaseTest is DomainRegistryTestBase {
+    App internal other;
+
+    /// `app` (owned by appOwner) and `other` (owned by newOwner) both claim DOMAIN.
     function setUp() public override {
         super.setUp();
-        _bind(DOMAIN, address(app));
+        other = App(registry.createApp(newOwner, _appInit()));
+        _claim(DOMAIN, address(app));
+        _claim(DOMAIN, address(other));
     }
 
-    function test_UnbindDomainByAppOwner() public {
+    /// The claimant's owner releases its claim; the other app's claim on the domain stands.
+    function test_ReleaseClaimByAppOwner() public {
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainUnbound(_hash(DOMAIN), DOMAIN, address(app));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(app), appOwner);
         vm.prank(appOwner);
-        domains.unbindDomain(DOMAIN);
-        assertEq(domains.appOf(DOMAIN), address(0));
+        domains.releaseClaim(DOMAIN, address(app));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(DOMAIN, address(other)));
     }
 
-    /// Once unbound, the domain may go to another app.
-    function test_RebindAfterUnbind() public {
-        App other = App(registry.createApp(newOwner, _appInit()));
+    /// Once released, the domain may be claimed again.
+    function test_ClaimAgainAfterRelease() public {
         vm.prank(appOwner);
-        domains.unbindDomain(DOMAIN);
+        domains.releaseClaim(DOMAIN, address(app));
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainBound(_hash(DOMAIN), DOMAIN, address(other));
-        vm.prank(newOwner);
-        domains.bindDomain(DOMAIN, address(other));
-        assertEq(domains.appOf(DOMAIN), address(other));
+        emit IDomainRegistry.DomainClaimed(_hash(DOMAIN), DOMAIN, address(app));
+        _claim(DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
     }
 
-    function test_UnbindDomainByRegistryOwner() public {
+    /// Governance may release any app's claim; the event names it as the releaser.
+    function test_ReleaseClaimByRegistryOwner() public {
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainUnbound(_hash(DOMAIN), DOMAIN, address(app));
-        _asTimelock(address(domains), abi.encodeCall(DomainRegistry.unbindDomain, (DOMAIN)));
-        assertEq(domains.appOf(DOMAIN), address(0));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(app), address(timelock));
+        _asTimelock(address(domains), abi.encodeCall(DomainRegistry.releaseClaim, (DOMAIN, address(app))));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(DOMAIN, address(other)));
     }
 
-    /// Governance can remove the binding of a frozen app; nobody else can.
-    function test_UnbindDomainOfFrozenAppByRegistryOwner() public {
+    function test_ReleaseClaimOfFrozenAppByRegistryOwner() public {
         _freezeApp();
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainUnbound(_hash(DOMAIN), DOMAIN, address(app));
-        _asTimelock(address(domains), abi.encodeCall(DomainRegistry.unbindDomain, (DOMAIN)));
-        assertEq(domains.appOf(DOMAIN), address(0));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(app), address(timelock));
+        _asTimelock(address(domains), abi.encodeCall(DomainRegistry.releaseClaim, (DOMAIN, address(app))));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
     }
 
-    function test_RevertWhen_AppOwnerUnbindsDomainOfFrozenApp() public {
+    /// Freezing locks nothing here: a frozen app's owner may release its claims too.
+    function test_ReleaseClaimOfFrozenAppByAppOwner() public {
         _freezeApp();
+        vm.expectEmit(address(domains));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(app), appOwner);
         vm.prank(appOwner);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppFrozen.selector, address(app))
-        );
-        domains.unbindDomain(DOMAIN);
-        assertEq(domains.appOf(DOMAIN), address(app));
+        domains.releaseClaim(DOMAIN, address(app));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
     }
 
-    /// A deregistered app's owner may still clean up its bindings.
-    function test_UnbindDomainOfDeregisteredApp() public {
+    /// A deregistered app's owner may still clean up its claims.
+    function test_ReleaseClaimOfDeregisteredApp() public {
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.deregisterApp, (address(app))));
+        // Until then the claim stands: deregistration does not touch it.
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainUnbound(_hash(DOMAIN), DOMAIN, address(app));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(app), appOwner);
         vm.prank(appOwner);
-        domains.unbindDomain(DOMAIN);
-        assertEq(domains.appOf(DOMAIN), address(0));
+        domains.releaseClaim(DOMAIN, address(app));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
     }
 
-    function test_RevertWhen_UnbindDomainByStranger() public {
+    /// Release follows the app's current owner.
+    function test_ReleaseClaimAfterOwnershipTransfer() public {
+        address thirdOwner = makeAddr("thirdOwner");
+        vm.prank(appOwner);
+        app.transferOwnership(thirdOwner);
+        vm.prank(thirdOwner);
+        app.acceptOwnership();
+        vm.prank(appOwner);
+        vm.expectRevert(_notAppOwner(address(app), appOwner));
+        domains.releaseClaim(DOMAIN, address(app));
+        vm.prank(thirdOwner);
+        domains.releaseClaim(DOMAIN, address(app));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
+    }
+
+    function test_RevertWhen_ReleaseClaimByStranger() public {
         vm.prank(stranger);
         vm.expectRevert(_notAppOwner(address(app), stranger));
-        domains.unbindDomain(DOMAIN);
-        assertEq(domains.appOf(DOMAIN), address(app));
+        domains.releaseClaim(DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
     }
 
-    /// The owner of another app cannot unbind this app's domain.
-    function test_RevertWhen_UnbindDomainByOwnerOfAnotherApp() public {
-        registry.createApp(newOwner, _appInit());
+    /// The owner of another app claiming the same domain cannot release this app's claim.
+    function test_RevertWhen_ReleaseClaimByOwnerOfAnotherApp() public {
         vm.prank(newOwner);
         vm.expectRevert(_notAppOwner(address(app), newOwner));
-        domains.unbindDomain(DOMAIN);
-    }
-
-    function test_RevertWhen_UnbindDomainNotBound() public {
+        domains.releaseClaim(DOMAIN, address(app));
         vm.prank(appOwner);
-        vm.expectRevert(abi.encodeWithSelector(IDomainRegistry.DomainRegistryNotBound.selector, OTHER_DOMAIN));
-        domains.unbindDomain(OTHER_DOMAIN);
+        vm.expectRevert(_notAppOwner(address(other), appOwner));
+        domains.releaseClaim(DOMAIN, address(other));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(DOMAIN, address(other)));
     }
 
-    /// Names are compared byte for byte: another spelling is not bound.
-    function test_RevertWhen_UnbindDomainOtherSpelling() public {
+    function test_RevertWhen_ReleaseClaimNotMade() public {
+        vm.prank(appOwner);
+        vm.expectRevert(_notClaimed(OTHER_DOMAIN, address(app)));
+        domains.releaseClaim(OTHER_DOMAIN, address(app));
+    }
+
+    /// An app that does not claim the domain has nothing to release, whoever else claims it.
+    function test_RevertWhen_ReleaseClaimOfAnAppThatDoesNotClaim() public {
+        App third = _createApp();
+        vm.prank(appOwner);
+        vm.expectRevert(_notClaimed(DOMAIN, address(third)));
+        domains.releaseClaim(DOMAIN, address(third));
+    }
+
+    /// Names are compared byte for byte: another spelling is not claimed.
+    function test_RevertWhen_ReleaseClaimOtherSpelling() public {
+        vm.prank(appOwner);
+        vm.expectRevert(_notClaimed("App.example.com", address(app)));
+        domains.releaseClaim("App.example.com", address(app));
+    }
+
+    function test_RevertWhen_RegistryOwnerReleasesAClaimNotMade() public {
+        vm.prank(address(timelock));
+        vm.expectRevert(_notClaimed(OTHER_DOMAIN, address(app)));
+        domains.releaseClaim(OTHER_DOMAIN, address(app));
+    }
+
+    /// The zero address never claims anything (unset wave-1 bindings read as zero).
+    function test_RevertWhen_ReleaseClaimOfZeroApp() public {
+        vm.prank(address(timelock));
+        vm.expectRevert(_notClaimed(OTHER_DOMAIN, address(0)));
+        domains.releaseClaim(OTHER_DOMAIN, address(0));
+    }
+
+    function test_RevertWhen_ReleaseClaimTwice() public {
+        vm.startPrank(appOwner);
+        domains.releaseClaim(DOMAIN, address(app));
+        vm.expectRevert(_notClaimed(DOMAIN, address(app)));
+        domains.releaseClaim(DOMAIN, address(app));
+        vm.stopPrank();
+    }
+}
+
+// =================================================================================================
+// Wave-1 bindings, kept in storage by the upgrade, count as claims
+
+contract DomainRegistryWave1BindingTest is DomainRegistryTestBase {
+    App internal other;
+
+    function setUp() public override {
+        super.setUp();
+        other = App(registry.createApp(newOwner, _appInit()));
+        _storeWave1Binding(DOMAIN, address(app));
+    }
+
+    function test_Wave1BindingCountsAsAClaim() public view {
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertFalse(domains.isClaimed(DOMAIN, address(other)));
+        assertFalse(domains.isClaimed(OTHER_DOMAIN, address(app)));
+    }
+
+    function test_RevertWhen_TheBoundAppClaimsAgain() public {
         vm.prank(appOwner);
         vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryNotBound.selector, "App.example.com")
+            abi.encodeWithSelector(
+                IDomainRegistry.DomainRegistryAlreadyClaimed.selector, DOMAIN, address(app)
+            )
         );
-        domains.unbindDomain("App.example.com");
+        domains.claimDomain(DOMAIN, address(app));
     }
 
-    function test_RevertWhen_RegistryOwnerUnbindsDomainNotBound() public {
-        vm.prank(address(timelock));
-        vm.expectRevert(abi.encodeWithSelector(IDomainRegistry.DomainRegistryNotBound.selector, OTHER_DOMAIN));
-        domains.unbindDomain(OTHER_DOMAIN);
+    /// A wave-1 binding blocks no one: another app claims the domain beside it.
+    function test_Wave1BindingDoesNotBlockAnotherApp() public {
+        _claim(DOMAIN, address(other));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(DOMAIN, address(other)));
+        // Releasing the other app's claim leaves the binding.
+        vm.prank(newOwner);
+        domains.releaseClaim(DOMAIN, address(other));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertEq(_wave1Binding(DOMAIN), address(app));
     }
 
-    function test_RevertWhen_UnbindDomainTwice() public {
-        vm.startPrank(appOwner);
-        domains.unbindDomain(DOMAIN);
-        vm.expectRevert(abi.encodeWithSelector(IDomainRegistry.DomainRegistryNotBound.selector, DOMAIN));
-        domains.unbindDomain(DOMAIN);
-        vm.stopPrank();
+    /// Releasing the claim clears the wave-1 binding; the app may then claim afresh.
+    function test_ReleaseClearsTheWave1Binding() public {
+        vm.expectEmit(address(domains));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(app), appOwner);
+        vm.prank(appOwner);
+        domains.releaseClaim(DOMAIN, address(app));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
+        assertEq(_wave1Binding(DOMAIN), address(0));
+
+        _claim(DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertEq(_wave1Binding(DOMAIN), address(0));
+    }
+
+    function test_RegistryOwnerReleasesAWave1Binding() public {
+        vm.expectEmit(address(domains));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(app), address(timelock));
+        _asTimelock(address(domains), abi.encodeCall(DomainRegistry.releaseClaim, (DOMAIN, address(app))));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
+        assertEq(_wave1Binding(DOMAIN), address(0));
+    }
+
+    function test_RevertWhen_StrangerReleasesAWave1Binding() public {
+        vm.prank(stranger);
+        vm.expectRevert(_notAppOwner(address(app), stranger));
+        domains.releaseClaim(DOMAIN, address(app));
+        vm.prank(newOwner);
+        vm.expectRevert(_notAppOwner(address(app), newOwner));
+        domains.releaseClaim(DOMAIN, address(app));
+        assertEq(_wave1Binding(DOMAIN), address(app));
     }
 }
 
@@ -582,7 +762,7 @@ contract DomainRegistryAcmeAccountTest is DomainRegistryTestBase {
 // Custom apps registered by governance
 
 contract DomainRegistryCustomAppTest is DomainRegistryTestBase {
-    /// A custom policy without owner() cannot have a domain bound, not even by governance.
+    /// A custom policy without owner() cannot claim a domain, not even through governance.
     function test_RevertWhen_CustomAppHasNoOwner() public {
         OwnerlessAppPolicy policy = new OwnerlessAppPolicy();
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(policy))));
@@ -590,73 +770,77 @@ contract DomainRegistryCustomAppTest is DomainRegistryTestBase {
 
         vm.prank(stranger);
         vm.expectRevert(_notAppOwner(address(policy), stranger));
-        domains.bindDomain(DOMAIN, address(policy));
+        domains.claimDomain(DOMAIN, address(policy));
 
         vm.prank(address(timelock));
         vm.expectRevert(_notAppOwner(address(policy), address(timelock)));
-        domains.bindDomain(DOMAIN, address(policy));
+        domains.claimDomain(DOMAIN, address(policy));
 
         vm.prank(address(policy));
         vm.expectRevert(_notAppOwner(address(policy), address(policy)));
-        domains.bindDomain(DOMAIN, address(policy));
-        assertEq(domains.appOf(DOMAIN), address(0));
+        domains.claimDomain(DOMAIN, address(policy));
+        assertFalse(domains.isClaimed(DOMAIN, address(policy)));
     }
 
-    /// A custom policy with owner() is bound by that owner.
-    function test_CustomAppWithOwnerBindsAndUnbinds() public {
+    /// A custom policy with owner() claims and releases through that owner.
+    function test_CustomAppWithOwnerClaimsAndReleases() public {
         OwnedAppPolicy policy = new OwnedAppPolicy(newOwner, false);
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(policy))));
 
         vm.prank(stranger);
         vm.expectRevert(_notAppOwner(address(policy), stranger));
-        domains.bindDomain(DOMAIN, address(policy));
+        domains.claimDomain(DOMAIN, address(policy));
 
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainBound(_hash(DOMAIN), DOMAIN, address(policy));
+        emit IDomainRegistry.DomainClaimed(_hash(DOMAIN), DOMAIN, address(policy));
         vm.prank(newOwner);
-        domains.bindDomain(DOMAIN, address(policy));
-        assertEq(domains.appOf(DOMAIN), address(policy));
+        domains.claimDomain(DOMAIN, address(policy));
+        assertTrue(domains.isClaimed(DOMAIN, address(policy)));
 
         vm.expectEmit(address(domains));
-        emit IDomainRegistry.DomainUnbound(_hash(DOMAIN), DOMAIN, address(policy));
+        emit IDomainRegistry.DomainClaimReleased(_hash(DOMAIN), DOMAIN, address(policy), newOwner);
         vm.prank(newOwner);
-        domains.unbindDomain(DOMAIN);
-        assertEq(domains.appOf(DOMAIN), address(0));
+        domains.releaseClaim(DOMAIN, address(policy));
+        assertFalse(domains.isClaimed(DOMAIN, address(policy)));
     }
 
-    /// A custom policy that says it is frozen gets the freeze rule of factory apps.
-    function test_RevertWhen_CustomAppIsFrozen() public {
+    /// A custom policy that says it is frozen claims like any other: freezing locks nothing here.
+    function test_FrozenCustomAppMayClaim() public {
         OwnedAppPolicy policy = new OwnedAppPolicy(newOwner, true);
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(policy))));
         vm.prank(newOwner);
-        vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppFrozen.selector, address(policy))
-        );
-        domains.bindDomain(DOMAIN, address(policy));
+        domains.claimDomain(DOMAIN, address(policy));
+        assertTrue(domains.isClaimed(DOMAIN, address(policy)));
     }
 
-    /// A frozen factory app stays frozen for bindings after governance deregisters it and registers
-    /// it again as a custom policy.
-    function test_RevertWhen_FrozenAppIsReRegisteredAsCustom() public {
+    /// A claim belongs to the app's address: it survives deregistration and registration again as
+    /// a custom policy, and such an app cannot claim the domain a second time.
+    function test_ClaimSurvivesReRegistrationAsCustom() public {
+        _claim(DOMAIN, address(app));
         vm.prank(appOwner);
         app.freeze();
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.deregisterApp, (address(app))));
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.registerCustomApp, (address(app))));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
         vm.prank(appOwner);
         vm.expectRevert(
-            abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppFrozen.selector, address(app))
+            abi.encodeWithSelector(
+                IDomainRegistry.DomainRegistryAlreadyClaimed.selector, DOMAIN, address(app)
+            )
         );
-        domains.bindDomain(DOMAIN, address(app));
+        domains.claimDomain(DOMAIN, address(app));
+        _claim(OTHER_DOMAIN, address(app));
+        assertTrue(domains.isClaimed(OTHER_DOMAIN, address(app)));
     }
 
-    /// A custom policy must be registered before binding, like any app.
+    /// A custom policy must be registered before claiming, like any app.
     function test_RevertWhen_CustomAppNotRegistered() public {
         OwnedAppPolicy policy = new OwnedAppPolicy(newOwner, false);
         vm.prank(newOwner);
         vm.expectRevert(
             abi.encodeWithSelector(IDomainRegistry.DomainRegistryAppNotRegistered.selector, address(policy))
         );
-        domains.bindDomain(DOMAIN, address(policy));
+        domains.claimDomain(DOMAIN, address(policy));
     }
 
     function test_RevertWhen_CustomAppAnswersOwnerWithGarbage() public {
@@ -668,8 +852,8 @@ contract DomainRegistryCustomAppTest is DomainRegistryTestBase {
                 IDomainRegistry.DomainRegistryNotAppOwner.selector, address(policy), stranger
             )
         );
-        domains.bindDomain(DOMAIN, address(policy));
-        assertEq(domains.appOf(DOMAIN), address(0));
+        domains.claimDomain(DOMAIN, address(policy));
+        assertFalse(domains.isClaimed(DOMAIN, address(policy)));
     }
 }
 
@@ -684,17 +868,32 @@ contract DomainRegistryViewsTest is DomainRegistryTestBase {
         assertEq(domains.owner(), address(timelock));
         assertEq(domains.pendingOwner(), address(0));
         assertEq(domains.gatewayAcmeAccount(), "");
-        assertEq(domains.appOf(DOMAIN), address(0));
-        assertEq(domains.appOf(""), address(0));
+        assertFalse(domains.isClaimed(DOMAIN, address(app)));
+        assertFalse(domains.isClaimed("", address(app)));
+        // The zero address claims nothing, though an unset wave-1 binding reads as zero.
+        assertFalse(domains.isClaimed(DOMAIN, address(0)));
+        assertFalse(domains.isClaimed("", address(0)));
     }
 
-    /// appOf looks a name up byte for byte; it neither normalises nor reverts.
-    function test_AppOfIsExact() public {
-        _bind(DOMAIN, address(app));
-        assertEq(domains.appOf(DOMAIN), address(app));
-        assertEq(domains.appOf("App.example.com"), address(0));
-        assertEq(domains.appOf("app.example.com."), address(0));
-        assertEq(domains.appOf("example.com"), address(0));
+    /// isClaimed looks a name up byte for byte, for one app; it neither normalises nor reverts.
+    function test_IsClaimedIsExact() public {
+        App other = _createApp();
+        _claim(DOMAIN, address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertFalse(domains.isClaimed(DOMAIN, address(other)));
+        assertFalse(domains.isClaimed(DOMAIN, address(0)));
+        assertFalse(domains.isClaimed("App.example.com", address(app)));
+        assertFalse(domains.isClaimed("app.example.com.", address(app)));
+        assertFalse(domains.isClaimed("example.com", address(app)));
+        assertFalse(domains.isClaimed("not a domain", address(app)));
+    }
+
+    /// isClaimed answers for any address, registered or not, and does not consult the KMS registry.
+    function test_IsClaimedOfUnregisteredAddresses() public {
+        _claim(DOMAIN, address(app));
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.deregisterApp, (address(app))));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertFalse(domains.isClaimed(DOMAIN, stranger));
     }
 
     function test_RevertWhen_InitializeCalledOnTheImplementation() public {
@@ -745,14 +944,15 @@ contract DomainRegistryViewsTest is DomainRegistryTestBase {
         vm.expectRevert(_unauthorized(stranger));
         domains.upgradeToAndCall(address(next), "");
 
-        // Not even the owner of a bound app.
+        // Not even the owner of a claiming app.
         vm.prank(appOwner);
         vm.expectRevert(_unauthorized(appOwner));
         domains.upgradeToAndCall(address(next), "");
     }
 
     function test_UpgradeByOwnerPreservesState() public {
-        _bind(DOMAIN, address(app));
+        _claim(DOMAIN, address(app));
+        _storeWave1Binding(OTHER_DOMAIN, address(app));
         string memory account = "https://acme.example/acct/1";
         _asTimelock(address(domains), abi.encodeCall(DomainRegistry.setGatewayAcmeAccount, (account)));
 
@@ -765,7 +965,8 @@ contract DomainRegistryViewsTest is DomainRegistryTestBase {
             address(uint160(uint256(vm.load(address(domains), ERC1967Utils.IMPLEMENTATION_SLOT)))),
             address(next)
         );
-        assertEq(domains.appOf(DOMAIN), address(app));
+        assertTrue(domains.isClaimed(DOMAIN, address(app)));
+        assertTrue(domains.isClaimed(OTHER_DOMAIN, address(app)));
         assertEq(domains.gatewayAcmeAccount(), account);
         assertEq(domains.owner(), address(timelock));
     }
@@ -775,12 +976,13 @@ contract DomainRegistryViewsTest is DomainRegistryTestBase {
         bytes32 location = keccak256(abi.encode(uint256(keccak256("covenant.storage.DomainRegistry")) - 1))
             & ~bytes32(uint256(0xff));
         assertEq(location, 0x5075a01f94903bbdf889e5c4395e48070531d7b2b13b9a7a2d1e1aeae876ed00);
+        assertEq(location, _location());
 
-        _bind(DOMAIN, address(app));
-        assertEq(
-            vm.load(address(domains), keccak256(abi.encode(_hash(DOMAIN), location))),
-            bytes32(uint256(uint160(address(app))))
-        );
+        // A claim: claims[domainHash][app], the third field; the wave-1 `apps` mapping is untouched.
+        _claim(DOMAIN, address(app));
+        bytes32 inner = keccak256(abi.encode(_hash(DOMAIN), uint256(location) + 2));
+        assertEq(vm.load(address(domains), keccak256(abi.encode(address(app), inner))), bytes32(uint256(1)));
+        assertEq(vm.load(address(domains), keccak256(abi.encode(_hash(DOMAIN), location))), bytes32(0));
         _asTimelock(address(domains), abi.encodeCall(DomainRegistry.setGatewayAcmeAccount, ("acct")));
         // A short string is stored in place: its bytes, then twice its length in the lowest byte.
         assertEq(

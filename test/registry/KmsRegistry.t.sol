@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {BootInfo, Provenance, TcbStatus, TeeKind} from "../../contracts/interfaces/BootPolicy.sol";
+import {
+    BootInfo,
+    OsMeasurement,
+    Provenance,
+    TcbStatus,
+    TeeKind
+} from "../../contracts/interfaces/BootPolicy.sol";
 import {IApp} from "../../contracts/interfaces/IApp.sol";
 import {IKmsRegistry} from "../../contracts/interfaces/IKmsRegistry.sol";
 import {ProvenanceLib} from "../../contracts/libraries/ProvenanceLib.sol";
@@ -25,6 +31,12 @@ contract KmsRegistryDeploymentTest is CovenantFixture {
         assertEq(signer, address(0));
         assertEq(ca.length, 0);
         assertEq(generation, 0);
+        assertEq(registry.minNoticePeriod(), MIN_NOTICE);
+        assertEq(registry.MAX_NOTICE_PERIOD(), 365 days);
+        assertEq(registry.MAX_GRANT_LOG_COMMIT(), 65_536);
+        assertEq(registry.MAX_OS_MEASUREMENTS(), 16);
+        assertEq(registry.TD_REGISTERS_LENGTH(), 192);
+        assertEq(registry.SNP_REGISTERS_LENGTH(), 48);
     }
 
     function test_StorageSlotMatchesErc7201Formula() public view {
@@ -46,13 +58,58 @@ contract KmsRegistryDeploymentTest is CovenantFixture {
 
     function test_RevertWhen_InitializingTwice() public {
         vm.expectRevert(Initializable.InvalidInitialization.selector);
-        registry.initialize(stranger, address(appImplementation), true);
+        registry.initialize(stranger, address(appImplementation), true, 0);
     }
 
     function test_RevertWhen_InitializingTheImplementation() public {
         KmsRegistry implementation = deployed.kmsRegistryImplementation;
         vm.expectRevert(Initializable.InvalidInitialization.selector);
-        implementation.initialize(stranger, address(appImplementation), true);
+        implementation.initialize(stranger, address(appImplementation), true, 0);
+    }
+
+    /// A fresh deployment is initialised at version 2 already: initializeV2 is for upgraded wave-1
+    /// registries only, and refused here even to the owner.
+    function test_RevertWhen_InitializeV2OnAFreshDeployment() public {
+        vm.prank(address(timelock));
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
+        registry.initializeV2(3 days);
+        assertEq(registry.minNoticePeriod(), MIN_NOTICE);
+    }
+
+    /// On a registry still at initializer version 1 (as a wave-1 registry is before its upgrade),
+    /// initializeV2 sets the minimum notice period once, for the owner only.
+    function test_InitializeV2CompletesAWave1Upgrade() public {
+        _rewindToVersion1();
+        vm.prank(stranger);
+        vm.expectRevert(
+            abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, stranger)
+        );
+        registry.initializeV2(3 days);
+
+        vm.prank(address(timelock));
+        vm.expectRevert(
+            abi.encodeWithSelector(IKmsRegistry.KmsRegistryNoticePeriodTooLong.selector, uint64(365 days + 1))
+        );
+        registry.initializeV2(365 days + 1);
+
+        vm.expectEmit(address(registry));
+        emit IKmsRegistry.MinNoticePeriodSet(3 days);
+        vm.expectEmit(address(registry));
+        emit Initializable.Initialized(2);
+        vm.prank(address(timelock));
+        registry.initializeV2(3 days);
+        assertEq(registry.minNoticePeriod(), 3 days);
+
+        vm.prank(address(timelock));
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
+        registry.initializeV2(4 days);
+    }
+
+    /// Sets the proxy's initializer version back to 1 (OpenZeppelin's ERC-7201 Initializable slot).
+    function _rewindToVersion1() internal {
+        bytes32 slot = 0xf0c57e16840df040f15088dc2f81fe391c3923bec73e23a9662efc9c229c6a00;
+        assertEq(uint256(vm.load(address(registry), slot)), 2);
+        vm.store(address(registry), slot, bytes32(uint256(1)));
     }
 
     function test_RevertWhen_UpgradeNotByOwner() public {
@@ -68,8 +125,8 @@ contract KmsRegistryDeploymentTest is CovenantFixture {
 contract KmsRegistryOwnerOnlyTest is CovenantFixture {
     /// Every owner-only function refuses a stranger with OwnableUnauthorizedAccount.
     function test_RevertWhen_StrangerCallsAnyOwnerOnlyFunction() public {
-        bytes[] memory calls = new bytes[](14);
-        calls[0] = abi.encodeCall(KmsRegistry.addOsImage, (OS_IMAGE, _provenance("x")));
+        bytes[] memory calls = new bytes[](15);
+        calls[0] = abi.encodeCall(KmsRegistry.addOsImage, (OS_IMAGE, _provenance("x"), _osMeasurements()));
         calls[1] = abi.encodeCall(KmsRegistry.removeOsImage, (OS_IMAGE));
         calls[2] = abi.encodeCall(KmsRegistry.addKmsMeasurement, (KMS_MR));
         calls[3] = abi.encodeCall(KmsRegistry.removeKmsMeasurement, (KMS_MR));
@@ -83,6 +140,7 @@ contract KmsRegistryOwnerOnlyTest is CovenantFixture {
         calls[11] = abi.encodeCall(KmsRegistry.registerCustomApp, (address(this)));
         calls[12] = abi.encodeCall(KmsRegistry.deregisterApp, (address(this)));
         calls[13] = abi.encodeWithSignature("transferOwnership(address)", stranger);
+        calls[14] = abi.encodeCall(KmsRegistry.setMinNoticePeriod, (2 days));
         for (uint256 i = 0; i < calls.length; ++i) {
             vm.prank(stranger);
             (bool ok, bytes memory ret) = address(registry).call(calls[i]);
@@ -100,13 +158,51 @@ contract KmsRegistryOwnerOnlyTest is CovenantFixture {
 }
 
 contract KmsRegistryOsImageTest is CovenantFixture {
+    bytes32 internal osSnpMeasurement;
+
+    function setUp() public override {
+        super.setUp();
+        osSnpMeasurement = sha256(OS_SNP_REGISTERS);
+    }
+
+    function _addOsImage(bytes32 image, Provenance memory p, OsMeasurement[] memory m) internal {
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addOsImage, (image, p, m)));
+    }
+
+    /// One measurement of `kind` with `length` bytes of registers.
+    function _one(TeeKind kind, uint256 length) internal pure returns (OsMeasurement[] memory m) {
+        m = new OsMeasurement[](1);
+        m[0] = OsMeasurement({teeKind: kind, registers: new bytes(length)});
+    }
+
+    /// `count` distinct TDX measurements.
+    function _tdxMeasurements(uint256 count) internal pure returns (OsMeasurement[] memory m) {
+        m = new OsMeasurement[](count);
+        for (uint256 i = 0; i < count; ++i) {
+            bytes memory registers = new bytes(192);
+            registers[0] = bytes1(uint8(i + 1));
+            m[i] = OsMeasurement({teeKind: TeeKind.Tdx, registers: registers});
+        }
+    }
+
     function test_AddOsImage() public {
         Provenance memory p = _provenance("os-1.0");
+        OsMeasurement[] memory m = _osMeasurements();
+        uint64 effectiveAt = uint64(block.timestamp) + MIN_NOTICE;
         vm.expectEmit(address(registry));
-        emit IKmsRegistry.OsImageAdded(OS_IMAGE, keccak256(abi.encode(p)), p);
-        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addOsImage, (OS_IMAGE, p)));
+        emit IKmsRegistry.OsImageAdded(OS_IMAGE, keccak256(abi.encode(p)), p, m, effectiveAt);
+        _addOsImage(OS_IMAGE, p, m);
         assertTrue(registry.isOsImageAllowed(OS_IMAGE));
         assertEq(registry.osImageProvenance(OS_IMAGE), keccak256(abi.encode(p)));
+        assertEq(registry.osImageEffectiveAt(OS_IMAGE), effectiveAt);
+        assertTrue(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.Tdx, osTdMeasurement));
+        assertTrue(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.SevSnp, osSnpMeasurement));
+        assertTrue(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.Simulated, osTdMeasurement));
+        // Each measurement is registered for its own platform only, and for this image only.
+        assertFalse(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.SevSnp, osTdMeasurement));
+        assertFalse(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.Tdx, osSnpMeasurement));
+        assertFalse(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.Unknown, osTdMeasurement));
+        assertFalse(registry.isOsMeasurementRegistered(keccak256("other os"), TeeKind.Tdx, osTdMeasurement));
     }
 
     function test_RemoveOsImage() public {
@@ -116,11 +212,13 @@ contract KmsRegistryOsImageTest is CovenantFixture {
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.removeOsImage, (OS_IMAGE)));
         assertFalse(registry.isOsImageAllowed(OS_IMAGE));
         assertEq(registry.osImageProvenance(OS_IMAGE), bytes32(0));
+        assertEq(registry.osImageEffectiveAt(OS_IMAGE), 0);
+        assertFalse(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.Tdx, osTdMeasurement));
     }
 
     function test_RevertWhen_AddingZeroOsImage() public {
         vm.expectRevert(IKmsRegistry.KmsRegistryZeroValue.selector);
-        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addOsImage, (bytes32(0), _provenance("x"))));
+        _addOsImage(bytes32(0), _provenance("x"), _osMeasurements());
     }
 
     function test_RevertWhen_AddingAnAllowedOsImage() public {
@@ -128,14 +226,23 @@ contract KmsRegistryOsImageTest is CovenantFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IKmsRegistry.KmsRegistryOsImageAlreadyAllowed.selector, OS_IMAGE)
         );
-        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addOsImage, (OS_IMAGE, _provenance("x"))));
+        _addOsImage(OS_IMAGE, _provenance("x"), _osMeasurements());
+    }
+
+    /// An image still waiting out its notice is allowed already: it cannot be added twice either.
+    function test_RevertWhen_AddingAnOsImageNotYetEffective() public {
+        _addOsImage(OS_IMAGE, _provenance("os-1.0"), _osMeasurements());
+        vm.expectRevert(
+            abi.encodeWithSelector(IKmsRegistry.KmsRegistryOsImageAlreadyAllowed.selector, OS_IMAGE)
+        );
+        _addOsImage(OS_IMAGE, _provenance("x"), _osMeasurements());
     }
 
     function test_RevertWhen_OsImageProvenanceIsOutOfBounds() public {
         Provenance memory p = _provenance("os");
         p.sourceUrl = "";
         vm.expectRevert(abi.encodeWithSelector(ProvenanceLib.ProvenanceSourceUrlLength.selector, 0));
-        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addOsImage, (OS_IMAGE, p)));
+        _addOsImage(OS_IMAGE, p, _osMeasurements());
     }
 
     function test_RevertWhen_RemovingAnOsImageNotAllowed() public {
@@ -145,10 +252,218 @@ contract KmsRegistryOsImageTest is CovenantFixture {
 
     function testFuzz_OsImageAddRemoveRoundTrip(bytes32 image) public {
         image = image == bytes32(0) ? bytes32(uint256(1)) : image;
-        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addOsImage, (image, _provenance("f"))));
+        _addOsImage(image, _provenance("f"), _osMeasurements());
         assertTrue(registry.isOsImageAllowed(image));
+        assertEq(registry.osImageEffectiveAt(image), block.timestamp + MIN_NOTICE);
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.removeOsImage, (image)));
         assertFalse(registry.isOsImageAllowed(image));
+        assertEq(registry.osImageEffectiveAt(image), 0);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Measurement validation
+
+    function test_RevertWhen_NoOsMeasurements() public {
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryOsMeasurementCount.selector, 0));
+        _addOsImage(OS_IMAGE, _provenance("os"), new OsMeasurement[](0));
+    }
+
+    function test_SixteenOsMeasurements() public {
+        _addOsImage(OS_IMAGE, _provenance("os"), _tdxMeasurements(16));
+        assertTrue(registry.isOsImageAllowed(OS_IMAGE));
+    }
+
+    function test_RevertWhen_SeventeenOsMeasurements() public {
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryOsMeasurementCount.selector, 17));
+        _addOsImage(OS_IMAGE, _provenance("os"), _tdxMeasurements(17));
+    }
+
+    /// The count is checked before the provenance and the measurements themselves.
+    function test_RevertWhen_NoOsMeasurementsAndBadProvenance() public {
+        Provenance memory p = _provenance("os");
+        p.sourceUrl = "";
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryOsMeasurementCount.selector, 0));
+        _addOsImage(OS_IMAGE, p, new OsMeasurement[](0));
+    }
+
+    function test_RevertWhen_OsMeasurementOfUnknownTeeKind() public {
+        OsMeasurement[] memory m = _osMeasurements();
+        m[2] = OsMeasurement({teeKind: TeeKind.Unknown, registers: OS_TD_REGISTERS});
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryInvalidOsMeasurement.selector, 2));
+        _addOsImage(OS_IMAGE, _provenance("os"), m);
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryInvalidOsMeasurement.selector, 0));
+        _addOsImage(OS_IMAGE, _provenance("os"), _one(TeeKind.Unknown, 48));
+        assertFalse(registry.isOsImageAllowed(OS_IMAGE));
+    }
+
+    /// TDX and the simulator take 192 bytes of registers, SEV-SNP 48; any other length is refused,
+    /// at the index of the first faulty measurement.
+    function test_RevertWhen_OsMeasurementRegistersHaveTheWrongLength() public {
+        uint256[4] memory tdLengths = [uint256(0), 48, 191, 193];
+        for (uint256 i = 0; i < tdLengths.length; ++i) {
+            vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryInvalidOsMeasurement.selector, 0));
+            _addOsImage(OS_IMAGE, _provenance("os"), _one(TeeKind.Tdx, tdLengths[i]));
+            vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryInvalidOsMeasurement.selector, 0));
+            _addOsImage(OS_IMAGE, _provenance("os"), _one(TeeKind.Simulated, tdLengths[i]));
+        }
+        uint256[4] memory snpLengths = [uint256(0), 47, 49, 192];
+        for (uint256 i = 0; i < snpLengths.length; ++i) {
+            vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryInvalidOsMeasurement.selector, 0));
+            _addOsImage(OS_IMAGE, _provenance("os"), _one(TeeKind.SevSnp, snpLengths[i]));
+        }
+        OsMeasurement[] memory m = _osMeasurements();
+        m[1] = OsMeasurement({teeKind: TeeKind.SevSnp, registers: OS_TD_REGISTERS});
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryInvalidOsMeasurement.selector, 1));
+        _addOsImage(OS_IMAGE, _provenance("os"), m);
+        assertFalse(registry.isOsImageAllowed(OS_IMAGE));
+    }
+
+    /// Any platform and register length: accepted exactly for a known platform with its length.
+    function testFuzz_OsMeasurementValidation(uint8 kindSeed, uint256 length) public {
+        TeeKind kind = TeeKind(bound(kindSeed, 0, 3));
+        length = bound(length, 0, 256);
+        bool valid = (kind == TeeKind.SevSnp && length == 48)
+            || ((kind == TeeKind.Tdx || kind == TeeKind.Simulated) && length == 192);
+        if (!valid) {
+            vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryInvalidOsMeasurement.selector, 0));
+        }
+        _addOsImage(OS_IMAGE, _provenance("os"), _one(kind, length));
+        assertEq(registry.isOsImageAllowed(OS_IMAGE), valid);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The notice period of an OS image and its measurements, as app and KMS boots see them
+
+    /// An added image is refused as "not yet effective" until its effectiveAt, to the second.
+    function test_OsImageTakesEffectAfterTheMinimumNotice() public {
+        App app = _createApp();
+        _allowKms();
+        uint64 effectiveAt = uint64(block.timestamp) + MIN_NOTICE;
+        _addOsImage(OS_IMAGE, _provenance("os-1.0"), _osMeasurements());
+        _assertDenied(_boot(address(app)), "os image not yet effective");
+        _assertKms(_kmsBoot(), "os image not yet effective");
+        vm.warp(effectiveAt - 1);
+        _assertDenied(_boot(address(app)), "os image not yet effective");
+        _assertKms(_kmsBoot(), "os image not yet effective");
+        vm.warp(effectiveAt);
+        _assertAllowed(_boot(address(app)));
+        _assertKms(_kmsBoot(), "");
+    }
+
+    /// Images wait the minimum in force when they are added: a raised minimum delays later ones,
+    /// a zero minimum makes them effective at once.
+    function test_OsImageWaitsTheMinimumInForce() public {
+        App app = _createApp();
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (3 days)));
+        _addOsImage(OS_IMAGE, _provenance("os-1.0"), _osMeasurements());
+        assertEq(registry.osImageEffectiveAt(OS_IMAGE), block.timestamp + 3 days);
+        vm.warp(block.timestamp + MIN_NOTICE);
+        _assertDenied(_boot(address(app)), "os image not yet effective");
+
+        bytes32 other = keccak256("covenant-os 1.1");
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (0)));
+        _addOsImage(other, _provenance("os-1.1"), _osMeasurements());
+        assertEq(registry.osImageEffectiveAt(other), block.timestamp);
+        BootInfo memory b = _boot(address(app));
+        b.osImageHash = other;
+        _assertAllowed(b);
+    }
+
+    function test_DeniesAnOsMeasurementNotRegistered() public {
+        App app = _createApp();
+        _allowOsImage();
+        _allowKms();
+        BootInfo memory b = _boot(address(app));
+        b.osMeasurement = keccak256("another os build");
+        _assertDenied(b, "os measurement not allowed");
+        b.osMeasurement = bytes32(0);
+        _assertDenied(b, "os measurement not allowed");
+        BootInfo memory k = _kmsBoot();
+        k.osMeasurement = keccak256("another os build");
+        _assertKms(k, "os measurement not allowed");
+    }
+
+    /// A measurement counts only for the platform it was registered for.
+    function test_DeniesAMeasurementOfAnotherTeeKind() public {
+        App app = _createApp();
+        OsMeasurement[] memory tdxOnly = new OsMeasurement[](1);
+        tdxOnly[0] = OsMeasurement({teeKind: TeeKind.Tdx, registers: OS_TD_REGISTERS});
+        _addOsImage(OS_IMAGE, _provenance("os-1.0"), tdxOnly);
+        vm.warp(block.timestamp + MIN_NOTICE);
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setAllowSimulatedTee, (true)));
+
+        BootInfo memory b = _boot(address(app));
+        _assertAllowed(b);
+        // The same registers on the simulator: not registered for it.
+        b.teeKind = TeeKind.Simulated;
+        _assertDenied(b, "os measurement not allowed");
+        b.teeKind = TeeKind.SevSnp;
+        _assertDenied(b, "os measurement not allowed");
+        b.osMeasurement = osSnpMeasurement;
+        _assertDenied(b, "os measurement not allowed");
+
+        // With every platform registered, each boots with its own measurement and no other's.
+        bytes32 image = keccak256("covenant-os 1.1");
+        _addOsImage(image, _provenance("os-1.1"), _osMeasurements());
+        vm.warp(block.timestamp + MIN_NOTICE);
+        b = _boot(address(app));
+        b.osImageHash = image;
+        b.teeKind = TeeKind.SevSnp;
+        b.osMeasurement = osSnpMeasurement;
+        _assertAllowed(b);
+        b.teeKind = TeeKind.Tdx;
+        _assertDenied(b, "os measurement not allowed");
+        b.osMeasurement = osTdMeasurement;
+        _assertAllowed(b);
+        b.teeKind = TeeKind.Simulated;
+        _assertAllowed(b);
+    }
+
+    /// Removing an image and adding it again starts a new registration: the measurements of the
+    /// old one lapse, only the new ones count, and only after the new notice period.
+    function test_ReAddedOsImageDropsTheOldMeasurements() public {
+        App app = _createApp();
+        _allowOsImage();
+        _assertAllowed(_boot(address(app)));
+
+        bytes memory rebuilt = abi.encodePacked(
+            keccak256("mrtd v2"),
+            bytes16(0),
+            keccak256("rtmr0 v2"),
+            bytes16(0),
+            keccak256("rtmr1 v2"),
+            bytes16(0),
+            keccak256("rtmr2 v2"),
+            bytes16(0)
+        );
+        bytes32 rebuiltMeasurement = sha256(rebuilt);
+        OsMeasurement[] memory m = new OsMeasurement[](1);
+        m[0] = OsMeasurement({teeKind: TeeKind.Tdx, registers: rebuilt});
+
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.removeOsImage, (OS_IMAGE)));
+        _assertDenied(_boot(address(app)), "os image not allowed");
+        uint64 effectiveAt = uint64(block.timestamp) + MIN_NOTICE;
+        _addOsImage(OS_IMAGE, _provenance("os-1.0 rebuilt"), m);
+        _assertDenied(_boot(address(app)), "os image not yet effective");
+        vm.warp(effectiveAt);
+
+        _assertDenied(_boot(address(app)), "os measurement not allowed");
+        assertFalse(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.Tdx, osTdMeasurement));
+        assertFalse(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.SevSnp, osSnpMeasurement));
+        assertTrue(registry.isOsMeasurementRegistered(OS_IMAGE, TeeKind.Tdx, rebuiltMeasurement));
+        BootInfo memory b = _boot(address(app));
+        b.osMeasurement = rebuiltMeasurement;
+        _assertAllowed(b);
+        // The old SEV-SNP measurement, not registered again, lapsed too.
+        b.teeKind = TeeKind.SevSnp;
+        b.osMeasurement = osSnpMeasurement;
+        _assertDenied(b, "os measurement not allowed");
+    }
+
+    function _assertKms(BootInfo memory b, string memory expected) internal view {
+        (bool allowed, string memory reason) = registry.isKmsAllowed(b);
+        assertEq(reason, expected);
+        assertEq(allowed, bytes(expected).length == 0);
     }
 }
 
@@ -229,6 +544,7 @@ contract KmsRegistryNodeTest is CovenantFixture {
         assertEq(record.mrAggregated, KMS_MR);
         assertEq(record.deviceId, KMS_DEVICE);
         assertEq(record.committedThrough, 0);
+        assertFalse(record.removedByGovernance);
     }
 
     function test_ARegisteredNodeOnboardsTheNext() public {
@@ -268,6 +584,80 @@ contract KmsRegistryNodeTest is CovenantFixture {
             abi.encodeWithSelector(IKmsRegistry.KmsRegistryNotAuthorizedOnboarder.selector, node1)
         );
         registry.onboardKmsNode(node2, otherMr, KMS_DEVICE);
+    }
+
+    /// A node whose KMS device governance no longer allows is not serving: it cannot onboard another
+    /// node, even onto a device that is allowed.
+    function test_RevertWhen_ANodeWhoseDeviceWasRevokedOnboards() public {
+        _onboardFirst();
+        bytes32 otherDevice = keccak256("other kms device");
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addKmsDevice, (otherDevice)));
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.removeKmsDevice, (KMS_DEVICE)));
+        assertTrue(registry.kmsNode(node1).active);
+        vm.prank(node1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IKmsRegistry.KmsRegistryNotAuthorizedOnboarder.selector, node1)
+        );
+        registry.onboardKmsNode(node2, KMS_MR, otherDevice);
+        assertFalse(registry.kmsNode(node2).active);
+
+        // Allowed again, the device makes the node serving again.
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.addKmsDevice, (KMS_DEVICE)));
+        vm.prank(node1);
+        registry.onboardKmsNode(node2, KMS_MR, otherDevice);
+        assertTrue(registry.kmsNode(node2).active);
+    }
+
+    /// A node governance removed comes back only through governance: a serving node that would hand
+    /// it the root secret again is refused.
+    function test_RevertWhen_ANodeReOnboardsANodeGovernanceRemoved() public {
+        _onboardFirst();
+        vm.prank(node1);
+        registry.onboardKmsNode(node2, KMS_MR, KMS_DEVICE);
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.removeKmsNode, (node2)));
+        IKmsRegistry.KmsNode memory record = registry.kmsNode(node2);
+        assertFalse(record.active);
+        assertTrue(record.removedByGovernance);
+
+        vm.prank(node1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IKmsRegistry.KmsRegistryNodeRemovedByGovernance.selector, node2)
+        );
+        registry.onboardKmsNode(node2, KMS_MR, KMS_DEVICE);
+        assertFalse(registry.kmsNode(node2).active);
+    }
+
+    /// Governance may onboard a node it removed: the mark is cleared and the node serves again.
+    function test_GovernanceReOnboardsANodeItRemoved() public {
+        _onboardFirst();
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.removeKmsNode, (node1)));
+        assertTrue(registry.kmsNode(node1).removedByGovernance);
+
+        vm.expectEmit(address(registry));
+        emit IKmsRegistry.KmsNodeOnboarded(
+            node1, address(timelock), KMS_MR, KMS_DEVICE, uint64(block.timestamp)
+        );
+        _onboardFirst();
+        IKmsRegistry.KmsNode memory record = registry.kmsNode(node1);
+        assertTrue(record.active);
+        assertFalse(record.removedByGovernance);
+        assertEq(record.onboardedBy, address(timelock));
+
+        // Back in service, it onboards others as before.
+        vm.prank(node1);
+        registry.onboardKmsNode(node2, KMS_MR, KMS_DEVICE);
+        assertTrue(registry.kmsNode(node2).active);
+    }
+
+    /// The caller is checked before the governance mark: a stranger still gets "not authorised".
+    function test_RevertWhen_AStrangerReOnboardsARemovedNode() public {
+        _onboardFirst();
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.removeKmsNode, (node1)));
+        vm.prank(stranger);
+        vm.expectRevert(
+            abi.encodeWithSelector(IKmsRegistry.KmsRegistryNotAuthorizedOnboarder.selector, stranger)
+        );
+        registry.onboardKmsNode(node1, KMS_MR, KMS_DEVICE);
     }
 
     function test_RevertWhen_OnboardingZeroOrActiveNode() public {
@@ -343,11 +733,45 @@ contract KmsRegistryNodeTest is CovenantFixture {
         registry.commitGrantLog(1, 1, keccak256("r"));
     }
 
+    /// One commit may cover exactly MAX_GRANT_LOG_COMMIT entries, not one more.
+    function test_GrantLogCommitOfTheMaximumLength() public {
+        _onboardFirst();
+        uint64 max = registry.MAX_GRANT_LOG_COMMIT();
+        vm.prank(node1);
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryGrantLogRange.selector, 1, max + 1));
+        registry.commitGrantLog(1, max + 1, keccak256("r"));
+
+        vm.expectEmit(address(registry));
+        emit IKmsRegistry.GrantLogCommitted(node1, 1, max, keccak256("r"));
+        vm.prank(node1);
+        registry.commitGrantLog(1, max, keccak256("r"));
+        assertEq(registry.kmsNode(node1).committedThrough, max);
+
+        // The bound holds for every commit, not only the first.
+        vm.prank(node1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IKmsRegistry.KmsRegistryGrantLogRange.selector, max + 1, 2 * max + 1)
+        );
+        registry.commitGrantLog(max + 1, 2 * max + 1, keccak256("r"));
+        vm.prank(node1);
+        registry.commitGrantLog(max + 1, 2 * max, keccak256("r"));
+        assertEq(registry.kmsNode(node1).committedThrough, 2 * max);
+    }
+
+    /// Any range longer than the maximum is refused, up to the end of the sequence space.
+    function testFuzz_RevertWhen_GrantLogRangeTooLong(uint64 toSeq) public {
+        _onboardFirst();
+        toSeq = uint64(bound(toSeq, registry.MAX_GRANT_LOG_COMMIT() + 1, type(uint64).max));
+        vm.prank(node1);
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryGrantLogRange.selector, 1, toSeq));
+        registry.commitGrantLog(1, toSeq, keccak256("r"));
+    }
+
     function testFuzz_GrantLogAcceptsAnyContiguousRanges(uint64[4] memory lengths) public {
         _onboardFirst();
         uint64 next = 1;
         for (uint256 i = 0; i < lengths.length; ++i) {
-            uint64 length = uint64(bound(lengths[i], 1, 1_000_000));
+            uint64 length = uint64(bound(lengths[i], 1, registry.MAX_GRANT_LOG_COMMIT()));
             vm.prank(node1);
             registry.commitGrantLog(next, next + length - 1, keccak256(abi.encode(i)));
             next += length;
@@ -407,6 +831,75 @@ contract KmsRegistrySettingsTest is CovenantFixture {
         emit IKmsRegistry.AllowSimulatedTeeSet(false);
         _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setAllowSimulatedTee, (false)));
         assertFalse(registry.allowSimulatedTee());
+    }
+
+    function test_SetMinNoticePeriod() public {
+        vm.expectEmit(address(registry));
+        emit IKmsRegistry.MinNoticePeriodSet(3 days);
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (3 days)));
+        assertEq(registry.minNoticePeriod(), 3 days);
+
+        // Lowering is allowed too, down to zero (loosenings then wait only the apps' own periods).
+        vm.expectEmit(address(registry));
+        emit IKmsRegistry.MinNoticePeriodSet(0);
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (0)));
+        assertEq(registry.minNoticePeriod(), 0);
+    }
+
+    function test_SetMinNoticePeriodToTheMaximum() public {
+        uint64 max = registry.MAX_NOTICE_PERIOD();
+        vm.expectEmit(address(registry));
+        emit IKmsRegistry.MinNoticePeriodSet(max);
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (max)));
+        assertEq(registry.minNoticePeriod(), max);
+    }
+
+    function test_RevertWhen_MinNoticePeriodAboveTheMaximum() public {
+        uint64 tooLong = registry.MAX_NOTICE_PERIOD() + 1;
+        vm.expectRevert(abi.encodeWithSelector(IKmsRegistry.KmsRegistryNoticePeriodTooLong.selector, tooLong));
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (tooLong)));
+        vm.expectRevert(
+            abi.encodeWithSelector(IKmsRegistry.KmsRegistryNoticePeriodTooLong.selector, type(uint64).max)
+        );
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (type(uint64).max)));
+        assertEq(registry.minNoticePeriod(), MIN_NOTICE);
+    }
+
+    function test_RevertWhen_MinNoticePeriodUnchanged() public {
+        vm.expectRevert(IKmsRegistry.KmsRegistryNoChange.selector);
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (MIN_NOTICE)));
+    }
+
+    function test_RevertWhen_SetMinNoticePeriodByNonOwner() public {
+        vm.prank(stranger);
+        vm.expectRevert(
+            abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, stranger)
+        );
+        registry.setMinNoticePeriod(2 days);
+        // An app owner has no say over the registry's minimum.
+        vm.prank(appOwner);
+        vm.expectRevert(
+            abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, appOwner)
+        );
+        registry.setMinNoticePeriod(0);
+        assertEq(registry.minNoticePeriod(), MIN_NOTICE);
+    }
+
+    /// Any value: accepted up to the maximum when it is a change, refused otherwise.
+    function testFuzz_SetMinNoticePeriod(uint64 minimum) public {
+        uint64 max = registry.MAX_NOTICE_PERIOD();
+        if (minimum == MIN_NOTICE) {
+            vm.expectRevert(IKmsRegistry.KmsRegistryNoChange.selector);
+        } else if (minimum > max) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IKmsRegistry.KmsRegistryNoticePeriodTooLong.selector, minimum)
+            );
+        } else {
+            vm.expectEmit(address(registry));
+            emit IKmsRegistry.MinNoticePeriodSet(minimum);
+        }
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (minimum)));
+        assertEq(registry.minNoticePeriod(), minimum <= max ? minimum : MIN_NOTICE);
     }
 
     function test_SetAppImplementation() public {
@@ -508,9 +1001,11 @@ contract KmsRegistryAppsTest is CovenantFixture {
 
 contract KmsRegistryIsAppAllowedTest is CovenantFixture {
     App internal app;
+    bytes32 internal osSnpMeasurement;
 
     function setUp() public override {
         super.setUp();
+        osSnpMeasurement = sha256(OS_SNP_REGISTERS);
         app = _createApp();
         _allowOsImage();
     }
@@ -559,6 +1054,9 @@ contract KmsRegistryIsAppAllowedTest is CovenantFixture {
         b.composeHash = keccak256("not allowed");
         _assertDenied(b, "compose hash not allowed");
         vm.prank(appOwner);
+        app.addComposeHash(b.composeHash, _provenance("v2"));
+        _assertDenied(b, "compose hash not yet effective");
+        vm.prank(appOwner);
         app.setRequireGpu(true);
         _assertDenied(_boot(address(app)), "gpu evidence required");
     }
@@ -594,6 +1092,8 @@ contract KmsRegistryIsAppAllowedTest is CovenantFixture {
         _assertDenied(b, "compose hash not allowed");
         vm.prank(appOwner);
         app.addComposeHash(hash, _provenance("edge"));
+        _assertDenied(b, "compose hash not yet effective");
+        vm.warp(block.timestamp + MIN_NOTICE);
         _assertAllowed(b);
         b.composeHash = bytes32(0);
         _assertDenied(b, "compose hash not allowed");
@@ -617,6 +1117,10 @@ contract KmsRegistryIsAppAllowedTest is CovenantFixture {
         b.deviceId = uint256(deviceId) % 2 == 0 ? DEVICE : deviceId;
         b.osImageHash = uint256(osImage) % 2 == 0 ? OS_IMAGE : osImage;
         b.teeKind = TeeKind(bound(teeKind, 0, 3));
+        // The measurement registered for the boot's platform, or (one time in two) another value.
+        b.osMeasurement = (uint256(osImage) >> 1) % 2 == 0
+            ? (b.teeKind == TeeKind.SevSnp ? osSnpMeasurement : osTdMeasurement)
+            : keccak256(abi.encode(osImage));
         b.tcbStatus = TcbStatus(bound(tcb, 0, 7));
         b.keyGeneration = uint64(bound(generation, 0, 2));
         b.instanceId = instance;
@@ -671,6 +1175,12 @@ contract KmsRegistryIsAppAllowedTest is CovenantFixture {
             return "tcb status not acceptable";
         }
         if (!registry.isOsImageAllowed(b.osImageHash)) return "os image not allowed";
+        if (block.timestamp < registry.osImageEffectiveAt(b.osImageHash)) {
+            return "os image not yet effective";
+        }
+        if (!registry.isOsMeasurementRegistered(b.osImageHash, b.teeKind, b.osMeasurement)) {
+            return "os measurement not allowed";
+        }
         if (!app.isComposeHashAllowed(b.composeHash)) return "compose hash not allowed";
         if (!app.isDeviceAllowed(b.deviceId)) return "device not allowed";
         if (b.keyGeneration != 1) return "key generation not current";
@@ -712,6 +1222,16 @@ contract KmsRegistryIsKmsAllowedTest is CovenantFixture {
         b = _kmsBoot();
         b.osImageHash = keccak256("other os");
         _assertKms(b, false, "os image not allowed");
+        _asTimelock(
+            address(registry),
+            abi.encodeCall(
+                KmsRegistry.addOsImage, (keccak256("other os"), _provenance("other"), _osMeasurements())
+            )
+        );
+        _assertKms(b, false, "os image not yet effective");
+        b = _kmsBoot();
+        b.osMeasurement = keccak256("other os build");
+        _assertKms(b, false, "os measurement not allowed");
         b = _kmsBoot();
         b.mrAggregated = keccak256("other mr");
         _assertKms(b, false, "kms measurement not allowed");
