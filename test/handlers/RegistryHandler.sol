@@ -342,9 +342,10 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
     uint256 internal constant MAX_OS_MEASUREMENTS = 16;
     uint256 internal constant TD_REGISTERS_LENGTH = 192;
     uint256 internal constant SNP_REGISTERS_LENGTH = 48;
-    /// How many of the notice-period pool's values apps may draw (the last is over the registry's cap).
+    /// Apps draw their notice period from the first this many values of the pool; the registry's
+    /// minimum from all of them (the last is over its cap).
     uint256 internal constant APP_NOTICE_CHOICES = 5;
-    /// Node kinds for {_nodeWhere}.
+    /// Node standings for {_nodeWhere}.
     uint8 internal constant SERVING = 0;
     uint8 internal constant STOPPED = 1;
     uint8 internal constant GOVERNANCE_REMOVED = 2;
@@ -483,7 +484,9 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
     /// every platform, and KMS nodes of every standing: serving (nodes 1 and 2), active but no
     /// longer serving because governance removed its device (node 3) or its measurement (node 4),
     /// removed by governance (node 5), and never onboarded (node 6). Two apps claim the first
-    /// domain, one also the second. Then the OS image's notice period is waited out.
+    /// domain, one also the second. Then the OS image's notice period is waited out, and changes
+    /// are made that wait out theirs from the start of every run: a second OS image, a compose hash
+    /// and a device for the first app, and any-device switched on for the third.
     function _setUpState() internal {
         uint64 minimum = _expected.minNoticePeriod;
         for (uint256 i = 0; i < SETUP_APPS; ++i) {
@@ -524,6 +527,11 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
         require(ghost_outcomeMismatches == 0 && ghost_rejectedCalls == 0, "setup calls");
         require(_nodeWhere(STOPPED, 0) != address(0), "setup: a node that stopped serving");
         vm.warp(block.timestamp + minimum);
+        _addOsImage(timelock, _pools.osImages[2], 1, 2);
+        _addComposeHash(_apps[0], appOwner, _pools.composeHashes[3], 1);
+        _addDevice(_apps[0], appOwner, _pools.devices[2]);
+        _setAnyDevice(_apps[RENOUNCE_INDEX], appOwner2, true);
+        require(ghost_outcomeMismatches == 0 && ghost_rejectedCalls == 0, "setup: pending changes");
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -711,7 +719,7 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
     /// them as long as allowed and some longer (which must be refused as KmsRegistryGrantLogRange).
     function commitGrantLog(uint256 actorSeed, uint256 nodeSeed, uint256 shapeSeed) external {
         address node = _pools.nodes[bound(nodeSeed, 1, _pools.nodes.length - 1)];
-        address activeNode = _firstNode(false);
+        address activeNode = _firstActiveNode();
         if (nodeSeed % 2 == 0 && activeNode != address(0)) node = activeNode;
         address actor = _actor(actorSeed, node);
         uint256 shape = bound(shapeSeed, 0, 63);
@@ -794,7 +802,11 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
                 break;
             }
         }
-        uint256 p = bound(provenanceSeed, 0, _provenances.length - 1);
+        _addComposeHash(app, actor, h, bound(provenanceSeed, 0, _provenances.length - 1));
+    }
+
+    function _addComposeHash(address app, address actor, bytes32 h, uint256 p) internal {
+        AppState storage a = _expected.apps[app];
         (bool authorized, bool live) = _appAccess(app, actor);
         bool expectOk = live && h != bytes32(0) && a.composeDigests[h] == bytes32(0) && _provenanceValid[p];
         (bool ok,) =
@@ -837,6 +849,11 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
                 break;
             }
         }
+        _addDevice(app, actor, d);
+    }
+
+    function _addDevice(address app, address actor, bytes32 d) internal {
+        AppState storage a = _expected.apps[app];
         (bool authorized, bool live) = _appAccess(app, actor);
         bool expectOk = live && d != bytes32(0) && !a.devices[d];
         (bool ok,) = _call(actor, app, abi.encodeCall(App.addDevice, (d)), authorized, expectOk);
@@ -862,7 +879,10 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
 
     function setAnyDevice(uint256 appSeed, uint256 actorSeed, bool value) external {
         address app = _pickApp(appSeed);
-        address actor = _actor(actorSeed, _expected.owners[app]);
+        _setAnyDevice(app, _actor(actorSeed, _expected.owners[app]), value);
+    }
+
+    function _setAnyDevice(address app, address actor, bool value) internal {
         AppState storage a = _expected.apps[app];
         (bool authorized, bool live) = _appAccess(app, actor);
         bool expectOk = live && a.scheduled.anyDevice != value;
@@ -1186,7 +1206,7 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
     /// registry's views allow now (effective values preferred), so that it is allowed exactly when
     /// the compose hash is.
     function probeBoot(address app, bytes32 composeHash) external view returns (BootInfo memory b) {
-        b = _likelyBoot(app);
+        b = _likelyBoot(app, 0);
         b.composeHash = composeHash;
     }
 
@@ -1739,7 +1759,11 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
     /// a field is redrawn from its pool when its bits are zero. The same boot, with a KMS
     /// measurement and device drawn from their pools, is also checked as a KMS node boot.
     function _evaluateBoot(uint256 appSeed, uint256 shape, uint256 v) internal {
-        BootInfo memory b = _likelyBoot(_appCandidate(appSeed));
+        // Each of the compose hash, device and OS image is, for a quarter of the boots, one still
+        // waiting out its notice period (where there is one).
+        uint256 pending = ((shape >> 40) & 3 == 0 ? 1 : 0) | ((shape >> 42) & 3 == 0 ? 2 : 0)
+            | ((shape >> 44) & 3 == 0 ? 4 : 0);
+        BootInfo memory b = _likelyBoot(_appCandidate(appSeed), pending);
         if (shape & 15 == 0) b.composeHash = _pickBytes32(_pools.composeHashes, v);
         if ((shape >> 4) & 15 == 0) b.deviceId = _pickBytes32(_pools.devices, v >> 2);
         if ((shape >> 8) & 15 == 0) b.osImageHash = _pickBytes32(_pools.osImages, v >> 4);
@@ -1773,10 +1797,12 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
         _nextBootSlot = (_nextBootSlot + 1) % RECENT_BOOTS;
     }
 
-    /// A boot of `app` built from the pool values its current views allow (effective ones first):
-    /// the registry accepts it unless something (a registration, an OS image, a compose hash, a
-    /// device) is missing or not yet effective.
-    function _likelyBoot(address app) internal view returns (BootInfo memory b) {
+    /// A boot of `app` built from the pool values its current views allow: the registry accepts it
+    /// unless something (a registration, an OS image, a compose hash, a device) is missing or not yet
+    /// effective. Listed values already in effect are preferred, or, where `pending` says so (bit 0
+    /// the compose hash, bit 1 the device, bit 2 the OS image), listed values still waiting out their
+    /// notice period.
+    function _likelyBoot(address app, uint256 pending) internal view returns (BootInfo memory b) {
         b.appId = app;
         b.instanceId = bytes20(keccak256(abi.encode("instance", app)));
         b.mrAggregated = keccak256("app mr");
@@ -1787,20 +1813,28 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
         b.deviceId = _pools.devices[1];
         if (app != address(customPolicy) && app.code.length > 0) {
             App a = App(app);
-            bool effective;
-            for (uint256 i = 1; i < _pools.composeHashes.length && !effective; ++i) {
+            bytes32 listed;
+            for (uint256 i = 1; i < _pools.composeHashes.length; ++i) {
                 bytes32 h = _pools.composeHashes[i];
                 if (!a.isComposeHashAllowed(h)) continue;
-                effective = _reached(a.composeHashEffectiveAt(h));
-                if (effective || !a.isComposeHashAllowed(b.composeHash)) b.composeHash = h;
+                if (listed == bytes32(0)) listed = h;
+                if (_reached(a.composeHashEffectiveAt(h)) != (pending & 1 != 0)) {
+                    listed = h;
+                    break;
+                }
             }
-            effective = false;
-            for (uint256 i = 1; i < _pools.devices.length && !effective; ++i) {
+            if (listed != bytes32(0)) b.composeHash = listed;
+            listed = bytes32(0);
+            for (uint256 i = 1; i < _pools.devices.length; ++i) {
                 bytes32 d = _pools.devices[i];
                 if (!a.isDeviceAllowed(d)) continue;
-                effective = _reached(a.deviceEffectiveAt(d));
-                if (effective || !a.isDeviceAllowed(b.deviceId)) b.deviceId = d;
+                if (listed == bytes32(0)) listed = d;
+                if (_reached(a.deviceEffectiveAt(d)) != (pending & 2 != 0)) {
+                    listed = d;
+                    break;
+                }
             }
+            if (listed != bytes32(0)) b.deviceId = listed;
             uint8 mask = a.allowedTeeKinds();
             if (mask & (uint8(1) << uint8(TeeKind.Tdx)) == 0) {
                 b.teeKind =
@@ -1808,12 +1842,17 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
             }
             b.keyGeneration = a.keyGeneration();
         }
-        (b.osImageHash, b.osMeasurement) = _osFor(b.teeKind);
+        (b.osImageHash, b.osMeasurement) = _osFor(b.teeKind, pending & 4 != 0);
     }
 
     /// An allowed OS image and a measurement registered with it for `kind`, through the registry's
-    /// views: an effective image with such a measurement if there is one, else the best there is.
-    function _osFor(TeeKind kind) internal view returns (bytes32 image, bytes32 measurement) {
+    /// views: one with such a measurement that is in effect (or, if `preferPending`, not yet) if
+    /// there is one, else the best there is.
+    function _osFor(TeeKind kind, bool preferPending)
+        internal
+        view
+        returns (bytes32 image, bytes32 measurement)
+    {
         image = _pools.osImages[1];
         measurement = _pools.osMeasurements[1];
         uint256 best;
@@ -1827,7 +1866,10 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
                     break;
                 }
             }
-            uint256 score = found == bytes32(0) ? 1 : _reached(registry.osImageEffectiveAt(h)) ? 3 : 2;
+            uint256 score = 1;
+            if (found != bytes32(0)) {
+                score = _reached(registry.osImageEffectiveAt(h)) != preferPending ? 3 : 2;
+            }
             if (score > best) {
                 best = score;
                 image = h;
@@ -1922,7 +1964,8 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
         (bytes32 digest, Provenance memory p, OsMeasurement[] memory ms, uint64 effectiveAt) =
             abi.decode(log.data, (bytes32, Provenance, OsMeasurement[], uint64));
         if (digest != keccak256(abi.encode(p))) ++ghost_logInconsistencies;
-        if (effectiveAt != uint64(block.timestamp) + m.minNoticePeriod) ++ghost_logInconsistencies;
+        uint64 expectedAt = uint64(block.timestamp) + m.minNoticePeriod;
+        if (effectiveAt != expectedAt) ++ghost_logInconsistencies;
         m.osImages[image] = digest;
         m.osImageEffectiveAt[image] = effectiveAt;
         uint32 version = ++m.osImageVersions[image];
@@ -2171,6 +2214,11 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
         }
     }
 
+    /// {StdUtils-bound} without its console log: the handler bounds many values on every call.
+    function bound(uint256 x, uint256 min, uint256 max) internal pure override returns (uint256) {
+        return _bound(x, min, max);
+    }
+
     /// Half of the seeds pick `legit` (the caller the function expects), the other half any actor.
     function _actor(uint256 seed, address legit) internal view returns (address) {
         uint256 i = bound(seed, 0, 2 * _actors.length - 1);
@@ -2196,11 +2244,10 @@ contract RegistryHandler is CommonBase, StdCheats, StdUtils {
         return _pickBytes32(pool, seed);
     }
 
-    /// The first pool node that is active (and, if `serving`, still allowed to serve), or zero.
-    function _firstNode(bool serving) internal view returns (address) {
+    /// The first pool node that is active, or zero.
+    function _firstActiveNode() internal view returns (address) {
         for (uint256 i = 1; i < _pools.nodes.length; ++i) {
-            address node = _pools.nodes[i];
-            if (serving ? _isServing(node) : _expected.nodes[node].active) return node;
+            if (_expected.nodes[_pools.nodes[i]].active) return _pools.nodes[i];
         }
         return address(0);
     }

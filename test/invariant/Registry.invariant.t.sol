@@ -190,6 +190,12 @@ contract RegistryInvariantTest is CovenantFixture {
     /// period and the registry's minimum then; none for a new app's initial hashes) has passed
     /// since. The add times come from the handler's ghost records, not from the contract's own
     /// composeHashEffectiveAt view.
+    /// Runs every second call (and at the end of each run): a hash allowed too early stays allowed
+    /// until a warp. Like the two invariants below it needs only a few calls from the handler's
+    /// starting state, so the default profile runs it half as often (ci in full), which keeps the
+    /// suite's time near what it was before these three were added.
+    /// forge-config: default.invariant.runs = 32
+    /// forge-config: ci.invariant.runs = 256
     /// forge-config: default.invariant.check-interval = 2
     /// forge-config: ci.invariant.check-interval = 2
     function invariant_ComposeHashNeverEffectiveBeforeNotice() public view {
@@ -221,7 +227,10 @@ contract RegistryInvariantTest is CovenantFixture {
     /// re-activation of such a node the handler saw was an onboarding by the Timelock; a node the
     /// ghost state still has as removed by governance is inactive and marked removedByGovernance in
     /// the contract (so it came back by no path the handler missed); and an active node whose latest
-    /// onboarding followed a governance removal names the Timelock as its onboarder.
+    /// onboarding followed a governance removal names the Timelock as its onboarder. (The handler
+    /// starts with a node removed by governance and serving nodes that try to onboard it.)
+    /// forge-config: default.invariant.runs = 32
+    /// forge-config: ci.invariant.runs = 256
     function invariant_RemovedNodeReturnsOnlyThroughGovernance() public view {
         RegistryHandler.Reactivation[] memory r = handler.reactivations();
         for (uint256 i = 0; i < r.length; ++i) {
@@ -258,7 +267,12 @@ contract RegistryInvariantTest is CovenantFixture {
     /// the handler saw was made by the Timelock or by the app's owner at that moment, and the set of
     /// claims in the contract (every pool domain × every app candidate) equals the one the handler's
     /// model holds (so no claim disappeared, or appeared, by any other path) and the one rebuilt
-    /// from the events.
+    /// from the events. Runs every second call (and at the end of each run): a release is recorded
+    /// for good, and a difference in the claims persists. (The handler starts with claims.)
+    /// forge-config: default.invariant.runs = 32
+    /// forge-config: ci.invariant.runs = 256
+    /// forge-config: default.invariant.check-interval = 2
+    /// forge-config: ci.invariant.check-interval = 2
     function invariant_ClaimsShrinkOnlyByGovernanceOrClaimant() public view {
         RegistryHandler.ClaimRelease[] memory releases = handler.claimReleases();
         for (uint256 i = 0; i < releases.length; ++i) {
