@@ -94,6 +94,8 @@ interface IApp is IAppPolicy {
     error AppNotCreatedByRegistry(address caller);
     /// @notice The notice period is below the registry's minimum.
     error AppNoticePeriodTooShort(uint64 noticePeriod, uint64 minimum);
+    /// @notice The notice period is longer than {App-MAX_NOTICE_PERIOD}.
+    error AppNoticePeriodTooLong(uint64 noticePeriod);
     /// @notice The notice period can only grow.
     error AppNoticePeriodDecrease(uint64 current, uint64 requested);
 
@@ -146,8 +148,8 @@ interface IApp is IAppPolicy {
     function setRequireGpu(bool required) external;
 
     /// @notice Lengthens the app's notice period (it can never shrink).
-    /// @dev Requirements: caller is the owner; not frozen; larger than the current one. Emits
-    /// {NoticePeriodSet}.
+    /// @dev Requirements: caller is the owner; not frozen; larger than the current one and at most
+    /// a year. Emits {NoticePeriodSet}.
     /// @param noticePeriod the new notice period, seconds.
     function setNoticePeriod(uint64 noticePeriod) external;
 

@@ -20,6 +20,9 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
     /// @notice Bits of the TEE kinds an app may allow: Tdx (bit 1), SevSnp (bit 2), Simulated
     /// (bit 3); never Unknown (bit 0). A kind's bit is `1 << uint8(kind)`.
     uint8 public constant KNOWN_TEE_KINDS = 0x0e;
+    /// @notice The longest notice period an app may set (a year, as the registry's minimum), so
+    /// that `block.timestamp + notice` never overflows and a loosening can always be scheduled.
+    uint64 public constant MAX_NOTICE_PERIOD = 365 days;
 
     /// @custom:storage-location erc7201:covenant.storage.App
     struct AppStorage {
@@ -71,6 +74,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         emit KeyGenerationBumped(1);
         uint64 minimum = IKmsRegistry(_REGISTRY).minNoticePeriod();
         if (init.noticePeriod < minimum) revert AppNoticePeriodTooShort(init.noticePeriod, minimum);
+        if (init.noticePeriod > MAX_NOTICE_PERIOD) revert AppNoticePeriodTooLong(init.noticePeriod);
         $.noticePeriod = init.noticePeriod;
         emit NoticePeriodSet(init.noticePeriod);
         Settings memory initial = Settings({
@@ -166,6 +170,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
     function setNoticePeriod(uint64 noticePeriod_) external onlyOwner notFrozen {
         AppStorage storage $ = _s();
         if (noticePeriod_ <= $.noticePeriod) revert AppNoticePeriodDecrease($.noticePeriod, noticePeriod_);
+        if (noticePeriod_ > MAX_NOTICE_PERIOD) revert AppNoticePeriodTooLong(noticePeriod_);
         $.noticePeriod = noticePeriod_;
         emit NoticePeriodSet(noticePeriod_);
     }

@@ -59,11 +59,20 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
     uint256 public constant TD_REGISTERS_LENGTH = 192;
     uint256 public constant SNP_REGISTERS_LENGTH = 48;
 
+    /// Runs before `reinitializer(2)` sets the version: a proxy that was ever initialised (a
+    /// wave-1 registry being upgraded) refuses the fresh-proxy initializer.
+    modifier onlyFreshProxy() {
+        if (_getInitializedVersion() != 0) revert InvalidInitialization();
+        _;
+    }
+
     constructor() {
         _disableInitializers();
     }
 
-    /// @notice Sets up the registry behind its proxy (initializer version 2).
+    /// @notice Sets up a fresh registry behind its proxy (initializer version 2). A proxy that was
+    /// already initialised (a wave-1 registry being upgraded) refuses it: its owner completes the
+    /// upgrade with {initializeV2} instead, so no one else can take the proxy over in between.
     /// @dev Emits {AppImplementationSet}, {MinNoticePeriodSet} and, if `allowSimulatedTee_`,
     /// {AllowSimulatedTeeSet}.
     /// @param owner_ the owner: the Timelock.
@@ -75,7 +84,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         address appImplementation_,
         bool allowSimulatedTee_,
         uint64 minNoticePeriod_
-    ) external reinitializer(2) {
+    ) external onlyFreshProxy reinitializer(2) {
         __Ownable_init(owner_);
         KmsRegistryStorage storage $ = _s();
         _setAppImplementation($, appImplementation_);

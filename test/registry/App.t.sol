@@ -293,6 +293,13 @@ contract AppInitializeTest is AppTestBase {
         registry.createApp(appOwner, init);
     }
 
+    function test_RevertWhen_NoticePeriodAboveTheMaximumAtCreation() public {
+        IApp.AppInit memory init = _emptyInit(TDX);
+        init.noticePeriod = appImplementation.MAX_NOTICE_PERIOD() + 1;
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodTooLong.selector, init.noticePeriod));
+        registry.createApp(appOwner, init);
+    }
+
     /// Creation reads the registry's minimum at that time: once governance raises it, a notice
     /// period that used to suffice is refused.
     function test_RevertWhen_NoticePeriodBelowARaisedMinimum() public {
@@ -1516,6 +1523,20 @@ contract AppNoticePeriodTest is AppTestBase {
         app.setNoticePeriod(2 days);
         vm.stopPrank();
         assertEq(app.noticePeriod(), 3 days);
+    }
+
+    /// A period beyond a year is refused (at a year, a loosening still schedules: no overflow).
+    function test_RevertWhen_SetNoticePeriodAboveTheMaximum() public {
+        uint64 max = app.MAX_NOTICE_PERIOD();
+        vm.startPrank(appOwner);
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodTooLong.selector, max + 1));
+        app.setNoticePeriod(max + 1);
+        vm.expectRevert(abi.encodeWithSelector(IApp.AppNoticePeriodTooLong.selector, type(uint64).max));
+        app.setNoticePeriod(type(uint64).max);
+        app.setNoticePeriod(max);
+        app.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        vm.stopPrank();
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_2), uint64(block.timestamp) + max);
     }
 
     /// Setting the current period again is not growth.

@@ -8,6 +8,7 @@ import {App} from "../../contracts/registry/App.sol";
 import {DomainRegistry} from "../../contracts/registry/DomainRegistry.sol";
 import {KmsRegistry} from "../../contracts/registry/KmsRegistry.sol";
 import {CovenantFixture} from "../utils/CovenantFixture.sol";
+import {OwnableUpgradeable} from "@openzeppelin/contracts-upgradeable/access/OwnableUpgradeable.sol";
 import {Initializable} from "@openzeppelin/contracts-upgradeable/proxy/utils/Initializable.sol";
 import {ERC1967Proxy} from "@openzeppelin/contracts/proxy/ERC1967/ERC1967Proxy.sol";
 import {UUPSUpgradeable} from "@openzeppelin/contracts/proxy/utils/UUPSUpgradeable.sol";
@@ -110,6 +111,26 @@ contract UpgradeFromWave1Test is CovenantFixture {
         key = new bytes(65);
         key[0] = 0x04;
         key[1] = 0x01;
+    }
+
+    /// Between an upgrade that did not initialise v2 and the owner's `initializeV2`, no one can
+    /// take the proxy over with the fresh-proxy initializer.
+    function test_RevertWhen_AStrangerInitializesAnUpgradedProxy() public {
+        KmsRegistry registryV2 = new KmsRegistry();
+        _govern(
+            address(oldRegistry),
+            abi.encodeCall(UUPSUpgradeable.upgradeToAndCall, (address(registryV2), "")),
+            "Upgrade without initializing v2"
+        );
+        vm.prank(stranger);
+        vm.expectRevert(Initializable.InvalidInitialization.selector);
+        oldRegistry.initialize(stranger, address(appImplementation), true, 0);
+        vm.prank(stranger);
+        vm.expectRevert(
+            abi.encodeWithSelector(OwnableUpgradeable.OwnableUnauthorizedAccount.selector, stranger)
+        );
+        oldRegistry.initializeV2(0);
+        assertEq(oldRegistry.owner(), address(timelock));
     }
 
     function test_UpgradeFromWave1PreservesState() public {
