@@ -68,17 +68,9 @@ contract GasTest is CovenantFixture {
     }
 
     function test_GasGuardianCancel() public {
-        (address[] memory targets, uint256[] memory values, bytes[] memory calldatas) =
+        (address[] memory targets,, bytes[] memory calldatas) =
             _single(address(registry), abi.encodeCall(KmsRegistry.setAllowSimulatedTee, (true)));
-        string memory description = "Accept simulated TEEs";
-        vm.prank(alice);
-        uint256 id = governor.propose(targets, values, calldatas, description);
-        vm.warp(block.timestamp + VOTING_DELAY + 1);
-        vm.prank(alice);
-        governor.castVote(id, 1);
-        _closeVoting(id);
-        governor.queue(targets, values, calldatas, keccak256(bytes(description)));
-        bytes32 salt = bytes20(address(governor)) ^ keccak256(bytes(description));
+        (uint256[] memory values, bytes32 salt) = _queueBatch(targets, calldatas, "Accept simulated TEEs");
         _coolAll(app);
         vm.cool(address(guardianContract));
         vm.prank(guardian);

@@ -9,21 +9,6 @@ import {CovenantFixture} from "../utils/CovenantFixture.sol";
 /// no vote can overcome. Now it cannot cancel its own removal or replacement, its power expires, and
 /// only governance can renew it.
 contract GuardianEntrenchmentTest is CovenantFixture {
-    function _queueBatch(address[] memory targets, bytes[] memory calldatas, string memory description)
-        internal
-        returns (uint256[] memory values, bytes32 salt)
-    {
-        values = new uint256[](targets.length);
-        vm.prank(alice);
-        uint256 id = governor.propose(targets, values, calldatas, description);
-        vm.warp(block.timestamp + VOTING_DELAY + 1);
-        vm.prank(alice);
-        governor.castVote(id, 1);
-        _closeVoting(id);
-        governor.queue(targets, values, calldatas, keccak256(bytes(description)));
-        salt = bytes20(address(governor)) ^ keccak256(bytes(description));
-    }
-
     function test_GuardianCannotCancelItsOwnRemoval() public {
         // Proposal 1: revoke the guardian contract's canceller role.
         address[] memory targets = new address[](1);

@@ -170,6 +170,23 @@ abstract contract CovenantFixture is Test, CovenantDeployment {
         governor.execute(targets, values, calldatas, keccak256(bytes(description)));
     }
 
+    /// Proposes a batch (as alice), votes it through and queues it; returns the values and the
+    /// Timelock salt the Governor used, for cancelling or executing it directly.
+    function _queueBatch(address[] memory targets, bytes[] memory calldatas, string memory description)
+        internal
+        returns (uint256[] memory values, bytes32 salt)
+    {
+        values = new uint256[](targets.length);
+        vm.prank(alice);
+        uint256 id = governor.propose(targets, values, calldatas, description);
+        vm.warp(block.timestamp + VOTING_DELAY + 1);
+        vm.prank(alice);
+        governor.castVote(id, 1);
+        _closeVoting(id);
+        governor.queue(targets, values, calldatas, keccak256(bytes(description)));
+        salt = bytes20(address(governor)) ^ keccak256(bytes(description));
+    }
+
     /// The whole path: propose, alice votes for, queue, wait the Timelock delay, execute.
     function _govern(address target, bytes memory data, string memory description)
         internal

@@ -77,6 +77,15 @@ pub enum IdentityError {
         /// The block.
         block: u64,
     },
+    /// The evidence binds another identity address (its `kms-identity` event) than the stated
+    /// node, or none.
+    #[error("the kms node's evidence names {evidence:?}, not the stated node {node}")]
+    IdentityMismatch {
+        /// The stated node.
+        node: Address,
+        /// The address the evidence binds, if any.
+        evidence: Option<Address>,
+    },
     /// No root keys are registered, or the node states other ones.
     #[error("the kms node's root keys are not the registered ones at block {block}")]
     RootKeys {
@@ -246,7 +255,14 @@ impl KmsIdentityChecker {
             &self.policy,
             now,
         )?;
-        let boot = covenant_chain::boot_info(&evidence, 0);
+        let bound = evidence.kms_identity().map(Address::from);
+        if bound != Some(node) {
+            return Err(IdentityError::IdentityMismatch {
+                node,
+                evidence: bound,
+            });
+        }
+        let boot = covenant_chain::kms_boot_info(&evidence);
         let block = self.finalized().await?;
         let age = now.saturating_sub(block.timestamp);
         if age > self.max_age.as_secs() {

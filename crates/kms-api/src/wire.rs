@@ -255,7 +255,8 @@ pub struct Metadata {
     /// The node's identity address.
     #[schema(value_type = String)]
     pub node: Address,
-    /// Its aggregated measurement.
+    /// Its aggregated measurement as of `system-ready` (what `addKmsMeasurement` allows; shared
+    /// by every node of the same code, before each extends its own `kms-identity`).
     #[schema(value_type = String)]
     pub mr_aggregated: B256,
     /// Its device id.

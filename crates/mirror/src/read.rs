@@ -129,17 +129,9 @@ pub async fn is_member_at(
     member: &[u8],
     at: u64,
 ) -> Result<bool> {
-    let row: Option<(i32,)> = sqlx::query_as(
-        "SELECT 1 FROM members WHERE set_name = $1 AND scope = $2 AND member = $3
-           AND from_block <= $4 AND (to_block IS NULL OR to_block > $4) LIMIT 1",
-    )
-    .bind(set)
-    .bind(scope)
-    .bind(member)
-    .bind(i64_of(at))
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
+    Ok(scoped_member_at(conn, set, scope, member, at)
+        .await?
+        .is_some())
 }
 
 /// `member` of `set` within `scope` at block `at`, with what the adding event said.

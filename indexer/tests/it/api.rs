@@ -102,7 +102,7 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         "appId": hist.apps[0], "composeHash": h(0xa2), "instanceId": format!("0x{}", "1d".repeat(20)),
         "deviceId": h(0xd2), "mrAggregated": h(0x11), "osImageHash": h(0x01),
         // What history.rs registered with image 0x01 on TDX: sha256 of 192 bytes of 0x31.
-        "osMeasurement": B256::from(<[u8; 32]>::from(sha2::Sha256::digest([0x31u8; 192]))),
+        "osMeasurement": alloy::primitives::B256::from(<[u8; 32]>::from(sha2::Sha256::digest([0x31u8; 192]))),
         "teeKind": "tdx", "tcbStatus": "upToDate", "keyGeneration": 2,
     });
     let (status, body) = indexer.post("/v1/policy/app", &good_boot).await;

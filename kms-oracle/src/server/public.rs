@@ -62,7 +62,7 @@ pub(super) async fn metadata(AxState(state): AxState<Shared>) -> Json<Metadata> 
         chain_id: deployment.chain_id,
         kms_registry: deployment.contracts.kms_registry,
         node: own.node,
-        mr_aggregated: B256::from(*own.evidence.mr_aggregated().as_bytes()),
+        mr_aggregated: own.boot().mrAggregated,
         device_id: B256::from(*own.evidence.device_id().as_bytes()),
         os_image_hash: B256::from(*own.evidence.runtime().os_image_hash.as_bytes()),
         block: None,

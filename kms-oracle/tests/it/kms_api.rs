@@ -185,13 +185,14 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
         .unwrap();
     assert_eq!(standing.node, kms.node);
     assert_eq!(standing.roots.generation, 1);
-    // A node stating another node's address is refused.
+    // A node stating another address than the one its evidence binds is refused.
     let certificate = metadata.server_certificate.clone().unwrap();
+    let bound = Some(kms.node);
     assert!(matches!(
         checker
             .check(&certificate, Address::repeat_byte(0x77), now())
             .await,
-        Err(IdentityError::NotOnboarded { .. })
+        Err(IdentityError::IdentityMismatch { evidence, .. }) if evidence == bound
     ));
     // Stating other root keys is refused.
     let mut lying = metadata.body.clone();
