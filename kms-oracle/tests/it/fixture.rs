@@ -170,6 +170,11 @@ impl Stack {
             .unwrap();
     }
 
+    /// How many transactions `who` has sent.
+    pub async fn nonce(&self, who: Address) -> u64 {
+        self.provider.get_transaction_count(who).await.unwrap()
+    }
+
     pub async fn head(&self) -> u64 {
         self.provider.get_block_number().await.unwrap()
     }

@@ -267,6 +267,90 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
     let _ = stack.provider.get_block_number().await.unwrap();
 }
 
+/// An app with a notice period: a compose hash it adds is denied, with its own reason, until the
+/// finalized block's timestamp reaches `addedAt + noticePeriod`; a removal is immediate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_added_compose_hash_is_denied_until_its_notice_period_ends_at_the_finalized_block() {
+    const NOTICE: u64 = 3_600;
+    let stack = Stack::start().await;
+    let kms = first_node(&stack, &[]).await;
+    let app = stack.create_app().await;
+    let owner = stack.app_owner();
+    let app_c = stack.app_as(app);
+    send!(app_c.setNoticePeriod(NOTICE).from(owner));
+    let new_hash = [0xc3; 32];
+    let receipt = send!(
+        app_c
+            .addComposeHash(B256::from(new_hash), app_provenance("v2"))
+            .from(owner)
+    );
+    let added = receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| {
+            l.log_decode::<covenant_chain::app::App::ComposeHashAdded>()
+                .ok()
+        })
+        .expect("ComposeHashAdded")
+        .inner
+        .data;
+    let added_at = stack
+        .provider
+        .get_block_by_number(receipt.block_number.unwrap().into())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp;
+    assert_eq!(added.effectiveAt, added_at + NOTICE);
+    let upgraded = Boot {
+        compose: new_hash,
+        ..Boot::new(app, 1)
+    };
+
+    // Final, but not yet effective: denied with its own reason, the old code still served.
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    denied(&kms, &upgraded, "compose hash not yet effective").await;
+    granted(&kms, &Boot::new(app, 1)).await;
+
+    // The notice period has passed at the head, but not yet at the finalized block: still denied.
+    stack
+        .anvil
+        .rpc("evm_increaseTime", json!([NOTICE]))
+        .unwrap();
+    stack.mine(1);
+    let head = stack.head().await;
+    let head_time = stack
+        .provider
+        .get_block_by_number(head.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp;
+    assert!(head_time >= added.effectiveAt);
+    kms.wait_serving_at(head - FINALITY).await;
+    denied(&kms, &upgraded, "compose hash not yet effective").await;
+
+    // Once the block past the notice period is final, the new code gets the app's keys.
+    stack.mine(FINALITY);
+    kms.wait_serving_at(head).await;
+    let new_keys = granted(&kms, &upgraded).await;
+    let old_keys = granted(&kms, &Boot::new(app, 1)).await;
+    for k in SECRETS {
+        assert_eq!(new_keys[k], old_keys[k], "{k} differs across an upgrade");
+    }
+
+    // A removal needs no notice: the old code is refused as soon as the removal is final.
+    send!(app_c.removeComposeHash(B256::from(COMPOSE)).from(owner));
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    denied(&kms, &Boot::new(app, 1), "compose hash not allowed").await;
+    granted(&kms, &upgraded).await;
+}
+
 /// `covenant_kms_chain_reads_total{function="isAppAllowed"}`.
 async fn is_app_allowed_reads(kms: &Kms) -> u64 {
     let metrics = String::from_utf8(kms.get("/metrics").await.body).unwrap();

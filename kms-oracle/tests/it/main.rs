@@ -9,6 +9,7 @@
 mod fixture;
 mod grants;
 mod kms_api;
+mod onboarding;
 mod refusals;
 mod replication;
 mod standing;
