@@ -22,8 +22,8 @@ use super::{
     ApiError, ApiState, finalized_view,
     schema::{
         AppDetail, AppSummary, Apps, Block, DomainClaims, DomainRegistry, Domains, ErrorBody,
-        Fields, GrantLog, Head, Health, KmsNode, KmsNodes, Member, OsImages, PolicyAnswer,
-        Proposal, ProposalDetail, Proposals, Registry, Tally, Vote,
+        Fields, GrantLog, Guardian, Head, Health, KmsNode, KmsNodes, Member, OsImages,
+        PolicyAnswer, Proposal, ProposalDetail, Proposals, Registry, Tally, Vote,
     },
 };
 use covenant_mirror::{
@@ -188,17 +188,23 @@ pub(super) async fn head(State(s): State<ApiState>) -> ApiResult<Head> {
     }))
 }
 
-/// The KMS registry's settings and root keys, and the domain registry.
+/// The KMS registry's settings and root keys, the domain registry, and the guardian's term.
 #[utoipa::path(get, path = "/v1/registry", tag = "mirror",
     responses((status = 200, body = Registry), (status = 503, body = ErrorBody)))]
 pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
-    let (_, f, hash) = finalized_view(&s.pool).await?;
+    let (view, f, hash) = finalized_view(&s.pool).await?;
+    let now = finalized_time(&view)?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let settings = read::settings_at(&mut c, reg.as_slice(), f).await?;
     let roots = read::members_at(&mut c, "root_keys", Some(reg.as_slice()), f).await?;
     let domain_settings =
         read::settings_at(&mut c, s.deployment.contracts.domain_registry.as_slice(), f).await?;
+    let guardian_contract = s.deployment.contracts.covenant_guardian;
+    let guardian_settings = read::settings_at(&mut c, guardian_contract.as_slice(), f).await?;
+    let expires_at = guardian_settings
+        .get("guardian_expires_at")
+        .and_then(Value::as_u64);
     Ok(Json(Registry {
         block: block_json(f, hash),
         kms_registry: reg.to_checksum(None),
@@ -210,6 +216,15 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
         domain_registry: DomainRegistry {
             address: s.deployment.contracts.domain_registry.to_checksum(None),
             settings: settings_json(domain_settings),
+        },
+        guardian: Guardian {
+            address: guardian_contract.to_checksum(None),
+            guardian: guardian_settings
+                .get("guardian")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            expires_at,
+            active: expires_at.is_some_and(|end| now < end),
         },
     }))
 }

@@ -99,6 +99,20 @@ pub(super) struct DomainRegistry {
     pub settings: Fields,
 }
 
+/// The Timelock's cancel-only guardian.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Guardian {
+    /// The guardian contract (it alone holds the Timelock's canceller role besides the Governor).
+    pub address: String,
+    /// The account that acts through it (absent before its first event is final).
+    pub guardian: Option<String>,
+    /// When its power ends (block timestamp; it may cancel strictly before).
+    pub expires_at: Option<u64>,
+    /// Whether it may still cancel at the finalized block's timestamp.
+    pub active: bool,
+}
+
 /// `/v1/registry`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -114,6 +128,8 @@ pub(super) struct Registry {
     pub root_keys: Vec<Member>,
     /// The domain registry.
     pub domain_registry: DomainRegistry,
+    /// The guardian and its term.
+    pub guardian: Guardian,
 }
 
 /// An app in the list.

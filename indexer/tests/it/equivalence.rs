@@ -8,8 +8,11 @@ use alloy::{
     primitives::{Address, B256, FixedBytes, U256},
 };
 use covenant_chain::{
-    app::App, domain_registry::DomainRegistry, governor::CovenantGovernor,
-    kms_registry::KmsRegistry,
+    app::App,
+    domain_registry::DomainRegistry,
+    governor::CovenantGovernor,
+    guardian::CovenantGuardian,
+    kms_registry::{IApp, KmsRegistry},
 };
 use covenant_testkit::postgres;
 use serde_json::{Value, json};
@@ -17,6 +20,7 @@ use serde_json::{Value, json};
 use crate::{
     fixture::{Chain, Indexer},
     history::{self, h},
+    send,
 };
 
 fn set_of(v: &Value, key: &str) -> BTreeSet<String> {
@@ -450,4 +454,221 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
         reasons.len() >= 8,
         "the cases cover most reasons: {reasons:?}"
     );
+}
+
+/// An app with a notice period and changes still pending, and the guardian's term: what the API
+/// serves equals the contracts at the finalized block, before and after the times they take effect.
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_changes_and_the_guardian_term_equal_the_contracts_before_and_after_they_take_effect()
+ {
+    const NOTICE: u64 = 86_400;
+    let chain = Chain::start().await;
+    let c = &chain.deployment.contracts;
+    let p = &chain.provider;
+    let registry = KmsRegistry::new(c.kms_registry, p);
+    let guardian = CovenantGuardian::new(c.covenant_guardian, p);
+    let timelock = chain.timelock();
+    let owner = chain.account(1);
+    send!(
+        registry
+            .addOsImage(
+                h(0x01),
+                history::kms_prov("os-1"),
+                history::os_measurements(0x31)
+            )
+            .from(timelock)
+    );
+    let init = IApp::AppInit {
+        composeHashes: vec![h(0xa1)],
+        provenances: vec![history::init_prov("v1")],
+        devices: vec![h(0xd1), h(0xd3)],
+        anyDevice: false,
+        allowedTeeKinds: 0x02,
+        requireUpToDateTcb: true,
+        requireGpu: false,
+        noticePeriod: NOTICE,
+    };
+    let app = send!(registry.createApp(owner, init).from(chain.account(0)))
+        .decoded_log::<KmsRegistry::AppCreated>()
+        .unwrap()
+        .app;
+    let a = App::new(app, p);
+    // Loosenings wait for the notice period; the removal of d3 is immediate.
+    send!(
+        a.addComposeHash(h(0xa2), history::app_prov("v2"))
+            .from(owner)
+    );
+    send!(a.addDevice(h(0xd2)).from(owner));
+    send!(a.removeDevice(h(0xd3)).from(owner));
+    send!(a.setAllowedTeeKinds(0x06).from(owner));
+    send!(a.setRequireUpToDateTcb(false).from(owner));
+
+    let db = postgres::database();
+    let indexer = Indexer::start(&chain, &db, &[]);
+    let boot = |compose: B256, device: B256, tee: u8, tcb: u8| {
+        use sha2::{Digest, Sha256};
+        let len = if tee == 2 { 48 } else { 192 };
+        let measured = B256::from(<[u8; 32]>::from(Sha256::digest(vec![0x31u8; len])));
+        covenant_chain::BootInfo {
+            appId: app,
+            composeHash: compose,
+            instanceId: FixedBytes::repeat_byte(0x1d),
+            deviceId: device,
+            mrAggregated: h(0x11),
+            osImageHash: h(0x01),
+            osMeasurement: measured,
+            teeKind: tee,
+            tcbStatus: tcb,
+            gpuEvidenceHash: B256::ZERO,
+            keyGeneration: 1,
+        }
+    };
+    // TEE kind 1 TDX, 2 SEV-SNP; TCB 1 up to date, 5 out of date.
+    let cases = [
+        boot(h(0xa1), h(0xd1), 1, 1),
+        boot(h(0xa2), h(0xd1), 1, 1),
+        boot(h(0xa1), h(0xd2), 1, 1),
+        boot(h(0xa1), h(0xd3), 1, 1),
+        boot(h(0xa1), h(0xd1), 2, 1),
+        boot(h(0xa1), h(0xd1), 1, 5),
+    ];
+
+    // Compares every served value with the contracts at the finalized block; returns the
+    // policy answers and whether the guardian was active.
+    let check = async |phase: &str| -> (Vec<String>, bool) {
+        let head = chain.head().await;
+        let view = indexer.wait_finalized(head).await;
+        let fh: B256 = view["finalized"]["hash"].as_str().unwrap().parse().unwrap();
+        let at = BlockId::hash(fh);
+        let v = indexer.get_ok(&format!("/v1/apps/{app}")).await;
+        for row in v["composeHashes"].as_array().unwrap() {
+            let ch: B256 = row["composeHash"].as_str().unwrap().parse().unwrap();
+            let effective = a.composeHashEffectiveAt(ch).block(at).call().await.unwrap();
+            assert_eq!(row["effectiveAt"], effective, "{phase}: {row}");
+        }
+        assert_eq!(
+            set_of(&v["composeHashes"], "composeHash"),
+            [hex(h(0xa1)), hex(h(0xa2))].into_iter().collect()
+        );
+        for row in v["devices"].as_array().unwrap() {
+            let d: B256 = row["deviceId"].as_str().unwrap().parse().unwrap();
+            let effective = a.deviceEffectiveAt(d).block(at).call().await.unwrap();
+            assert_eq!(row["effectiveAt"], effective, "{phase}: {row}");
+        }
+        assert_eq!(
+            set_of(&v["devices"], "deviceId"),
+            [hex(h(0xd1)), hex(h(0xd2))].into_iter().collect(),
+            "{phase}: the removal is immediate"
+        );
+        let s = &v["settings"];
+        // `settings()` answers (in force, scheduled, effectiveAt); the API serves the schedule
+        // (before, scheduled, effectiveAt) and the settings in force next to it.
+        let (current, scheduled, effective_at) = {
+            let r = a.settings().block(at).call().await.unwrap();
+            (r._0, r._1, r._2)
+        };
+        let now = view["finalized"]["timestamp"]
+            .as_u64()
+            .expect("the finalized block's timestamp");
+        let schedule = &s["settings"];
+        assert_eq!(schedule["effectiveAt"], effective_at, "{phase}: {s}");
+        let as_json = |x: &covenant_chain::app::IApp::Settings| {
+            json!({
+                "allowedTeeKinds": x.allowedTeeKinds,
+                "anyDevice": x.anyDevice,
+                "requireUpToDateTcb": x.requireUpToDateTcb,
+                "requireGpu": x.requireGpu,
+            })
+        };
+        assert_eq!(schedule["scheduled"], as_json(&scheduled), "{phase}");
+        if now < effective_at {
+            assert_eq!(schedule["before"], as_json(&current), "{phase}");
+        }
+        let in_force = json!({
+            "allowedTeeKinds": s["allowedTeeKinds"],
+            "anyDevice": s["anyDevice"],
+            "requireUpToDateTcb": s["requireUpToDateTcb"],
+            "requireGpu": s["requireGpu"],
+        });
+        assert_eq!(
+            in_force,
+            as_json(&current),
+            "{phase}: the settings in force"
+        );
+        assert_eq!(
+            s["allowedTeeKinds"],
+            a.allowedTeeKinds().block(at).call().await.unwrap()
+        );
+        let mut answers = Vec::new();
+        for b in &cases {
+            let body = json!({
+                "appId": b.appId, "composeHash": b.composeHash, "instanceId": b.instanceId,
+                "deviceId": b.deviceId, "mrAggregated": b.mrAggregated,
+                "osImageHash": b.osImageHash, "osMeasurement": b.osMeasurement,
+                "teeKind": b.teeKind, "tcbStatus": b.tcbStatus, "keyGeneration": b.keyGeneration,
+            });
+            let (status, mirror) = indexer.post("/v1/policy/app", &body).await;
+            assert_eq!(status, 200, "{mirror}");
+            let chain_answer = registry
+                .isAppAllowed(b.clone())
+                .block(at)
+                .call()
+                .await
+                .unwrap();
+            assert_eq!(
+                (
+                    mirror["allowed"].as_bool().unwrap(),
+                    mirror["reason"].as_str().unwrap()
+                ),
+                (chain_answer._0, chain_answer._1.as_str()),
+                "{phase}: {body}"
+            );
+            answers.push(chain_answer._1);
+        }
+        // The guardian's term.
+        let g = &indexer.get_ok("/v1/registry").await["guardian"];
+        let expires = guardian.expiresAt().block(at).call().await.unwrap();
+        assert_eq!(g["expiresAt"], expires, "{phase}: {g}");
+        assert_eq!(
+            g["guardian"],
+            guardian
+                .guardian()
+                .block(at)
+                .call()
+                .await
+                .unwrap()
+                .to_checksum(None)
+        );
+        assert_eq!(g["address"], c.covenant_guardian.to_checksum(None));
+        assert_eq!(g["active"], now < expires, "{phase}: {g} at {now}");
+        (answers, g["active"].as_bool().unwrap())
+    };
+
+    let (before, guardian_active) = check("before").await;
+    assert_eq!(
+        before,
+        [
+            "",
+            "compose hash not yet effective",
+            "device not yet effective",
+            "device not allowed",
+            "tee kind not allowed",
+            "tcb not up to date",
+        ],
+        "pending: the old settings and lists decide"
+    );
+    assert!(guardian_active);
+
+    // Past the notice period and the guardian's term.
+    let expires = guardian.expiresAt().call().await.unwrap();
+    let now = chain.timestamp().await;
+    chain.advance_time(NOTICE.max(expires.saturating_sub(now)) + 1);
+    chain.mine(1);
+    let (after, guardian_active) = check("after").await;
+    assert_eq!(
+        after,
+        ["", "", "", "device not allowed", "", ""],
+        "in force: the new settings and lists decide"
+    );
+    assert!(!guardian_active, "the guardian's term has ended");
 }

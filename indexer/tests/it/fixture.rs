@@ -78,6 +78,17 @@ impl Chain {
             .unwrap();
     }
 
+    /// The head block's timestamp.
+    pub async fn timestamp(&self) -> u64 {
+        self.provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .unwrap()
+            .unwrap()
+            .header
+            .timestamp
+    }
+
     pub fn advance_time(&self, seconds: u64) {
         self.anvil
             .rpc("evm_increaseTime", serde_json::json!([seconds]))

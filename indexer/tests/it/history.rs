@@ -21,7 +21,7 @@ pub fn h(byte: u8) -> B256 {
 }
 
 /// OS registers on TDX and SEV-SNP, filled with `byte`.
-fn os_measurements(byte: u8) -> Vec<KmsRegistry::OsMeasurement> {
+pub fn os_measurements(byte: u8) -> Vec<KmsRegistry::OsMeasurement> {
     vec![
         KmsRegistry::OsMeasurement {
             teeKind: 1,
