@@ -24,11 +24,11 @@ use crate::{
     Error, Result,
     abi::{Abis, Source},
     config::{Config, Finality},
-    contracts::Contracts,
+    contracts::{AppKind, Contracts},
     health::Health,
     metrics::Metrics,
     project::{Lookup, SourcedLog, project},
-    source::{BlockRef, RangeSizer, Rpc, fetch_logs},
+    source::{BlockRef, LogFilter, RangeSizer, Rpc, fetch_logs},
     store::{self, At, BlockRow, MirrorState, Writer},
 };
 
@@ -55,7 +55,7 @@ struct Batch {
     blocks: Vec<BlockRow>,
     logs: Vec<SourcedLog>,
     /// Apps registered in the range: followed from the transaction that registers them.
-    registered: Vec<Address>,
+    registered: Vec<(Address, AppKind)>,
     /// A backfilled range is final: the finalized view moves to its end too.
     final_range: bool,
 }
@@ -101,7 +101,7 @@ impl Syncer {
             deployment.start_block,
         )
         .await?;
-        let apps = covenant_mirror::read::all_app_addresses(&mut conn).await?;
+        let apps = covenant_mirror::read::followed_apps(&mut conn).await?;
         drop(conn);
         let sizer = RangeSizer::new(
             config.initial_range_blocks,
@@ -233,7 +233,7 @@ impl Syncer {
 
     /// Rebuilds the followed-contracts set from what the database has committed.
     async fn reload_contracts(&mut self, conn: &mut sqlx::PgConnection) -> Result<()> {
-        let apps = covenant_mirror::read::all_app_addresses(conn).await?;
+        let apps = covenant_mirror::read::followed_apps(conn).await?;
         self.contracts = Arc::new(Contracts::new(&self.deployment, apps));
         Ok(())
     }
@@ -332,9 +332,9 @@ impl Syncer {
                 );
                 // Spawned, so fetching continues while earlier ranges are being written.
                 let task = tokio::spawn(async move {
-                    let addresses = contracts.addresses();
+                    let filter = contracts.filter();
                     let t = tokio::time::Instant::now();
-                    let logs = fetch_logs(&rpc, a, b, &addresses, &sizer, &metrics).await?;
+                    let logs = fetch_logs(&rpc, a, b, &filter, &sizer, &metrics).await?;
                     let t_logs = t.elapsed();
                     let end = rpc.require_block(b).await?;
                     let first_parent =
@@ -346,7 +346,7 @@ impl Syncer {
                         first_parent,
                         end,
                         logs,
-                        addresses_used: addresses.len(),
+                        addresses_used: filter.addresses.len(),
                     })
                 });
                 OwnedTask(task)
@@ -407,24 +407,27 @@ impl Syncer {
                 number: range.from - 1,
             });
         }
+        // Custom apps are followed by address: one registered in this range, or after its filter
+        // was made, needs the range fetched again for its address. (A factory app's logs are
+        // already in: the topic filter does not depend on which apps exist.)
         let mut missing: BTreeSet<Address> = self
             .contracts
             .new_apps_in(&range.logs)
-            .into_keys()
+            .into_iter()
+            .filter(|(_, new)| new.kind() == AppKind::Custom)
+            .map(|(app, _)| app)
             .collect();
-        missing.extend(
-            self.contracts
-                .addresses()
-                .into_iter()
-                .skip(range.addresses_used),
-        );
+        missing.extend(self.contracts.addresses_since(range.addresses_used));
         if !missing.is_empty() {
-            let missing: Vec<Address> = missing.into_iter().collect();
+            let filter = LogFilter {
+                addresses: missing.into_iter().collect(),
+                topics: Vec::new(),
+            };
             let extra = fetch_logs(
                 &self.rpc,
                 range.from,
                 range.to,
-                &missing,
+                &filter,
                 &self.sizer,
                 &self.metrics,
             )
@@ -484,32 +487,33 @@ impl Syncer {
     ) -> Result<Batch> {
         // An app is followed from the transaction that registers it (a factory app's own
         // initialisation events come just before `AppCreated` in that transaction); whatever a
-        // contract emitted before it became an app is not part of the mirror.
+        // contract emitted before it became an app is not part of the mirror. A factory app's
+        // logs are kept only with an App ABI event signature, however they were fetched.
         let registered = self.contracts.new_apps_in(&logs);
-        let logs: Vec<Log> = logs
-            .into_iter()
-            .filter(|l| match registered.get(&l.address()) {
-                Some(since) => {
-                    (
-                        l.block_number.unwrap_or(0),
-                        l.transaction_index.unwrap_or(0),
-                    ) >= *since
-                }
-                None => true,
-            })
-            .collect();
-        // Keep the logs of mirrored contracts, with their kind.
         let mut sourced = Vec::with_capacity(logs.len());
         let mut need_time: BTreeSet<u64> = BTreeSet::new();
         for log in logs {
-            let source = self.contracts.source_of(log.address()).or_else(|| {
-                registered
-                    .contains_key(&log.address())
-                    .then_some(Source::App)
-            });
-            let Some(source) = source else {
-                continue;
+            let address = log.address();
+            let position = (
+                log.block_number.unwrap_or(0),
+                log.transaction_index.unwrap_or(0),
+            );
+            let (source, kind) = match self.contracts.source_of(address) {
+                Some(Source::App) | None => {
+                    let kind = registered
+                        .get(&address)
+                        .and_then(|new| new.kind_at(position))
+                        .or_else(|| self.contracts.app_kind(address));
+                    match kind {
+                        Some(kind) => (Source::App, Some(kind)),
+                        None => continue,
+                    }
+                }
+                Some(source) => (source, None),
             };
+            if !self.contracts.keeps(&log, source, kind) {
+                continue;
+            }
             let (Some(block), Some(index), Some(block_hash)) =
                 (log.block_number, log.log_index, log.block_hash)
             else {
@@ -564,7 +568,10 @@ impl Syncer {
             end,
             blocks,
             logs: sourced,
-            registered: registered.into_keys().collect(),
+            registered: registered
+                .into_iter()
+                .map(|(app, new)| (app, new.kind()))
+                .collect(),
             final_range,
         })
     }
@@ -583,8 +590,8 @@ impl Syncer {
         } = batch;
         // Followed from now on (a failed write makes the next step rebuild the set from the
         // database).
-        for app in &registered {
-            self.contracts.add_app(*app);
+        for (app, kind) in &registered {
+            self.contracts.add_app(*app, *kind);
         }
         let end_hash = end.hash;
         blocks.push(end);

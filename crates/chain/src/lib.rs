@@ -10,7 +10,7 @@ mod boot;
 mod deployment;
 
 pub use boot::{BootInfo, TcbStatus, TeeKind, boot_info, kms_boot_info};
-pub use deployment::{Deployment, DeploymentError};
+pub use deployment::{Contracts as DeploymentContracts, Deployment, DeploymentError};
 
 /// Bindings, one module per contract (each ABI names its own copy of shared structs). The
 /// file-level types of `contracts/interfaces/BootPolicy.sol` (`BootInfo`, `Provenance`,

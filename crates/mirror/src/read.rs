@@ -23,16 +23,19 @@ fn b256(bytes: &[u8]) -> B256 {
     }
 }
 
-/// Every app address ever registered (the log filter keeps following deregistered apps).
-pub async fn all_app_addresses(conn: &mut PgConnection) -> Result<Vec<Address>> {
-    let rows: Vec<(Vec<u8>,)> =
-        sqlx::query_as("SELECT DISTINCT member FROM members WHERE set_name = 'app'")
-            .fetch_all(conn)
-            .await?;
+/// Every app address ever registered (deregistered apps stay followed), and whether it was ever
+/// registered as a custom app (its every log is kept, not only the App ABI's events).
+pub async fn followed_apps(conn: &mut PgConnection) -> Result<Vec<(Address, bool)>> {
+    let rows: Vec<(Vec<u8>, bool)> = sqlx::query_as(
+        "SELECT member, COALESCE(bool_or(data->>'kind' = 'custom'), false) FROM members
+         WHERE set_name = 'app' GROUP BY member",
+    )
+    .fetch_all(conn)
+    .await?;
     Ok(rows
         .into_iter()
         .filter(|r| r.0.len() == 20)
-        .map(|r| Address::from_slice(&r.0))
+        .map(|r| (Address::from_slice(&r.0), r.1))
         .collect())
 }
 

@@ -7,7 +7,10 @@ mod rpc;
 
 use std::sync::Mutex;
 
-use alloy::{primitives::Address, rpc::types::Log};
+use alloy::{
+    primitives::{Address, B256},
+    rpc::types::Log,
+};
 
 pub use heads::watch_heads;
 pub use ranges::RangeSizer;
@@ -15,13 +18,60 @@ pub use rpc::{BlockRef, Rpc};
 
 use crate::{Result, metrics::Metrics};
 
-/// `eth_getLogs` over `from..=to` for `addresses`. A refused range is split in halves (and the
-/// sizer told), down to single blocks; a single block that still fails is an error.
+/// What the mirror fetches a range with: every log of some addresses, and every log whose first
+/// topic is one of some event signatures, whoever emitted it.
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    /// Every log of these.
+    pub addresses: Vec<Address>,
+    /// Any log whose first topic is one of these.
+    pub topics: Vec<B256>,
+}
+
+/// One `eth_getLogs` query of a [`LogFilter`] (the two parts cannot be one query: a node ANDs
+/// an address list with a topic list).
+#[derive(Clone, Debug)]
+pub enum LogQuery {
+    /// Every log of these addresses.
+    Addresses(Vec<Address>),
+    /// Every log whose first topic is one of these.
+    Topics(Vec<B256>),
+}
+
+/// The logs of `from..=to` that `filter` selects, in chain order, each once. Each part is one
+/// `eth_getLogs` query; a refused range is split in halves (and the sizer told), down to single
+/// blocks; a single block that still fails is an error.
 pub async fn fetch_logs(
     rpc: &Rpc,
     from: u64,
     to: u64,
-    addresses: &[Address],
+    filter: &LogFilter,
+    sizer: &Mutex<RangeSizer>,
+    metrics: &Metrics,
+) -> Result<Vec<Log>> {
+    let mut queries = Vec::with_capacity(2);
+    if !filter.addresses.is_empty() {
+        queries.push(LogQuery::Addresses(filter.addresses.clone()));
+    }
+    if !filter.topics.is_empty() {
+        queries.push(LogQuery::Topics(filter.topics.clone()));
+    }
+    let mut out = Vec::new();
+    for query in &queries {
+        out.extend(fetch_query(rpc, from, to, query, sizer, metrics).await?);
+    }
+    if queries.len() > 1 {
+        out.sort_by_key(|l| (l.block_number, l.log_index));
+        out.dedup_by_key(|l| (l.block_number, l.log_index));
+    }
+    Ok(out)
+}
+
+async fn fetch_query(
+    rpc: &Rpc,
+    from: u64,
+    to: u64,
+    query: &LogQuery,
     sizer: &Mutex<RangeSizer>,
     metrics: &Metrics,
 ) -> Result<Vec<Log>> {
@@ -29,7 +79,7 @@ pub async fn fetch_logs(
     let mut out = Vec::new();
     // Depth-first, left half first, so the logs come out in chain order.
     while let Some((a, b)) = pending.pop() {
-        match rpc.logs_in_range(a, b, addresses).await {
+        match rpc.logs_in_range(a, b, query).await {
             Ok(logs) => {
                 if let Ok(mut s) = sizer.lock() {
                     s.record(b - a + 1, logs.len() as u64);

@@ -7,7 +7,7 @@ use alloy::{
     rpc::types::{Filter, Log, TransactionRequest},
 };
 
-use crate::{Error, Result};
+use crate::{Error, Result, source::LogQuery};
 
 /// A block as the indexer keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,17 +129,14 @@ impl Rpc {
             })
     }
 
-    /// `eth_getLogs` over `from..=to` for `addresses`.
-    pub async fn logs_in_range(
-        &self,
-        from: u64,
-        to: u64,
-        addresses: &[Address],
-    ) -> Result<Vec<Log>> {
-        let filter = Filter::new()
-            .from_block(from)
-            .to_block(to)
-            .address(addresses.to_vec());
+    /// `eth_getLogs` over `from..=to`: every log of `addresses`, or every log whose first topic
+    /// is one of `topics` (exactly one of the two is used; see [`crate::source::LogQuery`]).
+    pub async fn logs_in_range(&self, from: u64, to: u64, query: &LogQuery) -> Result<Vec<Log>> {
+        let filter = Filter::new().from_block(from).to_block(to);
+        let filter = match query {
+            LogQuery::Addresses(a) => filter.address(a.clone()),
+            LogQuery::Topics(t) => filter.event_signature(t.clone()),
+        };
         let call = || format!("eth_getLogs({from}..={to})");
         let logs = self.provider.get_logs(&filter).await.map_err(|e| {
             let refused = is_refusal(&e);

@@ -10,7 +10,7 @@ use alloy::{primitives::Address, sol, sol_types::SolEvent};
 use clap::Parser;
 use covenant_indexer::{
     metrics::Metrics,
-    source::{RangeSizer, Rpc, fetch_logs},
+    source::{LogFilter, RangeSizer, Rpc, fetch_logs},
 };
 use futures::{StreamExt, stream};
 
@@ -53,7 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let sizer = Arc::new(Mutex::new(RangeSizer::new(2000, 100_000, 10_000)));
     let metrics = Metrics::unregistered();
-    let address = [args.address];
+    let filter = LogFilter {
+        addresses: vec![args.address],
+        topics: Vec::new(),
+    };
     let to = args.to_block;
     let ranges = Box::pin(stream::unfold(args.from_block, {
         let sizer = sizer.clone();
@@ -67,9 +70,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }));
     let mut fetched = ranges
         .map(|(a, b)| {
-            let (rpc, sizer, metrics) = (rpc.clone(), sizer.clone(), metrics.clone());
+            let (rpc, sizer, metrics, filter) =
+                (rpc.clone(), sizer.clone(), metrics.clone(), filter.clone());
             async move {
-                fetch_logs(&rpc, a, b, &address, &sizer, &metrics)
+                fetch_logs(&rpc, a, b, &filter, &sizer, &metrics)
                     .await
                     .map(|logs| (b, logs))
             }
