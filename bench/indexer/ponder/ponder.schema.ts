@@ -7,6 +7,7 @@ export const composeHash = onchainTable("compose_hash", (t) => ({
   composeHash: t.hex().notNull(),
   provenanceDigest: t.hex().notNull(),
   provenance: t.json().notNull(),
+  effectiveAt: t.bigint().notNull(),
   blockNumber: t.bigint().notNull(),
   logIndex: t.integer().notNull(),
 }));

@@ -16,6 +16,7 @@ export const AppAbi = [
           { name: "artifactDigests", type: "bytes32[]" },
         ],
       },
+      { name: "effectiveAt", type: "uint64", indexed: false },
     ],
   },
 ] as const;

@@ -8,6 +8,7 @@ ponder.on("App:ComposeHashAdded", async ({ event, context }) => {
     composeHash: event.args.composeHash,
     provenanceDigest: event.args.provenanceDigest,
     provenance: event.args.provenance,
+    effectiveAt: event.args.effectiveAt,
     blockNumber: event.block.number,
     logIndex: event.log.logIndex,
   });

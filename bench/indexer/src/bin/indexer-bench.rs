@@ -33,6 +33,7 @@ use futures::StreamExt;
 
 sol! {
     function flood(address app, uint256 from, uint256 count);
+    function createApps(address registry, address owner, uint256 count);
 }
 
 #[derive(Parser)]
@@ -46,6 +47,13 @@ struct Args {
     /// Cold backfills to run, each into a fresh database.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Apps created (through the permissionless factory, before the events) so that the chain
+    /// has as many apps as a popular deployment: following them must not slow the indexer.
+    #[arg(long, default_value_t = 10_000)]
+    apps: u64,
+    /// Apps per transaction.
+    #[arg(long, default_value_t = 1_000)]
+    apps_per_tx: u64,
     /// Blocks mined one by one for the live-lag measurement.
     #[arg(long, default_value_t = 200)]
     lag_samples: usize,
@@ -254,6 +262,49 @@ async fn main() {
         }
     }
 
+    // Then many apps, created in bulk by a helper contract (after the backfill runs, so that
+    // those stay comparable with earlier records): the live indexer follows all of them.
+    let started = Instant::now();
+    let code = covenant_testkit::artifact_bytecode("AppFlood").unwrap();
+    let tx = TransactionRequest::default()
+        .from(from)
+        .with_deploy_code(code);
+    let app_flooder = provider
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+        .contract_address
+        .unwrap();
+    let mut pending = Vec::new();
+    for b in 0..args.apps.div_ceil(args.apps_per_tx) {
+        let count = args.apps_per_tx.min(args.apps - b * args.apps_per_tx);
+        let data = createAppsCall {
+            registry: deployment.contracts.kms_registry,
+            owner: from,
+            count: U256::from(count),
+        }
+        .abi_encode();
+        let tx = TransactionRequest::default()
+            .from(from)
+            .to(app_flooder)
+            .input(data.into())
+            .gas_limit(450_000 * count + 200_000);
+        pending.push(provider.send_transaction(tx).await.unwrap());
+    }
+    for p in pending {
+        let r = p.get_receipt().await.unwrap();
+        assert!(r.status(), "app creation reverted");
+    }
+    let apps_head = provider.get_block_number().await.unwrap();
+    println!(
+        "chain: {} more apps created through the factory in {:.1} s (head {apps_head}); the live lag is measured with them",
+        args.apps,
+        started.elapsed().as_secs_f64()
+    );
+
     // Live lag, with new heads from the WebSocket subscription and with HTTP polling alone.
     let ws = anvil.ws_endpoint();
     let ctx = LagContext {
@@ -379,6 +430,7 @@ async fn live_lag<P: Provider>(ctx: &LagContext<'_, P>, extra: &[&str], first: u
     let addr: serde_json::Value = serde_json::from_str(&line).unwrap();
     let api = format!("http://{}", addr["fields"]["addr"].as_str().unwrap());
     let head = ctx.provider.get_block_number().await.unwrap().max(ctx.head);
+    let catching_up = Instant::now();
     loop {
         let v: serde_json::Value = reqwest::get(format!("{api}/v1/head"))
             .await
@@ -391,6 +443,10 @@ async fn live_lag<P: Provider>(ctx: &LagContext<'_, P>, extra: &[&str], first: u
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    println!(
+        "the lag run's indexer caught up with {head} blocks in {:.1} s",
+        catching_up.elapsed().as_secs_f64()
+    );
     let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let notify = Arc::new(tokio::sync::Notify::new());
     let response = reqwest::get(format!("{api}/v1/feed")).await.unwrap();
