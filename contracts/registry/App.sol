@@ -37,6 +37,9 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         // v2: the notice period. The four flags above are the latest (scheduled) settings;
         // `settingsBefore` applies until `settingsEffectiveAt`.
         uint64 noticePeriod;
+        // v2: when the app was created (0 for an app created before v2). What took effect then
+        // stores no effective time of its own (an effective time of 0 reads as `createdAt`).
+        uint64 createdAt;
         mapping(bytes32 composeHash => uint64 effectiveAt) composeHashEffectiveAt;
         mapping(bytes32 deviceId => uint64 effectiveAt) deviceEffectiveAt;
         Settings settingsBefore;
@@ -70,7 +73,9 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         if (msg.sender != _REGISTRY) revert AppNotCreatedByRegistry(msg.sender);
         __Ownable_init(initialOwner);
         AppStorage storage $ = _s();
+        uint64 createdAt = uint64(block.timestamp);
         $.keyGeneration = 1;
+        $.createdAt = createdAt;
         emit KeyGenerationBumped(1);
         uint64 minimum = IKmsRegistry(_REGISTRY).minNoticePeriod();
         if (init.noticePeriod < minimum) revert AppNoticePeriodTooShort(init.noticePeriod, minimum);
@@ -84,16 +89,21 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
             requireGpu: init.requireGpu
         });
         _checkTeeKinds(initial.allowedTeeKinds);
-        _store($, initial, initial, uint64(block.timestamp));
+        // In force at once: no schedule to store (see {settings}).
+        $.allowedTeeKinds = initial.allowedTeeKinds;
+        $.anyDevice = initial.anyDevice;
+        $.requireUpToDateTcb = initial.requireUpToDateTcb;
+        $.requireGpu = initial.requireGpu;
+        emit SettingsScheduled(initial, initial, createdAt);
         uint256 hashes = init.composeHashes.length;
         if (hashes != init.provenances.length) {
             revert AppProvenanceCountMismatch(hashes, init.provenances.length);
         }
         for (uint256 i = 0; i < hashes; ++i) {
-            _addComposeHash($, init.composeHashes[i], init.provenances[i], uint64(block.timestamp));
+            _addComposeHash($, init.composeHashes[i], init.provenances[i], createdAt);
         }
         for (uint256 i = 0; i < init.devices.length; ++i) {
-            _addDevice($, init.devices[i], uint64(block.timestamp));
+            _addDevice($, init.devices[i], createdAt);
         }
     }
 
@@ -266,18 +276,25 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
 
     /// @inheritdoc IApp
     function composeHashEffectiveAt(bytes32 composeHash) external view returns (uint64) {
-        return _s().composeHashEffectiveAt[composeHash];
+        AppStorage storage $ = _s();
+        if ($.composeHashes[composeHash] == bytes32(0)) return 0;
+        uint64 effectiveAt = $.composeHashEffectiveAt[composeHash];
+        return effectiveAt == 0 ? $.createdAt : effectiveAt;
     }
 
     /// @inheritdoc IApp
     function deviceEffectiveAt(bytes32 deviceId) external view returns (uint64) {
-        return _s().deviceEffectiveAt[deviceId];
+        AppStorage storage $ = _s();
+        if (!$.devices[deviceId]) return 0;
+        uint64 effectiveAt = $.deviceEffectiveAt[deviceId];
+        return effectiveAt == 0 ? $.createdAt : effectiveAt;
     }
 
     /// @inheritdoc IApp
     function settings() external view returns (Settings memory, Settings memory, uint64) {
         AppStorage storage $ = _s();
-        return (_current($), _scheduled($), $.settingsEffectiveAt);
+        uint64 effectiveAt = $.settingsEffectiveAt;
+        return (_current($), _scheduled($), effectiveAt == 0 ? $.createdAt : effectiveAt);
     }
 
     /// @inheritdoc IApp
@@ -349,7 +366,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         if ($.composeHashes[composeHash] != bytes32(0)) revert AppComposeHashAlreadyAllowed(composeHash);
         bytes32 digest = ProvenanceLib.checkedDigest(provenance);
         $.composeHashes[composeHash] = digest;
-        $.composeHashEffectiveAt[composeHash] = effectiveAt;
+        if (effectiveAt != $.createdAt) $.composeHashEffectiveAt[composeHash] = effectiveAt;
         emit ComposeHashAdded(composeHash, digest, provenance, effectiveAt);
     }
 
@@ -357,7 +374,7 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         if (deviceId == bytes32(0)) revert AppZeroValue();
         if ($.devices[deviceId]) revert AppDeviceAlreadyAllowed(deviceId);
         $.devices[deviceId] = true;
-        $.deviceEffectiveAt[deviceId] = effectiveAt;
+        if (effectiveAt != $.createdAt) $.deviceEffectiveAt[deviceId] = effectiveAt;
         emit DeviceAdded(deviceId, effectiveAt);
     }
 

@@ -2233,6 +2233,8 @@ contract AppViewsTest is AppTestBase {
             keccak256(abi.encode(uint256(keccak256("covenant.storage.App")) - 1)) & ~bytes32(uint256(0xff));
         assertEq(location, 0xfb9641096339c723e20eedb6bd940d8af9de2429fe53a2160ce4d3420fdd8400);
 
+        uint64 createdAt = uint64(block.timestamp);
+        vm.warp(block.timestamp + 1);
         uint64 effectiveAt = _noticeEnd();
         vm.startPrank(appOwner);
         app.setAllowedTeeKinds(TDX | SIMULATED);
@@ -2258,12 +2260,15 @@ contract AppViewsTest is AppTestBase {
         assertEq((packed >> 88) & 0xff, 1, "requireGpu");
         assertEq((packed >> 96) & 0xff, 1, "frozen");
         assertEq((packed >> 104) & type(uint64).max, MIN_NOTICE, "noticePeriod");
-        assertEq(packed >> 168, 0);
+        assertEq((packed >> 168) & type(uint64).max, createdAt, "createdAt");
+        assertEq(packed >> 232, 0);
+        // What took effect at creation stores no effective time (it reads as createdAt).
         assertEq(
             uint256(vm.load(address(app), keccak256(abi.encode(COMPOSE_HASH_1, uint256(location) + 3)))),
-            block.timestamp,
+            0,
             "composeHashEffectiveAt"
         );
+        assertEq(app.composeHashEffectiveAt(COMPOSE_HASH_1), createdAt);
         assertEq(
             uint256(vm.load(address(app), keccak256(abi.encode(DEVICE_2, uint256(location) + 4)))),
             effectiveAt,
