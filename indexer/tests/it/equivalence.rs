@@ -181,6 +181,44 @@ async fn every_projection_equals_the_contracts_at_the_finalized_block() {
     for row in v["osImages"].as_array().unwrap() {
         let i: B256 = row["osImageHash"].as_str().unwrap().parse().unwrap();
         assert_eq!(
+            row["effectiveAt"],
+            registry
+                .osImageEffectiveAt(i)
+                .block(at)
+                .call()
+                .await
+                .unwrap()
+        );
+        // Every served measurement is registered on chain for its platform, with the sha256 of
+        // the served registers; the same measurement on the other platform is not.
+        let measurements = row["measurements"].as_array().unwrap();
+        assert!(!measurements.is_empty(), "{row}");
+        for m in measurements {
+            use sha2::{Digest, Sha256};
+            let registers = hex::decode(&m["registers"].as_str().unwrap()[2..]).unwrap();
+            let measured = B256::from(<[u8; 32]>::from(Sha256::digest(&registers)));
+            assert_eq!(m["osMeasurement"], hex(measured));
+            let tee = m["teeKind"].as_u64().unwrap() as u8;
+            assert!(
+                registry
+                    .isOsMeasurementRegistered(i, tee, measured)
+                    .block(at)
+                    .call()
+                    .await
+                    .unwrap(),
+                "{m}"
+            );
+            let other = if tee == 2 { 1 } else { 2 };
+            assert!(
+                !registry
+                    .isOsMeasurementRegistered(i, other, measured)
+                    .block(at)
+                    .call()
+                    .await
+                    .unwrap()
+            );
+        }
+        assert_eq!(
             row["provenanceDigest"],
             hex(registry
                 .osImageProvenance(i)
