@@ -100,10 +100,10 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
             revert AppProvenanceCountMismatch(hashes, init.provenances.length);
         }
         for (uint256 i = 0; i < hashes; ++i) {
-            _addComposeHash($, init.composeHashes[i], init.provenances[i], createdAt);
+            _addComposeHash($, init.composeHashes[i], init.provenances[i], 0);
         }
         for (uint256 i = 0; i < init.devices.length; ++i) {
-            _addDevice($, init.devices[i], createdAt);
+            _addDevice($, init.devices[i], 0);
         }
     }
 
@@ -356,6 +356,8 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         return uint64(block.timestamp) + (notice > minimum ? notice : minimum);
     }
 
+    /// Lists `composeHash` from `effectiveAt` on; 0: from the app's creation (stores no time of
+    /// its own: the views read `createdAt`).
     function _addComposeHash(
         AppStorage storage $,
         bytes32 composeHash,
@@ -366,15 +368,24 @@ contract App is IApp, Ownable2StepUpgradeable, UUPSUpgradeable {
         if ($.composeHashes[composeHash] != bytes32(0)) revert AppComposeHashAlreadyAllowed(composeHash);
         bytes32 digest = ProvenanceLib.checkedDigest(provenance);
         $.composeHashes[composeHash] = digest;
-        if (effectiveAt != $.createdAt) $.composeHashEffectiveAt[composeHash] = effectiveAt;
+        if (effectiveAt == 0) {
+            effectiveAt = $.createdAt;
+        } else {
+            $.composeHashEffectiveAt[composeHash] = effectiveAt;
+        }
         emit ComposeHashAdded(composeHash, digest, provenance, effectiveAt);
     }
 
+    /// Lists `deviceId` from `effectiveAt` on; 0: from the app's creation.
     function _addDevice(AppStorage storage $, bytes32 deviceId, uint64 effectiveAt) private {
         if (deviceId == bytes32(0)) revert AppZeroValue();
         if ($.devices[deviceId]) revert AppDeviceAlreadyAllowed(deviceId);
         $.devices[deviceId] = true;
-        if (effectiveAt != $.createdAt) $.deviceEffectiveAt[deviceId] = effectiveAt;
+        if (effectiveAt == 0) {
+            effectiveAt = $.createdAt;
+        } else {
+            $.deviceEffectiveAt[deviceId] = effectiveAt;
+        }
         emit DeviceAdded(deviceId, effectiveAt);
     }
 

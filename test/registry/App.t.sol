@@ -2228,6 +2228,38 @@ contract AppViewsTest is AppTestBase {
     }
 
     /// The ERC-7201 slot matches its formula, and the fields sit where the layout says.
+    /// Only what the app was created with reads its effective time from `createdAt`: an addition
+    /// in the creation block itself, with no notice, stores its own (so that an addition's gas
+    /// does not depend on whether its block shares the creation block's timestamp, which would
+    /// make a gas estimate made in another block too low).
+    function test_AnAdditionWithoutNoticeInTheCreationBlockStoresItsEffectiveTime() public {
+        bytes32 location = 0xfb9641096339c723e20eedb6bd940d8af9de2429fe53a2160ce4d3420fdd8400;
+        _asTimelock(address(registry), abi.encodeCall(KmsRegistry.setMinNoticePeriod, (0)));
+        IApp.AppInit memory init = _emptyInit(ALL_KINDS);
+        init.noticePeriod = 0;
+        init.composeHashes = new bytes32[](1);
+        init.composeHashes[0] = COMPOSE_HASH_1;
+        init.provenances = new Provenance[](1);
+        init.provenances[0] = _provenance("v1");
+        App fresh = App(registry.createApp(appOwner, init));
+        vm.startPrank(appOwner);
+        fresh.addComposeHash(COMPOSE_HASH_2, _provenance("v2"));
+        fresh.addDevice(DEVICE_2);
+        vm.stopPrank();
+        bytes32 created = keccak256(abi.encode(COMPOSE_HASH_1, uint256(location) + 3));
+        bytes32 added = keccak256(abi.encode(COMPOSE_HASH_2, uint256(location) + 3));
+        assertEq(uint256(vm.load(address(fresh), created)), 0, "the initial hash stores nothing");
+        assertEq(uint256(vm.load(address(fresh), added)), block.timestamp, "the addition stores its time");
+        assertEq(
+            uint256(vm.load(address(fresh), keccak256(abi.encode(DEVICE_2, uint256(location) + 4)))),
+            block.timestamp
+        );
+        assertEq(fresh.composeHashEffectiveAt(COMPOSE_HASH_1), block.timestamp);
+        assertEq(fresh.composeHashEffectiveAt(COMPOSE_HASH_2), block.timestamp);
+        assertEq(fresh.deviceEffectiveAt(DEVICE_2), block.timestamp);
+        assertEq(fresh.composeHashEffectiveAt(keccak256("never added")), 0);
+    }
+
     function test_StorageLocation() public {
         bytes32 location =
             keccak256(abi.encode(uint256(keccak256("covenant.storage.App")) - 1)) & ~bytes32(uint256(0xff));
