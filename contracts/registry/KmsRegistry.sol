@@ -23,6 +23,13 @@ import {UUPSUpgradeable} from "@openzeppelin/contracts/proxy/utils/UUPSUpgradeab
 /// @notice Covenant's root registry, behind a UUPS proxy owned by the Timelock. See {IKmsRegistry}.
 /// @dev State lives in one ERC-7201 namespace; upgrades are authorised by the owner only.
 contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
+    /// An OS image's registration, in one slot: when it takes effect, and its version (bumped at
+    /// each addition, so that a re-added image has only the measurements it was re-added with).
+    struct OsImageState {
+        uint64 effectiveAt;
+        uint32 version;
+    }
+
     /// @custom:storage-location erc7201:covenant.storage.KmsRegistry
     struct KmsRegistryStorage {
         mapping(bytes32 osImageHash => bytes32 provenanceDigest) osImages;
@@ -38,8 +45,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         bytes kmsCaPublicKey;
         // v2
         uint64 minNoticePeriod;
-        mapping(bytes32 osImageHash => uint64 effectiveAt) osImageEffectiveAt;
-        mapping(bytes32 osImageHash => uint32 version) osImageVersion;
+        mapping(bytes32 osImageHash => OsImageState state) osImageStates;
         mapping(bytes32 key => bool registered) osMeasurements;
     }
 
@@ -115,8 +121,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         uint256 count = measurements.length;
         if (count == 0 || count > MAX_OS_MEASUREMENTS) revert KmsRegistryOsMeasurementCount(count);
         bytes32 digest = ProvenanceLib.checkedDigest(provenance);
-        uint32 version = $.osImageVersion[osImageHash] + 1;
-        $.osImageVersion[osImageHash] = version;
+        uint32 version = $.osImageStates[osImageHash].version + 1;
         for (uint256 i = 0; i < count; ++i) {
             OsMeasurement calldata m = measurements[i];
             uint256 expected = m.teeKind == TeeKind.SevSnp
@@ -129,7 +134,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         }
         uint64 effectiveAt = uint64(block.timestamp) + $.minNoticePeriod;
         $.osImages[osImageHash] = digest;
-        $.osImageEffectiveAt[osImageHash] = effectiveAt;
+        $.osImageStates[osImageHash] = OsImageState({effectiveAt: effectiveAt, version: version});
         emit OsImageAdded(osImageHash, digest, provenance, measurements, effectiveAt);
     }
 
@@ -138,7 +143,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         KmsRegistryStorage storage $ = _s();
         if ($.osImages[osImageHash] == bytes32(0)) revert KmsRegistryOsImageNotAllowed(osImageHash);
         delete $.osImages[osImageHash];
-        delete $.osImageEffectiveAt[osImageHash];
+        $.osImageStates[osImageHash].effectiveAt = 0;
         emit OsImageRemoved(osImageHash);
     }
 
@@ -332,7 +337,7 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
 
     /// @inheritdoc IKmsRegistry
     function osImageEffectiveAt(bytes32 osImageHash) external view returns (uint64) {
-        return _s().osImageEffectiveAt[osImageHash];
+        return _s().osImageStates[osImageHash].effectiveAt;
     }
 
     /// @inheritdoc IKmsRegistry
@@ -343,10 +348,9 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
     {
         KmsRegistryStorage storage $ = _s();
         if ($.osImages[osImageHash] == bytes32(0)) return false;
-        return
-            $.osMeasurements[
-                _measurementKey(osImageHash, $.osImageVersion[osImageHash], teeKind, osMeasurement)
-            ];
+        return $.osMeasurements[
+            _measurementKey(osImageHash, $.osImageStates[osImageHash].version, teeKind, osMeasurement)
+        ];
     }
 
     /// @inheritdoc IKmsRegistry
@@ -437,8 +441,9 @@ contract KmsRegistry is IKmsRegistry, Ownable2StepUpgradeable, UUPSUpgradeable {
         }
         bytes32 image = boot.osImageHash;
         if ($.osImages[image] == bytes32(0)) return (false, "os image not allowed");
-        if (block.timestamp < $.osImageEffectiveAt[image]) return (false, "os image not yet effective");
-        bytes32 key = _measurementKey(image, $.osImageVersion[image], boot.teeKind, boot.osMeasurement);
+        OsImageState memory state = $.osImageStates[image];
+        if (block.timestamp < state.effectiveAt) return (false, "os image not yet effective");
+        bytes32 key = _measurementKey(image, state.version, boot.teeKind, boot.osMeasurement);
         if (!$.osMeasurements[key]) return (false, "os measurement not allowed");
         return (true, "");
     }
