@@ -119,18 +119,7 @@ async fn main() {
     let from: Address = anvil.accounts()[0].address.parse().unwrap();
 
     // The flood contract, and an app it owns.
-    let code = covenant_testkit::artifact_bytecode("ComposeHashFlood").unwrap();
-    let tx = TransactionRequest::default()
-        .from(from)
-        .with_deploy_code(code);
-    let receipt = provider
-        .send_transaction(tx)
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let flooder = receipt.contract_address.unwrap();
+    let flooder = deploy(&provider, from, "ComposeHashFlood").await;
     let registry = KmsRegistry::new(deployment.contracts.kms_registry, &provider);
     let init = IApp::AppInit {
         composeHashes: vec![],
@@ -158,26 +147,23 @@ async fn main() {
 
     let started = Instant::now();
     let batches = args.events.div_ceil(args.per_tx);
-    let mut pending = Vec::new();
-    for b in 0..batches {
-        let count = args.per_tx.min(args.events - b * args.per_tx);
-        let data = floodCall {
-            app,
-            from: U256::from(b * args.per_tx),
-            count: U256::from(count),
-        }
-        .abi_encode();
-        let tx = TransactionRequest::default()
-            .from(from)
-            .to(flooder)
-            .input(data.into())
-            .gas_limit(60_000 * count + 200_000);
-        pending.push(provider.send_transaction(tx).await.unwrap());
-    }
-    for p in pending {
-        let r = p.get_receipt().await.unwrap();
-        assert!(r.status(), "flood reverted");
-    }
+    let flood = Batches {
+        from,
+        to: flooder,
+        total: args.events,
+        per_tx: args.per_tx,
+        gas_each: 60_000,
+    };
+    flood
+        .send(&provider, |first, count| {
+            floodCall {
+                app,
+                from: U256::from(first),
+                count: U256::from(count),
+            }
+            .abi_encode()
+        })
+        .await;
     let head = provider.get_block_number().await.unwrap();
     eprintln!(
         "chain: {} ComposeHashAdded events in {batches} blocks (head {head}) generated in {:.1} s",
@@ -265,39 +251,23 @@ async fn main() {
     // Then many apps, created in bulk by a helper contract (after the backfill runs, so that
     // those stay comparable with earlier records): the live indexer follows all of them.
     let started = Instant::now();
-    let code = covenant_testkit::artifact_bytecode("AppFlood").unwrap();
-    let tx = TransactionRequest::default()
-        .from(from)
-        .with_deploy_code(code);
-    let app_flooder = provider
-        .send_transaction(tx)
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap()
-        .contract_address
-        .unwrap();
-    let mut pending = Vec::new();
-    for b in 0..args.apps.div_ceil(args.apps_per_tx) {
-        let count = args.apps_per_tx.min(args.apps - b * args.apps_per_tx);
-        let data = createAppsCall {
+    let app_flooder = deploy(&provider, from, "AppFlood").await;
+    let apps = Batches {
+        from,
+        to: app_flooder,
+        total: args.apps,
+        per_tx: args.apps_per_tx,
+        gas_each: 450_000,
+    };
+    apps.send(&provider, |_, count| {
+        createAppsCall {
             registry: deployment.contracts.kms_registry,
             owner: from,
             count: U256::from(count),
         }
-        .abi_encode();
-        let tx = TransactionRequest::default()
-            .from(from)
-            .to(app_flooder)
-            .input(data.into())
-            .gas_limit(450_000 * count + 200_000);
-        pending.push(provider.send_transaction(tx).await.unwrap());
-    }
-    for p in pending {
-        let r = p.get_receipt().await.unwrap();
-        assert!(r.status(), "app creation reverted");
-    }
+        .abi_encode()
+    })
+    .await;
     let apps_head = provider.get_block_number().await.unwrap();
     println!(
         "chain: {} more apps created through the factory in {:.1} s (head {apps_head}); the live lag is measured with them",
@@ -394,6 +364,54 @@ async fn ponder_run(
     pool.close().await;
     process.stop();
     t
+}
+
+/// Deploys the compiled contract `name` (no constructor arguments) from `from`.
+async fn deploy<P: Provider>(provider: &P, from: Address, name: &str) -> Address {
+    let code = covenant_testkit::artifact_bytecode(name).unwrap();
+    let tx = TransactionRequest::default()
+        .from(from)
+        .with_deploy_code(code);
+    provider
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap()
+        .contract_address
+        .unwrap()
+}
+
+/// `total` items made by calls to `to`, `per_tx` per transaction, all sent before any receipt is
+/// awaited (one block each on anvil).
+struct Batches {
+    from: Address,
+    to: Address,
+    total: u64,
+    per_tx: u64,
+    gas_each: u64,
+}
+
+impl Batches {
+    /// Sends the calls `call(first, count)` and waits until every one succeeded.
+    async fn send<P: Provider>(&self, provider: &P, call: impl Fn(u64, u64) -> Vec<u8>) {
+        let mut pending = Vec::new();
+        for b in 0..self.total.div_ceil(self.per_tx) {
+            let first = b * self.per_tx;
+            let count = self.per_tx.min(self.total - first);
+            let tx = TransactionRequest::default()
+                .from(self.from)
+                .to(self.to)
+                .input(call(first, count).into())
+                .gas_limit(self.gas_each * count + 200_000);
+            pending.push(provider.send_transaction(tx).await.unwrap());
+        }
+        for p in pending {
+            let r = p.get_receipt().await.unwrap();
+            assert!(r.status(), "a batch to {} reverted", self.to);
+        }
+    }
 }
 
 struct LagContext<'a, P> {
