@@ -76,9 +76,11 @@ pub async fn project(
 ) -> Result<std::result::Result<(), ProjectError>> {
     let (name, data) = match abis.decode_log(log.source, &log.topics, &log.data) {
         Ok(v) => v,
-        // An app may be a custom policy contract, or run a later App implementation: a log the
-        // App ABI does not describe is kept verbatim and changes nothing (the policy of such apps
-        // is asked of the chain, never mirrored). The registries' own logs must all be known.
+        // A custom app is an arbitrary contract: a log the App ABI does not describe is kept
+        // verbatim and changes nothing (the policy of such apps is asked of the chain, never
+        // mirrored). (A factory app's logs reach here only with an App ABI event signature, see
+        // `contracts.rs`, though one of unexpected layout still lands here.) The registries' own
+        // logs must all be known.
         Err(_) if log.source == Source::App => {
             let raw = json!({
                 "topics": log.topics.iter().map(|t| t.to_string()).collect::<Vec<_>>(),

@@ -193,7 +193,6 @@ pub(super) async fn head(State(s): State<ApiState>) -> ApiResult<Head> {
     responses((status = 200, body = Registry), (status = 503, body = ErrorBody)))]
 pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
     let (view, f, hash) = finalized_view(&s.pool).await?;
-    let now = finalized_time(&view)?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let settings = read::settings_at(&mut c, reg.as_slice(), f).await?;
@@ -205,6 +204,12 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
     let expires_at = guardian_settings
         .get("guardian_expires_at")
         .and_then(Value::as_u64);
+    // The zero address cannot call `cancel`: no guardian.
+    let guardian = guardian_settings
+        .get("guardian")
+        .and_then(Value::as_str)
+        .filter(|g| Address::from_str(g).is_ok_and(|a| a != Address::ZERO))
+        .map(str::to_owned);
     Ok(Json(Registry {
         block: block_json(f, hash),
         kms_registry: reg.to_checksum(None),
@@ -219,12 +224,11 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
         },
         guardian: Guardian {
             address: guardian_contract.to_checksum(None),
-            guardian: guardian_settings
-                .get("guardian")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            active: view
+                .finalized_timestamp
+                .map(|now| guardian.is_some() && expires_at.is_some_and(|end| now < end)),
+            guardian,
             expires_at,
-            active: expires_at.is_some_and(|end| now < end),
         },
     }))
 }

@@ -105,12 +105,15 @@ pub(super) struct DomainRegistry {
 pub(super) struct Guardian {
     /// The guardian contract (it alone holds the Timelock's canceller role besides the Governor).
     pub address: String,
-    /// The account that acts through it (absent before its first event is final).
+    /// The account that acts through it (absent before its first event is final, or when it
+    /// is the zero address, which cannot cancel).
     pub guardian: Option<String>,
     /// When its power ends (block timestamp; it may cancel strictly before).
     pub expires_at: Option<u64>,
-    /// Whether it may still cancel at the finalized block's timestamp.
-    pub active: bool,
+    /// Whether it may still cancel at the finalized block's timestamp (absent while that
+    /// timestamp is not indexed). The Timelock's canceller role itself is not mirrored: a
+    /// governance that revoked it leaves this true until the term ends.
+    pub active: Option<bool>,
 }
 
 /// `/v1/registry`.

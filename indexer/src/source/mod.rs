@@ -96,6 +96,22 @@ async fn fetch_query(
                 pending.push((mid + 1, b));
                 pending.push((a, mid));
             }
+            // Anyone can emit logs with the App events' signatures (they include OpenZeppelin's
+            // generic ones), so a node may refuse even one block's topic query: read that block
+            // whole, by hash, as the live path does, and keep the matching logs.
+            Err(e @ crate::Error::RangeRefused { .. }) => {
+                let LogQuery::Topics(topics) = query else {
+                    return Err(e);
+                };
+                metrics.rpc_errors.inc();
+                let block = rpc.require_block(a).await?;
+                tracing::debug!(target: "indexer::source", block = a, "topic query refused for one block, reading the block whole");
+                let logs = rpc.logs_at(a, block.hash).await?;
+                out.extend(
+                    logs.into_iter()
+                        .filter(|l| l.topics().first().is_some_and(|t| topics.contains(t))),
+                );
+            }
             Err(e) => return Err(e),
         }
     }

@@ -709,4 +709,18 @@ async fn pending_changes_and_the_guardian_term_equal_the_contracts_before_and_af
         "in force: the new settings and lists decide"
     );
     assert!(!guardian_active, "the guardian's term has ended");
+
+    // Governance renews the term: active again; then sets the zero address, which cannot cancel.
+    let renewed = chain.timestamp().await + 86_400;
+    send!(guardian.setTerm(renewed).from(timelock));
+    chain.mine(1);
+    let (_, guardian_active) = check("renewed").await;
+    assert!(guardian_active, "a renewed term");
+    send!(guardian.setGuardian(Address::ZERO).from(timelock));
+    chain.mine(1);
+    let head = chain.head().await;
+    indexer.wait_finalized(head).await;
+    let g = &indexer.get_ok("/v1/registry").await["guardian"];
+    assert_eq!(g["guardian"], Value::Null, "{g}");
+    assert_eq!(g["active"], false, "{g}");
 }

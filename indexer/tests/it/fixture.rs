@@ -122,11 +122,12 @@ pub fn indexer_command(chain: &Chain, db: &TestDatabase, extra: &[&str]) -> Comm
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-indexer"));
     cmd.arg("--deployment")
         .arg(&chain.deployment_path)
-        .args(["--rpc-url", &chain.anvil.endpoint()])
         .args(["--database-url", db.url()])
         .env("COVENANT_LOG", "info,indexer=debug");
+    let rpc = chain.anvil.endpoint();
     // Test defaults, unless the test sets them.
     for (flag, value) in [
+        ("--rpc-url", rpc.as_str()),
         ("--listen", "127.0.0.1:0"),
         ("--finality", "0"),
         ("--poll-interval-ms", "50"),

@@ -14,4 +14,5 @@ mod fixture;
 mod handoff;
 mod history;
 mod outage;
+mod refusing_node;
 mod reorg;
