@@ -7,7 +7,8 @@
 //! - the root CA: the registered key, self-signed, a CA, naming this deployment (chain id and
 //!   registry) and the stated root generation;
 //! - the app CA: signed by the root CA, a CA that may issue only leaves, naming one app and its
-//!   key generation;
+//!   key generation, with a name constraint that permits only that app's leaf subject (the app
+//!   holds its CA key; a standard X.509 verifier then refuses a leaf it signs for another app);
 //! - the leaf: signed by that app CA, not a CA, for TLS servers and clients, naming the same app
 //!   (common name and the URI `urn:covenant:app:<address>`) — and the app the caller expects, if
 //!   it names one.
@@ -278,8 +279,9 @@ pub fn verify_app_chain(
         .and_then(|(app, g)| Some((parse_address(app)?, g.parse::<u64>().ok()?)))
         .ok_or_else(|| malformed(format!("the app CA's name `{ca_name}` names no app")))?;
 
-    // The leaf: signed by that app CA, the same app.
+    // The leaf: signed by that app CA, the same app, the one name the app CA may certify.
     check_signed_by(&leaf, &app_ca, "leaf")?;
+    check_constrained_to(&app_ca, &leaf)?;
     if ca_path_len(&leaf)?.is_some() {
         return Err(CertificateError::WrongRole {
             which: "leaf",
@@ -330,13 +332,42 @@ pub fn verify_app_chain(
     })
 }
 
+/// The app CA permits exactly one subject, the leaf's, and no other kind of name is constrained.
+fn check_constrained_to(
+    app_ca: &X509Certificate<'_>,
+    leaf: &X509Certificate<'_>,
+) -> Result<(), CertificateError> {
+    let unconstrained = CertificateError::WrongRole {
+        which: "app CA",
+        reason: "does not limit its leaves to its app's name",
+    };
+    let constraints = app_ca
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::NameConstraints(nc) => Some((ext.critical, nc)),
+            _ => None,
+        });
+    let Some((true, nc)) = constraints else {
+        return Err(unconstrained);
+    };
+    let permitted = match (&nc.permitted_subtrees, &nc.excluded_subtrees) {
+        (Some(p), None) if p.len() == 1 => &p[0],
+        _ => return Err(unconstrained),
+    };
+    match &permitted.base {
+        GeneralName::DirectoryName(name) if name.as_raw() == leaf.subject().as_raw() => Ok(()),
+        _ => Err(unconstrained),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! What only a chain the KMS would never issue can show: the key-usage checks. (Chains a
     //! running KMS issued, and every other rejection, are tested in the kms-oracle's tests.)
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, SanType,
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, SanType,
     };
 
     use super::*;
@@ -375,6 +406,7 @@ mod tests {
         let mut ca = params(&format!("Covenant app {APP} generation 3"));
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        ca.name_constraints = Some(only(&APP.to_string()));
         let mut leaf = params(&APP.to_string());
         leaf.subject_alt_names = vec![SanType::URI(
             format!("urn:covenant:app:{APP}").try_into().unwrap(),
@@ -394,6 +426,16 @@ mod tests {
             .der()
             .to_vec();
         (vec![leaf_der, ca_der, root_der], a)
+    }
+
+    /// Name constraints that permit only the subject `CN=<name>`.
+    fn only(name: &str) -> NameConstraints {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DirectoryName(dn)],
+            excluded_subtrees: Vec::new(),
+        }
     }
 
     fn verify((chain, anchor): (Vec<Vec<u8>>, RootAnchor)) -> Result<u64, CertificateError> {
@@ -435,5 +477,24 @@ mod tests {
         assert_eq!(verify(no_usage), refused);
         let signs = chain(|_, _, leaf| leaf.key_usages = vec![KeyUsagePurpose::KeyCertSign]);
         assert_eq!(verify(signs), refused);
+    }
+
+    #[test]
+    fn an_app_ca_must_permit_only_its_own_apps_leaf_name() {
+        let refused = Err(CertificateError::WrongRole {
+            which: "app CA",
+            reason: "does not limit its leaves to its app's name",
+        });
+        let unconstrained = chain(|_, ca, _| ca.name_constraints = None);
+        assert_eq!(verify(unconstrained), refused);
+        let other = Address::repeat_byte(0xb2).to_string();
+        let elsewhere = chain(|_, ca, _| ca.name_constraints = Some(only(&other)));
+        assert_eq!(verify(elsewhere), refused);
+        let also_dns = chain(|_, ca, _| {
+            let mut nc = only(&APP.to_string());
+            nc.excluded_subtrees = vec![GeneralSubtree::DnsName("example.org".into())];
+            ca.name_constraints = Some(nc);
+        });
+        assert_eq!(verify(also_dns), refused);
     }
 }

@@ -12,7 +12,8 @@ use covenant_kms_api::{AppKeys, EnvKeyStatement, Secret};
 use p256::ecdsa::signature::Signer;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, SanType, SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyUsagePurpose,
+    NameConstraints, SanType, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -331,6 +332,14 @@ pub fn pem(der: &[u8]) -> String {
     out
 }
 
+/// The subject of every leaf of `app`, and the only name its app CA may certify.
+fn leaf_name(app: Address) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Covenant app");
+    dn.push(DnType::CommonName, app.to_string());
+    dn
+}
+
 fn app_ca(
     root: &RootSecret,
     domain: &Domain,
@@ -343,11 +352,17 @@ fn app_ca(
         domain,
         &Purpose::AppCaP256 { app, generation },
     ));
-    let params = ca_params(
+    let mut params = ca_params(
         format!("Covenant app {app} generation {generation}"),
         serial_for(key.public_sec1()),
         Some(0),
     );
+    // The app holds its CA key; any verifier that enforces name constraints refuses a leaf it
+    // signs under another app's name.
+    params.name_constraints = Some(NameConstraints {
+        permitted_subtrees: vec![GeneralSubtree::DirectoryName(leaf_name(app))],
+        excluded_subtrees: Vec::new(),
+    });
     let cert = params.signed_by(&key, &roots.ca).map_err(cert_error)?;
     Ok((key, params, cert.der().to_vec()))
 }
@@ -438,10 +453,7 @@ pub fn sign_leaf(
         uri.try_into().map_err(|e: rcgen::Error| e.to_string())?,
     ));
     let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Covenant app");
-    dn.push(DnType::CommonName, app.to_string());
-    params.distinguished_name = dn;
+    params.distinguished_name = leaf_name(app);
     params.subject_alt_names = sans;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
