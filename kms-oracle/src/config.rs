@@ -54,9 +54,18 @@ pub struct Config {
     /// The deployment file (`deployments/<chainId>.json`).
     #[arg(long, env = "COVENANT_KMS_DEPLOYMENT")]
     pub deployment: PathBuf,
-    /// JSON-RPC endpoint (HTTP) of the chain. Never logged.
+    /// JSON-RPC endpoint (HTTP) of the chain: the mirror's finalized block must be canonical and
+    /// final here, and staleness is measured against its head. Never logged.
     #[arg(long, env = "COVENANT_KMS_RPC_URL", value_parser = rpc_url)]
     pub rpc_url: url::Url,
+    /// A second, independent JSON-RPC endpoint that must have the same finalized block (run by
+    /// someone else than `--rpc-url`). Never logged.
+    #[arg(long, env = "COVENANT_KMS_WITNESS_RPC_URL", value_parser = rpc_url)]
+    pub witness_rpc_url: Option<url::Url>,
+    /// Which block the RPC counts as final: `finalized` (the node's tag) or a number of
+    /// confirmations (development chains). The mirror's finalized block may not be ahead of it.
+    #[arg(long, env = "COVENANT_KMS_FINALITY", default_value = "finalized")]
+    pub finality: covenant_chain::Finality,
     /// The indexer's database (its mirror is read, never written). Never logged.
     #[arg(long, env = "COVENANT_KMS_MIRROR_DATABASE_URL")]
     pub mirror_database_url: String,
@@ -76,7 +85,8 @@ pub struct Config {
     /// Address to listen on (HTTPS).
     #[arg(long, env = "COVENANT_KMS_LISTEN", default_value = "127.0.0.1:8600")]
     pub listen: SocketAddr,
-    /// Deny everything when the finalized block is older than this (flag in seconds).
+    /// Deny everything when the finalized block is older than this, against the RPC's head
+    /// (flag in seconds; at most 3600).
     #[arg(
         long = "max-finalized-age-secs",
         env = "COVENANT_KMS_MAX_FINALIZED_AGE_SECS",
@@ -142,6 +152,8 @@ impl std::fmt::Debug for Config {
             .field("state_dir", &self.state_dir)
             .field("device_id", &self.device_id)
             .field("os_image", &self.os_image)
+            .field("witness_rpc", &self.witness_rpc_url.is_some())
+            .field("finality", &self.finality)
             .field("listen", &self.listen)
             .field("max_finalized_age", &self.max_finalized_age)
             .field("commit_interval", &self.commit_interval)
@@ -187,6 +199,15 @@ impl Config {
                     reason: "must be positive".into(),
                 });
             }
+        }
+        if self.max_finalized_age > covenant_mirror::MAX_STALENESS_BOUND {
+            return Err(Error::InvalidConfig {
+                field: "max-finalized-age-secs",
+                reason: format!(
+                    "must be at most {} (a revocation must reach decisions within that)",
+                    covenant_mirror::MAX_STALENESS_BOUND.as_secs()
+                ),
+            });
         }
         if self.max_body_bytes < 1024 {
             return Err(Error::InvalidConfig {
@@ -239,6 +260,8 @@ mod tests {
         assert_eq!(c.max_finalized_age, Duration::from_secs(1800));
         assert_eq!(c.rpc_url.as_str(), "http://127.0.0.1:8545/");
         assert!(c.replicate_from.is_none());
+        assert_eq!(c.finality, covenant_chain::Finality::Tag);
+        assert!(c.witness_rpc_url.is_none());
         c.validate().unwrap();
         let c = parse(&[
             "--request-timeout-ms",
@@ -261,6 +284,16 @@ mod tests {
         assert!(parse(&["--rpc-url", "ftp://x"]).is_err());
         assert!(parse(&["--replicate-from", "http://kms.example.org"]).is_err());
         assert!(parse(&["--handshake-timeout-ms", "soon"]).is_err());
+        assert!(parse(&["--finality", "latest"]).is_err());
+        let long = parse(&["--max-finalized-age-secs", "3601"]).unwrap();
+        match long.validate() {
+            Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "max-finalized-age-secs"),
+            other => panic!("{other:?}"),
+        }
+        parse(&["--max-finalized-age-secs", "3600"])
+            .unwrap()
+            .validate()
+            .unwrap();
         let zero = parse(&["--rpc-timeout-ms", "0"]).unwrap();
         match zero.validate() {
             Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "rpc-timeout-ms"),

@@ -205,15 +205,29 @@ pub async fn run(
         metrics.chain_reads.clone(),
     )
     .await?;
+    let witness = match &config.witness_rpc_url {
+        Some(url) => Some(
+            covenant_mirror::ChainReader::connect(
+                url.as_str(),
+                config.rpc_timeout,
+                deployment.chain_id,
+                metrics.chain_reads.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let mirror = covenant_mirror::connect_mirror(&config.mirror_database_url, 8).await?;
     let view = Arc::new(
         covenant_mirror::PolicyView::new(
             reader,
+            witness,
             mirror,
             deployment,
             covenant_mirror::ViewSettings {
                 max_age: config.max_finalized_age,
                 poll: Duration::from_secs(1),
+                finality: config.finality,
             },
             clock.clone(),
             metrics.view(),

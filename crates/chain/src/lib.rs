@@ -8,9 +8,11 @@
 
 mod boot;
 mod deployment;
+mod finality;
 
 pub use boot::{BootInfo, TcbStatus, TeeKind, boot_info, kms_boot_info};
 pub use deployment::{Contracts as DeploymentContracts, Deployment, DeploymentError};
+pub use finality::Finality;
 
 /// Bindings, one module per contract (each ABI names its own copy of shared structs). The
 /// file-level types of `contracts/interfaces/BootPolicy.sol` (`BootInfo`, `Provenance`,

@@ -23,14 +23,7 @@ use covenant_chain::kms_registry::KmsRegistry;
 
 use crate::{BlockRef, Metadata, certs::RootAnchor};
 
-/// Which block counts as final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Finality {
-    /// The node's `finalized` block (production chains).
-    Tag,
-    /// `n` blocks below the head (development chains without finality).
-    Confirmations(u64),
-}
+pub use covenant_chain::Finality;
 
 /// Why a KMS node is not trusted.
 #[derive(Debug, thiserror::Error)]

@@ -154,6 +154,28 @@ impl ChainReader {
         })
     }
 
+    /// The block at `tag` (number, hash, timestamp), `None` if the node has none: for anchoring
+    /// the mirror's finalized block (`crate::anchor`), never for a decision.
+    pub(crate) async fn header(
+        &self,
+        call: &'static str,
+        tag: alloy::eips::BlockNumberOrTag,
+    ) -> Result<Option<Finalized>> {
+        self.reads
+            .with_label_values(&["eth_getBlockByNumber"])
+            .inc();
+        let block = self
+            .provider
+            .get_block_by_number(tag)
+            .await
+            .map_err(|e| rpc_error(call, B256::ZERO, &e, &self.url))?;
+        Ok(block.map(|b| Finalized {
+            number: b.header.number,
+            hash: b.header.hash,
+            timestamp: b.header.timestamp,
+        }))
+    }
+
     /// The ERC-1967 implementation behind `proxy` at block `hash` (which must be canonical).
     pub async fn implementation(&self, proxy: Address, hash: B256) -> Result<Address> {
         // keccak256("eip1967.proxy.implementation") - 1 (ERC-1967).

@@ -58,6 +58,9 @@ pub enum Error {
         /// Its chain id.
         actual: u64,
     },
+    /// The view's settings are out of range.
+    #[error("invalid policy view settings: {0}")]
+    Settings(String),
     /// The mirror and the chain disagree about a value that is not a decision (a key
     /// generation): nothing can be answered at this block.
     #[error("the mirror and the chain disagree about {what} at block {block}")]

@@ -8,7 +8,9 @@
 //! - [`PolicyView`]: the **finalized policy view** — a whole question (may this app instance get
 //!   keys or traffic? may this KMS node serve?) answered at the mirror's finalized block, by the
 //!   mirror *and* by `eth_call` pinned to the same block hash; a disagreement is a deny (and a
-//!   metric), a block older than the staleness bound denies everything, answers are memoised per
+//!   metric); the block must be canonical and final on the service's own RPC (and an optional
+//!   witness RPC), and one older than the staleness bound (against the RPC's head) denies
+//!   everything; answers are memoised per
 //!   block hash only. The kms-oracle decides every request through it; the gateway (next issue)
 //!   will re-decide every registered instance through it;
 //! - [`Clock`]: "now", injected, so staleness can be tested with a pinned time.
@@ -31,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+mod anchor;
 mod chain;
 mod clock;
 mod error;
@@ -39,6 +42,7 @@ pub mod read;
 pub mod rules;
 mod view;
 
+pub use anchor::MAX_STALENESS_BOUND;
 pub use chain::{
     ChainReader, FINALIZED_CHANNEL, Finalized, connect_mirror, follow_finalized, read_finalized,
 };

@@ -3,6 +3,10 @@
 //! answer is a [`Deny`] at [`DenyStage::Disagreement`] (with a metric and an error log line). A
 //! finalized block older than the configured bound denies everything.
 //!
+//! The block decided at is the mirror's finalized block only once the service's own RPC (and an
+//! optional witness RPC) confirms it is canonical and final there; its age is measured against
+//! the RPC's head (see `crate::anchor`).
+//!
 //! Answers, and the mirror's facts they read, are memoised only for the block they were given at:
 //! the memo is keyed by the block hash and dropped as soon as the finalized block moves, so it
 //! cannot outlive a revocation. Facts are shared by the instances of one app (they do not depend
@@ -11,15 +15,21 @@
 //! to require it non-zero and never read `mrAggregated` for apps; custom policy contracts get an
 //! `eth_call` for every distinct `BootInfo`.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use alloy::primitives::{Address, B256, FixedBytes};
-use covenant_chain::{BootInfo, Deployment, app::App, kms_registry::KmsRegistry};
+use covenant_chain::{BootInfo, Deployment, Finality, app::App, kms_registry::KmsRegistry};
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::{
     Result,
+    anchor::{self, MAX_STALENESS_BOUND, Refusal},
     chain::{ChainReader, Finalized, follow_finalized, read_finalized},
     clock::SharedClock,
     facts,
@@ -125,10 +135,114 @@ pub struct ViewMetrics {
 /// How the view is set up.
 #[derive(Clone, Debug)]
 pub struct ViewSettings {
-    /// A finalized block older than this (by its timestamp) denies everything.
+    /// A finalized block older than this (by its timestamp, against the RPC's head) denies
+    /// everything. At most [`MAX_STALENESS_BOUND`].
     pub max_age: Duration,
-    /// How often the mirror's finalized block is re-read when no `NOTIFY` arrives.
+    /// How often the mirror's finalized block is re-read when no `NOTIFY` arrives, and how often
+    /// the RPC is asked to confirm it again.
     pub poll: Duration,
+    /// Which block the RPC counts as final: the mirror's may not be ahead of it.
+    pub finality: Finality,
+}
+
+/// Where the view stands with the chain: the mirror's finalized block as the RPC last judged it.
+#[derive(Clone, Debug)]
+enum Anchor {
+    /// Not checked yet.
+    Unchecked,
+    /// Confirmed canonical and final at `at`, when the RPC's head had `head_timestamp`.
+    Confirmed {
+        block: Finalized,
+        head_timestamp: u64,
+        at: Instant,
+    },
+    /// The last check refused the mirror's block, or could not be made.
+    Refused {
+        block: Finalized,
+        stage: DenyStage,
+        reason: String,
+    },
+}
+
+/// A confirmation older than this no longer counts (the task confirming has stopped or hangs).
+fn confirmation_ttl(poll: Duration) -> Duration {
+    (poll * 4).max(Duration::from_secs(30))
+}
+
+/// What the task that anchors the mirror's blocks needs.
+struct Anchoring {
+    chain: ChainReader,
+    witness: Option<ChainReader>,
+    finality: Finality,
+    state: Arc<Mutex<Anchor>>,
+    finalized: watch::Sender<Option<Finalized>>,
+}
+
+impl Anchoring {
+    /// Checks `block` and records the outcome; a confirmed block becomes the one decided at.
+    async fn check(&self, block: Finalized) {
+        let outcome =
+            anchor::check(&self.chain, self.witness.as_ref(), self.finality, &block).await;
+        let next = match outcome {
+            Ok(head_timestamp) => Anchor::Confirmed {
+                block,
+                head_timestamp,
+                at: Instant::now(),
+            },
+            Err(Refusal::Refused(reason)) => Anchor::Refused {
+                block,
+                stage: DenyStage::ChainView,
+                reason,
+            },
+            Err(Refusal::Unavailable(detail)) => {
+                tracing::warn!(target: "mirror::view", block = block.number, error = %detail, "cannot confirm the mirror's finalized block on the chain");
+                Anchor::Refused {
+                    block,
+                    stage: DenyStage::Unavailable,
+                    reason: "cannot decide now: the chain RPC cannot confirm the finalized block"
+                        .into(),
+                }
+            }
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if let Anchor::Refused { reason, stage, .. } = &next {
+            let repeated = matches!(&*state, Anchor::Refused { stage: s, .. } if s == stage);
+            if !repeated && *stage == DenyStage::ChainView {
+                tracing::error!(target: "mirror::view", block = block.number, %reason, "the mirror's finalized block is refused; denying everything");
+            }
+        }
+        if let Anchor::Confirmed { block, .. } = &next {
+            let block = *block;
+            self.finalized.send_if_modified(|old| {
+                let changed = *old != Some(block);
+                *old = Some(block);
+                changed
+            });
+        }
+        *state = next;
+    }
+
+    /// Confirms every new candidate of the mirror, and the current one again every `poll`.
+    async fn run(
+        self,
+        mut candidates: watch::Receiver<Option<Finalized>>,
+        poll: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let candidate = *candidates.borrow_and_update();
+            if let Some(block) = candidate {
+                self.check(block).await;
+            }
+            tokio::select! {
+                changed = candidates.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
 }
 
 /// What the mirror's facts about a boot depend on: app, compose hash, device and OS image (not
@@ -170,9 +284,14 @@ fn encode(boot: &BootInfo) -> Vec<u8> {
 /// The finalized policy view of one deployment.
 pub struct PolicyView {
     chain: ChainReader,
+    witness: Option<ChainReader>,
     mirror: PgPool,
     deployment: Deployment,
+    /// The mirror's finalized block, as the mirror says.
+    candidates: watch::Sender<Option<Finalized>>,
+    /// The last block the RPC confirmed.
     finalized: watch::Sender<Option<Finalized>>,
+    anchor: Arc<Mutex<Anchor>>,
     settings: ViewSettings,
     clock: SharedClock,
     metrics: ViewMetrics,
@@ -189,17 +308,26 @@ impl std::fmt::Debug for PolicyView {
 }
 
 impl PolicyView {
-    /// A view of `deployment` through `chain` and the indexer's `mirror`, which must mirror the
-    /// deployment's chain. It starts at the mirror's current finalized block; run
-    /// [`Self::follow`] to keep it moving.
+    /// A view of `deployment` through `chain` (and, if given, a `witness` RPC that must agree)
+    /// and the indexer's `mirror`, which must mirror the deployment's chain. It starts at the
+    /// mirror's current finalized block, once `chain` confirms it; run [`Self::follow`] to keep
+    /// it moving.
     pub async fn new(
         chain: ChainReader,
+        witness: Option<ChainReader>,
         mirror: PgPool,
         deployment: Deployment,
         settings: ViewSettings,
         clock: SharedClock,
         metrics: ViewMetrics,
     ) -> Result<Self> {
+        if settings.max_age.is_zero() || settings.max_age > MAX_STALENESS_BOUND {
+            return Err(crate::Error::Settings(format!(
+                "the staleness bound must be between 1 s and {} s, not {} s",
+                MAX_STALENESS_BOUND.as_secs(),
+                settings.max_age.as_secs()
+            )));
+        }
         let view = {
             let mut c = mirror.acquire().await?;
             crate::read::view(&mut c).await?
@@ -214,30 +342,54 @@ impl PolicyView {
             });
         }
         let initial = read_finalized(&mirror).await?;
-        Ok(Self {
+        let view = Self {
             chain,
+            witness,
             mirror,
             deployment,
-            finalized: watch::Sender::new(initial),
+            candidates: watch::Sender::new(initial),
+            finalized: watch::Sender::new(None),
+            anchor: Arc::new(Mutex::new(Anchor::Unchecked)),
             settings,
             clock,
             metrics,
             memo: Mutex::new(Memo::default()),
-        })
+        };
+        if let Some(block) = initial {
+            view.anchoring().check(block).await;
+        }
+        Ok(view)
+    }
+
+    fn anchoring(&self) -> Anchoring {
+        Anchoring {
+            chain: self.chain.clone(),
+            witness: self.witness.clone(),
+            finality: self.settings.finality,
+            state: self.anchor.clone(),
+            finalized: self.finalized.clone(),
+        }
     }
 
     /// Keeps the view at the mirror's finalized block until `shutdown` (see
-    /// [`crate::follow_finalized`]).
+    /// [`crate::follow_finalized`]), each new block and the current one every `poll` confirmed
+    /// on the RPC.
     pub fn follow(
         &self,
         shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
-        follow_finalized(
+        let mirror = follow_finalized(
             self.mirror.clone(),
-            self.finalized.clone(),
+            self.candidates.clone(),
             self.settings.poll,
-            shutdown,
-        )
+            shutdown.clone(),
+        );
+        let anchoring =
+            self.anchoring()
+                .run(self.candidates.subscribe(), self.settings.poll, shutdown);
+        async move {
+            tokio::join!(mirror, anchoring);
+        }
     }
 
     /// The deployment.
@@ -260,20 +412,48 @@ impl PolicyView {
         self.finalized.subscribe()
     }
 
-    /// The finalized block to decide at, if it is fresh enough.
+    /// The finalized block to decide at: the mirror's, confirmed by the RPC, fresh enough.
     pub fn current_block(&self) -> Result<Finalized, Deny> {
-        let Some(block) = *self.finalized.borrow() else {
-            return Err(Deny {
-                stage: DenyStage::ChainView,
-                reason: "no finalized block in the mirror yet".into(),
-                block: None,
-            });
+        let anchor = self
+            .anchor
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or(Anchor::Unchecked);
+        let (block, head_timestamp, at) = match anchor {
+            Anchor::Unchecked => {
+                return Err(Deny {
+                    stage: DenyStage::ChainView,
+                    reason: "no finalized block in the mirror yet".into(),
+                    block: None,
+                });
+            }
+            Anchor::Refused {
+                block,
+                stage,
+                reason,
+            } => return Err(Deny::at(stage, &block, reason)),
+            Anchor::Confirmed {
+                block,
+                head_timestamp,
+                at,
+            } => (block, head_timestamp, at),
         };
         self.metrics.finalized_block.set(block.number as i64);
         self.metrics
             .finalized_timestamp_seconds
             .set(block.timestamp as i64);
-        let age = self.clock.now_secs().saturating_sub(block.timestamp);
+        let ttl = confirmation_ttl(self.settings.poll);
+        if at.elapsed() > ttl {
+            return Err(Deny::at(
+                DenyStage::Unavailable,
+                &block,
+                format!(
+                    "cannot decide now: the RPC has not confirmed the finalized block for {} s",
+                    ttl.as_secs()
+                ),
+            ));
+        }
+        let age = anchor::age(&block, head_timestamp, self.clock.now_secs());
         let bound = self.settings.max_age.as_secs();
         if age > bound {
             return Err(Deny::at(

@@ -82,7 +82,8 @@ pub struct Stack {
     pub deployment_path: PathBuf,
     pub provider: DynProvider,
     pub mirror: TestDatabase,
-    _indexer: Process,
+    /// The indexer (stop it to freeze the mirror).
+    pub indexer: Process,
     pub dir: tempfile::TempDir,
 }
 
@@ -119,7 +120,7 @@ impl Stack {
             deployment,
             provider,
             mirror,
-            _indexer: indexer,
+            indexer,
             dir,
         };
         // The registry as governance configures it (the Timelock executes).
@@ -267,6 +268,8 @@ fn common_args(
         B256::from(device).to_string(),
         "--os-image".into(),
         B256::from(OS_IMAGE).to_string(),
+        "--finality".into(),
+        FINALITY.to_string(),
     ]
 }
 

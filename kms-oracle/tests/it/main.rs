@@ -6,6 +6,7 @@
     unreachable_pub
 )]
 
+mod chain_view;
 mod fixture;
 mod grants;
 mod kms_api;
