@@ -1,47 +1,14 @@
 //! The indexer's configuration: one typed tree, read from an optional TOML file, then overridden
 //! by environment variables, then by flags (file < env < flag), resolved in [`Args::resolve`].
 
-use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
 use crate::{Error, Result};
 
-/// When the indexer treats a block as final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Finality {
-    /// The node's `finalized` block tag (production chains).
-    Tag,
-    /// `N` blocks below the head (development chains without a finality gadget).
-    Confirmations(u64),
-}
-
-impl FromStr for Finality {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "finalized" | "tag" => Ok(Self::Tag),
-            n => n.parse::<u64>().map(Self::Confirmations).map_err(|_| {
-                format!("finality must be `finalized` or a number of confirmations, got `{s}`")
-            }),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Finality {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Self::Confirmations(n)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
+/// When the indexer treats a block as final (a `finalized` tag or a number of confirmations).
+pub use covenant_chain::Finality;
 
 /// A URL that may carry credentials (a provider key in the path or query, a database
 /// password): `Debug` shows only the scheme and host, so it never reaches a log.

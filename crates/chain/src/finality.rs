@@ -25,6 +25,23 @@ impl FromStr for Finality {
     }
 }
 
+/// A number of confirmations, or the string `finalized` (or a number as a string): as
+/// configuration files write it.
+impl<'de> serde::Deserialize<'de> for Finality {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Self::Confirmations(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 impl std::fmt::Display for Finality {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -45,5 +62,15 @@ mod tests {
         assert!("latest".parse::<Finality>().is_err());
         assert!("-1".parse::<Finality>().is_err());
         assert_eq!(Finality::Confirmations(3).to_string(), "3");
+    }
+
+    #[test]
+    fn deserializes_from_a_number_or_a_string() {
+        let f = |json: &str| serde_json::from_str::<Finality>(json);
+        assert_eq!(f("4").unwrap(), Finality::Confirmations(4));
+        assert_eq!(f("\"finalized\"").unwrap(), Finality::Tag);
+        assert_eq!(f("\"7\"").unwrap(), Finality::Confirmations(7));
+        assert!(f("\"latest\"").is_err());
+        assert!(f("-1").is_err());
     }
 }
