@@ -454,9 +454,19 @@ async fn bench(cli: Cli) {
             .start(),
     );
     let audit = durable.try_create_database().unwrap();
-    // Production defaults for everything else (on-chain commits every 10 s).
-    let kms =
-        fixture::first_node_with(&stack, &["--commit-interval-ms", "10000"], Some(audit)).await;
+    // Production defaults for everything else (on-chain commits every 10 s), but the per-source
+    // connection rate: every client here comes from loopback.
+    let kms = fixture::first_node_with(
+        &stack,
+        &[
+            "--commit-interval-ms",
+            "10000",
+            "--connections-per-source-per-sec",
+            "1000000",
+        ],
+        Some(audit),
+    )
+    .await;
     let mut apps = Vec::new();
     for _ in 0..cli.apps.max(1) {
         apps.push(stack.create_app().await);

@@ -102,6 +102,25 @@ pub struct Config {
         default_value = "10000"
     )]
     pub commit_interval: Duration,
+    /// Keys are not released while an audit entry older than this is not committed on chain
+    /// (flag in seconds; more than the commit interval).
+    #[arg(
+        long = "max-uncommitted-age-secs",
+        env = "COVENANT_KMS_MAX_UNCOMMITTED_AGE_SECS",
+        value_parser = seconds,
+        default_value = "300"
+    )]
+    pub max_uncommitted_age: Duration,
+    /// Connections served at once; more are closed on accept.
+    #[arg(long, env = "COVENANT_KMS_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// New connections per second from one source address (bursts of twice that).
+    #[arg(
+        long,
+        env = "COVENANT_KMS_CONNECTIONS_PER_SOURCE_PER_SEC",
+        default_value = "50"
+    )]
+    pub connections_per_source_per_sec: std::num::NonZeroU32,
     /// The most audit entries in one on-chain commit.
     #[arg(long, env = "COVENANT_KMS_COMMIT_MAX_ENTRIES", default_value_t = 4096)]
     pub commit_max_entries: u64,
@@ -158,6 +177,12 @@ impl std::fmt::Debug for Config {
             .field("max_finalized_age", &self.max_finalized_age)
             .field("commit_interval", &self.commit_interval)
             .field("commit_max_entries", &self.commit_max_entries)
+            .field("max_uncommitted_age", &self.max_uncommitted_age)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "connections_per_source_per_sec",
+                &self.connections_per_source_per_sec,
+            )
             .field(
                 "replicate_from",
                 &self.replicate_from.as_ref().map(Endpoint::url),
@@ -207,6 +232,19 @@ impl Config {
                     "must be at most {} (a revocation must reach decisions within that)",
                     covenant_mirror::MAX_STALENESS_BOUND.as_secs()
                 ),
+            });
+        }
+        if self.max_uncommitted_age <= self.commit_interval {
+            return Err(Error::InvalidConfig {
+                field: "max-uncommitted-age-secs",
+                reason: "must be more than the commit interval (or nothing would be released)"
+                    .into(),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(Error::InvalidConfig {
+                field: "max-connections",
+                reason: "must be positive".into(),
             });
         }
         if self.max_body_bytes < 1024 {

@@ -134,15 +134,14 @@ pub enum SealError {
 /// Why the audit log cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuditError {
-    /// Rows are missing between two sequence numbers.
-    #[error("a gap between {from} and {to}: {rows} rows")]
-    Gap {
-        /// First expected.
-        from: u64,
-        /// Last expected.
-        to: u64,
-        /// Rows found.
-        rows: usize,
+    /// The rows are not the log this node wrote: edited, removed or inserted.
+    #[error("tampered with: {0}")]
+    Tampered(#[from] crate::audit::chain::Break),
+    /// A row written before the log was hash-chained (no `prev`).
+    #[error("entry {seq} has no link to its predecessor (written before the hash chain)")]
+    Unchained {
+        /// The entry.
+        seq: u64,
     },
     /// A row names an action this version does not know.
     #[error("a row with the unknown action `{action}`")]

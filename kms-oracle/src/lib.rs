@@ -281,18 +281,16 @@ pub async fn run(
     )
     .await?;
     let sender = chain::Sender::new(config.rpc_url.clone(), &node_key(&secrets)?)?;
-    tasks.spawn(audit::committer::run(
-        view.registry(),
-        sender.clone(),
-        audit_pool.clone(),
-        own.node,
-        audit::committer::Settings {
-            interval: config.commit_interval,
-            max_batch: config.commit_max_entries,
-        },
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let committer = audit::committer::Committer {
+        registry: view.registry(),
+        sender: sender.clone(),
+        pool: audit_pool.clone(),
+        ledger: audit.ledger().clone(),
+        node: own.node,
+        max_batch: config.commit_max_entries,
+        metrics: metrics.clone(),
+    };
+    tasks.spawn(committer.run(config.commit_interval, shutdown.clone()));
 
     let keyring = Arc::new(Keyring::new(root, domain));
     let decider = Arc::new(policy::Decider::new(
@@ -316,7 +314,13 @@ pub async fn run(
             handshake_timeout: config.handshake_timeout,
             request_timeout: config.request_timeout,
             max_body: config.max_body_bytes,
+            max_uncommitted_age: config.max_uncommitted_age,
         },
+        admission: server::limits::Admission::new(server::limits::ConnectionLimits {
+            max_connections: config.max_connections,
+            per_source_per_sec: config.connections_per_source_per_sec,
+        }),
+        quiet: server::limits::LogLimiter::default(),
     });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = server::tls::server_config(

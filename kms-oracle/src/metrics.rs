@@ -7,7 +7,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 /// Handles to every metric the kms-oracle updates.
 #[derive(Clone, Debug)]
 pub struct Metrics {
-    /// Decisions by action (`keys`, `certificate`, `replicate`, `connection`) and outcome
+    /// Decisions by action (`keys`, `certificate`, `replicate`) and outcome
     /// (`granted`, `denied`).
     pub decisions: IntCounterVec,
     /// Refusals by the stage that refused: `tls`, `request`, `evidence`, `chain_view`, `node`,
@@ -29,6 +29,12 @@ pub struct Metrics {
     pub audit_committed_seq: IntGauge,
     /// Failed on-chain grant-log commits.
     pub audit_commit_errors: IntCounter,
+    /// 1 while the audit rows in Postgres are not the log this node wrote (an alert).
+    pub audit_chain_broken: IntGauge,
+    /// Age of the oldest audit entry not yet committed on chain, in seconds (0 when none).
+    pub audit_pending_age_seconds: IntGauge,
+    /// Connections and requests refused before the client was authenticated, by reason.
+    pub unauthenticated: IntCounterVec,
     /// The finalized block decisions are made at.
     pub finalized_block: IntGauge,
     /// The finalized block's timestamp, unix seconds.
@@ -111,6 +117,19 @@ impl Metrics {
             audit_commit_errors: counter(
                 "kms_audit_commit_errors_total",
                 "Failed on-chain grant-log commits.",
+            )?,
+            audit_chain_broken: gauge(
+                "kms_audit_chain_broken",
+                "1 while the audit rows in Postgres are not the log this node wrote (alert).",
+            )?,
+            audit_pending_age_seconds: gauge(
+                "kms_audit_pending_age_seconds",
+                "Age of the oldest audit entry not yet committed on chain, in seconds.",
+            )?,
+            unauthenticated: vec(
+                "kms_unauthenticated_total",
+                "Connections and requests refused before the client was authenticated.",
+                &["reason"],
             )?,
             finalized_block: gauge(
                 "kms_finalized_block",

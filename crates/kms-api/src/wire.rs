@@ -317,9 +317,12 @@ pub struct AuditEntry {
     pub node: Address,
     /// Its sequence number (1, 2, … per node, no gaps).
     pub seq: u64,
+    /// The leaf hash of entry `seq - 1` (zero for the first): the log is a hash chain.
+    #[schema(value_type = String)]
+    pub prev: B256,
     /// Unix milliseconds.
     pub at_ms: u64,
-    /// `keys`, `certificate`, `replicate` or `connection`.
+    /// `keys`, `certificate` or `replicate`.
     pub action: String,
     /// Whether it was granted.
     pub granted: bool,

@@ -1,10 +1,12 @@
 //! One audit-log entry and its canonical encoding, the Merkle leaf (specified in docs/kms.md).
+//! Each entry commits to the hash of the one before it (`prev`), so the log is a hash chain: a
+//! row edited or removed breaks every link after it.
 
 use alloy::primitives::{Address, B256, FixedBytes};
 use serde::Serialize;
 
 /// The leaf encoding's version prefix.
-pub const LEAF_PREFIX: &[u8] = b"covenant-audit-v1";
+pub const LEAF_PREFIX: &[u8] = b"covenant-audit-v2";
 
 /// What was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -16,8 +18,6 @@ pub enum Action {
     Certificate,
     /// The root secret, by another KMS node (`POST /v1/replicate`).
     Replicate,
-    /// A connection refused before any request (TLS handshake, timeouts, malformed HTTP).
-    Connection,
 }
 
 impl Action {
@@ -27,7 +27,6 @@ impl Action {
             Self::Keys => "keys",
             Self::Certificate => "certificate",
             Self::Replicate => "replicate",
-            Self::Connection => "connection",
         }
     }
 
@@ -37,7 +36,6 @@ impl Action {
             "keys" => Self::Keys,
             "certificate" => Self::Certificate,
             "replicate" => Self::Replicate,
-            "connection" => Self::Connection,
             _ => return None,
         })
     }
@@ -92,6 +90,8 @@ pub struct Entry {
     pub node: Address,
     /// Its sequence number (1, 2, … per node, no gaps).
     pub seq: u64,
+    /// The hash ([`Entry::hash`]) of entry `seq - 1`; zero for the first entry.
+    pub prev: B256,
     /// The decision.
     #[serde(flatten)]
     pub draft: Draft,
@@ -114,8 +114,8 @@ fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 }
 
 impl Entry {
-    /// The canonical encoding (the Merkle leaf's content): `"covenant-audit-v1"`, then node
-    /// (20), seq (u64 BE), at_ms (u64 BE), action (length-prefixed ASCII), granted (1 byte),
+    /// The canonical encoding (the Merkle leaf's content): `"covenant-audit-v2"`, then node
+    /// (20), seq (u64 BE), prev (32), at_ms (u64 BE), action (length-prefixed ASCII), granted (1 byte),
     /// reason (length-prefixed UTF-8), then app id, instance id, compose hash, evidence digest
     /// and block (number u64 BE ‖ hash) each as `0` (absent) or `1 ‖ length-prefixed bytes`.
     /// Lengths are u32 BE.
@@ -125,6 +125,7 @@ impl Entry {
         out.extend_from_slice(LEAF_PREFIX);
         out.extend_from_slice(self.node.as_slice());
         out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(self.prev.as_slice());
         out.extend_from_slice(&d.at_ms.to_be_bytes());
         part(&mut out, d.action.as_str().as_bytes());
         out.push(u8::from(d.granted));
@@ -142,9 +143,15 @@ impl Entry {
         out
     }
 
-    /// The Merkle leaf hash, `SHA-256(0x00 ‖ leaf_bytes)`.
+    /// The Merkle leaf hash, `SHA-256(0x00 ‖ leaf_bytes)`; also the entry's link in the chain
+    /// (the next entry's `prev`).
     pub fn leaf_hash(&self) -> super::merkle::Hash {
         super::merkle::leaf_hash(&self.leaf_bytes())
+    }
+
+    /// [`Entry::leaf_hash`] as the next entry's `prev`.
+    pub fn hash(&self) -> B256 {
+        B256::from(self.leaf_hash())
     }
 }
 
@@ -156,6 +163,7 @@ mod tests {
         Entry {
             node: Address::repeat_byte(0x11),
             seq: 7,
+            prev: B256::repeat_byte(0x66),
             draft: Draft {
                 at_ms: 1_700_000_000_000,
                 action: Action::Keys,
@@ -179,6 +187,9 @@ mod tests {
         changes.push(e);
         let mut e = entry();
         e.seq = 8;
+        changes.push(e);
+        let mut e = entry();
+        e.prev = B256::repeat_byte(0x67);
         changes.push(e);
         let mut e = entry();
         e.draft.at_ms += 1;

@@ -1,10 +1,14 @@
-//! The audit log: every decision (grant or deny) becomes an [`Entry`] with a per-node sequence
-//! number, written to Postgres before any key leaves the node ([`writer`]); batches of entries
-//! are Merkle-rooted ([`merkle`], RFC 6962) and committed on chain with the node's key
+//! The audit log: every decision on an authenticated request (grant or deny) becomes an
+//! [`Entry`] with a per-node sequence number and a link to the entry before it, written to
+//! Postgres before any key leaves the node ([`writer`]); the [`ledger`] remembers what this
+//! process wrote until it is committed; batches of entries are checked against it ([`chain`]),
+//! Merkle-rooted ([`merkle`], RFC 6962) and committed on chain with the node's key
 //! (`KmsRegistry.commitGrantLog`, [`committer`]); inclusion proofs are served and verify offline.
 
+pub mod chain;
 pub mod committer;
 mod entry;
+pub mod ledger;
 pub mod merkle;
 pub mod writer;
 

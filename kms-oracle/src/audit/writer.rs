@@ -1,16 +1,22 @@
-//! The audit writer: one task per node that numbers decisions and writes them to Postgres in
-//! groups (one transaction per group), answering each caller only once its row is committed. A
-//! key is released only after its grant is logged; when the database fails, callers get an error
-//! and the request fails closed. Sequence numbers come from the committed log, so a failed
+//! The audit writer: one task per node that numbers decisions, links each to the hash of the one
+//! before it, and writes them to Postgres in groups (one transaction per group), answering each
+//! caller only once its row is committed and recorded in the [`Ledger`]. A key is released only
+//! after its grant is logged; when the database fails, callers get an error and the request
+//! fails closed. Sequence numbers and the head hash come from the committed log, so a failed
 //! group leaves no gap.
 
-use alloy::primitives::Address;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     Error, Result,
-    audit::{Draft, Entry},
+    audit::{
+        Draft, Entry,
+        ledger::{Ledger, Link},
+    },
     metrics::Metrics,
     store,
 };
@@ -26,9 +32,15 @@ type Reply = oneshot::Sender<Result<u64, String>>;
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     tx: mpsc::Sender<(Draft, Reply)>,
+    ledger: Arc<Ledger>,
 }
 
 impl AuditLog {
+    /// What this process wrote and has not committed yet.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
     /// Logs `draft` and returns its sequence number once committed.
     pub async fn append(&self, mut draft: Draft) -> Result<u64> {
         if draft.reason.len() > MAX_REASON {
@@ -51,6 +63,38 @@ impl AuditLog {
     }
 }
 
+/// The last entry in Postgres: its sequence number and hash (0 and zero when none).
+async fn head(pool: &PgPool, node: Address) -> Result<(u64, B256)> {
+    let mut c = pool.acquire().await?;
+    let last = store::audit::last_seq(&mut c, node).await?;
+    if last == 0 {
+        return Ok((0, B256::ZERO));
+    }
+    let entry = store::audit::entry_at(&mut c, node, last)
+        .await?
+        .ok_or(crate::error::AuditError::Unchained { seq: last })?;
+    Ok((last, entry.hash()))
+}
+
+/// The ledger at start: the entries after the last batch recorded as committed.
+async fn restore(pool: &PgPool, node: Address, last: u64) -> Result<Ledger> {
+    let mut c = pool.acquire().await?;
+    let through = store::audit::recorded_through(&mut c, node).await?;
+    let pending = store::audit::entries(&mut c, node, through + 1, last).await?;
+    Ok(Ledger::new(
+        through,
+        pending.iter().map(|e| {
+            (
+                e.seq,
+                Link {
+                    hash: e.hash(),
+                    at_ms: e.draft.at_ms,
+                },
+            )
+        }),
+    ))
+}
+
 /// Starts the writer for `node`; it stops when every handle is dropped or on `shutdown`.
 pub async fn spawn(
     pool: PgPool,
@@ -59,11 +103,10 @@ pub async fn spawn(
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(AuditLog, tokio::task::JoinHandle<()>)> {
-    let mut last = {
-        let mut c = pool.acquire().await?;
-        store::audit::last_seq(&mut c, node).await?
-    };
+    let (mut last, mut prev) = head(&pool, node).await?;
+    let ledger = Arc::new(restore(&pool, node, last).await?);
     metrics.audit_last_seq.set(last as i64);
+    let writer_ledger = ledger.clone();
     let (tx, mut rx) = mpsc::channel::<(Draft, Reply)>(queue.max(1));
     let task = tokio::spawn(async move {
         loop {
@@ -78,18 +121,36 @@ pub async fn spawn(
                     Err(_) => break,
                 }
             }
+            let mut link = prev;
+            let mut hashes = Vec::with_capacity(group.len());
             let entries: Vec<Entry> = group
                 .iter()
                 .enumerate()
-                .map(|(i, (draft, _))| Entry {
-                    node,
-                    seq: last + 1 + i as u64,
-                    draft: draft.clone(),
+                .map(|(i, (draft, _))| {
+                    let e = Entry {
+                        node,
+                        seq: last + 1 + i as u64,
+                        prev: link,
+                        draft: draft.clone(),
+                    };
+                    link = e.hash();
+                    hashes.push(link);
+                    e
                 })
                 .collect();
             match write(&pool, &entries).await {
                 Ok(()) => {
+                    writer_ledger.written(entries.iter().zip(&hashes).map(|(e, hash)| {
+                        (
+                            e.seq,
+                            Link {
+                                hash: *hash,
+                                at_ms: e.draft.at_ms,
+                            },
+                        )
+                    }));
                     last += entries.len() as u64;
+                    prev = link;
                     metrics.audit_last_seq.set(last as i64);
                     metrics.audit_entries.inc_by(entries.len() as u64);
                     for ((_, reply), e) in group.into_iter().zip(&entries) {
@@ -101,10 +162,8 @@ pub async fn spawn(
                     tracing::error!(target: "kms::audit", error = %e, entries = entries.len(), "audit log write failed; the requests are refused");
                     // Re-read the committed position: a commit whose answer was lost may have
                     // landed.
-                    if let Ok(mut c) = pool.acquire().await
-                        && let Ok(seq) = store::audit::last_seq(&mut c, node).await
-                    {
-                        last = seq;
+                    if let Ok(h) = head(&pool, node).await {
+                        (last, prev) = h;
                     }
                     for (_, reply) in group {
                         let _ = reply.send(Err(e.to_string()));
@@ -113,7 +172,7 @@ pub async fn spawn(
             }
         }
     });
-    Ok((AuditLog { tx }, task))
+    Ok((AuditLog { tx, ledger }, task))
 }
 
 /// Writes a group: one statement, so one implicit transaction and one round trip.

@@ -1,9 +1,11 @@
 //! The one audited path of every attested endpoint (`/v1/keys`, `/v1/certificates`,
-//! `/v1/replicate`): [`Attested::begin`] reads the body within the limits, parses the typed
-//! request, checks its chain id and its own limits, and verifies the client's RA-TLS evidence;
-//! the endpoint then decides and prepares what it releases; [`Attested::finish`] logs the
-//! outcome — grant or refusal — and answers only after the audit row is committed. A grant whose
-//! row cannot be written is answered 503 and releases nothing.
+//! `/v1/replicate`): [`Attested::begin`] verifies the client's RA-TLS evidence — a client whose
+//! evidence does not verify is unauthenticated, refused without an audit entry (metrics and a
+//! rate-limited log line only) — then reads the body within the limits, parses the typed
+//! request and checks its chain id and its own limits; the endpoint then decides and prepares
+//! what it releases; [`Attested::finish`] logs the outcome — grant or refusal — and answers only
+//! after the audit row is committed. A grant whose row cannot be written, or made while the
+//! oldest entry not committed on chain is past its bound, is answered 503 and releases nothing.
 
 use std::sync::Arc;
 
@@ -100,20 +102,24 @@ fn parse<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, Refusal> {
 }
 
 impl<Req: AttestedRequest> Attested<Req> {
-    /// Everything before the decision. A refusal here is logged and answered at once.
+    /// Everything before the decision. A refusal here is answered at once; it is logged in the
+    /// audit log only once the client is authenticated (its evidence verified).
     pub(super) async fn begin(state: &State, peer: &Peer, body: Body) -> Result<Self, Response> {
-        let mut draft = Draft::refusal(Req::ACTION, state.clock.now_ms(), "");
-        draft.evidence_digest = peer.digest;
-        let request = match Self::checked_request(state, body).await {
-            Ok(r) => r,
-            Err(refusal) => return Err(finish_refused(state, draft, refusal).await),
-        };
         let evidence = match peer.evidence(state).await {
             Ok(e) => e,
             Err(reason) => {
-                return Err(finish_refused(state, draft, Refusal::evidence(reason)).await);
+                let refusal = Refusal::evidence(reason);
+                state
+                    .metrics
+                    .refusals
+                    .with_label_values(&[refusal.stage.as_str()])
+                    .inc();
+                super::unauthenticated(state, "evidence", &refusal.reason);
+                return Err(refusal.into_response());
             }
         };
+        let mut draft = Draft::refusal(Req::ACTION, state.clock.now_ms(), "");
+        draft.evidence_digest = peer.digest;
         let runtime = evidence.runtime();
         draft.app_id = Some(alloy::primitives::Address::from(*runtime.app_id.as_bytes()));
         draft.instance_id = Some(alloy::primitives::FixedBytes(
@@ -122,6 +128,10 @@ impl<Req: AttestedRequest> Attested<Req> {
         draft.compose_hash = Some(alloy::primitives::B256::from(
             *runtime.compose_hash.as_bytes(),
         ));
+        let request = match Self::checked_request(state, body).await {
+            Ok(r) => r,
+            Err(refusal) => return Err(finish_refused(state, draft, refusal).await),
+        };
         Ok(Self {
             request,
             evidence,
@@ -156,6 +166,9 @@ impl<Req: AttestedRequest> Attested<Req> {
             Ok(r) => r,
             Err(refusal) => return finish_refused(state, draft, refusal).await,
         };
+        if let Some(refusal) = uncommitted_too_long(state) {
+            return finish_refused(state, draft, refusal.at(released.block)).await;
+        }
         let action = draft.action;
         draft.granted = true;
         draft.reason.clear();
@@ -188,6 +201,31 @@ impl<Req: AttestedRequest> Attested<Req> {
         let body = released.release.respond(seq, block_ref(&released.block));
         (StatusCode::OK, Json(body)).into_response()
     }
+}
+
+/// A refusal while the oldest audit entry not committed on chain is older than the bound: a
+/// grant is only worth its audit entry once that entry can be proven on chain.
+fn uncommitted_too_long(state: &State) -> Option<Refusal> {
+    let age_ms = state
+        .audit
+        .ledger()
+        .oldest_pending_age_ms(state.clock.now_ms())
+        .unwrap_or(0);
+    state
+        .metrics
+        .audit_pending_age_seconds
+        .set((age_ms / 1000) as i64);
+    let bound = state.limits.max_uncommitted_age;
+    (u128::from(age_ms) > bound.as_millis()).then(|| {
+        Refusal::unavailable(
+            format!(
+                "the audit log has entries not committed on chain for {} s (bound {} s); nothing is released until they are",
+                age_ms / 1000,
+                bound.as_secs()
+            ),
+            &"audit commits are behind",
+        )
+    })
 }
 
 /// Logs a refusal and answers it (503 if it cannot be logged).

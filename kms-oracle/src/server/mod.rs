@@ -1,10 +1,13 @@
-//! The HTTPS server: an accept loop that spawns one task per connection; each task runs the
-//! TLS handshake under a timeout, then serves HTTP/1.1 with a header-read timeout. Connections
-//! refused before any request (failed or slow handshakes, slow or malformed headers) are
-//! logged in the audit log too. The endpoints are split by kind ([`routes`]): attested ones go
-//! through one audited path (`attested`), every "no" is a `Refusal`.
+//! The HTTPS server: an accept loop that admits connections within the connection limits
+//! ([`limits`]) and spawns one task per connection; each task runs the TLS handshake under a
+//! timeout, then serves HTTP/1.1 with a header-read timeout. Connections refused before any
+//! request (over the limits, failed or slow handshakes, slow or malformed headers) and requests
+//! whose evidence does not verify are unauthenticated: counted in metrics and logged at a
+//! bounded rate, never written to the audit log. The endpoints are split by kind ([`routes`]):
+//! attested ones go through one audited path (`attested`), every "no" is a `Refusal`.
 
 mod attested;
+pub mod limits;
 mod proofs;
 mod public;
 mod refusal;
@@ -27,11 +30,7 @@ pub use routes::{openapi, router};
 use covenant_mirror::SharedClock;
 
 use crate::{
-    audit::{Action, Draft, writer::AuditLog},
-    chain::Sender,
-    keys::Keyring,
-    metrics::Metrics,
-    policy::Decider,
+    audit::writer::AuditLog, chain::Sender, keys::Keyring, metrics::Metrics, policy::Decider,
 };
 
 /// Limits that protect the service from slow or greedy clients.
@@ -43,6 +42,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Keys are not released while an audit entry older than this is not committed on chain.
+    pub max_uncommitted_age: Duration,
 }
 
 /// What every request handler shares.
@@ -69,6 +70,10 @@ pub struct State {
     pub sender: Sender,
     /// Limits.
     pub limits: Limits,
+    /// Admission of new connections (concurrent connections, per-source rate).
+    pub admission: limits::Admission,
+    /// Bounds the log lines about unauthenticated clients.
+    pub quiet: limits::LogLimiter,
 }
 
 impl std::fmt::Debug for State {
@@ -126,24 +131,16 @@ impl Peer {
     }
 }
 
-async fn refuse_connection(state: &State, reason: String) {
+/// Counts a refusal of an unauthenticated client (`kind` is the metric label) and logs it at a
+/// bounded rate. Writes nothing anywhere else: anonymous traffic costs no durable writes.
+pub(crate) fn unauthenticated(state: &State, kind: &'static str, detail: &dyn std::fmt::Display) {
     state
         .metrics
-        .decisions
-        .with_label_values(&["connection", "denied"])
+        .unauthenticated
+        .with_label_values(&[kind])
         .inc();
-    state.metrics.refusals.with_label_values(&["tls"]).inc();
-    tracing::debug!(target: "kms::server", %reason, "connection refused");
-    if let Err(e) = state
-        .audit
-        .append(Draft::refusal(
-            Action::Connection,
-            state.clock.now_ms(),
-            reason,
-        ))
-        .await
-    {
-        tracing::warn!(target: "kms::server", error = %e, "could not log a refused connection");
+    if let Some(suppressed) = state.quiet.allow() {
+        tracing::info!(target: "kms::server", kind, %detail, suppressed, "unauthenticated client refused");
     }
 }
 
@@ -155,19 +152,25 @@ async fn connection(
     state: Arc<State>,
 ) {
     let _ = stream.set_nodelay(true);
-    let tls = match tokio::time::timeout(state.limits.handshake_timeout, acceptor.accept(stream))
-        .await
-    {
-        Err(_) => {
-            let reason = format!(
-                "tls handshake not finished within {} ms",
-                state.limits.handshake_timeout.as_millis()
-            );
-            return refuse_connection(&state, reason).await;
-        }
-        Ok(Err(e)) => return refuse_connection(&state, format!("tls handshake failed: {e}")).await,
-        Ok(Ok(tls)) => tls,
-    };
+    let tls =
+        match tokio::time::timeout(state.limits.handshake_timeout, acceptor.accept(stream)).await {
+            Err(_) => {
+                let ms = state.limits.handshake_timeout.as_millis();
+                return unauthenticated(
+                    &state,
+                    "handshake_timeout",
+                    &format_args!("{remote}: tls handshake not finished within {ms} ms"),
+                );
+            }
+            Ok(Err(e)) => {
+                return unauthenticated(
+                    &state,
+                    "handshake",
+                    &format_args!("{remote}: tls handshake failed: {e}"),
+                );
+            }
+            Ok(Ok(tls)) => tls,
+        };
     let certificate = tls
         .get_ref()
         .1
@@ -201,16 +204,19 @@ async fn connection(
         // requests, is not a refusal.
         let idle_after_requests =
             e.is_timeout() && served.load(std::sync::atomic::Ordering::Relaxed) > 0;
-        if !idle_after_requests && (e.is_timeout() || e.is_parse() || e.is_parse_too_large()) {
-            let reason = if e.is_timeout() {
-                format!(
-                    "request headers not received within {} ms",
-                    state.limits.request_timeout.as_millis()
-                )
-            } else {
-                format!("malformed HTTP request: {e}")
-            };
-            refuse_connection(&state, reason).await;
+        if !idle_after_requests && e.is_timeout() {
+            let ms = state.limits.request_timeout.as_millis();
+            unauthenticated(
+                &state,
+                "header_timeout",
+                &format_args!("{remote}: request headers not received within {ms} ms"),
+            );
+        } else if e.is_parse() || e.is_parse_too_large() {
+            unauthenticated(
+                &state,
+                "malformed_http",
+                &format_args!("{remote}: malformed HTTP request: {e}"),
+            );
         } else {
             tracing::debug!(target: "kms::server", %remote, error = %e, "connection ended");
         }
@@ -227,12 +233,23 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let app = router(state.clone());
     let mut connections = JoinSet::new();
+    let mut sweep = tokio::time::interval(Duration::from_secs(10));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    connections.spawn(connection(stream, remote, acceptor.clone(), app.clone(), state.clone()));
-                }
+                Ok((stream, remote)) => match state.admission.admit(remote.ip()) {
+                    Ok(permit) => {
+                        let (acceptor, app, state) = (acceptor.clone(), app.clone(), state.clone());
+                        connections.spawn(async move {
+                            connection(stream, remote, acceptor, app, state).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(closed) => {
+                        drop(stream);
+                        unauthenticated(&state, closed.as_str(), &format_args!("{remote}: closed on accept"));
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(target: "kms::server", error = %e, "accept failed");
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -240,6 +257,7 @@ pub async fn serve(
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = sweep.tick() => state.admission.forget_idle_sources(),
             _ = shutdown.wait_for(|s| *s) => break,
         }
     }

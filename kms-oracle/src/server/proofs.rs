@@ -23,6 +23,7 @@ fn entry_json(e: &Entry) -> AuditEntry {
     AuditEntry {
         node: e.node,
         seq: e.seq,
+        prev: e.prev,
         at_ms: d.at_ms,
         action: d.action.as_str().to_owned(),
         granted: d.granted,

@@ -21,6 +21,16 @@ pub async fn last_seq(c: &mut PgConnection, node: Address) -> Result<u64> {
     Ok(max.unwrap_or(0) as u64)
 }
 
+/// The last batch this node recorded as committed on chain (0 = none).
+pub async fn recorded_through(c: &mut PgConnection, node: Address) -> Result<u64> {
+    let (max,): (Option<i64>,) =
+        sqlx::query_as("SELECT max(to_seq) FROM audit_commits WHERE node = $1")
+            .bind(node.as_slice())
+            .fetch_one(c)
+            .await?;
+    Ok(max.unwrap_or(0) as u64)
+}
+
 /// Inserts `entries` in one statement (atomic on its own: all rows or none).
 pub async fn insert(c: &mut PgConnection, entries: &[Entry]) -> Result<()> {
     let mut node = Vec::with_capacity(entries.len());
@@ -36,6 +46,7 @@ pub async fn insert(c: &mut PgConnection, entries: &[Entry]) -> Result<()> {
     let mut block_number = Vec::with_capacity(entries.len());
     let mut block_hash = Vec::with_capacity(entries.len());
     let mut leaf = Vec::with_capacity(entries.len());
+    let mut prev = Vec::with_capacity(entries.len());
     for e in entries {
         let d = &e.draft;
         node.push(e.node.to_vec());
@@ -51,13 +62,15 @@ pub async fn insert(c: &mut PgConnection, entries: &[Entry]) -> Result<()> {
         block_number.push(d.block.map(|(n, _)| i64_of(n)));
         block_hash.push(d.block.map(|(_, h)| h.to_vec()));
         leaf.push(e.leaf_bytes());
+        prev.push(e.prev.to_vec());
     }
     sqlx::query(
         "INSERT INTO audit_log (node, seq, at_ms, action, granted, reason, app_id, instance_id,
-                                compose_hash, evidence_digest, block_number, block_hash, leaf)
+                                compose_hash, evidence_digest, block_number, block_hash, leaf,
+                                prev_hash)
          SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::int8[], $4::text[], $5::bool[],
                               $6::text[], $7::bytea[], $8::bytea[], $9::bytea[], $10::bytea[],
-                              $11::int8[], $12::bytea[], $13::bytea[])",
+                              $11::int8[], $12::bytea[], $13::bytea[], $14::bytea[])",
     )
     .bind(node)
     .bind(seq)
@@ -72,6 +85,7 @@ pub async fn insert(c: &mut PgConnection, entries: &[Entry]) -> Result<()> {
     .bind(block_number)
     .bind(block_hash)
     .bind(leaf)
+    .bind(prev)
     .execute(c)
     .await?;
     Ok(())
@@ -86,9 +100,15 @@ fn entry(r: &sqlx::postgres::PgRow) -> Result<Entry> {
         (Some(n), Some(h)) if h.len() == 32 => Some((n as u64, B256::from_slice(&h))),
         _ => None,
     };
+    let seq = r.get::<i64, _>(1) as u64;
+    let prev = bytes(12)
+        .filter(|b| b.len() == 32)
+        .map(|b| B256::from_slice(&b))
+        .ok_or(crate::error::AuditError::Unchained { seq })?;
     Ok(Entry {
         node: Address::from_slice(&r.get::<Vec<u8>, _>(0)),
-        seq: r.get::<i64, _>(1) as u64,
+        seq,
+        prev,
         draft: Draft {
             at_ms: r.get::<i64, _>(2) as u64,
             action,
@@ -120,7 +140,7 @@ pub async fn entries(
 ) -> Result<Vec<Entry>> {
     let rows = sqlx::query(
         "SELECT node, seq, at_ms, action, granted, reason, app_id, instance_id, compose_hash,
-                evidence_digest, block_number, block_hash
+                evidence_digest, block_number, block_hash, prev_hash
          FROM audit_log WHERE node = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
     )
     .bind(node.as_slice())
@@ -135,7 +155,7 @@ pub async fn entries(
 pub async fn entry_at(c: &mut PgConnection, node: Address, seq: u64) -> Result<Option<Entry>> {
     let row = sqlx::query(
         "SELECT node, seq, at_ms, action, granted, reason, app_id, instance_id, compose_hash,
-                evidence_digest, block_number, block_hash
+                evidence_digest, block_number, block_hash, prev_hash
          FROM audit_log WHERE node = $1 AND seq = $2",
     )
     .bind(node.as_slice())

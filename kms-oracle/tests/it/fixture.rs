@@ -273,13 +273,18 @@ fn common_args(
     ]
 }
 
-/// A port of its own and frequent on-chain commits, unless `extra` sets them.
+/// A port of its own, frequent on-chain commits and room for every test's connections from
+/// loopback, unless `extra` sets them.
 fn test_defaults(extra: &[&str]) -> Vec<&'static str> {
-    [("--listen", "127.0.0.1:0"), ("--commit-interval-ms", "200")]
-        .into_iter()
-        .filter(|(flag, _)| !extra.contains(flag))
-        .flat_map(|(flag, value)| [flag, value])
-        .collect()
+    [
+        ("--listen", "127.0.0.1:0"),
+        ("--commit-interval-ms", "200"),
+        ("--connections-per-source-per-sec", "1000"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| !extra.contains(flag))
+    .flat_map(|(flag, value)| [flag, value])
+    .collect()
 }
 
 /// `init`: returns the report.
@@ -377,6 +382,26 @@ impl Kms {
             })
             .await
             .unwrap();
+    }
+
+    /// The value of one sample of `/metrics`, e.g. `covenant_kms_audit_chain_broken` or
+    /// `covenant_kms_unauthenticated_total{reason="handshake"}` (0 when absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = String::from_utf8(self.get("/metrics").await.body).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// Rows in this node's audit log.
+    pub async fn audit_rows(&self) -> i64 {
+        let pool = self.audit_pool().await;
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM audit_log")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
     }
 
     pub async fn audit_pool(&self) -> sqlx::PgPool {

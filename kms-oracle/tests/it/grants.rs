@@ -368,7 +368,16 @@ async fn is_app_allowed_reads(kms: &Kms) -> u64 {
 async fn instances_share_a_chain_answer_only_where_the_deployments_own_code_decides() {
     let stack = Stack::start().await;
     // No grant-log commits: each would mine a block and move the finalized block mid-count.
-    let kms = first_node(&stack, &["--commit-interval-ms", "3600000"]).await;
+    let kms = first_node(
+        &stack,
+        &[
+            "--commit-interval-ms",
+            "3600000",
+            "--max-uncommitted-age-secs",
+            "7200",
+        ],
+    )
+    .await;
     let factory_app = stack.create_app().await;
     // A custom policy admitted by governance, deciding by instance id.
     let allowed_instance = [7u8; 20];

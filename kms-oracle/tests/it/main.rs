@@ -6,6 +6,7 @@
     unreachable_pub
 )]
 
+mod audit_log;
 mod chain_view;
 mod fixture;
 mod grants;

@@ -1,5 +1,6 @@
-//! Bad clients and a bad chain view are refused with clear errors, each with an audit row; the
-//! audit log stays contiguous under load and its on-chain roots and proofs check out.
+//! Bad clients and a bad chain view are refused with clear errors: an authenticated client's
+//! refusal with an audit row, an unauthenticated one counted in metrics only; the audit log
+//! stays contiguous under load and its on-chain roots and proofs check out.
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,13 +26,17 @@ async fn audited(kms: &Kms, body: &Value) {
     assert_eq!(row["entry"]["reason"], body["error"], "{row}");
 }
 
-async fn connection_refusals(pool: &sqlx::PgPool, like: &str) -> i64 {
-    sqlx::query("SELECT count(*) FROM audit_log WHERE action = 'connection' AND NOT granted AND reason LIKE $1")
-        .bind(like)
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .get(0)
+/// An unauthenticated client's refusal: no audit row, counted under `kind`.
+async fn unaudited(kms: &Kms, body: &Value, rows_before: i64) {
+    assert!(
+        body["auditSeq"].is_null(),
+        "an audit row for an unauthenticated client: {body}"
+    );
+    assert_eq!(kms.audit_rows().await, rows_before, "{body}");
+}
+
+fn unauthenticated(kind: &str) -> String {
+    format!("covenant_kms_unauthenticated_total{{reason=\"{kind}\"}}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,6 +48,7 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
     kms.wait_serving_at(stack.head().await - FINALITY).await;
     let good = Instance::boot(&Boot::new(app, 1));
     let pool = kms.audit_pool().await;
+    let rows = kms.audit_rows().await;
 
     // Forged evidence: one byte of the quote's signature flipped.
     let tee = &good.tee;
@@ -82,8 +88,9 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
             "{what}: {}",
             r.json()
         );
-        audited(&kms, &r.json()).await;
+        unaudited(&kms, &r.json(), rows).await;
     }
+    assert_eq!(kms.metric(&unauthenticated("evidence")).await, 2.0);
 
     // No client certificate at all.
     let r = client::request(
@@ -102,10 +109,10 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
             .unwrap()
             .contains("no client certificate")
     );
-    audited(&kms, &r.json()).await;
+    unaudited(&kms, &r.json(), rows).await;
 
     // A replayed certificate: someone else's certificate without its key fails the handshake.
-    let before = connection_refusals(&pool, "tls handshake failed%").await;
+    let before = kms.metric(&unauthenticated("handshake")).await;
     let thief_key = ratls::generate_identity(|rd| Ok(evidence(tee, rd))).unwrap();
     let replay = {
         // rustls refuses a mismatched pair up front; a resolver presents it anyway.
@@ -135,15 +142,14 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
         replayed.is_err() || replayed.as_ref().is_ok_and(|r| r.status != 200),
         "a replayed certificate got keys"
     );
-    wait_for("the replayed certificate's refusal in the audit log")
+    wait_for("the replayed certificate's refusal in the metrics")
         .timeout(Duration::from_secs(10))
-        .until_async(|| async {
-            connection_refusals(&pool, "tls handshake failed%").await > before
-        })
+        .until_async(|| async { kms.metric(&unauthenticated("handshake")).await > before })
         .await
         .unwrap();
+    assert_eq!(kms.audit_rows().await, rows);
 
-    // Wrong chain id, malformed request, oversized body.
+    // Wrong chain id, malformed request, oversized body: from an authenticated client, audited.
     let r = good.post(&kms, "/v1/keys", json!({ "chainId": 1 })).await;
     assert_eq!(r.status, 400);
     assert!(
@@ -224,11 +230,12 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
                 "300",
                 "--commit-interval-ms",
                 "3600000",
+                "--max-uncommitted-age-secs",
+                "7200",
             ],
             audit: None,
         },
     );
-    let strict_pool = strict.audit_pool().await;
     let mut silent = tokio::net::TcpStream::connect(strict.addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(good.config())
         .connect(
@@ -237,15 +244,20 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
         )
         .await
         .unwrap();
-    wait_for("both slow connections to be refused and logged")
+    wait_for("both slow connections to be refused and counted")
         .timeout(Duration::from_secs(10))
         .watching(&strict.process)
         .until_async(|| async {
-            connection_refusals(&strict_pool, "tls handshake not finished%").await > 0
-                && connection_refusals(&strict_pool, "request headers not received%").await > 0
+            strict.metric(&unauthenticated("handshake_timeout")).await > 0.0
+                && strict.metric(&unauthenticated("header_timeout")).await > 0.0
         })
         .await
         .unwrap();
+    assert_eq!(
+        strict.audit_rows().await,
+        0,
+        "slow clients wrote audit rows"
+    );
     let _ = silent.shutdown().await;
     drop(tls);
     strict.process.stop();
