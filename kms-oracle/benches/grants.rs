@@ -123,7 +123,7 @@ mod floor {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let policy = Arc::new(identity::verifier_policy());
+            let policy = Arc::new(identity::verifier_policy(true));
             let tee = identity::NodeTee::simulated(
                 Address::ZERO,
                 B256::repeat_byte(0xf1),

@@ -20,14 +20,16 @@ use crate::Result;
 pub const KMS_KEY_PROVIDER: &[u8] = b"covenant-kms";
 
 /// The verifier policy: every platform, every TCB status the chain can judge (`isAppAllowed`
-/// and `isKmsAllowed` refuse unknown or revoked TCBs and, per app, out-of-date ones), the
-/// simulator's public development root (whether simulated evidence is *accepted* is the chain's
-/// `allowSimulatedTee`, visible to everyone). Which OS a set of registers is, is the chain's
-/// decision: the measurements registered with each OS image (`BootInfo.osMeasurement`).
-pub fn verifier_policy() -> Policy {
+/// and `isKmsAllowed` refuse unknown or revoked TCBs and, per app, out-of-date ones), and the
+/// simulator's public development root only when `simulated_allowed` — the chain's
+/// `allowSimulatedTee` at the block the decision is made at (`PolicyView::simulated_allowed`):
+/// the root is published, so evidence signed with it proves nothing where the chain does not
+/// allow simulation. Which OS a set of registers is, is the chain's decision: the measurements
+/// registered with each OS image (`BootInfo.osMeasurement`).
+pub fn verifier_policy(simulated_allowed: bool) -> Policy {
     Policy {
         platforms: vec![Platform::Tdx, Platform::Snp],
-        simulator_root: Some(SimulatorRootKey::development().root()),
+        simulator_root: simulated_allowed.then(|| SimulatorRootKey::development().root()),
         accepted_tcb: vec![
             TcbStatus::UpToDate,
             TcbStatus::SwHardeningNeeded,

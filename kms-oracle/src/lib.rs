@@ -108,7 +108,9 @@ fn own_identity(
         node,
     )?;
     let identity = tee.ratls_identity()?;
-    let policy = identity::verifier_policy();
+    // Its own evidence is checked by the same code as any peer's; whether a simulated node may
+    // serve is the chain's decision (isKmsAllowed refuses simulated boots unless allowed).
+    let policy = identity::verifier_policy(true);
     let evidence = covenant_attest::ratls::verify_certificate(
         &identity.certificate_der,
         &Collateral::default(),
@@ -192,7 +194,6 @@ pub async fn run(
     }
     let mut secrets = sealer.unseal()?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let policy = identity::verifier_policy();
     let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &*clock)?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
 
@@ -243,8 +244,15 @@ pub async fn run(
             let source = config.replicate_from.clone().ok_or(Error::NoRootSecret)?;
             let mut shutdown = shutdown.clone();
             let root = loop {
-                match replicate::obtain_root(&view, &*clock, &own, &tls_identity, &policy, &source)
-                    .await
+                match replicate::obtain_root(
+                    &view,
+                    &*clock,
+                    &own,
+                    &tls_identity,
+                    &Collateral::default(),
+                    &source,
+                )
+                .await
                 {
                     Ok(root) => break root,
                     Err(e) => {
@@ -307,7 +315,6 @@ pub async fn run(
         audit_pool,
         metrics,
         registry,
-        policy,
         collateral: Collateral::default(),
         sender,
         limits: server::Limits {

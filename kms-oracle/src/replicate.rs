@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use covenant_attest::{Collateral, Policy, ratls::RaTlsIdentity};
+use covenant_attest::{Collateral, ratls::RaTlsIdentity};
 use covenant_chain::kms_registry::KmsRegistry;
 use covenant_kms_api::{Endpoint, KmsClient, ReplicateRequest, client::client_config};
 use covenant_mirror::{Clock, PolicyView};
@@ -24,18 +24,17 @@ pub async fn obtain_root(
     clock: &dyn Clock,
     _own: &OwnIdentity,
     identity: &RaTlsIdentity,
-    policy: &Policy,
+    collateral: &Collateral,
     source: &Endpoint,
 ) -> Result<RootSecret> {
     let block = view
         .current_block()
         .map_err(|d| ReplicationError::NoFreshBlock(d.reason))?;
+    // The simulator root is trusted only while the chain allows simulated TEEs at the block.
+    let policy = &crate::identity::verifier_policy(view.simulated_allowed(&block).await?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = covenant_attest::ratls::RaTlsVerifier::new(
-        policy.clone(),
-        Collateral::default(),
-        &provider,
-    );
+    let verifier =
+        covenant_attest::ratls::RaTlsVerifier::new(policy.clone(), collateral.clone(), &provider);
     let config = client_config(
         Some((&identity.certificate_der, &identity.private_key_der)),
         Arc::new(verifier),
@@ -58,7 +57,7 @@ pub async fn obtain_root(
         .ok_or(ReplicationError::NoCertificate)?;
     let evidence = covenant_attest::ratls::verify_certificate(
         certificate,
-        &Collateral::default(),
+        collateral,
         policy,
         clock.now_secs(),
     )?;

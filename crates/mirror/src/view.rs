@@ -262,6 +262,7 @@ struct Memo {
     chain: HashMap<Vec<u8>, Decision>,
     known_registry: Option<bool>,
     known_code: HashMap<Address, bool>,
+    simulated_allowed: Option<bool>,
 }
 
 const MEMO_LIMIT: usize = 65_536;
@@ -593,6 +594,35 @@ impl PolicyView {
             return Ok(Err(disagree("the root keys")));
         }
         Ok(Ok(registered))
+    }
+
+    /// Whether the chain allows simulated TEEs at `block` (`allowSimulatedTee`): the mirror and
+    /// `eth_call` must agree, else it is not allowed (a disagreement, counted and logged).
+    /// Memoised for the block. A verifier trusts the simulator root only where this is true.
+    /// `Err`: could not be read.
+    pub async fn simulated_allowed(&self, block: &Finalized) -> Result<bool> {
+        if let Some(Some(allowed)) = self.with_memo(block, |m| m.simulated_allowed) {
+            return Ok(allowed);
+        }
+        let registry = self.registry();
+        let mirror = {
+            let mut c = self.mirror.acquire().await?;
+            crate::read::settings_at(&mut c, registry.as_slice(), block.number)
+                .await?
+                .get("allow_simulated_tee")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+        };
+        let chain = self
+            .chain
+            .call(registry, &KmsRegistry::allowSimulatedTeeCall {}, block.hash)
+            .await?;
+        if mirror != chain {
+            self.disagreement("allowSimulatedTee", &mirror.to_string(), &chain.to_string());
+        }
+        let allowed = mirror && chain;
+        self.with_memo(block, |m| m.simulated_allowed = Some(allowed));
+        Ok(allowed)
     }
 
     /// Whether `boot` is an allowed KMS node at `block` (mirror and `eth_call isKmsAllowed`

@@ -18,7 +18,7 @@ pub mod tls;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use alloy::primitives::B256;
-use covenant_attest::{Collateral, Policy, VerifiedEvidence};
+use covenant_attest::{Collateral, VerifiedEvidence};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -62,8 +62,6 @@ pub struct State {
     pub metrics: Metrics,
     /// The registry `/metrics` renders.
     pub registry: prometheus::Registry,
-    /// The verifier policy for client evidence.
-    pub policy: Policy,
     /// Collateral for client evidence.
     pub collateral: Collateral,
     /// Sends onboarding records for replicas.
@@ -84,13 +82,31 @@ impl std::fmt::Debug for State {
     }
 }
 
+impl State {
+    /// Whether the chain allows simulated TEEs at the current finalized block (false when that
+    /// cannot be read: the simulator root is then not trusted).
+    pub async fn simulated_allowed(&self) -> bool {
+        let view = self.decider.view();
+        match view.current_block() {
+            Ok(block) => view.simulated_allowed(&block).await.unwrap_or_else(|e| {
+                tracing::warn!(target: "kms::server", error = %e, "cannot read allowSimulatedTee; simulated evidence refused");
+                false
+            }),
+            Err(_) => false,
+        }
+    }
+}
+
+/// A verification result, with whether the simulator root was trusted for it.
+type Checked = (bool, Result<Arc<VerifiedEvidence>, String>);
+
 /// The client side of one connection: its certificate and, once checked, its evidence.
 #[derive(Debug)]
 pub struct Peer {
     certificate: Option<Vec<u8>>,
     /// sha256 of the client certificate.
     pub digest: Option<B256>,
-    evidence: tokio::sync::OnceCell<Result<Arc<VerifiedEvidence>, String>>,
+    evidence: tokio::sync::Mutex<Option<Checked>>,
 }
 
 impl Peer {
@@ -101,33 +117,47 @@ impl Peer {
         Self {
             certificate,
             digest,
-            evidence: tokio::sync::OnceCell::new(),
+            evidence: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// The client's verified evidence (checked once per connection, off the async runtime).
+    /// The client's verified evidence, checked off the async runtime once per connection and
+    /// again whenever the chain's `allowSimulatedTee` has changed since: the simulator root is
+    /// trusted only while the chain allows simulated TEEs.
     pub async fn evidence(&self, state: &State) -> Result<Arc<VerifiedEvidence>, String> {
-        self.evidence
-            .get_or_init(|| async {
-                let Some(cert) = self.certificate.clone() else {
-                    return Err(
-                        "no client certificate: this endpoint needs RA-TLS client authentication"
-                            .to_owned(),
-                    );
-                };
-                let policy = state.policy.clone();
-                let collateral = state.collateral.clone();
-                let now = state.clock.now_secs();
-                tokio::task::spawn_blocking(move || {
-                    covenant_attest::ratls::verify_certificate(&cert, &collateral, &policy, now)
-                })
-                .await
-                .map_err(|e| format!("verification task failed: {e}"))?
-                .map(Arc::new)
-                .map_err(|e| format!("evidence refused: {e}"))
-            })
-            .await
-            .clone()
+        let simulated = state.simulated_allowed().await;
+        let mut cached = self.evidence.lock().await;
+        if let Some((flag, result)) = cached.as_ref()
+            && *flag == simulated
+        {
+            return result.clone();
+        }
+        let result = self.verify(state, simulated).await;
+        *cached = Some((simulated, result.clone()));
+        result
+    }
+
+    async fn verify(
+        &self,
+        state: &State,
+        simulated: bool,
+    ) -> Result<Arc<VerifiedEvidence>, String> {
+        let Some(cert) = self.certificate.clone() else {
+            return Err(
+                "no client certificate: this endpoint needs RA-TLS client authentication"
+                    .to_owned(),
+            );
+        };
+        let policy = crate::identity::verifier_policy(simulated);
+        let collateral = state.collateral.clone();
+        let now = state.clock.now_secs();
+        tokio::task::spawn_blocking(move || {
+            covenant_attest::ratls::verify_certificate(&cert, &collateral, &policy, now)
+        })
+        .await
+        .map_err(|e| format!("verification task failed: {e}"))?
+        .map(Arc::new)
+        .map_err(|e| format!("evidence refused: {e}"))
     }
 }
 

@@ -465,7 +465,7 @@ pub async fn first_node_with(stack: &Stack, extra: &[&str], audit: Option<TestDa
 pub fn kms_verifier() -> Arc<covenant_attest::ratls::RaTlsVerifier> {
     let provider = rustls::crypto::ring::default_provider();
     Arc::new(covenant_attest::ratls::RaTlsVerifier::new(
-        covenant_kms_oracle::identity::verifier_policy(),
+        covenant_kms_oracle::identity::verifier_policy(true),
         covenant_attest::Collateral::default(),
         &provider,
     ))

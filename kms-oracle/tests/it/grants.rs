@@ -239,7 +239,8 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
         "{metrics}"
     );
 
-    // Simulated evidence is refused once governance forbids it.
+    // Simulated evidence is refused once governance forbids it: the verifier no longer trusts
+    // the (published) simulator root, so the client is not even authenticated — no audit row.
     let timelock = stack.timelock();
     send!(registry.setAllowSimulatedTee(false).from(timelock));
     stack.finalize();
@@ -256,7 +257,8 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
             )
             .await;
             let error = body["error"].as_str().unwrap_or_default().to_owned();
-            if status == 403 && error.contains("simulated tee not allowed") {
+            if status == 401 && error.contains("simulated TEE evidence is not allowed") {
+                assert!(body["auditSeq"].is_null(), "{body}");
                 Ok(())
             } else {
                 Err(format!("{status} {body} (head {head})"))

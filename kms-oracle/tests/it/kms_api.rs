@@ -44,7 +44,7 @@ async fn checker(stack: &Stack) -> KmsIdentityChecker {
         Finality::Confirmations(FINALITY),
         Duration::from_secs(600),
         Duration::from_secs(10),
-        covenant_kms_oracle::identity::verifier_policy(),
+        covenant_kms_oracle::identity::verifier_policy(true),
         covenant_attest::Collateral::default(),
     )
     .await
@@ -122,7 +122,7 @@ async fn the_client_fails_over_between_two_nodes_and_types_every_error() {
     let strict = covenant_attest::ratls::RaTlsVerifier::new(
         covenant_attest::Policy {
             simulator_root: None,
-            ..covenant_kms_oracle::identity::verifier_policy()
+            ..covenant_kms_oracle::identity::verifier_policy(true)
         },
         covenant_attest::Collateral::default(),
         &provider,
