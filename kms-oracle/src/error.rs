@@ -129,6 +129,19 @@ pub enum SealError {
     /// The sealed node key is not a secp256k1 key.
     #[error("the node key is not a valid secp256k1 key")]
     NodeKey,
+    /// The SEV-SNP firmware did not derive a sealing key (MSG_KEY_REQ through /dev/sev-guest).
+    #[error("the SEV-SNP firmware did not derive the sealing key: {0}")]
+    Firmware(String),
+    /// A file sealing key on a real TEE: it would protect nothing.
+    #[error(
+        "{0} holds a file sealing key, which only a simulated TEE uses; a real-TEE node refuses to start with it (remove it and seal again from a serving peer)"
+    )]
+    FileKeyOnRealTee(std::path::PathBuf),
+    /// TDX has no sealing key.
+    #[error(
+        "Intel TDX has no sealing key, so nothing can be kept on disk: start `run --tee tdx --bootstrap` (the root secret then lives in that process's memory only, and a single node loses it on restart unless a second node is onboarded) or `run --tee tdx --replicate-from <node>`"
+    )]
+    NoSealingOnTdx,
 }
 
 /// Why the audit log cannot be used.

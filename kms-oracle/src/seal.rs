@@ -2,10 +2,14 @@
 //! sealed with AES-256-GCM under a key only this node's TEE can obtain, bound to the deployment
 //! (chain id and registry in the associated data).
 //!
-//! Under the simulated TEE the sealing key is a file next to the sealed state: development only,
-//! and logged as such at every start. On TDX or SEV-SNP the sealing key must come from the
-//! platform (SNP's `MSG_KEY_REQ` derived key, or a TDX key provider); this build has no such
-//! source and refuses to seal there rather than pretend.
+//! Where the sealing key comes from ([`SealingKey`]):
+//! - SEV-SNP: derived by the firmware (`MSG_KEY_REQ` through `/dev/sev-guest`, the `sev` crate's
+//!   guest API) from the chip's VCEK, mixing in the launch measurement and the guest policy, so
+//!   only the same image, launched with the same policy, on the same chip, can open it.
+//! - Simulated TEE: a file next to the sealed state, development only, logged as such at every
+//!   start. A real-TEE node refuses to start where that file exists.
+//! - Intel TDX has no sealing key: nothing is sealed (see `lib.rs`: the root lives in memory and
+//!   a restarted node obtains it again from a serving peer).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +23,7 @@ pub use crate::error::SealError;
 use crate::{Error, Result, keys::Domain};
 
 const AAD_PREFIX: &[u8] = b"covenant-kms-seal-v1";
+const SNP_KEY_INFO: &[u8] = b"covenant-kms-seal-snp-v1";
 const SEALED_FILE: &str = "node.sealed";
 const KEY_FILE: &str = "sealing.key";
 
@@ -47,11 +52,51 @@ pub fn random32() -> Result<Zeroizing<[u8; 32]>> {
     Ok(out)
 }
 
+/// The kernel interface that derives SEV-SNP keys (`/dev/sev-guest`): [`SevGuest`] on a real
+/// guest, a fake in tests.
+pub trait SnpKeyDevice: Send + Sync + std::fmt::Debug {
+    /// The firmware's answer to `MSG_KEY_REQ` for `request`.
+    fn derived_key(&self, request: sev::firmware::guest::DerivedKey) -> Result<[u8; 32]>;
+}
+
+/// The guest's `/dev/sev-guest`, through the `sev` crate.
+#[derive(Debug, Default)]
+pub struct SevGuest;
+
+impl SnpKeyDevice for SevGuest {
+    fn derived_key(&self, request: sev::firmware::guest::DerivedKey) -> Result<[u8; 32]> {
+        let mut fw = sev::firmware::guest::Firmware::open()
+            .map_err(|e| Error::Sealed(SealError::Firmware(format!("/dev/sev-guest: {e}"))))?;
+        // Message version 1: no launch mitigation vector to supply.
+        fw.get_derived_key(Some(1), request)
+            .map_err(|e| Error::Sealed(SealError::Firmware(e.to_string())))
+    }
+}
+
+/// The key request: derived from the VCEK (not the VM root key, which the host chooses), at
+/// VMPL 0, mixing in the guest policy and the launch measurement.
+pub fn snp_key_request() -> sev::firmware::guest::DerivedKey {
+    let mut fields = sev::firmware::guest::GuestFieldSelect(0);
+    fields.set_guest_policy(true);
+    fields.set_measurement(true);
+    sev::firmware::guest::DerivedKey::new(false, fields, 0, 0, 0, None)
+}
+
+/// Where the sealing key comes from.
+#[derive(Clone, Debug)]
+pub enum SealingKey {
+    /// A file next to the sealed state (simulated TEE only).
+    File,
+    /// Derived by the SEV-SNP firmware.
+    Snp(std::sync::Arc<dyn SnpKeyDevice>),
+}
+
 /// Where the sealed state lives and how it is sealed.
 #[derive(Clone, Debug)]
 pub struct Sealer {
     dir: PathBuf,
     domain: Domain,
+    key: SealingKey,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -73,7 +118,26 @@ impl Sealer {
         Self {
             dir: dir.to_owned(),
             domain,
+            key: SealingKey::File,
         }
+    }
+
+    /// Sealed state in `dir` for `domain`, under the key the SEV-SNP firmware derives through
+    /// `device`. Refuses a state directory that holds a file sealing key.
+    pub fn snp(
+        dir: &Path,
+        domain: Domain,
+        device: std::sync::Arc<dyn SnpKeyDevice>,
+    ) -> Result<Self> {
+        let file = dir.join(KEY_FILE);
+        if file.exists() {
+            return Err(Error::Sealed(SealError::FileKeyOnRealTee(file)));
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            domain,
+            key: SealingKey::Snp(device),
+        })
     }
 
     fn aad(&self) -> Vec<u8> {
@@ -84,6 +148,23 @@ impl Sealer {
     }
 
     fn key(&self, create: bool) -> Result<LessSafeKey> {
+        let bytes = match &self.key {
+            SealingKey::File => self.file_key(create)?,
+            SealingKey::Snp(device) => {
+                let derived = Zeroizing::new(device.derived_key(snp_key_request())?);
+                let mut okm = Zeroizing::new(vec![0u8; 32]);
+                hkdf::Hkdf::<sha2::Sha256>::new(None, derived.as_slice())
+                    .expand(SNP_KEY_INFO, okm.as_mut_slice())
+                    .map_err(|_| Error::Sealed(SealError::KeyLength))?;
+                okm
+            }
+        };
+        let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
+            .map_err(|_| Error::Sealed(SealError::KeyLength))?;
+        Ok(LessSafeKey::new(unbound))
+    }
+
+    fn file_key(&self, create: bool) -> Result<Zeroizing<Vec<u8>>> {
         let path = self.dir.join(KEY_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(b) => Zeroizing::new(b),
@@ -94,9 +175,7 @@ impl Sealer {
             }
             Err(e) => return Err(io("reading the sealing key", &path)(e)),
         };
-        let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
-            .map_err(|_| Error::Sealed(SealError::KeyLength))?;
-        Ok(LessSafeKey::new(unbound))
+        Ok(bytes)
     }
 
     /// Whether sealed state exists.
@@ -229,6 +308,91 @@ mod tests {
         std::fs::write(dir.path().join(SEALED_FILE), &raw).unwrap();
         std::fs::write(dir.path().join(KEY_FILE), [9u8; 32]).unwrap();
         assert!(sealer.unseal().is_err());
+    }
+
+    /// Plays the firmware: a key from a chip secret and the request's selected fields of this
+    /// guest's launch (measurement, policy).
+    #[derive(Debug)]
+    struct FakeSevGuest {
+        chip: [u8; 32],
+        measurement: [u8; 48],
+        policy: u64,
+        requests: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl SnpKeyDevice for FakeSevGuest {
+        fn derived_key(&self, request: sev::firmware::guest::DerivedKey) -> Result<[u8; 32]> {
+            use sha2::Digest;
+            let fields = request.guest_field_select;
+            self.requests.lock().unwrap().push(fields.0);
+            let mut h = sha2::Sha256::new();
+            h.update(self.chip);
+            if fields.get_measurement() {
+                h.update(self.measurement);
+            }
+            if fields.get_guest_policy() {
+                h.update(self.policy.to_le_bytes());
+            }
+            Ok(h.finalize().into())
+        }
+    }
+
+    fn guest(measurement: u8, policy: u64) -> std::sync::Arc<FakeSevGuest> {
+        std::sync::Arc::new(FakeSevGuest {
+            chip: [0x5e; 32],
+            measurement: [measurement; 48],
+            policy,
+            requests: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    #[test]
+    fn snp_sealed_state_opens_only_for_the_same_measurement_and_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = guest(1, 0x30000);
+        let sealer = Sealer::snp(dir.path(), domain(1), device.clone()).unwrap();
+        sealer
+            .seal(&NodeSecrets {
+                node_key: Zeroizing::new([4; 32]),
+                root: Some(Zeroizing::new([5; 32])),
+            })
+            .unwrap();
+        assert!(!dir.path().join(KEY_FILE).exists(), "no key on disk");
+        assert_eq!(sealer.unseal().unwrap().root.as_deref(), Some(&[5; 32]));
+        // The request selects the measurement and the guest policy, from the VCEK.
+        let selected = device.requests.lock().unwrap()[0];
+        assert_eq!(selected & 0b1001, 0b1001, "fields {selected:#b}");
+        // Another image, or the same image under another policy: cannot open.
+        for other in [guest(2, 0x30000), guest(1, 0x30001)] {
+            let err = Sealer::snp(dir.path(), domain(1), other)
+                .unwrap()
+                .unseal()
+                .unwrap_err();
+            assert!(err.to_string().contains("cannot open"), "{err}");
+        }
+        // The firmware failing is an error, never a fallback.
+        #[derive(Debug)]
+        struct Dead;
+        impl SnpKeyDevice for Dead {
+            fn derived_key(&self, _: sev::firmware::guest::DerivedKey) -> Result<[u8; 32]> {
+                Err(Error::Sealed(SealError::Firmware("no device".into())))
+            }
+        }
+        let dead = Sealer::snp(dir.path(), domain(1), std::sync::Arc::new(Dead)).unwrap();
+        assert!(dead.unseal().unwrap_err().to_string().contains("firmware"));
+    }
+
+    #[test]
+    fn a_real_tee_refuses_a_state_directory_with_a_file_key() {
+        let dir = tempfile::tempdir().unwrap();
+        Sealer::simulated(dir.path(), domain(1))
+            .seal(&NodeSecrets {
+                node_key: Zeroizing::new([4; 32]),
+                root: None,
+            })
+            .unwrap();
+        let err = Sealer::snp(dir.path(), domain(1), guest(1, 0)).unwrap_err();
+        assert!(err.to_string().contains("refuses to start"), "{err}");
     }
 
     #[test]
