@@ -39,6 +39,17 @@ fn kms_endpoint(s: &str) -> std::result::Result<Endpoint, String> {
     Endpoint::parse(&url).map_err(|e| e.to_string())
 }
 
+/// The TEE this node runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TeeChoice {
+    /// Intel TDX (quotes through configfs-tsm, events into RTMR3; no sealing key).
+    Tdx,
+    /// AMD SEV-SNP (reports through configfs-tsm; sealing key from the firmware).
+    SevSnp,
+    /// The simulated TEE: development only.
+    Simulated,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -75,11 +86,21 @@ pub struct Config {
     /// Where the sealed state lives.
     #[arg(long, env = "COVENANT_KMS_STATE_DIR")]
     pub state_dir: PathBuf,
-    /// Simulated TEE: this node's device id (32 bytes hex).
+    /// The TEE this node runs in; by default the configfs-tsm provider (`--tsm-root`) decides.
+    /// `simulated` only when asked for: development only.
+    #[arg(long, env = "COVENANT_KMS_TEE", value_enum)]
+    pub tee: Option<TeeChoice>,
+    /// The configfs-tsm report directory (quotes on TDX and SEV-SNP).
+    #[arg(long, env = "COVENANT_KMS_TSM_ROOT", default_value = covenant_tee::configfs::DEFAULT_ROOT)]
+    pub tsm_root: PathBuf,
+    /// TDX: the RTMR3 extension file of the kernel's TDX guest driver.
+    #[arg(long, env = "COVENANT_KMS_RTMR3_PATH", default_value = covenant_tee::rtmr::DEFAULT_RTMR3)]
+    pub rtmr3_path: PathBuf,
+    /// Simulated TEE only: this node's device id (32 bytes hex; real TEEs report their own).
     #[arg(long, env = "COVENANT_KMS_DEVICE_ID")]
-    pub device_id: B256,
-    /// Simulated TEE: the OS image this node booted (32 bytes hex; it measures to the registers
-    /// `identity::simulated_os_registers` derives, which governance registers with the image).
+    pub device_id: Option<B256>,
+    /// The OS image this node booted (32 bytes hex), recorded in its boot log. Under the
+    /// simulated TEE it measures to the registers `identity::simulated_os_registers` derives.
     #[arg(long, env = "COVENANT_KMS_OS_IMAGE")]
     pub os_image: B256,
     /// Address to listen on (HTTPS).
@@ -169,6 +190,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("deployment", &self.deployment)
             .field("state_dir", &self.state_dir)
+            .field("tee", &self.tee)
+            .field("tsm_root", &self.tsm_root)
             .field("device_id", &self.device_id)
             .field("os_image", &self.os_image)
             .field("witness_rpc", &self.witness_rpc_url.is_some())

@@ -70,6 +70,16 @@ pub enum Error {
         /// What the node or transport said.
         reason: String,
     },
+    /// No TEE was named and none could be detected.
+    #[error(
+        "no TEE detected at {root} ({reason}): run in a TDX or SEV-SNP guest, or pass --tee simulated for development"
+    )]
+    NoTee {
+        /// The configfs-tsm directory looked at.
+        root: std::path::PathBuf,
+        /// Why no provider was found.
+        reason: String,
+    },
     /// This node is not an active KMS node on chain (its grant log cannot be committed).
     #[error("node {node} is not active on chain")]
     NodeInactive {

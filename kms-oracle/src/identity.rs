@@ -91,17 +91,31 @@ impl NodeTee {
         node: Address,
     ) -> Result<Self> {
         let (mrtd, rtmr) = simulated_os_registers(os_image);
-        let mut producer = covenant_tee::Simulated::new(SimulatedTee::new(
+        let producer = covenant_tee::Simulated::new(SimulatedTee::new(
             SimulatorRootKey::development(),
             DeviceId::new(device_id.0),
             mrtd,
             rtmr,
         ));
+        Self::booted(Box::new(producer), registry, os_image, node)
+    }
+
+    /// A real TEE's `producer` (`covenant_tee::Tdx`, `covenant_tee::Snp`), which records the
+    /// node's boot from `os_image` and then its identity address `node`.
+    pub fn booted(
+        mut producer: Box<dyn EvidenceProducer>,
+        registry: Address,
+        os_image: B256,
+        node: Address,
+    ) -> Result<Self> {
         producer.record_boot(&kms_runtime_identity(registry, os_image))?;
         producer.extend(RuntimeEvent::new(names::KMS_IDENTITY, node.to_vec()))?;
-        Ok(Self {
-            producer: Box::new(producer),
-        })
+        Ok(Self { producer })
+    }
+
+    /// The platform of its evidence.
+    pub fn platform(&self) -> Platform {
+        self.producer.platform()
     }
 
     /// A fresh RA-TLS identity whose evidence binds its key.

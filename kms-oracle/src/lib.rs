@@ -40,7 +40,7 @@ use covenant_mirror::{Clock, SharedClock, SystemClock};
 use tokio::{sync::watch, task::JoinSet};
 use zeroize::Zeroizing;
 
-pub use config::Config;
+pub use config::{Config, TeeChoice};
 pub use error::{AuditError, Error, ReplicationError, Result, SealError};
 
 use crate::{
@@ -56,6 +56,49 @@ fn read_deployment(config: &Config) -> Result<(Deployment, Domain)> {
         kms_registry: deployment.contracts.kms_registry,
     };
     Ok((deployment, domain))
+}
+
+/// The TEE this node runs in: `--tee`, or the configfs-tsm provider.
+pub fn tee_choice(config: &Config) -> Result<TeeChoice> {
+    if let Some(choice) = config.tee {
+        return Ok(choice);
+    }
+    let tsm = covenant_tee::configfs::ConfigfsTsm::new(&config.tsm_root);
+    match tsm.platform() {
+        Ok(covenant_attest::Platform::Tdx) => Ok(TeeChoice::Tdx),
+        Ok(covenant_attest::Platform::Snp) => Ok(TeeChoice::SevSnp),
+        Ok(other) => Err(Error::NoTee {
+            root: config.tsm_root.clone(),
+            reason: format!("unexpected provider {other:?}"),
+        }),
+        Err(e) => Err(Error::NoTee {
+            root: config.tsm_root.clone(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// How this node's secrets are kept: sealed on disk (SEV-SNP firmware key, or the simulated
+/// TEE's file key), or — on TDX, which has no sealing key — not at all (`None`).
+fn sealer(config: &Config, tee: TeeChoice, domain: Domain) -> Result<Option<Sealer>> {
+    match tee {
+        TeeChoice::Simulated => {
+            tracing::warn!(target: "kms", "simulated TEE: development only; its evidence is accepted only where the chain allows simulated TEEs, and its sealing key is a file");
+            Ok(Some(Sealer::simulated(&config.state_dir, domain)))
+        }
+        TeeChoice::SevSnp => Ok(Some(Sealer::snp(
+            &config.state_dir,
+            domain,
+            Arc::new(seal::SevGuest),
+        )?)),
+        TeeChoice::Tdx => {
+            let file = config.state_dir.join("sealing.key");
+            if file.exists() {
+                return Err(Error::Sealed(SealError::FileKeyOnRealTee(file)));
+            }
+            Ok(None)
+        }
+    }
 }
 
 fn node_key(secrets: &NodeSecrets) -> Result<k256::ecdsa::SigningKey> {
@@ -101,12 +144,32 @@ fn own_identity(
     clock: &dyn Clock,
 ) -> Result<(OwnIdentity, covenant_attest::ratls::RaTlsIdentity)> {
     let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
-    let tee = NodeTee::simulated(
-        deployment.contracts.kms_registry,
-        config.device_id,
-        config.os_image,
-        node,
-    )?;
+    let registry = deployment.contracts.kms_registry;
+    let tsm = || covenant_tee::configfs::ConfigfsTsm::new(&config.tsm_root);
+    let tee = match tee_choice(config)? {
+        TeeChoice::Simulated => {
+            let device = config.device_id.ok_or(Error::InvalidConfig {
+                field: "device-id",
+                reason: "the simulated TEE needs a device id".into(),
+            })?;
+            NodeTee::simulated(registry, device, config.os_image, node)?
+        }
+        TeeChoice::Tdx => NodeTee::booted(
+            Box::new(covenant_tee::Tdx::new(
+                tsm(),
+                covenant_tee::rtmr::Rtmr3::new(&config.rtmr3_path),
+            )),
+            registry,
+            config.os_image,
+            node,
+        )?,
+        TeeChoice::SevSnp => NodeTee::booted(
+            Box::new(covenant_tee::Snp::new(tsm())),
+            registry,
+            config.os_image,
+            node,
+        )?,
+    };
     let identity = tee.ratls_identity()?;
     // Its own evidence is checked by the same code as any peer's; whether a simulated node may
     // serve is the chain's decision (isKmsAllowed refuses simulated boots unless allowed).
@@ -132,18 +195,15 @@ fn own_identity(
 /// root keys of `root_generation` (the generation `setKmsRootKeys` will start).
 pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<InitReport> {
     let (deployment, domain) = read_deployment(config)?;
-    let sealer = Sealer::simulated(&config.state_dir, domain);
+    let Some(sealer) = sealer(config, tee_choice(config)?, domain)? else {
+        return Err(Error::Sealed(SealError::NoSealingOnTdx));
+    };
     if sealer.exists() {
         return Err(Error::StateExists {
             dir: config.state_dir.clone(),
         });
     }
-    let node_key = loop {
-        let candidate = seal::random32()?;
-        if k256::ecdsa::SigningKey::from_slice(candidate.as_slice()).is_ok() {
-            break candidate;
-        }
-    };
+    let node_key = fresh_node_key()?;
     let root = if bootstrap {
         Some(seal::random32()?)
     } else {
@@ -152,9 +212,19 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
     let secrets = NodeSecrets { node_key, root };
     sealer.seal(&secrets)?;
     let (own, _) = own_identity(config, &secrets, &deployment, &SystemClock)?;
+    report(&own, &secrets, &domain, root_generation)
+}
+
+/// What governance must register for `own` (and its root keys of `root_generation`).
+fn report(
+    own: &OwnIdentity,
+    secrets: &NodeSecrets,
+    domain: &Domain,
+    root_generation: u64,
+) -> Result<InitReport> {
     let root = match &secrets.root {
         Some(r) => {
-            let keys = RootKeys::derive(&RootSecret::from_bytes(**r), &domain, root_generation)?;
+            let keys = RootKeys::derive(&RootSecret::from_bytes(**r), domain, root_generation)?;
             Some(RootReport {
                 generation: root_generation,
                 root_signer: keys.signer_address,
@@ -177,25 +247,57 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
     })
 }
 
+/// TDX: a fresh identity key every start and, with `bootstrap`, a fresh root secret — in memory
+/// only, since there is no sealing key. Without `bootstrap` the root comes from a serving peer.
+fn memory_only_secrets(bootstrap: bool) -> Result<NodeSecrets> {
+    let node_key = fresh_node_key()?;
+    let root = if bootstrap {
+        tracing::warn!(target: "kms", "TDX has no sealing key: this root secret lives in this process's memory only. A single node loses it on restart, and with it every app's keys, unless a second node is onboarded (run --replicate-from) before then");
+        Some(seal::random32()?)
+    } else {
+        None
+    };
+    Ok(NodeSecrets { node_key, root })
+}
+
+fn fresh_node_key() -> Result<Zeroizing<[u8; 32]>> {
+    loop {
+        let candidate = seal::random32()?;
+        if k256::ecdsa::SigningKey::from_slice(candidate.as_slice()).is_ok() {
+            return Ok(candidate);
+        }
+    }
+}
+
 /// Runs the service until `shutdown` turns true. `on_listening` receives the bound address.
+/// `bootstrap` matters on TDX only (no sealed state): generate the root secret in memory.
 pub async fn run(
     config: Config,
+    bootstrap: bool,
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     config.validate()?;
     tracing::info!(target: "kms", config = ?config, "starting");
     let (deployment, domain) = read_deployment(&config)?;
-    let sealer = Sealer::simulated(&config.state_dir, domain);
-    if !sealer.exists() {
-        return Err(Error::NoState {
-            dir: config.state_dir.clone(),
-        });
-    }
-    let mut secrets = sealer.unseal()?;
+    let sealer = sealer(&config, tee_choice(&config)?, domain)?;
+    let mut secrets = match &sealer {
+        Some(sealer) if sealer.exists() => sealer.unseal()?,
+        Some(_) => {
+            return Err(Error::NoState {
+                dir: config.state_dir.clone(),
+            });
+        }
+        None => memory_only_secrets(bootstrap)?,
+    };
     let clock: SharedClock = Arc::new(SystemClock);
     let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &*clock)?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
+    if sealer.is_none() {
+        // Nothing was initialised on disk: what governance registers comes from this start.
+        let report = report(&own, &secrets, &domain, 1)?;
+        tracing::warn!(target: "kms", report = %serde_json::to_string(&report).unwrap_or_default(), "memory-only node (TDX): register this identity (root keys shown for generation 1)");
+    }
 
     let registry = prometheus::Registry::new_custom(Some("covenant".into()), None)?;
     let metrics = metrics::Metrics::new(&registry)?;
@@ -267,11 +369,13 @@ pub async fn run(
                     }
                 }
             };
-            sealer.seal(&NodeSecrets {
-                node_key: Zeroizing::new(*secrets.node_key),
-                root: Some(Zeroizing::new(*root.expose())),
-            })?;
-            tracing::info!(target: "kms::replication", source = source.url(), "root secret received and sealed");
+            if let Some(sealer) = &sealer {
+                sealer.seal(&NodeSecrets {
+                    node_key: Zeroizing::new(*secrets.node_key),
+                    root: Some(Zeroizing::new(*root.expose())),
+                })?;
+            }
+            tracing::info!(target: "kms::replication", source = source.url(), sealed = sealer.is_some(), "root secret received");
             root
         }
     };

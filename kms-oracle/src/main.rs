@@ -35,6 +35,10 @@ enum Command {
     Run {
         #[command(flatten)]
         config: Config,
+        /// TDX only (no sealed state): generate a new root secret in memory. A single node loses
+        /// it on restart unless a second node is onboarded.
+        #[arg(long)]
+        bootstrap: bool,
     },
 }
 
@@ -78,7 +82,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config } => {
+        Command::Run { config, bootstrap } => {
             logging(config.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -105,7 +109,7 @@ fn main() -> ExitCode {
                     tracing::info!(target: "kms", "shutting down");
                     let _ = tx.send(true);
                 });
-                match covenant_kms_oracle::run(config, rx, |_| {}).await {
+                match covenant_kms_oracle::run(config, bootstrap, rx, |_| {}).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(target: "kms", error = %e, "exiting");

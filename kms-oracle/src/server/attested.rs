@@ -107,14 +107,13 @@ impl<Req: AttestedRequest> Attested<Req> {
     pub(super) async fn begin(state: &State, peer: &Peer, body: Body) -> Result<Self, Response> {
         let evidence = match peer.evidence(state).await {
             Ok(e) => e,
-            Err(reason) => {
-                let refusal = Refusal::evidence(reason);
+            Err(refusal) => {
                 state
                     .metrics
                     .refusals
                     .with_label_values(&[refusal.stage.as_str()])
                     .inc();
-                super::unauthenticated(state, "evidence", &refusal.reason);
+                super::unauthenticated(state, refusal.stage.as_str(), &refusal.reason);
                 return Err(refusal.into_response());
             }
         };

@@ -28,6 +28,7 @@ use tokio_rustls::TlsAcceptor;
 pub use routes::{openapi, router};
 
 use covenant_mirror::SharedClock;
+use refusal::Refusal;
 
 use crate::{
     audit::writer::AuditLog, chain::Sender, keys::Keyring, metrics::Metrics, policy::Decider,
@@ -82,23 +83,11 @@ impl std::fmt::Debug for State {
     }
 }
 
-impl State {
-    /// Whether the chain allows simulated TEEs at the current finalized block (false when that
-    /// cannot be read: the simulator root is then not trusted).
-    pub async fn simulated_allowed(&self) -> bool {
-        let view = self.decider.view();
-        match view.current_block() {
-            Ok(block) => view.simulated_allowed(&block).await.unwrap_or_else(|e| {
-                tracing::warn!(target: "kms::server", error = %e, "cannot read allowSimulatedTee; simulated evidence refused");
-                false
-            }),
-            Err(_) => false,
-        }
-    }
-}
-
+/// Why evidence did not verify: whether only because simulated evidence was not trusted, and
+/// the reason.
+type Failure = (bool, String);
 /// A verification result, with whether the simulator root was trusted for it.
-type Checked = (bool, Result<Arc<VerifiedEvidence>, String>);
+type Checked = (bool, Result<Arc<VerifiedEvidence>, Failure>);
 
 /// The client side of one connection: its certificate and, once checked, its evidence.
 #[derive(Debug)]
@@ -123,30 +112,53 @@ impl Peer {
 
     /// The client's verified evidence, checked off the async runtime once per connection and
     /// again whenever the chain's `allowSimulatedTee` has changed since: the simulator root is
-    /// trusted only while the chain allows simulated TEEs.
-    pub async fn evidence(&self, state: &State) -> Result<Arc<VerifiedEvidence>, String> {
-        let simulated = state.simulated_allowed().await;
-        let mut cached = self.evidence.lock().await;
-        if let Some((flag, result)) = cached.as_ref()
-            && *flag == simulated
-        {
-            return result.clone();
+    /// trusted only while the chain allows simulated TEEs at the finalized block. Where that
+    /// cannot be known now (no usable chain view), simulated evidence gets the chain view's
+    /// refusal (transient), not a verdict.
+    pub(crate) async fn evidence(&self, state: &State) -> Result<Arc<VerifiedEvidence>, Refusal> {
+        let view = state.decider.view();
+        let (simulated, unknown) = match view.current_block() {
+            Ok(block) => match view.simulated_allowed(&block).await {
+                Ok(allowed) => (allowed, None),
+                Err(e) => (
+                    false,
+                    Some(Refusal::unavailable(
+                        "cannot read allowSimulatedTee from the chain",
+                        &e,
+                    )),
+                ),
+            },
+            Err(deny) => (false, Some(Refusal::from(deny))),
+        };
+        let result = {
+            let mut cached = self.evidence.lock().await;
+            match cached.as_ref() {
+                Some((flag, result)) if *flag == simulated => result.clone(),
+                _ => {
+                    let result = self.verify(state, simulated).await;
+                    *cached = Some((simulated, result.clone()));
+                    result
+                }
+            }
+        };
+        match (result, unknown) {
+            (Ok(evidence), _) => Ok(evidence),
+            (Err((true, _)), Some(unknown)) => Err(unknown),
+            (Err((_, reason)), _) => Err(Refusal::evidence(reason)),
         }
-        let result = self.verify(state, simulated).await;
-        *cached = Some((simulated, result.clone()));
-        result
     }
 
     async fn verify(
         &self,
         state: &State,
         simulated: bool,
-    ) -> Result<Arc<VerifiedEvidence>, String> {
+    ) -> Result<Arc<VerifiedEvidence>, Failure> {
         let Some(cert) = self.certificate.clone() else {
-            return Err(
+            return Err((
+                false,
                 "no client certificate: this endpoint needs RA-TLS client authentication"
                     .to_owned(),
-            );
+            ));
         };
         let policy = crate::identity::verifier_policy(simulated);
         let collateral = state.collateral.clone();
@@ -155,9 +167,14 @@ impl Peer {
             covenant_attest::ratls::verify_certificate(&cert, &collateral, &policy, now)
         })
         .await
-        .map_err(|e| format!("verification task failed: {e}"))?
+        .map_err(|e| (false, format!("verification task failed: {e}")))?
         .map(Arc::new)
-        .map_err(|e| format!("evidence refused: {e}"))
+        .map_err(|e| {
+            (
+                matches!(e, covenant_attest::Error::SimulatedNotAllowed),
+                format!("evidence refused: {e}"),
+            )
+        })
     }
 }
 

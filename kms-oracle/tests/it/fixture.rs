@@ -247,7 +247,7 @@ pub struct KmsOptions<'a> {
     pub audit: Option<TestDatabase>,
 }
 
-fn common_args(
+pub fn common_args(
     stack: &Stack,
     state_dir: &std::path::Path,
     audit_url: &str,
@@ -264,6 +264,8 @@ fn common_args(
         audit_url.into(),
         "--state-dir".into(),
         state_dir.to_str().unwrap().into(),
+        "--tee".into(),
+        "simulated".into(),
         "--device-id".into(),
         B256::from(device).to_string(),
         "--os-image".into(),

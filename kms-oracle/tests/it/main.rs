@@ -15,3 +15,4 @@ mod onboarding;
 mod refusals;
 mod replication;
 mod standing;
+mod tee_modes;
