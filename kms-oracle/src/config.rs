@@ -103,6 +103,20 @@ pub struct Config {
     /// simulated TEE it measures to the registers `identity::simulated_os_registers` derives.
     #[arg(long, env = "COVENANT_KMS_OS_IMAGE")]
     pub os_image: B256,
+    /// A PCCS (Intel PCS v4 API, `http://host:port`) for TDX collateral; without it TDX quotes
+    /// (clients, and this node's own on TDX) cannot be verified. Never logged.
+    #[arg(long, env = "COVENANT_KMS_PCCS_URL", value_parser = rpc_url)]
+    pub pccs_url: Option<url::Url>,
+    /// Where fetched collateral is cached (default: `<state-dir>/collateral`).
+    #[arg(long, env = "COVENANT_KMS_COLLATERAL_CACHE_DIR")]
+    pub collateral_cache_dir: Option<PathBuf>,
+    /// The oldest collateral accepted, by its issue date (flag in days).
+    #[arg(
+        long,
+        env = "COVENANT_KMS_MAX_COLLATERAL_AGE_DAYS",
+        default_value_t = 30
+    )]
+    pub max_collateral_age_days: u64,
     /// Address to listen on (HTTPS).
     #[arg(long, env = "COVENANT_KMS_LISTEN", default_value = "127.0.0.1:8600")]
     pub listen: SocketAddr,
@@ -192,6 +206,8 @@ impl std::fmt::Debug for Config {
             .field("state_dir", &self.state_dir)
             .field("tee", &self.tee)
             .field("tsm_root", &self.tsm_root)
+            .field("pccs", &self.pccs_url.is_some())
+            .field("max_collateral_age_days", &self.max_collateral_age_days)
             .field("device_id", &self.device_id)
             .field("os_image", &self.os_image)
             .field("witness_rpc", &self.witness_rpc_url.is_some())

@@ -70,6 +70,12 @@ pub enum Error {
         /// What the node or transport said.
         reason: String,
     },
+    /// This node's own TDX quote has no usable collateral.
+    #[error("own evidence: {reason}")]
+    Collateral {
+        /// Why.
+        reason: String,
+    },
     /// No TEE was named and none could be detected.
     #[error(
         "no TEE detected at {root} ({reason}): run in a TDX or SEV-SNP guest, or pass --tee simulated for development"

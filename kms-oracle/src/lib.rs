@@ -25,6 +25,7 @@ mod error;
 pub mod identity;
 pub mod keys;
 pub mod metrics;
+pub mod pccs;
 pub mod policy;
 pub mod replicate;
 pub mod seal;
@@ -137,11 +138,12 @@ pub struct RootReport {
     pub ca_public_key: String,
 }
 
-fn own_identity(
+async fn own_identity(
     config: &Config,
     secrets: &NodeSecrets,
     deployment: &Deployment,
     clock: &dyn Clock,
+    pccs: Option<&pccs::Pccs>,
 ) -> Result<(OwnIdentity, covenant_attest::ratls::RaTlsIdentity)> {
     let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
     let registry = deployment.contracts.kms_registry;
@@ -171,12 +173,20 @@ fn own_identity(
         )?,
     };
     let identity = tee.ratls_identity()?;
+    let collateral = match pccs {
+        Some(pccs) => {
+            server::collateral_for(Some(pccs), &identity.certificate_der, clock.now_secs())
+                .await
+                .map_err(|reason| Error::Collateral { reason })?
+        }
+        None => Collateral::default(),
+    };
     // Its own evidence is checked by the same code as any peer's; whether a simulated node may
     // serve is the chain's decision (isKmsAllowed refuses simulated boots unless allowed).
     let policy = identity::verifier_policy(true);
     let evidence = covenant_attest::ratls::verify_certificate(
         &identity.certificate_der,
-        &Collateral::default(),
+        &collateral,
         &policy,
         clock.now_secs(),
     )?;
@@ -211,7 +221,21 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
     };
     let secrets = NodeSecrets { node_key, root };
     sealer.seal(&secrets)?;
-    let (own, _) = own_identity(config, &secrets, &deployment, &SystemClock)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "starting a runtime",
+            path: config.state_dir.clone(),
+            source,
+        })?;
+    let (own, _) = runtime.block_on(own_identity(
+        config,
+        &secrets,
+        &deployment,
+        &SystemClock,
+        None,
+    ))?;
     report(&own, &secrets, &domain, root_generation)
 }
 
@@ -291,7 +315,19 @@ pub async fn run(
         None => memory_only_secrets(bootstrap)?,
     };
     let clock: SharedClock = Arc::new(SystemClock);
-    let (own, tls_identity) = own_identity(&config, &secrets, &deployment, &*clock)?;
+    let pccs = match &config.pccs_url {
+        Some(url) => Some(pccs::Pccs::new(
+            url.clone(),
+            config
+                .collateral_cache_dir
+                .clone()
+                .unwrap_or_else(|| config.state_dir.join("collateral")),
+            config.rpc_timeout,
+        )?),
+        None => None,
+    };
+    let (own, tls_identity) =
+        own_identity(&config, &secrets, &deployment, &*clock, pccs.as_ref()).await?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
     if sealer.is_none() {
         // Nothing was initialised on disk: what governance registers comes from this start.
@@ -419,7 +455,8 @@ pub async fn run(
         audit_pool,
         metrics,
         registry,
-        collateral: Collateral::default(),
+        pccs,
+        max_collateral_age: Duration::from_secs(config.max_collateral_age_days * 24 * 3600),
         sender,
         limits: server::Limits {
             handshake_timeout: config.handshake_timeout,

@@ -88,6 +88,18 @@ pub fn verify_certificate(
     policy: &Policy,
     now: u64,
 ) -> Result<VerifiedEvidence> {
+    let (spki, evidence) = parse_certificate(certificate_der)?;
+    verify(&evidence, &Binding::TlsKey(&spki), collateral, policy, now)
+}
+
+/// The evidence an RA-TLS certificate carries, *unverified*: for choosing the collateral to
+/// verify it with (a TDX quote's platform), never for a decision.
+pub fn certificate_evidence(certificate_der: &[u8]) -> Result<Evidence> {
+    parse_certificate(certificate_der).map(|(_, evidence)| evidence)
+}
+
+/// The certificate's SubjectPublicKeyInfo (DER) and its one evidence extension.
+fn parse_certificate(certificate_der: &[u8]) -> Result<(Vec<u8>, Evidence)> {
     if certificate_der.len() > MAX_CERTIFICATE_LEN {
         return Err(Error::TooLarge {
             what: "certificate",
@@ -110,8 +122,7 @@ pub fn verify_certificate(
         return Err(Error::RaTls("more than one evidence extension".into()));
     }
     // The key that signs the handshake is the key the evidence binds.
-    let evidence = Evidence::from_bytes(extension.value)?;
-    verify(&evidence, &Binding::TlsKey(spki), collateral, policy, now)
+    Ok((spki.to_vec(), Evidence::from_bytes(extension.value)?))
 }
 
 /// Decides whether a verified peer is one this service talks to (its app, compose hash, …).

@@ -63,8 +63,10 @@ pub struct State {
     pub metrics: Metrics,
     /// The registry `/metrics` renders.
     pub registry: prometheus::Registry,
-    /// Collateral for client evidence.
-    pub collateral: Collateral,
+    /// TDX collateral for client quotes (`None`: no `--pccs-url`, TDX clients are refused).
+    pub pccs: Option<crate::pccs::Pccs>,
+    /// The oldest collateral accepted.
+    pub max_collateral_age: Duration,
     /// Sends onboarding records for replicas.
     pub sender: Sender,
     /// Limits.
@@ -160,9 +162,12 @@ impl Peer {
                     .to_owned(),
             ));
         };
-        let policy = crate::identity::verifier_policy(simulated);
-        let collateral = state.collateral.clone();
+        let mut policy = crate::identity::verifier_policy(simulated);
+        policy.max_collateral_age = state.max_collateral_age;
         let now = state.clock.now_secs();
+        let collateral = collateral_for(state.pccs.as_ref(), &cert, now)
+            .await
+            .map_err(|e| (false, format!("evidence refused: {e}")))?;
         tokio::task::spawn_blocking(move || {
             covenant_attest::ratls::verify_certificate(&cert, &collateral, &policy, now)
         })
@@ -176,6 +181,28 @@ impl Peer {
             )
         })
     }
+}
+
+/// The collateral to verify `certificate`'s evidence with: for a TDX quote, its platform's set
+/// from the PCCS (or its cache); none for other platforms.
+pub async fn collateral_for(
+    pccs: Option<&crate::pccs::Pccs>,
+    certificate: &[u8],
+    now: u64,
+) -> Result<Collateral, String> {
+    let evidence =
+        covenant_attest::ratls::certificate_evidence(certificate).map_err(|e| e.to_string())?;
+    if evidence.platform != covenant_attest::Platform::Tdx {
+        return Ok(Collateral::default());
+    }
+    let Some(pccs) = pccs else {
+        return Err("a TDX quote, and this node has no collateral source (--pccs-url)".into());
+    };
+    let tdx = pccs
+        .tdx_collateral(&evidence.quote, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Collateral { tdx: Some(tdx) })
 }
 
 /// Counts a refusal of an unauthenticated client (`kind` is the metric label) and logs it at a

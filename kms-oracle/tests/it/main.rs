@@ -12,6 +12,7 @@ mod fixture;
 mod grants;
 mod kms_api;
 mod onboarding;
+mod pccs;
 mod refusals;
 mod replication;
 mod standing;
