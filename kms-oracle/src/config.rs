@@ -29,6 +29,23 @@ fn rpc_url(s: &str) -> std::result::Result<url::Url, String> {
     }
 }
 
+/// An SEV-SNP TCB: `bootloader:tee:snp:microcode` security patch levels, e.g. `3:0:8:115`.
+fn snp_tcb(s: &str) -> std::result::Result<covenant_attest::snp::SnpTcb, String> {
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| p.trim().parse::<u8>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<std::result::Result<_, _>>()?;
+    match parts[..] {
+        [bootloader, tee, snp, microcode] => Ok(covenant_attest::snp::SnpTcb {
+            bootloader,
+            tee,
+            snp,
+            microcode,
+        }),
+        _ => Err("four levels are needed: bootloader:tee:snp:microcode".into()),
+    }
+}
+
 /// A KMS node: `https://host:port` (a DNS name or an address), or `host:port`.
 fn kms_endpoint(s: &str) -> std::result::Result<Endpoint, String> {
     let url = if s.contains("://") {
@@ -110,6 +127,11 @@ pub struct Config {
     /// Where fetched collateral is cached (default: `<state-dir>/collateral`).
     #[arg(long, env = "COVENANT_KMS_COLLATERAL_CACHE_DIR")]
     pub collateral_cache_dir: Option<PathBuf>,
+    /// The lowest SEV-SNP TCB this deployment counts as up to date, `bootloader:tee:snp:microcode`
+    /// (both the reported and the committed TCB must meet it). Without it every SEV-SNP boot is
+    /// `OutOfDate` for the chain to judge.
+    #[arg(long, env = "COVENANT_KMS_SNP_MINIMUM_TCB", value_parser = snp_tcb)]
+    pub snp_minimum_tcb: Option<covenant_attest::snp::SnpTcb>,
     /// The oldest collateral accepted, by its issue date (flag in days).
     #[arg(
         long,
@@ -208,6 +230,7 @@ impl std::fmt::Debug for Config {
             .field("tsm_root", &self.tsm_root)
             .field("pccs", &self.pccs_url.is_some())
             .field("max_collateral_age_days", &self.max_collateral_age_days)
+            .field("snp_minimum_tcb", &self.snp_minimum_tcb)
             .field("device_id", &self.device_id)
             .field("os_image", &self.os_image)
             .field("witness_rpc", &self.witness_rpc_url.is_some())
@@ -354,6 +377,20 @@ mod tests {
             c.replicate_from.unwrap().url(),
             "https://kms-1.example.org:8600"
         );
+    }
+
+    #[test]
+    fn the_snp_minimum_tcb_is_four_levels() {
+        let c = parse(&["--snp-minimum-tcb", "3:0:8:115"]).unwrap();
+        let tcb = c.snp_minimum_tcb.unwrap();
+        assert_eq!(
+            (tcb.bootloader, tcb.tee, tcb.snp, tcb.microcode),
+            (3, 0, 8, 115)
+        );
+        assert!(parse(&[]).unwrap().snp_minimum_tcb.is_none());
+        for bad in ["3:0:8", "3:0:8:115:1", "3:0:8:256", "a:b:c:d"] {
+            assert!(parse(&["--snp-minimum-tcb", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -183,7 +183,8 @@ async fn own_identity(
     };
     // Its own evidence is checked by the same code as any peer's; whether a simulated node may
     // serve is the chain's decision (isKmsAllowed refuses simulated boots unless allowed).
-    let policy = identity::verifier_policy(true);
+    let mut policy = identity::verifier_policy(true);
+    policy.snp_minimum_tcb = config.snp_minimum_tcb;
     let evidence = covenant_attest::ratls::verify_certificate(
         &identity.certificate_der,
         &collateral,
@@ -457,6 +458,7 @@ pub async fn run(
         registry,
         pccs,
         max_collateral_age: Duration::from_secs(config.max_collateral_age_days * 24 * 3600),
+        snp_minimum_tcb: config.snp_minimum_tcb,
         sender,
         limits: server::Limits {
             handshake_timeout: config.handshake_timeout,

@@ -67,6 +67,8 @@ pub struct State {
     pub pccs: Option<crate::pccs::Pccs>,
     /// The oldest collateral accepted.
     pub max_collateral_age: Duration,
+    /// The lowest SEV-SNP TCB counted as up to date.
+    pub snp_minimum_tcb: Option<covenant_attest::snp::SnpTcb>,
     /// Sends onboarding records for replicas.
     pub sender: Sender,
     /// Limits.
@@ -164,6 +166,7 @@ impl Peer {
         };
         let mut policy = crate::identity::verifier_policy(simulated);
         policy.max_collateral_age = state.max_collateral_age;
+        policy.snp_minimum_tcb = state.snp_minimum_tcb;
         let now = state.clock.now_secs();
         let collateral = collateral_for(state.pccs.as_ref(), &cert, now)
             .await
