@@ -27,9 +27,12 @@ pub const KMS_KEY_PROVIDER: &[u8] = b"covenant-kms";
 /// allow simulation. Which OS a set of registers is, is the chain's decision: the measurements
 /// registered with each OS image (`BootInfo.osMeasurement`).
 pub fn verifier_policy(simulated_allowed: bool) -> Policy {
+    // Deriving the root is a P-256 scalar multiplication: once per process, not per connection.
+    static DEVELOPMENT_ROOT: std::sync::LazyLock<covenant_attest::simulator::SimulatorRoot> =
+        std::sync::LazyLock::new(|| SimulatorRootKey::development().root());
     Policy {
         platforms: vec![Platform::Tdx, Platform::Snp],
-        simulator_root: simulated_allowed.then(|| SimulatorRootKey::development().root()),
+        simulator_root: simulated_allowed.then(|| DEVELOPMENT_ROOT.clone()),
         accepted_tcb: vec![
             TcbStatus::UpToDate,
             TcbStatus::SwHardeningNeeded,

@@ -11,8 +11,10 @@
 //! - [`audit`]: the log, its writer (a key leaves only after its grant is committed), the Merkle
 //!   tree and the on-chain committer.
 //! - [`server`]: HTTPS with RA-TLS client authentication (clients use `covenant-kms-api`).
-//! - [`seal`], [`identity`], [`replicate`]: the node's secrets at rest, its own evidence, and
-//!   obtaining the root secret from another node.
+//! - [`seal`], [`identity`], [`replicate`]: the node's secrets at rest (SEV-SNP firmware key,
+//!   the simulated TEE's file key; nothing on TDX), its own evidence (`--tee`), and obtaining
+//!   the root secret from another node.
+//! - [`pccs`]: TDX collateral for quotes, from a PCCS with an on-disk cache.
 //!
 //! It must not parse or verify evidence itself (`covenant-attest` does), nor read the indexer's
 //! schema other than through `covenant-mirror`, nor write it; key material never appears in
