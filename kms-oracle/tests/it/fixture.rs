@@ -176,6 +176,27 @@ impl Stack {
         self.provider.get_transaction_count(who).await.unwrap()
     }
 
+    /// The selectors of the calls `who` sent in blocks `from` to the head.
+    pub async fn calls_sent_since(&self, who: Address, from: u64) -> Vec<[u8; 4]> {
+        use alloy::{consensus::Transaction as _, network::TransactionResponse as _};
+        let mut calls = Vec::new();
+        for number in from..=self.head().await {
+            let block = self
+                .provider
+                .get_block_by_number(number.into())
+                .full()
+                .await
+                .unwrap()
+                .expect("a mined block");
+            for tx in block.transactions.into_transactions() {
+                if tx.from() == who {
+                    calls.push(tx.input()[..4].try_into().unwrap());
+                }
+            }
+        }
+        calls
+    }
+
     pub async fn head(&self) -> u64 {
         self.provider.get_block_number().await.unwrap()
     }

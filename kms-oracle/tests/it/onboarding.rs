@@ -4,12 +4,16 @@
 
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256};
+use alloy::{
+    primitives::{Address, B256},
+    sol_types::SolCall as _,
+};
 use covenant_attest::{
     DeviceId,
     ratls::{self, RaTlsIdentity},
     simulator::{SimulatedTee, SimulatorRootKey},
 };
+use covenant_chain::kms_registry::KmsRegistry;
 use covenant_kms_api::client::{self, Reply};
 use covenant_kms_oracle::identity::{NodeTee, kms_runtime_identity, simulated_os_registers};
 use serde_json::{Value, json};
@@ -128,14 +132,20 @@ async fn onboarding_takes_the_address_from_the_evidence_and_never_reactivates_a_
     send!(registry.removeKmsNode(named).from(timelock));
     stack.finalize();
     first.wait_serving_at(stack.head().await - FINALITY).await;
-    let nonce_before = stack.nonce(first.node).await;
+    let since = stack.head().await + 1;
     let r = replicate(&first, &node_identity(&stack, named), json!({})).await;
     refused(&r, 403, "was removed by governance");
     assert!(r.json()["rootSecret"].is_null());
     let record = registry.kmsNode(named).call().await.unwrap();
     assert!(!record.active);
     assert!(record.removedByGovernance);
-    assert_eq!(stack.nonce(first.node).await, nonce_before);
+    // Its only transactions are audit-log commits (the refusal's row among them).
+    let sent = stack.calls_sent_since(first.node, since).await;
+    assert!(
+        sent.iter()
+            .all(|s| *s == KmsRegistry::commitGrantLogCall::SELECTOR),
+        "a removed node cost the serving node gas: {sent:x?}"
+    );
     // The refusal is in the audit log, with its reason.
     let seq = r.json()["auditSeq"].as_u64().expect("an audit row");
     let row = first.get(&format!("/v1/audit/{seq}")).await.json();
