@@ -1,7 +1,15 @@
-//! AMD SEV-SNP attestation reports, verified with the `sev` crate: the report's signature by the
-//! VCEK, the VCEK's chain to AMD's pinned ARK/ASK (Milan, Genoa or Turin), the VCEK's validity at
-//! the verification time, and that the VCEK was issued for this chip (hwID = CHIP_ID) at this
-//! TCB (its SPL extensions = the report's REPORTED_TCB).
+//! AMD SEV-SNP attestation reports, verified with the `sev` crate. The report's KEY_INFO names
+//! the key that signed it, and that decides the chain:
+//! - **VCEK** (a per-chip key): the certificate chains to AMD's pinned ARK → ASK (Milan, Genoa
+//!   or Turin) and was issued for this chip (hwID = CHIP_ID);
+//! - **VLEK** (a key AMD issues to a cloud provider and the provider loads into its chips' firmware):
+//!   the certificate chains to the pinned ARK → ASVK of the same product (`src/amd/`, AMD's
+//!   published "SEV-VLEK-<product>" certificates). A VLEK names no chip, so CHIP_ID is only the
+//!   firmware's word — and clouds mask it to zeros (then every masked chip has the same
+//!   [`DeviceId`], see [`SnpReport::chip_id_masked`]).
+//!
+//! Either way the certificate must be valid at the verification time and certify this TCB (its
+//! SPL extensions = the report's REPORTED_TCB), and a report that says it is unsigned is refused.
 
 use sev::{
     certs::snp::{Certificate, Chain, Verifiable, builtin, ca},
@@ -40,6 +48,42 @@ pub struct SnpReport {
     pub committed_tcb: SnpTcb,
     /// What the guest policy and the request allow: judged by [`check_guest`].
     pub guest: SnpGuest,
+    /// Which AMD key signed the report.
+    pub signer: SnpSigner,
+    /// CHIP_ID is all zeros: the firmware was told to mask it (clouds that sign with a VLEK do),
+    /// so [`SnpReport::device_id`] names no single chip.
+    pub chip_id_masked: bool,
+}
+
+/// The AMD key that signed a report (the report's KEY_INFO.SIGNING_KEY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SnpSigner {
+    /// The chip's Versioned Chip Endorsement Key: ARK → ASK → VCEK.
+    Vcek,
+    /// A cloud provider's Versioned Loaded Endorsement Key: ARK → ASVK → VLEK.
+    Vlek,
+}
+
+impl SnpSigner {
+    fn from_key_info(signing_key: u32) -> Result<Self> {
+        match signing_key {
+            0 => Ok(Self::Vcek),
+            1 => Ok(Self::Vlek),
+            7 => Err(fail("report signature", "the report says it is not signed")),
+            other => Err(fail(
+                "report signature",
+                format!("unknown signing key {other} in KEY_INFO"),
+            )),
+        }
+    }
+
+    /// What the certificate is called in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vcek => "VCEK",
+            Self::Vlek => "VLEK",
+        }
+    }
 }
 
 /// The parts of a report that say how far the guest can be inspected or moved, and from where
@@ -130,17 +174,43 @@ fn fail(what: &'static str, reason: impl ToString) -> Error {
     }
 }
 
-/// Verifies `report` with the VCEK `vcek_der` at `now` (unix seconds): signature, chain, VCEK
-/// bound to this chip and this TCB, guest policy (no debugging, no migration agent, VMPL 0).
-/// The TCB status is the caller's to decide ([`SnpTcb::status`]).
+/// Verifies `report` with the VCEK or VLEK certificate `vcek_der` (whichever the report's KEY_INFO
+/// names) at `now` (unix seconds): signature, chain, certificate bound to this TCB (and, for a
+/// VCEK, this chip), guest policy (no debugging, no migration agent, VMPL 0). The TCB status is
+/// the caller's to decide ([`SnpTcb::status`]).
 pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
     let signed = verify_signed_report(report, vcek_der, now)?;
     check_guest(&signed.guest)?;
     Ok(signed)
 }
 
-/// What the AMD key hierarchy vouches for in `report`: signature, chain, VCEK bound to this chip
-/// and this TCB — everything but the guest policy ([`check_guest`]).
+/// Which key signed `report` and the chip and TCB it was signed at, read without verifying
+/// anything: what a verifier needs to fetch the VCEK from a key distribution service.
+pub fn unverified_signer(report: &[u8]) -> Result<(SnpSigner, [u8; 64], SnpTcb)> {
+    let parsed = parse(report)?;
+    Ok((
+        SnpSigner::from_key_info(parsed.key_info.signing_key())?,
+        parsed.chip_id,
+        tcb(&parsed.reported_tcb),
+    ))
+}
+
+fn parse(report: &[u8]) -> Result<AttestationReport> {
+    if report.len() != REPORT_LEN {
+        return Err(Error::Length {
+            what: "SNP report",
+            expected: REPORT_LEN,
+            got: report.len(),
+        });
+    }
+    AttestationReport::from_bytes(report).map_err(|e| Error::Malformed {
+        what: "SNP report",
+        reason: e.to_string(),
+    })
+}
+
+/// What the AMD key hierarchy vouches for in `report`: signature, chain, certificate bound to
+/// this TCB (and chip) — everything but the guest policy ([`check_guest`]).
 pub(crate) fn verify_signed_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpReport> {
     if report.len() != REPORT_LEN {
         return Err(Error::Length {
@@ -156,10 +226,7 @@ pub(crate) fn verify_signed_report(report: &[u8], vcek_der: &[u8], now: u64) -> 
             got: vcek_der.len(),
         });
     }
-    let parsed = AttestationReport::from_bytes(report).map_err(|e| Error::Malformed {
-        what: "SNP report",
-        reason: e.to_string(),
-    })?;
+    let parsed = parse(report)?;
     // The signature is checked over the re-encoded report: require the encoding to be canonical,
     // so no byte of the input escapes the signature.
     let reencoded = parsed.to_bytes().map_err(|e| Error::Malformed {
@@ -184,19 +251,23 @@ pub(crate) fn verify_signed_report(report: &[u8], vcek_der: &[u8], now: u64) -> 
         });
     }
 
-    let vek = Certificate::from_der(vcek_der).map_err(|e| fail("VCEK", e))?;
-    let chain = amd_chains()?
+    let signer = SnpSigner::from_key_info(parsed.key_info.signing_key())?;
+    let vek = Certificate::from_der(vcek_der).map_err(|e| fail(signer.name(), e))?;
+    let chain = amd_chains(signer)?
         .into_iter()
         .map(|ca| Chain {
             ca,
             vek: vek.clone(),
         })
         .find(|chain| chain.verify().is_ok())
-        .ok_or_else(|| fail("VCEK chain", "not signed by any pinned AMD ARK/ASK"))?;
+        .ok_or_else(|| match signer {
+            SnpSigner::Vcek => fail("VCEK chain", "not signed by any pinned AMD ARK/ASK"),
+            SnpSigner::Vlek => fail("VLEK chain", "not signed by any pinned AMD ARK/ASVK"),
+        })?;
     (&chain, &parsed)
         .verify()
         .map_err(|e| fail("report signature", e))?;
-    check_vcek_binding(vcek_der, &parsed, now)?;
+    check_vek_binding(signer, vcek_der, &parsed, now)?;
 
     Ok(SnpReport {
         measurement: Measurement::new(parsed.measurement),
@@ -210,31 +281,58 @@ pub(crate) fn verify_signed_report(report: &[u8], vcek_der: &[u8], now: u64) -> 
             migration_agent_allowed: parsed.policy.migrate_ma_allowed(),
             vmpl: parsed.vmpl,
         },
+        signer,
+        chip_id_masked: parsed.chip_id.iter().all(|b| *b == 0),
     })
 }
 
-fn amd_chains() -> Result<Vec<ca::Chain>> {
+/// AMD's ASVK ("SEV-VLEK-<product>") certificates, each signed by the product's ARK. Copies of
+/// the certificates AMD's key distribution service publishes (see `src/amd/README.md`).
+const ASVK_MILAN: &[u8] = include_bytes!("amd/asvk_milan.pem");
+const ASVK_GENOA: &[u8] = include_bytes!("amd/asvk_genoa.pem");
+const ASVK_TURIN: &[u8] = include_bytes!("amd/asvk_turin.pem");
+
+/// The pinned ARK → ASK (VCEK) or ARK → ASVK (VLEK) pairs of every product.
+fn amd_chains(signer: SnpSigner) -> Result<Vec<ca::Chain>> {
     let pair = |ark: std::io::Result<Certificate>, ask: std::io::Result<Certificate>| {
         Ok::<_, Error>(ca::Chain {
             ark: ark.map_err(|e| fail("pinned ARK", e))?,
-            ask: ask.map_err(|e| fail("pinned ASK", e))?,
+            ask: ask.map_err(|e| fail("pinned ASK/ASVK", e))?,
         })
     };
-    Ok(vec![
-        pair(builtin::milan::ark(), builtin::milan::ask())?,
-        pair(builtin::genoa::ark(), builtin::genoa::ask())?,
-        pair(builtin::turin::ark(), builtin::turin::ask())?,
-    ])
+    let asvk = Certificate::from_pem;
+    Ok(match signer {
+        SnpSigner::Vcek => vec![
+            pair(builtin::milan::ark(), builtin::milan::ask())?,
+            pair(builtin::genoa::ark(), builtin::genoa::ask())?,
+            pair(builtin::turin::ark(), builtin::turin::ask())?,
+        ],
+        SnpSigner::Vlek => vec![
+            pair(builtin::milan::ark(), asvk(ASVK_MILAN))?,
+            pair(builtin::genoa::ark(), asvk(ASVK_GENOA))?,
+            pair(builtin::turin::ark(), asvk(ASVK_TURIN))?,
+        ],
+    })
 }
 
-/// The VCEK must be valid now, name this chip (hwID) and this TCB (blSPL, teeSPL, snpSPL, ucodeSPL).
-fn check_vcek_binding(vcek_der: &[u8], report: &AttestationReport, now: u64) -> Result<()> {
-    let (_, cert) = X509Certificate::from_der(vcek_der).map_err(|e| fail("VCEK", e))?;
+/// The certificate must be valid now and name this TCB (blSPL, teeSPL, snpSPL, ucodeSPL); a VCEK
+/// must also name this chip (hwID). A VLEK names no chip, only the cloud provider (cspID).
+fn check_vek_binding(
+    signer: SnpSigner,
+    vcek_der: &[u8],
+    report: &AttestationReport,
+    now: u64,
+) -> Result<()> {
+    let name = signer.name();
+    let (_, cert) = X509Certificate::from_der(vcek_der).map_err(|e| fail(name, e))?;
     let validity = cert.validity();
-    let now_i = i64::try_from(now).map_err(|_| fail("VCEK validity", "time out of range"))?;
+    let now_i = i64::try_from(now).map_err(|_| fail(name, "time out of range"))?;
     if now_i < validity.not_before.timestamp() || now_i > validity.not_after.timestamp() {
         return Err(fail(
-            "VCEK validity",
+            match signer {
+                SnpSigner::Vcek => "VCEK validity",
+                SnpSigner::Vlek => "VLEK validity",
+            },
             format!(
                 "not valid at {now} ({} .. {})",
                 validity.not_before, validity.not_after
@@ -246,15 +344,15 @@ fn check_vcek_binding(vcek_der: &[u8], report: &AttestationReport, now: u64) -> 
             .iter()
             .find(|e| e.oid == oid)
             .map(|e| e.value)
-            .ok_or_else(|| fail("VCEK", format!("missing extension {oid}")))
+            .ok_or_else(|| fail(name, format!("missing extension {oid}")))
     };
     let spl = |oid: Oid<'static>| -> Result<u8> {
         let raw = ext(oid.clone())?;
-        let (_, any) = der_parser::der::parse_der_integer(raw).map_err(|e| fail("VCEK", e))?;
+        let (_, any) = der_parser::der::parse_der_integer(raw).map_err(|e| fail(name, e))?;
         any.as_u32()
             .ok()
             .and_then(|v| u8::try_from(v).ok())
-            .ok_or_else(|| fail("VCEK", format!("bad SPL {oid}")))
+            .ok_or_else(|| fail(name, format!("bad SPL {oid}")))
     };
     let tcb = &report.reported_tcb;
     let checks = [
@@ -271,13 +369,18 @@ fn check_vcek_binding(vcek_der: &[u8], report: &AttestationReport, now: u64) -> 
             tcb.microcode,
         ),
     ];
-    for (name, in_vcek, in_report) in checks {
+    for (component, in_vcek, in_report) in checks {
         if in_vcek != in_report {
             return Err(fail(
-                "VCEK TCB",
-                format!("{name} SPL is {in_vcek} in the VCEK but {in_report} in the report"),
+                "certified TCB",
+                format!("{component} SPL is {in_vcek} in the {name} but {in_report} in the report"),
             ));
         }
+    }
+    if signer == SnpSigner::Vlek {
+        // The cloud provider the VLEK was issued to; a VLEK without one is not a VLEK.
+        ext(oid!(1.3.6.1.4.1.3704.1.5))?;
+        return Ok(());
     }
     let hw_id = ext(oid!(1.3.6.1.4.1.3704.1.4))?;
     // hwID is an OCTET STRING; some VCEKs carry the raw 64 bytes.

@@ -2,11 +2,18 @@
 //! `auxblob`): entries of a 16-byte GUID, a u32 offset and a u32 length (little-endian), ended
 //! by an all-zero entry, followed by the certificates the offsets point into.
 
+use covenant_attest::snp::SnpSigner;
+
 use crate::{Error, Result};
 
 /// The VCEK's GUID, 63da758d-e664-4564-adc5-f4b93be8accd.
 pub const VCEK_GUID: [u8; 16] = [
     0x63, 0xda, 0x75, 0x8d, 0xe6, 0x64, 0x45, 0x64, 0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd,
+];
+
+/// The VLEK's GUID, a8074bc2-a25a-483e-aae6-39c045a0b8a1.
+pub const VLEK_GUID: [u8; 16] = [
+    0xa8, 0x07, 0x4b, 0xc2, 0xa2, 0x5a, 0x48, 0x3e, 0xaa, 0xe6, 0x39, 0xc0, 0x45, 0xa0, 0xb8, 0xa1,
 ];
 
 const ENTRY_LEN: usize = 24;
@@ -42,13 +49,21 @@ pub fn entries(table: &[u8]) -> Result<Vec<([u8; 16], &[u8])>> {
     Ok(out)
 }
 
-/// The VCEK (DER) in `table`.
-pub fn vcek(table: &[u8]) -> Result<Vec<u8>> {
-    entries(table)?
-        .into_iter()
-        .find(|(guid, _)| *guid == VCEK_GUID)
-        .map(|(_, cert)| cert.to_vec())
-        .ok_or(Error::CertTable("no VCEK entry"))
+/// The certificate (DER) of the key that signed a report of `signer`, from `table`.
+///
+/// A VLEK must be there: it is the cloud's key and no public service hands it out. A VCEK may
+/// be missing (no table at all, or no entry): then `None`, and the verifier fetches it from a
+/// key distribution service by the report's chip id and TCB. A malformed table is an error.
+pub fn endorsement_key(table: &[u8], signer: SnpSigner) -> Result<Option<Vec<u8>>> {
+    let (guid, missing) = match signer {
+        SnpSigner::Vcek if table.is_empty() => return Ok(None),
+        SnpSigner::Vcek => (VCEK_GUID, None),
+        SnpSigner::Vlek => (VLEK_GUID, Some(Error::CertTable("no VLEK entry"))),
+    };
+    match entries(table)?.into_iter().find(|(g, _)| *g == guid) {
+        Some((_, cert)) => Ok(Some(cert.to_vec())),
+        None => missing.map_or(Ok(None), Err),
+    }
 }
 
 /// A table holding `certs` (GUID, DER), as a host builds it.
@@ -75,18 +90,35 @@ mod tests {
     const ASK_GUID: [u8; 16] = [0x4a; 16];
 
     #[test]
-    fn finds_the_vcek_among_other_certificates() {
-        let table = build(&[(ASK_GUID, b"ask"), (VCEK_GUID, b"the vcek")]);
-        assert_eq!(vcek(&table).unwrap(), b"the vcek");
-        assert_eq!(entries(&table).unwrap().len(), 2);
+    fn finds_the_signers_certificate_among_other_certificates() {
+        let table = build(&[
+            (ASK_GUID, b"ask"),
+            (VCEK_GUID, b"the vcek"),
+            (VLEK_GUID, b"the vlek"),
+        ]);
+        let key = |signer| endorsement_key(&table, signer).unwrap().unwrap();
+        assert_eq!(key(SnpSigner::Vcek), b"the vcek");
+        assert_eq!(key(SnpSigner::Vlek), b"the vlek");
+        assert_eq!(entries(&table).unwrap().len(), 3);
     }
 
     #[test]
-    fn refuses_tables_without_a_vcek_an_end_or_with_entries_out_of_bounds() {
+    fn a_missing_vcek_is_left_to_the_verifier_but_a_missing_vlek_is_an_error() {
+        let ask_only = build(&[(ASK_GUID, b"ask")]);
+        assert_eq!(endorsement_key(&ask_only, SnpSigner::Vcek).unwrap(), None);
+        assert_eq!(endorsement_key(&[], SnpSigner::Vcek).unwrap(), None);
         assert!(matches!(
-            vcek(&build(&[(ASK_GUID, b"ask")])),
-            Err(Error::CertTable("no VCEK entry"))
+            endorsement_key(&ask_only, SnpSigner::Vlek),
+            Err(Error::CertTable("no VLEK entry"))
         ));
+        assert!(matches!(
+            endorsement_key(&[], SnpSigner::Vlek),
+            Err(Error::CertTable("the host supplied no certificate table"))
+        ));
+    }
+
+    #[test]
+    fn refuses_tables_without_an_end_or_with_entries_out_of_bounds() {
         let mut cut = build(&[(VCEK_GUID, b"v")]);
         cut.truncate(30);
         assert!(entries(&cut).is_err());

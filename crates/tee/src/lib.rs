@@ -159,7 +159,8 @@ impl EvidenceProducer for Tdx {
 }
 
 /// AMD SEV-SNP: reports through configfs-tsm over the binding and the replayed event log, the
-/// VCEK from the host's certificate table.
+/// VCEK or VLEK (whichever signed the report) from the host's certificate table. A VCEK the host
+/// did not supply is left out, for the verifier to fetch from a key distribution service.
 #[derive(Debug)]
 pub struct Snp {
     tsm: configfs::ConfigfsTsm,
@@ -202,9 +203,10 @@ impl EvidenceProducer for Snp {
                 got: report.platform,
             });
         }
+        let (signer, _, _) = covenant_attest::snp::unverified_signer(&report.quote)?;
         Ok(Evidence {
             platform: Platform::Snp,
-            vcek: certtable::vcek(&report.aux)?,
+            vcek: certtable::endorsement_key(&report.aux, signer)?.unwrap_or_default(),
             quote: report.quote,
             event_log: self.events.clone(),
             gpu: None,

@@ -221,16 +221,39 @@ fn snp_commits_the_log_in_report_data_and_takes_the_vcek_from_the_certificate_ta
         other => panic!("expected the binding to be what fails, got {other}"),
     }
 
-    // Without a VCEK in the table there is no evidence.
+    // Without a VCEK in the table the evidence goes without one: the verifier fetches it.
     let bare = fake_tsm(
         dir.path(),
         "sev_guest",
         testdata("report_milan.bin"),
         Some(certtable::build(&[(ask_guid, b"ask")])),
     );
+    let mut producer = Snp::new(bare);
+    producer.record_boot(&identity(0xa1)).unwrap();
+    assert!(producer.evidence(&binding).unwrap().vcek.is_empty());
+}
+
+#[test]
+fn snp_takes_the_vlek_for_a_vlek_signed_report_and_refuses_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, vlek) = (
+        testdata("report_vlek_milan_aws.bin"),
+        testdata("vlek_milan_aws.der"),
+    );
+    let with = |table| {
+        let mut producer = Snp::new(fake_tsm(dir.path(), "sev_guest", report.clone(), table));
+        producer.record_boot(&identity(0xa2)).unwrap();
+        producer.evidence(&ReportData::new([0x5b; 64]))
+    };
+    let table = certtable::build(&[
+        (certtable::VCEK_GUID, &testdata("vcek_milan.der")),
+        (certtable::VLEK_GUID, &vlek),
+    ]);
+    assert_eq!(with(Some(table)).unwrap().vcek, vlek);
+    let vcek_only = certtable::build(&[(certtable::VCEK_GUID, &testdata("vcek_milan.der"))]);
     assert!(matches!(
-        Snp::new(bare).evidence(&binding),
-        Err(Error::CertTable("no VCEK entry"))
+        with(Some(vcek_only)),
+        Err(Error::CertTable("no VLEK entry"))
     ));
 }
 

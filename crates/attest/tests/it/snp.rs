@@ -1,6 +1,6 @@
 use covenant_attest::{
     Binding, Collateral, DeviceId, Error, Evidence, Platform, Policy, ReportData, TcbStatus,
-    snp::{self, SnpTcb},
+    snp::{self, SnpSigner, SnpTcb},
     verify,
 };
 
@@ -179,5 +179,166 @@ fn the_pipeline_requires_the_report_data_to_bind_key_and_log() {
         ..Policy::default()
     };
     let err = verify(&evidence, &binding, &Collateral::default(), &policy, NOW).unwrap_err();
+    assert!(matches!(err, Error::ReportDataMismatch { .. }), "{err}");
+}
+
+/// 2025-06-01: inside the AWS VLEK's validity (2024-12-10 .. 2025-12-10).
+const VLEK_NOW: u64 = 1_748_736_000;
+
+fn vlek_sample() -> (Vec<u8>, Vec<u8>) {
+    (
+        testdata("report_vlek_milan_aws.bin"),
+        testdata("vlek_milan_aws.der"),
+    )
+}
+
+#[test]
+fn a_real_vlek_signed_report_verifies_through_the_pinned_asvk() {
+    let (report, vlek) = vlek_sample();
+    let verified = snp::verify_report(&report, &vlek, VLEK_NOW).unwrap();
+    assert_eq!(verified.signer, SnpSigner::Vlek);
+    assert_eq!(
+        verified.reported_tcb,
+        SnpTcb {
+            bootloader: 4,
+            tee: 0,
+            snp: 24,
+            microcode: 217
+        }
+    );
+    // The report data the guest asked for (the AK digest the sample was made with).
+    assert!(
+        verified
+            .report_data
+            .to_hex()
+            .starts_with("87ab7caf510e1b3520dc3cceb64ee441")
+    );
+    // The cloud masks CHIP_ID: the device id then names no single chip, and says so.
+    assert!(verified.chip_id_masked);
+    assert_eq!(verified.device_id, DeviceId::from_hardware_id(&[0; 64]));
+    // The Milan VCEK sample is a chip's own key and its CHIP_ID is real.
+    let vcek = snp::verify_report(
+        &testdata("report_milan.bin"),
+        &testdata("vcek_milan.der"),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(vcek.signer, SnpSigner::Vcek);
+    assert!(!vcek.chip_id_masked);
+}
+
+#[test]
+fn each_signer_needs_its_own_kind_of_certificate() {
+    let (report, vlek) = vlek_sample();
+    // A VLEK-signed report with a VCEK: the VCEK does not chain to an ASVK.
+    let err = snp::verify_report(&report, &testdata("vcek_milan.der"), VLEK_NOW).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SnpVerification {
+                what: "VLEK chain",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A VCEK-signed report with a VLEK: the VLEK does not chain to an ASK.
+    let err = snp::verify_report(&testdata("report_milan.bin"), &vlek, VLEK_NOW).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SnpVerification {
+                what: "VCEK chain",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_report_that_says_it_is_unsigned_or_names_an_unknown_key_is_refused() {
+    let (report, vlek) = vlek_sample();
+    // KEY_INFO at 0x48, SIGNING_KEY in bits 2..4.
+    for signing_key in [7u32, 2] {
+        let mut bad = report.clone();
+        let key_info = u32::from_le_bytes(bad[0x48..0x4c].try_into().unwrap());
+        let key_info = (key_info & !0b11100) | (signing_key << 2);
+        bad[0x48..0x4c].copy_from_slice(&key_info.to_le_bytes());
+        let err = snp::verify_report(&bad, &vlek, VLEK_NOW).unwrap_err();
+        assert!(
+            err.to_string().contains(if signing_key == 7 {
+                "not signed"
+            } else {
+                "unknown signing key 2"
+            }),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        snp::unverified_signer(&report).unwrap().0,
+        SnpSigner::Vlek,
+        "the signer is read from KEY_INFO"
+    );
+}
+
+#[test]
+fn a_vlek_outside_its_validity_is_rejected() {
+    let (report, vlek) = vlek_sample();
+    // 2026-11-21: the sample VLEK expired on 2025-12-10.
+    let err = snp::verify_report(&report, &vlek, NOW).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SnpVerification {
+                what: "VLEK validity",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_signed_byte_of_the_vlek_report_matters() {
+    let (report, vlek) = vlek_sample();
+    for at in 0..0x2a0 {
+        let mut bad = report.clone();
+        bad[at] ^= 0x01;
+        assert!(
+            snp::verify_report(&bad, &vlek, VLEK_NOW).is_err(),
+            "flip at byte {at} accepted"
+        );
+    }
+}
+
+#[test]
+fn a_vlek_report_reaches_the_binding_stage_of_the_pipeline() {
+    let (quote, vcek) = vlek_sample();
+    let evidence = Evidence {
+        platform: Platform::Snp,
+        quote,
+        vcek,
+        event_log: Vec::new(),
+        gpu: None,
+    };
+    let policy = Policy {
+        snp_minimum_tcb: Some(SnpTcb {
+            bootloader: 4,
+            tee: 0,
+            snp: 24,
+            microcode: 217,
+        }),
+        ..Policy::default()
+    };
+    let binding = Binding::ReportData(ReportData::new([0; 64]));
+    let err = verify(
+        &evidence,
+        &binding,
+        &Collateral::default(),
+        &policy,
+        VLEK_NOW,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::ReportDataMismatch { .. }), "{err}");
 }
