@@ -124,6 +124,11 @@ pub struct Config {
     /// (clients, and this node's own on TDX) cannot be verified. Never logged.
     #[arg(long, env = "COVENANT_KMS_PCCS_URL", value_parser = rpc_url)]
     pub pccs_url: Option<url::Url>,
+    /// A service in the shape of AMD's key distribution service (`/vcek/v1/…`) for the VCEK of
+    /// SEV-SNP reports that come without one (clients, and this node's own on SEV-SNP); without
+    /// it such reports are refused. Reports carrying their VCEK or VLEK need none.
+    #[arg(long, env = "COVENANT_KMS_KDS_URL", value_parser = rpc_url)]
+    pub kds_url: Option<url::Url>,
     /// Where fetched collateral is cached (default: `<state-dir>/collateral`).
     #[arg(long, env = "COVENANT_KMS_COLLATERAL_CACHE_DIR")]
     pub collateral_cache_dir: Option<PathBuf>,
@@ -229,6 +234,7 @@ impl std::fmt::Debug for Config {
             .field("tee", &self.tee)
             .field("tsm_root", &self.tsm_root)
             .field("pccs", &self.pccs_url.is_some())
+            .field("kds", &self.kds_url.is_some())
             .field("max_collateral_age_days", &self.max_collateral_age_days)
             .field("snp_minimum_tcb", &self.snp_minimum_tcb)
             .field("device_id", &self.device_id)

@@ -15,6 +15,8 @@
 //!   the simulated TEE's file key; nothing on TDX), its own evidence (`--tee`), and obtaining
 //!   the root secret from another node.
 //! - [`pccs`]: TDX collateral for quotes, from a PCCS with an on-disk cache.
+//! - [`kds`]: VCEKs for SEV-SNP reports that come without one, from a key distribution service
+//!   with an on-disk cache.
 //!
 //! It must not parse or verify evidence itself (`covenant-attest` does), nor read the indexer's
 //! schema other than through `covenant-mirror`, nor write it; key material never appears in
@@ -25,6 +27,7 @@ pub mod chain;
 pub mod config;
 mod error;
 pub mod identity;
+pub mod kds;
 pub mod keys;
 pub mod metrics;
 pub mod pccs;
@@ -140,12 +143,34 @@ pub struct RootReport {
     pub ca_public_key: String,
 }
 
+/// The PCCS and key distribution service the configuration names, caching in one directory.
+fn collateral_sources(config: &Config) -> Result<server::CollateralSources> {
+    let cache_dir = config
+        .collateral_cache_dir
+        .clone()
+        .unwrap_or_else(|| config.state_dir.join("collateral"));
+    Ok(server::CollateralSources {
+        pccs: match &config.pccs_url {
+            Some(url) => Some(pccs::Pccs::new(
+                url.clone(),
+                cache_dir.clone(),
+                config.rpc_timeout,
+            )?),
+            None => None,
+        },
+        kds: match &config.kds_url {
+            Some(url) => Some(kds::Kds::new(url.clone(), cache_dir, config.rpc_timeout)?),
+            None => None,
+        },
+    })
+}
+
 async fn own_identity(
     config: &Config,
     secrets: &NodeSecrets,
     deployment: &Deployment,
     clock: &dyn Clock,
-    pccs: Option<&pccs::Pccs>,
+    sources: &server::CollateralSources,
 ) -> Result<(OwnIdentity, covenant_attest::ratls::RaTlsIdentity)> {
     let node = keys::ethereum_address(node_key(secrets)?.verifying_key());
     let registry = deployment.contracts.kms_registry;
@@ -175,13 +200,13 @@ async fn own_identity(
         )?,
     };
     let identity = tee.ratls_identity()?;
-    let collateral = match pccs {
-        Some(pccs) => {
-            server::collateral_for(Some(pccs), &identity.certificate_der, clock.now_secs())
+    let collateral = match tee_choice(config)? {
+        TeeChoice::Simulated => Collateral::default(),
+        TeeChoice::Tdx | TeeChoice::SevSnp => {
+            server::collateral_for(sources, &identity.certificate_der, clock.now_secs())
                 .await
                 .map_err(|reason| Error::Collateral { reason })?
         }
-        None => Collateral::default(),
     };
     // Its own evidence is checked by the same code as any peer's; whether a simulated node may
     // serve is the chain's decision (isKmsAllowed refuses simulated boots unless allowed).
@@ -237,7 +262,7 @@ pub fn init(config: &Config, bootstrap: bool, root_generation: u64) -> Result<In
         &secrets,
         &deployment,
         &SystemClock,
-        None,
+        &collateral_sources(config)?,
     ))?;
     report(&own, &secrets, &domain, root_generation)
 }
@@ -318,19 +343,9 @@ pub async fn run(
         None => memory_only_secrets(bootstrap)?,
     };
     let clock: SharedClock = Arc::new(SystemClock);
-    let pccs = match &config.pccs_url {
-        Some(url) => Some(pccs::Pccs::new(
-            url.clone(),
-            config
-                .collateral_cache_dir
-                .clone()
-                .unwrap_or_else(|| config.state_dir.join("collateral")),
-            config.rpc_timeout,
-        )?),
-        None => None,
-    };
+    let collateral = collateral_sources(&config)?;
     let (own, tls_identity) =
-        own_identity(&config, &secrets, &deployment, &*clock, pccs.as_ref()).await?;
+        own_identity(&config, &secrets, &deployment, &*clock, &collateral).await?;
     tracing::info!(target: "kms", node = %own.node, "node identity");
     if sealer.is_none() {
         // Nothing was initialised on disk: what governance registers comes from this start.
@@ -458,7 +473,7 @@ pub async fn run(
         audit_pool,
         metrics,
         registry,
-        pccs,
+        collateral,
         max_collateral_age: Duration::from_secs(config.max_collateral_age_days * 24 * 3600),
         snp_minimum_tcb: config.snp_minimum_tcb,
         sender,

@@ -184,15 +184,40 @@ pub fn verify_report(report: &[u8], vcek_der: &[u8], now: u64) -> Result<SnpRepo
     Ok(signed)
 }
 
-/// Which key signed `report` and the chip and TCB it was signed at, read without verifying
-/// anything: what a verifier needs to fetch the VCEK from a key distribution service.
-pub fn unverified_signer(report: &[u8]) -> Result<(SnpSigner, [u8; 64], SnpTcb)> {
+/// What a report says about the key that signed it, read without verifying anything: what a
+/// verifier needs to fetch the VCEK from a key distribution service. Nothing here is trusted;
+/// the certificate fetched with it is checked by [`verify_report`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnpSigning {
+    /// The key named in KEY_INFO.
+    pub signer: SnpSigner,
+    /// CHIP_ID.
+    pub chip_id: [u8; 64],
+    /// REPORTED_TCB.
+    pub reported_tcb: SnpTcb,
+    /// REPORTED_TCB's FMC SPL (Turin and later).
+    pub fmc: Option<u8>,
+    /// The CPUID family and model of the chip (report version 3 and later).
+    pub cpuid: Option<(u8, u8)>,
+}
+
+/// Reads [`SnpSigning`] from `report`.
+pub fn unverified_signing(report: &[u8]) -> Result<SnpSigning> {
     let parsed = parse(report)?;
-    Ok((
-        SnpSigner::from_key_info(parsed.key_info.signing_key())?,
-        parsed.chip_id,
-        tcb(&parsed.reported_tcb),
-    ))
+    Ok(SnpSigning {
+        signer: SnpSigner::from_key_info(parsed.key_info.signing_key())?,
+        chip_id: parsed.chip_id,
+        reported_tcb: tcb(&parsed.reported_tcb),
+        fmc: parsed.reported_tcb.fmc,
+        cpuid: parsed.cpuid_fam_id.zip(parsed.cpuid_mod_id),
+    })
+}
+
+/// Whether `vcek_der` is the key that signed `report`, certified by AMD for its chip and TCB and
+/// valid at `now`: what a cache of fetched VCEKs checks before it keeps one. Says nothing about
+/// the guest; verify reports with [`verify_report`].
+pub fn signed_by(report: &[u8], vcek_der: &[u8], now: u64) -> Result<()> {
+    verify_signed_report(report, vcek_der, now).map(|_| ())
 }
 
 fn parse(report: &[u8]) -> Result<AttestationReport> {

@@ -107,6 +107,10 @@ pub fn snp_report_data(binding: &ReportData, replayed_log: &Measurement) -> Repo
 pub struct Collateral {
     /// PCK collateral for TDX quotes.
     pub tdx: Option<QuoteCollateralV3>,
+    /// The VCEK (DER) for an SEV-SNP report whose evidence carries none (its host supplied no
+    /// certificate table): fetched by the caller from a key distribution service, and verified
+    /// here like one from the evidence. Ignored when the evidence carries its own.
+    pub snp_vcek: Option<Vec<u8>>,
 }
 
 /// How strict a verifier is. [`Policy::default`] is the production policy.
@@ -333,7 +337,17 @@ fn signed_by_platform(
         }
         Platform::Snp => {
             require_platform(policy, Platform::Snp)?;
-            let r = snp::verify_signed_report(&evidence.quote, &evidence.vcek, now)?;
+            let vek = match (&evidence.vcek, &collateral.snp_vcek) {
+                (own, _) if !own.is_empty() => own,
+                (_, Some(fetched)) => fetched,
+                _ => {
+                    return Err(Error::SnpVerification {
+                        what: "VCEK",
+                        reason: "the evidence carries no VCEK and none was supplied".into(),
+                    });
+                }
+            };
+            let r = snp::verify_signed_report(&evidence.quote, vek, now)?;
             Signed {
                 measurements: PlatformMeasurements::Snp {
                     measurement: r.measurement,

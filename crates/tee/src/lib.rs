@@ -203,7 +203,7 @@ impl EvidenceProducer for Snp {
                 got: report.platform,
             });
         }
-        let (signer, _, _) = covenant_attest::snp::unverified_signer(&report.quote)?;
+        let signer = covenant_attest::snp::unverified_signing(&report.quote)?.signer;
         Ok(Evidence {
             platform: Platform::Snp,
             vcek: certtable::endorsement_key(&report.aux, signer)?.unwrap_or_default(),

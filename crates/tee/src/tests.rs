@@ -136,6 +136,8 @@ fn tdx_extends_rtmr3_in_order_and_its_evidence_verifies_up_to_the_binding() {
     // not our log's, which is where a real TD's quote would match.
     let collateral = Collateral {
         tdx: Some(serde_json::from_slice(&testdata("tdx_quote_collateral.json")).unwrap()),
+
+        ..Collateral::default()
     };
     let policy = Policy {
         accepted_tcb: every_tcb(),

@@ -63,8 +63,8 @@ pub struct State {
     pub metrics: Metrics,
     /// The registry `/metrics` renders.
     pub registry: prometheus::Registry,
-    /// TDX collateral for client quotes (`None`: no `--pccs-url`, TDX clients are refused).
-    pub pccs: Option<crate::pccs::Pccs>,
+    /// Where client evidence's collateral comes from.
+    pub collateral: CollateralSources,
     /// The oldest collateral accepted.
     pub max_collateral_age: Duration,
     /// The lowest SEV-SNP TCB counted as up to date.
@@ -168,7 +168,7 @@ impl Peer {
         policy.max_collateral_age = state.max_collateral_age;
         policy.snp_minimum_tcb = state.snp_minimum_tcb;
         let now = state.clock.now_secs();
-        let collateral = collateral_for(state.pccs.as_ref(), &cert, now)
+        let collateral = collateral_for(&state.collateral, &cert, now)
             .await
             .map_err(|e| (false, format!("evidence refused: {e}")))?;
         tokio::task::spawn_blocking(move || {
@@ -186,26 +186,60 @@ impl Peer {
     }
 }
 
+/// Where the endorsements that evidence does not carry come from.
+#[derive(Clone, Debug, Default)]
+pub struct CollateralSources {
+    /// TDX collateral (`None`: no `--pccs-url`, TDX quotes are refused).
+    pub pccs: Option<crate::pccs::Pccs>,
+    /// VCEKs for SEV-SNP reports that come without one (`None`: no `--kds-url`, such reports
+    /// are refused; reports that carry their VCEK or VLEK need nothing).
+    pub kds: Option<crate::kds::Kds>,
+}
+
 /// The collateral to verify `certificate`'s evidence with: for a TDX quote, its platform's set
-/// from the PCCS (or its cache); none for other platforms.
+/// from the PCCS (or its cache); for an SEV-SNP report without its VCEK, the VCEK from the key
+/// distribution service (or its cache); nothing otherwise.
 pub async fn collateral_for(
-    pccs: Option<&crate::pccs::Pccs>,
+    sources: &CollateralSources,
     certificate: &[u8],
     now: u64,
 ) -> Result<Collateral, String> {
     let evidence =
         covenant_attest::ratls::certificate_evidence(certificate).map_err(|e| e.to_string())?;
-    if evidence.platform != covenant_attest::Platform::Tdx {
-        return Ok(Collateral::default());
+    match evidence.platform {
+        covenant_attest::Platform::Tdx => {
+            let Some(pccs) = &sources.pccs else {
+                return Err(
+                    "a TDX quote, and this node has no collateral source (--pccs-url)".into(),
+                );
+            };
+            let tdx = pccs
+                .tdx_collateral(&evidence.quote, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Collateral {
+                tdx: Some(tdx),
+                ..Collateral::default()
+            })
+        }
+        covenant_attest::Platform::Snp if evidence.vcek.is_empty() => {
+            let Some(kds) = &sources.kds else {
+                return Err(
+                    "an SEV-SNP report without its VCEK, and this node has no key distribution service (--kds-url)"
+                        .into(),
+                );
+            };
+            let vcek = kds
+                .vcek(&evidence.quote, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Collateral {
+                snp_vcek: Some(vcek),
+                ..Collateral::default()
+            })
+        }
+        _ => Ok(Collateral::default()),
     }
-    let Some(pccs) = pccs else {
-        return Err("a TDX quote, and this node has no collateral source (--pccs-url)".into());
-    };
-    let tdx = pccs
-        .tdx_collateral(&evidence.quote, now)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Collateral { tdx: Some(tdx) })
 }
 
 /// Counts a refusal of an unauthenticated client (`kind` is the metric label) and logs it at a

@@ -10,6 +10,7 @@ mod audit_log;
 mod chain_view;
 mod fixture;
 mod grants;
+mod kds;
 mod kms_api;
 mod onboarding;
 mod pccs;

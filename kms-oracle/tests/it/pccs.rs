@@ -18,7 +18,11 @@ use axum::{
     routing::get,
 };
 use covenant_attest::{Evidence, Platform, QuoteCollateralV3, ratls};
-use covenant_kms_oracle::{identity, pccs::Pccs, server::collateral_for};
+use covenant_kms_oracle::{
+    identity,
+    pccs::Pccs,
+    server::{CollateralSources, collateral_for},
+};
 
 /// Inside the vector collateral's window (2025-06-19 … 2025-07-19).
 const NOW: u64 = 1_750_377_600;
@@ -151,7 +155,11 @@ fn certificate() -> Vec<u8> {
 /// What the node's verification path answers for `cert` at `now` (`Peer::verify`: collateral,
 /// then `verify_certificate` under the node's policy, simulation not allowed).
 async fn node_verdict(pccs: &Pccs, cert: &[u8], now: u64, max_age: Duration) -> String {
-    let collateral = match collateral_for(Some(pccs), cert, now).await {
+    let sources = CollateralSources {
+        pccs: Some(pccs.clone()),
+        kds: None,
+    };
+    let collateral = match collateral_for(&sources, cert, now).await {
         Ok(c) => c,
         Err(e) => return format!("collateral: {e}"),
     };
@@ -184,7 +192,9 @@ async fn a_real_tdx_quote_gets_its_collateral_and_fails_closed_without_it() {
     let fetched = server.requests.load(Ordering::Relaxed);
     assert_eq!(fetched, 4, "PCK CRL, TCB info, QE identity, root CA CRL");
     // Without any collateral source the same quote is refused for that.
-    let none = collateral_for(None, &cert, NOW).await.unwrap_err();
+    let none = collateral_for(&CollateralSources::default(), &cert, NOW)
+        .await
+        .unwrap_err();
     assert!(none.contains("no collateral source"), "{none}");
 
     // Cached: no more requests while it is valid.
@@ -211,7 +221,7 @@ async fn a_real_tdx_quote_gets_its_collateral_and_fails_closed_without_it() {
     // No cache and no PCCS: refused.
     let empty = tempfile::tempdir().unwrap();
     let cold = Pccs::new(
-        pccs_url_nobody_listens_on().await,
+        url_nobody_listens_on().await,
         empty.path().to_owned(),
         Duration::from_secs(5),
     )
@@ -235,7 +245,7 @@ async fn a_real_tdx_quote_gets_its_collateral_and_fails_closed_without_it() {
 }
 
 /// The URL of a port that was just free (bound, then released).
-async fn pccs_url_nobody_listens_on() -> url::Url {
+pub async fn url_nobody_listens_on() -> url::Url {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);

@@ -178,6 +178,8 @@ fn a_quote_claiming_another_platform_is_refused() {
     e.platform = Platform::Tdx;
     let collateral = Collateral {
         tdx: Some(serde_json::from_slice(&crate::testdata("tdx_quote_collateral.json")).unwrap()),
+
+        ..Collateral::default()
     };
     let err = verify(&e, &Binding::TlsKey(SPKI), &collateral, &dev_policy(), NOW).unwrap_err();
     assert!(

@@ -276,7 +276,7 @@ fn a_report_that_says_it_is_unsigned_or_names_an_unknown_key_is_refused() {
         );
     }
     assert_eq!(
-        snp::unverified_signer(&report).unwrap().0,
+        snp::unverified_signing(&report).unwrap().signer,
         SnpSigner::Vlek,
         "the signer is read from KEY_INFO"
     );
@@ -341,4 +341,41 @@ fn a_vlek_report_reaches_the_binding_stage_of_the_pipeline() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::ReportDataMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_vcek_the_evidence_lacks_comes_from_the_collateral_and_is_checked_the_same() {
+    let evidence = Evidence {
+        platform: Platform::Snp,
+        quote: testdata("report_milan.bin"),
+        vcek: Vec::new(),
+        event_log: Vec::new(),
+        gpu: None,
+    };
+    let policy = Policy {
+        snp_minimum_tcb: Some(SnpTcb {
+            bootloader: 3,
+            tee: 0,
+            snp: 8,
+            microcode: 115,
+        }),
+        ..Policy::default()
+    };
+    let binding = Binding::ReportData(ReportData::new([0; 64]));
+    let with = |vcek: Option<Vec<u8>>| {
+        let collateral = Collateral {
+            snp_vcek: vcek,
+            ..Collateral::default()
+        };
+        verify(&evidence, &binding, &collateral, &policy, NOW).unwrap_err()
+    };
+    let err = with(None);
+    assert!(err.to_string().contains("carries no VCEK"), "{err}");
+    let err = with(Some(testdata("vcek_milan.der")));
+    assert!(matches!(err, Error::ReportDataMismatch { .. }), "{err}");
+    // A supplied VCEK of another chip is refused like one in the evidence.
+    let err = with(Some(testdata("vcek_turin.der")));
+    assert!(matches!(err, Error::SnpVerification { .. }), "{err}");
+    assert!(snp::signed_by(&evidence.quote, &testdata("vcek_milan.der"), NOW).is_ok());
+    assert!(snp::signed_by(&evidence.quote, &testdata("vcek_turin.der"), NOW).is_err());
 }

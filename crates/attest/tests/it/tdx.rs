@@ -147,6 +147,8 @@ fn the_pipeline_applies_policy_to_a_real_quote() {
     };
     let with = Collateral {
         tdx: Some(collateral("tdx_quote_collateral.json")),
+
+        ..Collateral::default()
     };
     let binding = Binding::ReportData(ReportData::new([0; 64]));
 
