@@ -4,10 +4,11 @@
 //! - [`verify`]: evidence ([`Evidence`]: platform, quote or report, runtime event log) → a
 //!   [`VerifiedEvidence`], the only way to obtain one. It checks the platform's signature and
 //!   endorsements (TDX with dcap-qvl against supplied [`Collateral`]; SEV-SNP with the `sev`
-//!   crate, VCEK → ASK → ARK; the [simulator](simulator) against its root), the [`Policy`]
-//!   (platforms, TCB statuses, collateral age, whether simulated evidence is accepted), replays
-//!   the [event log](eventlog) against RTMR3, checks the report data [`Binding`], and decodes
-//!   the boot identity (app id, compose hash, instance id, key provider, OS image).
+//!   crate, VCEK → ASK → ARK or VLEK → ASVK → ARK; the [simulator](simulator) against its
+//!   root), the [`Policy`] (platforms, TCB statuses, collateral age, whether simulated evidence
+//!   is accepted), replays the [event log](eventlog) against RTMR3, checks the report data
+//!   [`Binding`], and decodes the boot identity (app id, compose hash, instance id, key
+//!   provider, OS image).
 //! - [`compose`]: the app-compose document and its hash, sha256 of RFC 8785 canonical JSON.
 //!
 //! Synchronous, no I/O, no network: collateral is data, and the verification time is a parameter

@@ -5,8 +5,8 @@
 //!   gateway and KMS nodes all boot as apps); its evidence goes through the same `verify`.
 //! - [`Tdx`]: Intel TDX through configfs-tsm ([`configfs`]), with each runtime event extended
 //!   into RTMR3 through the kernel's TDX guest interface ([`rtmr`]).
-//! - [`Snp`]: AMD SEV-SNP through configfs-tsm, with the VCEK taken from the certificate table
-//!   the host supplies with the report ([`certtable`]); SNP has no runtime register, so the
+//! - [`Snp`]: AMD SEV-SNP through configfs-tsm, with the VCEK or VLEK taken from the certificate
+//!   table the host supplies with the report ([`certtable`]); SNP has no runtime register, so the
 //!   replayed event log is committed in the report data (`covenant_attest::snp_report_data`).
 //!
 //! Each producer records the runtime events of a boot in order (app id, compose hash, instance
