@@ -284,6 +284,36 @@ struct Run {
     /// CPU of everything but the load generator (servers, anvil, PostgreSQL; user + system)
     /// per request, microseconds.
     cpu_us: f64,
+    /// The same per request by process name (processes that lived through the run), the
+    /// busiest first.
+    by_process: Vec<(String, f64)>,
+}
+
+/// User + system CPU seconds of every process but this one, summed by process name (`comm`).
+fn cpu_by_process() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let own = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == own {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ticks: u64 = stat[close + 2..]
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|t| t.parse::<u64>().ok())
+            .sum();
+        *out.entry(stat[open + 1..close].to_owned()).or_default() +=
+            ticks as f64 / clock_ticks_per_second();
+    }
+    out
 }
 
 /// Busy CPU time, in seconds, of the whole machine except this process (the load generator): `/proc/stat` less idle and iowait, less `/proc/self/stat`'s
@@ -343,6 +373,7 @@ async fn load(
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let busy = server_busy_seconds();
+    let by_process_before = cpu_by_process();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (next, identities) = (next.clone(), identities.clone());
@@ -374,12 +405,22 @@ async fn load(
     }
     let elapsed = started.elapsed();
     let cpu_us = (server_busy_seconds() - busy) * 1e6 / requests as f64;
+    let mut by_process: Vec<(String, f64)> = cpu_by_process()
+        .into_iter()
+        .filter_map(|(name, after)| {
+            let before = by_process_before.get(&name)?;
+            let us = (after - before) * 1e6 / requests as f64;
+            (us >= 1.0).then_some((name, us))
+        })
+        .collect();
+    by_process.sort_by(|a, b| b.1.total_cmp(&a.1));
     latencies.sort();
     Run {
         per_second: requests as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         cpu_us,
+        by_process,
     }
 }
 
@@ -575,6 +616,12 @@ async fn bench(cli: Cli) {
                     r.cpu_us,
                     reads
                 );
+                let by_process: Vec<String> = r
+                    .by_process
+                    .iter()
+                    .map(|(name, us)| format!("{name} {us:.0}"))
+                    .collect();
+                println!("{:>27} server us by process: {}", "", by_process.join(", "));
                 results.push((target, r));
             }
         }

@@ -192,6 +192,9 @@ pub enum ReplicationError {
     /// The source presented no certificate.
     #[error("the source presented no certificate")]
     NoCertificate,
+    /// The source's evidence has no usable collateral (PCCS or key distribution service).
+    #[error("the source's evidence: {0}")]
+    SourceCollateral(String),
     /// The chain does not allow the source as a KMS node.
     #[error("the source is not an allowed KMS node at block {block}: {reason}")]
     SourceNotAllowed {

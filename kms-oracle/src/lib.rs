@@ -405,7 +405,7 @@ pub async fn run(
                     &*clock,
                     &own,
                     &tls_identity,
-                    &Collateral::default(),
+                    &collateral,
                     &source,
                 )
                 .await

@@ -9,6 +9,11 @@ use covenant_attest::{Collateral, ratls::RaTlsIdentity};
 use covenant_chain::kms_registry::KmsRegistry;
 use covenant_kms_api::{Endpoint, KmsClient, ReplicateRequest, client::client_config};
 use covenant_mirror::{Clock, PolicyView};
+use rustls::{
+    DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -16,20 +21,24 @@ use crate::{
     error::ReplicationError,
     identity::OwnIdentity,
     keys::{Domain, RootKeys, RootSecret},
+    server::{CollateralSources, collateral_for},
 };
 
-/// Asks `source` for the root secret.
+/// Asks `source` for the root secret. The source's evidence is checked with collateral from
+/// `sources` (a TDX source's quote needs its PCCS collateral, an SEV-SNP source without its VCEK
+/// the key distribution service's).
 pub async fn obtain_root(
     view: &PolicyView,
     clock: &dyn Clock,
     _own: &OwnIdentity,
     identity: &RaTlsIdentity,
-    collateral: &Collateral,
+    sources: &CollateralSources,
     source: &Endpoint,
 ) -> Result<RootSecret> {
     let block = view
         .current_block()
         .map_err(|d| ReplicationError::NoFreshBlock(d.reason))?;
+    let collateral = &source_collateral(sources, identity, source, clock.now_secs()).await?;
     // The simulator root is trusted only while the chain allows simulated TEEs at the block.
     let policy = &crate::identity::verifier_policy(view.simulated_allowed(&block).await?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -97,4 +106,89 @@ pub async fn obtain_root(
         return Err(ReplicationError::WrongSecret.into());
     }
     Ok(root)
+}
+
+/// The collateral for the evidence `source` presents. The handshake's verifier cannot fetch, so a
+/// first handshake only reads the certificate the source presents and is then refused
+/// ([`Peek`]); its evidence selects what to fetch. The real handshake then verifies the source's
+/// evidence in full with it, so a source that presents another certificate the second time is
+/// refused there. Nothing to fetch without sources.
+async fn source_collateral(
+    sources: &CollateralSources,
+    identity: &RaTlsIdentity,
+    source: &Endpoint,
+    now: u64,
+) -> Result<Collateral> {
+    if sources.pccs.is_none() && sources.kds.is_none() {
+        return Ok(Collateral::default());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let peek = Arc::new(Peek {
+        seen: std::sync::Mutex::new(None),
+        schemes: provider
+            .signature_verification_algorithms
+            .supported_schemes(),
+    });
+    let config = client_config(
+        Some((&identity.certificate_der, &identity.private_key_der)),
+        peek.clone(),
+        provider,
+    )?;
+    let client = KmsClient::new(&[source.url()], Arc::new(config), Duration::from_secs(30))
+        .map_err(ReplicationError::Client)?;
+    // Refused by `Peek` by construction; only the certificate it saw matters.
+    let _ = client.health().await;
+    let seen = peek.seen.lock().map(|mut s| s.take()).unwrap_or(None);
+    let certificate = seen.ok_or(ReplicationError::NoCertificate)?;
+    collateral_for(sources, &certificate, now)
+        .await
+        .map_err(|reason| ReplicationError::SourceCollateral(reason).into())
+}
+
+/// A server-certificate "verifier" that records the end-entity certificate and refuses it: it
+/// never lets a connection through.
+#[derive(Debug)]
+struct Peek {
+    seen: std::sync::Mutex<Option<Vec<u8>>>,
+    schemes: Vec<SignatureScheme>,
+}
+
+impl ServerCertVerifier for Peek {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(end_entity.to_vec());
+        }
+        Err(rustls::Error::General(
+            "certificate read for its collateral, not trusted".into(),
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("not trusted".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("not trusted".into()))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes.clone()
+    }
 }

@@ -4,7 +4,7 @@
 //! cross-checks the decision by `eth_call` at that block's hash). Reads only; every statement is
 //! in [`crate::read`].
 
-use std::str::FromStr;
+use std::{collections::BTreeMap, str::FromStr};
 
 use alloy::primitives::{Address, B256};
 use covenant_chain::BootInfo;
@@ -48,6 +48,21 @@ pub async fn registry_facts(
         at,
     )
     .await?;
+    Ok(registry_facts_of(
+        &settings,
+        image.as_ref().map(|r| &r.data),
+        boot,
+        now,
+    ))
+}
+
+/// [`RegistryFacts`] from the registry's settings and the row of the boot's OS image.
+fn registry_facts_of(
+    settings: &BTreeMap<String, Value>,
+    image: Option<&Value>,
+    boot: &BootInfo,
+    now: u64,
+) -> RegistryFacts {
     let measured = |data: &Value| {
         data.get("measurements")
             .and_then(Value::as_array)
@@ -61,15 +76,15 @@ pub async fn registry_facts(
                 })
             })
     };
-    Ok(RegistryFacts {
+    RegistryFacts {
         allow_simulated_tee: settings
             .get("allow_simulated_tee")
             .and_then(Value::as_bool)
             .unwrap_or(false),
         os_image_allowed: image.is_some(),
-        os_image_effective: image.as_ref().is_some_and(|r| effective_at(&r.data) <= now),
-        os_measurement_registered: image.as_ref().is_some_and(|r| measured(&r.data)),
-    })
+        os_image_effective: image.is_some_and(|d| effective_at(d) <= now),
+        os_measurement_registered: image.is_some_and(measured),
+    }
 }
 
 /// How `app` is registered at block `at` (timestamp `now`), with its policy facts for `boot`
@@ -89,18 +104,6 @@ pub async fn app_registration(
         return Ok(AppRegistration::Delegated);
     }
     let settings = read::settings_at(c, app.as_slice(), at).await?;
-    let implementation = settings
-        .get("implementation")
-        .and_then(Value::as_str)
-        .and_then(|a| Address::from_str(a).ok());
-    if implementation != Some(app_implementation) {
-        return Ok(AppRegistration::Delegated);
-    }
-    let schedule: SettingsSchedule = settings
-        .get("settings")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    let current = schedule.at(now);
     let compose = read::scoped_member_at(
         c,
         "compose_hash",
@@ -111,11 +114,49 @@ pub async fn app_registration(
     .await?;
     let device =
         read::scoped_member_at(c, "device", app.as_slice(), boot.deviceId.as_slice(), at).await?;
-    Ok(AppRegistration::Mirrored(AppFacts {
+    Ok(app_registration_of(
+        app_implementation,
+        Some(&row.data),
+        &settings,
+        compose.as_ref().map(|r| &r.data),
+        device.as_ref().map(|r| &r.data),
+        now,
+    ))
+}
+
+/// [`AppRegistration`] from the app's registration row, its settings and the rows of the boot's
+/// compose hash and device.
+fn app_registration_of(
+    app_implementation: Address,
+    app: Option<&Value>,
+    settings: &BTreeMap<String, Value>,
+    compose: Option<&Value>,
+    device: Option<&Value>,
+    now: u64,
+) -> AppRegistration {
+    let Some(app) = app else {
+        return AppRegistration::None;
+    };
+    if app["kind"] != "factory" {
+        return AppRegistration::Delegated;
+    }
+    let implementation = settings
+        .get("implementation")
+        .and_then(Value::as_str)
+        .and_then(|a| Address::from_str(a).ok());
+    if implementation != Some(app_implementation) {
+        return AppRegistration::Delegated;
+    }
+    let schedule: SettingsSchedule = settings
+        .get("settings")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let current = schedule.at(now);
+    AppRegistration::Mirrored(AppFacts {
         compose_hash_allowed: compose.is_some(),
-        compose_hash_effective: compose.is_some_and(|r| effective_at(&r.data) <= now),
+        compose_hash_effective: compose.is_some_and(|d| effective_at(d) <= now),
         device_allowed: device.is_some(),
-        device_effective: device.is_some_and(|r| effective_at(&r.data) <= now),
+        device_effective: device.is_some_and(|d| effective_at(d) <= now),
         any_device: current.any_device,
         allowed_tee_kinds: current.allowed_tee_kinds,
         require_up_to_date_tcb: current.require_up_to_date_tcb,
@@ -124,7 +165,40 @@ pub async fn app_registration(
             .get("key_generation")
             .and_then(Value::as_u64)
             .unwrap_or(0),
-    }))
+    })
+}
+
+/// The registry's facts and the app's registration for `boot` at block `at` (timestamp `now`),
+/// read in one round trip: what [`registry_facts`] and [`app_registration`] answer together.
+pub async fn app_facts(
+    c: &mut PgConnection,
+    registry: Address,
+    app_implementation: Address,
+    boot: &BootInfo,
+    at: u64,
+    now: u64,
+) -> Result<(RegistryFacts, AppRegistration)> {
+    let rows = read::app_boot_rows(
+        c,
+        registry.as_slice(),
+        boot.appId.as_slice(),
+        boot.osImageHash.as_slice(),
+        boot.composeHash.as_slice(),
+        boot.deviceId.as_slice(),
+        at,
+    )
+    .await?;
+    Ok((
+        registry_facts_of(&rows.registry_settings, rows.os_image.as_ref(), boot, now),
+        app_registration_of(
+            app_implementation,
+            rows.app.as_ref(),
+            &rows.app_settings,
+            rows.compose_hash.as_ref(),
+            rows.device.as_ref(),
+            now,
+        ),
+    ))
 }
 
 /// `isAppAllowed(boot)` at block `at` (timestamp `now`) as far as the mirror can tell.
@@ -136,8 +210,7 @@ pub async fn app_at(
     at: u64,
     now: u64,
 ) -> Result<AppAnswer> {
-    let facts = registry_facts(c, registry, boot, at, now).await?;
-    let registration = app_registration(c, app_implementation, boot, at, now).await?;
+    let (facts, registration) = app_facts(c, registry, app_implementation, boot, at, now).await?;
     let key_generation = match &registration {
         AppRegistration::Mirrored(f) => Some(f.key_generation),
         _ => None,

@@ -220,6 +220,85 @@ pub async fn settings_at(
     Ok(rows.into_iter().collect())
 }
 
+/// Everything `isAppAllowed` reads for one boot at a block, as [`app_boot_rows`] returns it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppBootRows {
+    /// The registry's settings.
+    pub registry_settings: BTreeMap<String, Value>,
+    /// What added the boot's OS image to the registry, if it is there.
+    pub os_image: Option<Value>,
+    /// What registered the app, if it is registered.
+    pub app: Option<Value>,
+    /// The app's settings (none for an app the mirror does not model).
+    pub app_settings: BTreeMap<String, Value>,
+    /// What added the boot's compose hash to the app, if it is there.
+    pub compose_hash: Option<Value>,
+    /// What added the boot's device to the app, if it is there.
+    pub device: Option<Value>,
+}
+
+/// The rows [`AppBootRows`] holds for `app` booted with `image`, `compose` and `device` under
+/// `registry` at block `at`, in one round trip (the same predicates as [`settings_at`],
+/// [`scoped_member_at`] and [`member_at`]).
+pub async fn app_boot_rows(
+    conn: &mut PgConnection,
+    registry: &[u8],
+    app: &[u8],
+    image: &[u8],
+    compose: &[u8],
+    device: &[u8],
+    at: u64,
+) -> Result<AppBootRows> {
+    let rows: Vec<(i16, Option<String>, Value)> = sqlx::query_as(
+        "SELECT 0::int2, name, value FROM settings
+           WHERE scope = $1 AND from_block <= $6 AND (to_block IS NULL OR to_block > $6)
+         UNION ALL
+         SELECT 1::int2, name, value FROM settings
+           WHERE scope = $2 AND from_block <= $6 AND (to_block IS NULL OR to_block > $6)
+         UNION ALL
+         (SELECT 2::int2, NULL, data FROM members
+           WHERE set_name = 'os_image' AND scope = $1 AND member = $3
+             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)
+         UNION ALL
+         (SELECT 3::int2, NULL, data FROM members
+           WHERE set_name = 'app' AND member = $2
+             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)
+         UNION ALL
+         (SELECT 4::int2, NULL, data FROM members
+           WHERE set_name = 'compose_hash' AND scope = $2 AND member = $4
+             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)
+         UNION ALL
+         (SELECT 5::int2, NULL, data FROM members
+           WHERE set_name = 'device' AND scope = $2 AND member = $5
+             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)",
+    )
+    .bind(registry)
+    .bind(app)
+    .bind(image)
+    .bind(compose)
+    .bind(device)
+    .bind(i64_of(at))
+    .fetch_all(conn)
+    .await?;
+    let mut out = AppBootRows::default();
+    for (part, name, value) in rows {
+        match (part, name) {
+            (0, Some(name)) => {
+                out.registry_settings.insert(name, value);
+            }
+            (1, Some(name)) => {
+                out.app_settings.insert(name, value);
+            }
+            (2, _) => out.os_image = Some(value),
+            (3, _) => out.app = Some(value),
+            (4, _) => out.compose_hash = Some(value),
+            (5, _) => out.device = Some(value),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// A proposal as created.
 #[derive(Clone, Debug)]
 pub struct ProposalRow {

@@ -701,16 +701,9 @@ impl PolicyView {
             Some(f) => f,
             None => {
                 let mut c = self.mirror.acquire().await?;
-                let f = facts::registry_facts(
+                let (f, r) = facts::app_facts(
                     &mut c,
                     self.registry(),
-                    boot0,
-                    block.number,
-                    block.timestamp,
-                )
-                .await?;
-                let r = facts::app_registration(
-                    &mut c,
                     self.deployment.contracts.app_implementation,
                     boot0,
                     block.number,

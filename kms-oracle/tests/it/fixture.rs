@@ -618,7 +618,14 @@ pub async fn second_node(stack: &Stack, first: &Kms) -> Kms {
         KmsOptions {
             device: KMS_DEVICE_2,
             state_dir,
-            extra: &["--replicate-from", &first.addr.to_string()],
+            // With a collateral source configured the source's certificate is read first (to
+            // fetch its collateral; none for simulated evidence, so the service is never asked).
+            extra: &[
+                "--replicate-from",
+                &first.addr.to_string(),
+                "--kds-url",
+                "http://kds.invalid/",
+            ],
             audit: None,
         },
     );
