@@ -113,7 +113,7 @@ pub async fn obtain_root(
 /// ([`Peek`]); its evidence selects what to fetch. The real handshake then verifies the source's
 /// evidence in full with it, so a source that presents another certificate the second time is
 /// refused there. Nothing to fetch without sources.
-async fn source_collateral(
+pub async fn source_collateral(
     sources: &CollateralSources,
     identity: &RaTlsIdentity,
     source: &Endpoint,

@@ -18,9 +18,11 @@ use axum::{
     routing::get,
 };
 use covenant_attest::{Evidence, Platform, QuoteCollateralV3, ratls};
+use covenant_kms_api::Endpoint;
 use covenant_kms_oracle::{
     identity,
     pccs::Pccs,
+    replicate::source_collateral,
     server::{CollateralSources, collateral_for},
 };
 
@@ -138,6 +140,10 @@ fn collateral() -> QuoteCollateralV3 {
 
 /// An RA-TLS certificate carrying the real TDX quote (which binds some other key).
 fn certificate() -> Vec<u8> {
+    tdx_identity().certificate_der
+}
+
+fn tdx_identity() -> ratls::RaTlsIdentity {
     let quote = std::fs::read(testdata("tdx_quote")).unwrap();
     ratls::generate_identity(|_| {
         Ok(Evidence {
@@ -149,7 +155,6 @@ fn certificate() -> Vec<u8> {
         })
     })
     .unwrap()
-    .certificate_der
 }
 
 /// What the node's verification path answers for `cert` at `now` (`Peer::verify`: collateral,
@@ -250,4 +255,80 @@ pub async fn url_nobody_listens_on() -> url::Url {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     format!("http://{addr}/").parse().unwrap()
+}
+
+/// A TLS server presenting `identity`'s certificate to whoever connects, until dropped.
+async fn present(identity: &ratls::RaTlsIdentity) -> (Endpoint, tokio::task::JoinHandle<()>) {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![identity.certificate_der.clone().into()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(identity.private_key_der.to_vec().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = Endpoint::parse(&format!("https://{}", listener.local_addr().unwrap())).unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            // The peeking client refuses the certificate: the handshake fails, as it should.
+            let _ = acceptor.accept(tcp).await;
+        }
+    });
+    (endpoint, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tdx_replication_source_gets_its_collateral_from_the_certificate_it_presents() {
+    let server = serve(collateral()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let sources = CollateralSources {
+        pccs: Some(
+            Pccs::new(
+                server.url.clone(),
+                cache.path().to_owned(),
+                Duration::from_secs(5),
+            )
+            .unwrap(),
+        ),
+        kds: None,
+    };
+    // The new node's own identity (any will do for reading the source's certificate).
+    let own = tdx_identity();
+
+    // A source presenting the real TDX quote: its platform's collateral is fetched.
+    let (endpoint, task) = present(&tdx_identity()).await;
+    let got = source_collateral(&sources, &own, &endpoint, NOW)
+        .await
+        .unwrap();
+    assert_eq!(got.tdx.map(|c| c.tcb_info), Some(collateral().tcb_info));
+    assert_eq!(server.requests.load(Ordering::Relaxed), 4);
+    task.abort();
+
+    // A source that presents nothing (nobody listening) gives no certificate to go by.
+    let nobody = Endpoint::parse(
+        url_nobody_listens_on()
+            .await
+            .as_str()
+            .replace("http", "https")
+            .trim_end_matches('/'),
+    )
+    .unwrap();
+    let err = source_collateral(&sources, &own, &nobody, NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("presented no certificate"),
+        "{err}"
+    );
+
+    // Without collateral sources nothing is asked of the source.
+    let none = source_collateral(&CollateralSources::default(), &own, &nobody, NOW)
+        .await
+        .unwrap();
+    assert!(none.tdx.is_none() && none.snp_vcek.is_none());
 }
