@@ -374,7 +374,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let mirror = covenant_mirror::connect_policy_view(&config.mirror_database_url, 8).await?;
+    let mirror = covenant_mirror::connect_mirror(&config.mirror_database_url, 8).await?;
     let view = Arc::new(
         covenant_mirror::PolicyView::new(
             reader,

@@ -213,22 +213,6 @@ pub async fn connect_mirror(url: &str, max_connections: u32) -> Result<PgPool> {
         .await?)
 }
 
-/// Opens a pool on the mirror at `url` for a [`crate::PolicyView`]. Its statements are planned
-/// once per connection and reused (`plan_cache_mode = force_generic_plan`): every read the view
-/// makes finds its rows by equality on indexed columns (set and scope or member, a settings
-/// scope; `indexer/migrations`), which a generic plan uses whatever the block, and planning a
-/// statement per execution cost more than running it (a boot's six facts in one statement:
-/// ~0.6 ms of planning against ~0.15 ms of execution).
-pub async fn connect_policy_view(url: &str, max_connections: u32) -> Result<PgPool> {
-    let options =
-        PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_generic_plan")]);
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await?)
-}
-
 /// The mirror's finalized block (`None` before it has one).
 pub async fn read_finalized(mirror: &PgPool) -> Result<Option<Finalized>> {
     let mut c = mirror.acquire().await?;

@@ -44,8 +44,7 @@ mod view;
 
 pub use anchor::MAX_STALENESS_BOUND;
 pub use chain::{
-    ChainReader, FINALIZED_CHANNEL, Finalized, connect_mirror, connect_policy_view,
-    follow_finalized, read_finalized,
+    ChainReader, FINALIZED_CHANNEL, Finalized, connect_mirror, follow_finalized, read_finalized,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{Error, Result};
