@@ -4,7 +4,8 @@
 //!
 //! - A VCEK is fixed for its chip and TCB, so a cached one is used for as long as it is valid
 //!   (`covenant-attest` checks its validity at every verification). A certificate is cached
-//!   only once it verified the report it was fetched for.
+//!   (on disk, and in memory so a repeat is neither read nor checked twice) only once it
+//!   verified the report it was fetched for.
 //! - Nothing fetched is trusted for what it says: `covenant-attest` checks the chain to AMD's
 //!   pinned ARK/ASK and that the certificate names the report's chip and TCB. That is why plain
 //!   HTTP is enough for authenticity; an attacker on the path can only withhold a VCEK (the
@@ -15,7 +16,9 @@
 //!   VLEK-signed report must carry it.
 
 use std::{
-    path::{Path, PathBuf},
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -100,28 +103,28 @@ impl Product {
     }
 }
 
+/// The most verified VCEKs kept in memory (one per chip and TCB seen).
+const MEMORY_ENTRIES: usize = 4096;
+
 /// A key distribution service client with its cache.
 #[derive(Clone, Debug)]
 pub struct Kds {
     base: url::Url,
     http: reqwest::Client,
     cache_dir: PathBuf,
+    /// VCEKs that verified a report, by request path: answered without the disk or a second
+    /// verification (the verifier checks the certificate again anyway).
+    verified: Arc<Mutex<HashMap<String, Vec<u8>>>>,
 }
 
 impl Kds {
     /// A client of the service at `base`, caching in `cache_dir`.
     pub fn new(base: url::Url, cache_dir: PathBuf, timeout: Duration) -> crate::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| crate::Error::Chain {
-                call: "kds client",
-                reason: e.to_string(),
-            })?;
         Ok(Self {
             base,
-            http,
+            http: crate::fetch::client(timeout, "kds client")?,
             cache_dir,
+            verified: Arc::default(),
         })
     }
 
@@ -135,16 +138,26 @@ impl Kds {
         let mut reasons = Vec::new();
         for product in Product::candidates(&signing) {
             let path = product.vcek_path(&signing);
+            if let Some(der) = self
+                .verified
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&path).cloned())
+            {
+                return Ok(der);
+            }
             let file = self.cache_dir.join(cache_name(&path));
             if let Some(der) = std::fs::read(&file).ok()
                 && covenant_attest::snp::signed_by(report, &der, now).is_ok()
             {
+                self.remember(path, &der);
                 return Ok(der);
             }
             match self.fetch(&path).await {
                 Ok(der) => match covenant_attest::snp::signed_by(report, &der, now) {
                     Ok(()) => {
-                        write_cache(&file, &der);
+                        crate::fetch::write_cache(&file, &der);
+                        self.remember(path, &der);
                         return Ok(der);
                     }
                     Err(e) => reasons.push(format!("{}: the served VCEK {e}", product.name())),
@@ -165,31 +178,18 @@ impl Kds {
         })
     }
 
+    fn remember(&self, path: String, der: &[u8]) {
+        if let Ok(mut memory) = self.verified.lock() {
+            if memory.len() >= MEMORY_ENTRIES {
+                memory.clear();
+            }
+            memory.insert(path, der.to_vec());
+        }
+    }
+
     async fn fetch(&self, path: &str) -> Result<Vec<u8>, String> {
-        let url = self.base.join(path).map_err(|e| format!("{path}: {e}"))?;
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {url}: {}", response.status()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_RESPONSE as u64)
-        {
-            return Err(format!("GET {url}: response too large"));
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| format!("GET {url}: reading the body: {e}"))?;
-        if bytes.len() > MAX_RESPONSE {
-            return Err(format!("GET {url}: response too large"));
-        }
-        Ok(bytes.to_vec())
+        let response = crate::fetch::get(&self.http, &self.base, path, MAX_RESPONSE).await?;
+        crate::fetch::body(response, MAX_RESPONSE).await
     }
 }
 
@@ -200,20 +200,6 @@ fn cache_name(path: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
     format!("snp-{safe}.der")
-}
-
-fn write_cache(file: &Path, der: &[u8]) {
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, der)?;
-        std::fs::rename(&tmp, file)
-    };
-    if let Err(e) = write() {
-        tracing::warn!(target: "kms::kds", file = %file.display(), error = %e, "could not cache the VCEK");
-    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod chain;
 pub mod config;
 mod error;
+mod fetch;
 pub mod identity;
 pub mod kds;
 pub mod keys;

@@ -71,16 +71,9 @@ fn unavailable(fmspc: &str, ca: &'static str, reason: impl Into<String>) -> Coll
 impl Pccs {
     /// A client of the PCCS at `base` (e.g. `http://pccs:8081`), caching in `cache_dir`.
     pub fn new(base: url::Url, cache_dir: PathBuf, timeout: Duration) -> crate::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| crate::Error::Chain {
-                call: "pccs client",
-                reason: e.to_string(),
-            })?;
         Ok(Self {
             base,
-            http,
+            http: crate::fetch::client(timeout, "pccs client")?,
             cache_dir,
         })
     }
@@ -142,26 +135,7 @@ impl Pccs {
     }
 
     async fn get(&self, path_and_query: &str) -> Result<reqwest::Response, String> {
-        let url = self
-            .base
-            .join(path_and_query)
-            .map_err(|e| format!("{path_and_query}: {e}"))?;
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {url}: {}", response.status()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_RESPONSE as u64)
-        {
-            return Err(format!("GET {url}: response too large"));
-        }
-        Ok(response)
+        crate::fetch::get(&self.http, &self.base, path_and_query, MAX_RESPONSE).await
     }
 
     async fn fetch(&self, fmspc: &str, ca: &'static str) -> Result<QuoteCollateralV3, String> {
@@ -240,14 +214,7 @@ fn issuer_chain(response: &reqwest::Response, names: &[&str]) -> Result<String, 
 }
 
 async fn body(response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the body: {e}"))?;
-    if bytes.len() > MAX_RESPONSE {
-        return Err("response too large".into());
-    }
-    Ok(bytes.to_vec())
+    crate::fetch::body(response, MAX_RESPONSE).await
 }
 
 /// The FMSPC (upper-case hex) and PCK CA (`platform`, `processor`) of a quote's PCK certificate.
@@ -301,18 +268,10 @@ fn read_cache(file: &Path) -> Option<Cached> {
 }
 
 fn write_cache(file: &Path, cached: &Cached) {
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)?;
+    match serde_json::to_vec(cached) {
+        Ok(bytes) => crate::fetch::write_cache(file, &bytes),
+        Err(e) => {
+            tracing::warn!(target: "kms::pccs", file = %file.display(), error = %e, "could not encode the collateral for the cache");
         }
-        let tmp = file.with_extension("tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(cached).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, file)
-    };
-    if let Err(e) = write() {
-        tracing::warn!(target: "kms::pccs", file = %file.display(), error = %e, "could not cache the collateral");
     }
 }

@@ -143,9 +143,12 @@ async fn a_report_without_its_vcek_gets_it_from_the_service_and_fails_closed_wit
         "{verdict}"
     );
 
-    // Cached: the service can go away.
+    // Cached: the service can go away, in this process (memory) and after a restart (disk).
     drop(server);
     let verdict = node_verdict(Some(&client), &cert).await;
+    assert!(verdict.starts_with("ReportDataMismatch"), "{verdict}");
+    let restarted = kds(url_nobody_listens_on().await, &cache);
+    let verdict = node_verdict(Some(&restarted), &cert).await;
     assert!(verdict.starts_with("ReportDataMismatch"), "{verdict}");
 
     // No cache and no service: refused.
