@@ -425,11 +425,13 @@ async fn load(
 }
 
 /// Client identities of distinct instances of `app`, each a client configuration that presents
-/// its RA-TLS certificate and accepts only the pinned servers.
+/// its RA-TLS certificate and accepts only the pinned servers; each trusts the KMS root
+/// `key_provider`.
 async fn identities(
     apps: Arc<Vec<Address>>,
     count: usize,
     pinned: Arc<Pinned>,
+    key_provider: Address,
 ) -> Arc<Vec<Arc<rustls::ClientConfig>>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut parts = tokio::task::JoinSet::new();
@@ -446,7 +448,7 @@ async fn identities(
                         instance,
                         ..Boot::new(apps[i % apps.len()], 0)
                     };
-                    let id = Instance::boot(&boot).identity;
+                    let id = Instance::boot(&boot, key_provider).identity;
                     let mut config = client::client_config(
                         Some((&id.certificate_der, &id.private_key_der)),
                         pinned.clone(),
@@ -544,7 +546,7 @@ async fn bench(cli: Cli) {
         cli.instances
     };
     eprintln!("making {instances} client identities …");
-    let ids = identities(Arc::new(apps), instances, pinned).await;
+    let ids = identities(Arc::new(apps), instances, pinned, kms.root_signer).await;
 
     let body: &'static [u8] = br#"{"paths":["db"]}"#;
     let run = |target: Target, requests: usize, concurrency: usize| {

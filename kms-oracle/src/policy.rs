@@ -223,6 +223,20 @@ impl Decider {
     pub async fn decide_app(&self, evidence: &VerifiedEvidence) -> Result<Grant, Deny> {
         let block = self.current_block()?;
         let serving = self.serving_at(block).await?;
+        // The boot names the KMS root it trusts (its `key-provider` event, measured): keys of
+        // another root's deployment are not what the app was built to receive.
+        let trusted = &evidence.runtime().key_provider;
+        if trusted.as_slice() != serving.roots.signer_address.as_slice() {
+            return Err(Deny {
+                stage: DenyStage::Policy,
+                reason: format!(
+                    "the boot's key-provider is 0x{}, not this KMS's root signer {}",
+                    hex::encode(trusted),
+                    serving.roots.signer_address
+                ),
+                block: Some(block),
+            });
+        }
         let boot = covenant_chain::boot_info(evidence, 0);
         let answer = self
             .view

@@ -9,6 +9,8 @@
 //! - [`KmsIdentityChecker`]: is the node on the other end one the chain allows? Its RA-TLS
 //!   evidence, `isKmsAllowed`, `kmsNode` and `kmsRootKeys` over plain RPC at a finalized block
 //!   hash — no mirror database needed (guests, the CLI).
+//! - [`signatures`]: the digests the KMS root signs for an app's keys and an app key signs for
+//!   its `GetKey` path keys, and their canonical recovery (the same bytes `ecrecover` checks).
 //! - [`verify_app_chain`]: a KMS-issued certificate chain (leaf → app CA → root CA) checked
 //!   against the on-chain root CA key of its generation (the gateway, the CLI, app-to-app mTLS).
 //!
@@ -18,6 +20,7 @@
 pub mod certs;
 pub mod client;
 pub mod identity;
+pub mod signatures;
 pub mod wire;
 
 pub use certs::{

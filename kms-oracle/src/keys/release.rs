@@ -7,8 +7,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use alloy::primitives::{Address, B256, FixedBytes, keccak256};
-use covenant_kms_api::{AppKeys, EnvKeyStatement, Secret};
+use alloy::primitives::{Address, B256, FixedBytes};
+use covenant_kms_api::{AppKeys, EnvKeyStatement, Secret, signatures};
 use p256::ecdsa::signature::Signer;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
@@ -160,29 +160,26 @@ impl RootKeys {
     }
 }
 
-/// `keccak256("covenant-app-key-v1" ‖ chainId (32 bytes) ‖ registry ‖ app ‖ keyGeneration
-/// (8 bytes) ‖ app key address)` — what the root signer signs for an app's secp256k1 key
-/// (`abi.encodePacked` of string, uint256, address, address, uint64, address).
+/// What the root signer signs for an app's secp256k1 key (`covenant_kms_api::signatures`).
 pub fn app_key_digest(domain: &Domain, app: Address, generation: u64, app_key: Address) -> B256 {
-    let mut m = b"covenant-app-key-v1".to_vec();
-    m.extend_from_slice(&alloy::primitives::U256::from(domain.chain_id).to_be_bytes::<32>());
-    m.extend_from_slice(domain.kms_registry.as_slice());
-    m.extend_from_slice(app.as_slice());
-    m.extend_from_slice(&generation.to_be_bytes());
-    m.extend_from_slice(app_key.as_slice());
-    keccak256(m)
+    signatures::app_key_digest(
+        domain.chain_id,
+        domain.kms_registry,
+        app,
+        generation,
+        app_key,
+    )
 }
 
-/// `keccak256("covenant-env-key-v1" ‖ chainId (32 bytes) ‖ registry ‖ app ‖ keyGeneration
-/// (8 bytes) ‖ X25519 public key (32))` — what the root signer signs for an app's env key.
+/// What the root signer signs for an app's env key (`covenant_kms_api::signatures`).
 pub fn env_key_digest(domain: &Domain, app: Address, generation: u64, public: &[u8; 32]) -> B256 {
-    let mut m = b"covenant-env-key-v1".to_vec();
-    m.extend_from_slice(&alloy::primitives::U256::from(domain.chain_id).to_be_bytes::<32>());
-    m.extend_from_slice(domain.kms_registry.as_slice());
-    m.extend_from_slice(app.as_slice());
-    m.extend_from_slice(&generation.to_be_bytes());
-    m.extend_from_slice(public);
-    keccak256(m)
+    signatures::env_key_digest(
+        domain.chain_id,
+        domain.kms_registry,
+        app,
+        generation,
+        public,
+    )
 }
 
 /// `app`'s env-encryption public key at `generation`, signed by `roots`.

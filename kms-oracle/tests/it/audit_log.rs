@@ -270,7 +270,7 @@ async fn an_edited_or_removed_row_stops_the_commits_and_then_the_keys() {
     let app = stack.create_app().await;
     stack.finalize();
     kms.wait_serving_at(stack.head().await - FINALITY).await;
-    let instance = Instance::boot(&Boot::new(app, 1));
+    let instance = Instance::boot(&Boot::new(app, 1), kms.root_signer);
     let pool = kms.audit_pool().await;
     let broken = "covenant_kms_audit_chain_broken";
 

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use crate::{fixture::*, send};
 
 async fn keys(kms: &Kms, boot: &Boot) -> (u16, String) {
-    let r = Instance::boot(boot).post(kms, "/v1/keys", json!({})).await;
+    let r = Instance::boot(boot, kms.root_signer)
+        .post(kms, "/v1/keys", json!({}))
+        .await;
     let v: Value = r.json();
     (r.status, v["error"].as_str().unwrap_or_default().to_owned())
 }

@@ -150,6 +150,23 @@ impl Stack {
             .unwrap();
     }
 
+    /// The KMS root signer registered on chain now (zero before any).
+    pub fn root_signer(&self) -> Address {
+        use alloy::sol_types::SolCall;
+        let call = KmsRegistry::kmsRootKeysCall {}.abi_encode();
+        let out = self
+            .anvil
+            .rpc(
+                "eth_call",
+                json!([{"to": self.registry_address().to_string(), "data": alloy::primitives::hex::encode_prefixed(call)}, "latest"]),
+            )
+            .unwrap();
+        let bytes = alloy::primitives::hex::decode(out.as_str().unwrap()).unwrap();
+        KmsRegistry::kmsRootKeysCall::abi_decode_returns(&bytes)
+            .unwrap()
+            ._0
+    }
+
     pub fn timelock(&self) -> Address {
         let t = self.deployment.contracts.timelock_controller;
         self.impersonate(t);
@@ -259,6 +276,8 @@ pub struct Kms {
     pub state_dir: PathBuf,
     pub audit: TestDatabase,
     pub node: Address,
+    /// The root signer registered when the node started (what an app's `key-provider` names).
+    pub root_signer: Address,
 }
 
 pub struct KmsOptions<'a> {
@@ -376,6 +395,7 @@ impl Kms {
         Self {
             addr: field("addr").parse().unwrap(),
             node: field("node").parse().unwrap(),
+            root_signer: stack.root_signer(),
             process,
             state_dir: o.state_dir,
             audit,
@@ -534,7 +554,8 @@ impl Boot {
 }
 
 impl Instance {
-    pub fn boot(b: &Boot) -> Self {
+    /// `b` booted trusting the KMS root `key_provider` (its `key-provider` event).
+    pub fn boot(b: &Boot, key_provider: Address) -> Self {
         let mut tee = SimulatedTee::new(
             SimulatorRootKey::development(),
             DeviceId::new(b.device),
@@ -546,7 +567,7 @@ impl Instance {
             app_id: AppId::new(b.app.into_array()),
             compose_hash: ComposeHash::new(b.compose),
             instance_id: InstanceId::new(b.instance),
-            key_provider: vec![0x4b; 20],
+            key_provider: key_provider.to_vec(),
             os_image_hash: OsImageHash::new(b.os_image),
             gpu_evidence_hash: None,
         });

@@ -17,7 +17,12 @@ const SECRETS: [&str; 4] = [
 ];
 
 async fn keys(kms: &Kms, boot: &Boot) -> (u16, Value) {
-    let r = Instance::boot(boot)
+    keys_trusting(kms, boot, kms.root_signer).await
+}
+
+/// `boot` asks for keys, its `key-provider` event naming `root`.
+async fn keys_trusting(kms: &Kms, boot: &Boot, root: Address) -> (u16, Value) {
+    let r = Instance::boot(boot, root)
         .post(kms, "/v1/keys", json!({ "paths": ["db"] }))
         .await;
     (r.status, r.json())
@@ -31,7 +36,10 @@ async fn granted(kms: &Kms, boot: &Boot) -> Value {
 
 /// A refusal names its reason and points at its own audit row.
 async fn denied(kms: &Kms, boot: &Boot, reason: &str) {
-    let (status, body) = keys(kms, boot).await;
+    refused(kms, boot, keys(kms, boot).await, reason).await;
+}
+
+async fn refused(kms: &Kms, boot: &Boot, (status, body): (u16, Value), reason: &str) {
     assert_eq!(status, 403, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains(reason), "expected `{reason}`, got `{error}`");
@@ -118,6 +126,20 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
             ..Boot::new(app, 1)
         },
         "os image not allowed",
+    )
+    .await;
+    // A boot the chain allows, but whose key-provider event trusts another KMS root.
+    let boot = Boot::new(app, 1);
+    let other_root = Address::repeat_byte(0x4b);
+    refused(
+        &kms,
+        &boot,
+        keys_trusting(&kms, &boot, other_root).await,
+        &format!(
+            "the boot's key-provider is {}, not this KMS's root signer {}",
+            other_root.to_string().to_lowercase(),
+            kms.root_signer
+        ),
     )
     .await;
 

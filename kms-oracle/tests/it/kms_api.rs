@@ -72,7 +72,7 @@ async fn the_client_fails_over_between_two_nodes_and_types_every_error() {
     first.wait_serving_at(head - FINALITY).await;
     second.wait_serving_at(head - FINALITY).await;
 
-    let instance = Instance::boot(&Boot::new(app, 3));
+    let instance = Instance::boot(&Boot::new(app, 3), first.root_signer);
     let client = client_of(&instance, &[url(&first), url(&second)]);
     let request = KeysRequest {
         chain_id: Some(stack.deployment.chain_id),
@@ -90,10 +90,13 @@ async fn the_client_fails_over_between_two_nodes_and_types_every_error() {
     // A decision is returned as such, with the node's reason and audit entry, and is not asked
     // of the other node.
     let second_rows = audit_rows(&second).await;
-    let stranger = Instance::boot(&Boot {
-        compose: [0xee; 32],
-        ..Boot::new(app, 4)
-    });
+    let stranger = Instance::boot(
+        &Boot {
+            compose: [0xee; 32],
+            ..Boot::new(app, 4)
+        },
+        first.root_signer,
+    );
     match client_of(&stranger, &[url(&first), url(&second)])
         .keys(&request)
         .await
@@ -172,7 +175,7 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
 
     // The node's identity over plain RPC: evidence, isKmsAllowed, its record, the root keys.
     let checker = checker(&stack).await;
-    let instance = Instance::boot(&Boot::new(app, 1));
+    let instance = Instance::boot(&Boot::new(app, 1), kms.root_signer);
     let client = client_of(&instance, &[url(&kms)]);
     let metadata = client.metadata().await.unwrap();
     let standing = checker
@@ -262,7 +265,11 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
                 .body
         }
     };
-    let issued = issue(Instance::boot(&Boot::new(app, 1)), "app.example").await;
+    let issued = issue(
+        Instance::boot(&Boot::new(app, 1), kms.root_signer),
+        "app.example",
+    )
+    .await;
     let chain = pem_chain_to_der(&issued.certificate_chain).unwrap();
     let anchor = standing.roots.clone();
     let t = now() as i64;
@@ -304,7 +311,11 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
         })
     );
     // A leaf under another app's CA.
-    let others = issue(Instance::boot(&Boot::new(other_app, 2)), "other.example").await;
+    let others = issue(
+        Instance::boot(&Boot::new(other_app, 2), kms.root_signer),
+        "other.example",
+    )
+    .await;
     let other_chain = pem_chain_to_der(&others.certificate_chain).unwrap();
     let spliced = vec![chain[0].clone(), other_chain[1].clone(), chain[2].clone()];
     assert_eq!(

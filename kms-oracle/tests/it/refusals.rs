@@ -46,7 +46,7 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
     let app = stack.create_app().await;
     stack.finalize();
     kms.wait_serving_at(stack.head().await - FINALITY).await;
-    let good = Instance::boot(&Boot::new(app, 1));
+    let good = Instance::boot(&Boot::new(app, 1), kms.root_signer);
     let pool = kms.audit_pool().await;
     let rows = kms.audit_rows().await;
 
@@ -265,7 +265,7 @@ async fn bad_requests_are_refused_and_logged_and_the_log_is_committed_on_chain()
     // Concurrency: many clients at once; every decision logged, sequence numbers contiguous.
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..48u8 {
-        let config = Instance::boot(&Boot::new(app, 10 + (i % 4))).config();
+        let config = Instance::boot(&Boot::new(app, 10 + (i % 4)), kms.root_signer).config();
         let addr = kms.addr;
         tasks.spawn(async move {
             client::request(config, addr, "POST", "/v1/keys", Some(b"{}".to_vec()))

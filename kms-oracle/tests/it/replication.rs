@@ -57,7 +57,7 @@ async fn a_replica_gets_the_root_secret_derives_the_same_keys_and_stops_when_rem
     second.wait_serving_at(stack.head().await - FINALITY).await;
 
     // Both nodes derive byte-identical keys.
-    let instance = Instance::boot(&Boot::new(app, 7));
+    let instance = Instance::boot(&Boot::new(app, 7), first.root_signer);
     let a = instance
         .post(&first, "/v1/keys", json!({ "paths": ["x"] }))
         .await

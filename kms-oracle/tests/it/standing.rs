@@ -30,7 +30,7 @@ async fn wait_not_serving(kms: &Kms, reason: &str) -> Value {
 }
 
 async fn keys_status(kms: &Kms, app: Address) -> (u16, Value) {
-    let r = Instance::boot(&Boot::new(app, 1))
+    let r = Instance::boot(&Boot::new(app, 1), kms.root_signer)
         .post(kms, "/v1/keys", json!({}))
         .await;
     (r.status, r.json())
@@ -136,7 +136,7 @@ async fn no_key_leaves_without_a_committed_audit_row() {
     .execute(&pool)
     .await
     .unwrap();
-    let r = Instance::boot(&Boot::new(app, 2))
+    let r = Instance::boot(&Boot::new(app, 2), kms.root_signer)
         .post(&kms, "/v1/keys", json!({ "paths": ["db"] }))
         .await;
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
@@ -164,7 +164,7 @@ async fn no_key_leaves_without_a_committed_audit_row() {
         .execute(&pool)
         .await
         .unwrap();
-    let r = Instance::boot(&Boot::new(app, 2))
+    let r = Instance::boot(&Boot::new(app, 2), kms.root_signer)
         .post(&kms, "/v1/keys", json!({}))
         .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
