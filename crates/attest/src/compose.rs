@@ -198,15 +198,20 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     }
 }
 
-fn check_env_name(name: &str) -> Result<()> {
+/// Whether `name` is an environment variable name a compose may list: 1–128 bytes of `A-Z`,
+/// `0-9`, `_`, not starting with a digit.
+pub fn is_env_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    let ok = !bytes.is_empty()
+    !bytes.is_empty()
         && bytes.len() <= 128
         && !bytes[0].is_ascii_digit()
         && bytes
             .iter()
-            .all(|b| matches!(b, b'A'..=b'Z' | b'0'..=b'9' | b'_'));
-    if ok {
+            .all(|b| matches!(b, b'A'..=b'Z' | b'0'..=b'9' | b'_'))
+}
+
+fn check_env_name(name: &str) -> Result<()> {
+    if is_env_name(name) {
         Ok(())
     } else {
         Err(Error::Compose(format!(

@@ -1,0 +1,12 @@
+//! `covenant-guest`: the agent that runs inside an app's TEE VM (or the simulated TEE).
+//!
+//! It owns what happens inside one instance: the instance id kept in its state directory
+//! ([`instance`]), and the keys it hands the app — `GetKey(path)` keys chained by signatures to
+//! the KMS root registered on chain ([`getkey`]).
+//!
+//! It must not decide policy (the KMS and the chain do; the guest only proves what it booted), and
+//! it must not depend on another service crate: what it shares with the KMS (wire types, the
+//! digests the KMS signs) comes from `covenant-kms-api`, and evidence from `covenant-tee`.
+
+pub mod getkey;
+pub mod instance;
