@@ -1,12 +1,15 @@
 //! `covenant-guest`: the agent that runs inside an app's TEE VM (or the simulated TEE).
 //!
-//! It owns what happens inside one instance: the instance id kept in its state directory
-//! ([`instance`]), and the keys it hands the app — `GetKey(path)` keys chained by signatures to
-//! the KMS root registered on chain ([`getkey`]).
+//! It owns what happens inside one instance: the boot up to the app's keys ([`boot`]: the
+//! compose and its hash, the runtime events, the key request to a KMS node the chain allows and
+//! the check of what it sends), the instance id kept in its state directory ([`instance`]), and
+//! the keys it hands the app — `GetKey(path)` keys chained by signatures to the KMS root
+//! registered on chain ([`getkey`]).
 //!
 //! It must not decide policy (the KMS and the chain do; the guest only proves what it booted), and
 //! it must not depend on another service crate: what it shares with the KMS (wire types, the
 //! digests the KMS signs) comes from `covenant-kms-api`, and evidence from `covenant-tee`.
 
+pub mod boot;
 pub mod getkey;
 pub mod instance;

@@ -5,7 +5,7 @@
 use alloy::primitives::{Address, B256};
 use covenant_attest::{
     AppId, ComposeHash, DeviceId, InstanceId, Measurement, OsImageHash, Platform, Policy,
-    TcbStatus, VerifiedEvidence,
+    VerifiedEvidence,
     eventlog::{RuntimeEvent, RuntimeIdentity, names},
     ratls::RaTlsIdentity,
     simulator::{SimulatedTee, SimulatorRootKey},
@@ -27,22 +27,7 @@ pub const KMS_KEY_PROVIDER: &[u8] = b"covenant-kms";
 /// allow simulation. Which OS a set of registers is, is the chain's decision: the measurements
 /// registered with each OS image (`BootInfo.osMeasurement`).
 pub fn verifier_policy(simulated_allowed: bool) -> Policy {
-    // Deriving the root is a P-256 scalar multiplication: once per process, not per connection.
-    static DEVELOPMENT_ROOT: std::sync::LazyLock<covenant_attest::simulator::SimulatorRoot> =
-        std::sync::LazyLock::new(|| SimulatorRootKey::development().root());
-    Policy {
-        platforms: vec![Platform::Tdx, Platform::Snp],
-        simulator_root: simulated_allowed.then(|| DEVELOPMENT_ROOT.clone()),
-        accepted_tcb: vec![
-            TcbStatus::UpToDate,
-            TcbStatus::SwHardeningNeeded,
-            TcbStatus::ConfigurationNeeded,
-            TcbStatus::ConfigurationAndSwHardeningNeeded,
-            TcbStatus::OutOfDate,
-            TcbStatus::OutOfDateConfigurationNeeded,
-        ],
-        ..Policy::default()
-    }
+    Policy::judged_by_chain(simulated_allowed)
 }
 
 /// The boot identity of a KMS node: the registry is its "app", the compose hash names the
@@ -60,22 +45,9 @@ pub fn kms_runtime_identity(registry: Address, os_image: B256) -> RuntimeIdentit
     }
 }
 
-/// What a simulated boot of `os_image` measures to: MRTD and RTMR0..2 derived from the image
-/// hash, so that a development image has one fixed measurement to register on chain (a real
-/// image's come from building it). Register them with `addOsImage` as MRTD ‖ RTMR0 ‖ RTMR1 ‖ RTMR2.
+/// What a simulated boot of `os_image` measures to (`covenant_tee::simulated_os_registers`).
 pub fn simulated_os_registers(os_image: B256) -> (Measurement, [Measurement; 3]) {
-    let register = |name: &str| {
-        let mut h = sha2::Sha384::new();
-        h.update(b"covenant-simulated-os:");
-        h.update(name.as_bytes());
-        h.update(os_image.as_slice());
-        let out: [u8; 48] = h.finalize().into();
-        Measurement::new(out)
-    };
-    (
-        register("mrtd"),
-        [register("rtmr0"), register("rtmr1"), register("rtmr2")],
-    )
+    covenant_tee::simulated_os_registers(os_image.0)
 }
 
 /// The node's TEE: an evidence producer that has recorded the node's boot.

@@ -141,6 +141,32 @@ impl Default for Policy {
     }
 }
 
+impl Policy {
+    /// For verifiers whose answer the chain then judges (`isAppAllowed`, `isKmsAllowed`): every
+    /// platform, every TCB status the chain can judge (it refuses unknown or revoked TCBs and,
+    /// per app, out-of-date ones), and the simulator's public development root only when
+    /// `simulated_allowed` — the chain's `allowSimulatedTee` where the verifier decides, since
+    /// evidence signed with a published root proves nothing where simulation is not allowed.
+    pub fn judged_by_chain(simulated_allowed: bool) -> Self {
+        // Deriving the root is a P-256 scalar multiplication: once per process.
+        static DEVELOPMENT_ROOT: std::sync::LazyLock<SimulatorRoot> =
+            std::sync::LazyLock::new(|| crate::simulator::SimulatorRootKey::development().root());
+        Self {
+            platforms: vec![Platform::Tdx, Platform::Snp],
+            simulator_root: simulated_allowed.then(|| DEVELOPMENT_ROOT.clone()),
+            accepted_tcb: vec![
+                TcbStatus::UpToDate,
+                TcbStatus::SwHardeningNeeded,
+                TcbStatus::ConfigurationNeeded,
+                TcbStatus::ConfigurationAndSwHardeningNeeded,
+                TcbStatus::OutOfDate,
+                TcbStatus::OutOfDateConfigurationNeeded,
+            ],
+            ..Self::default()
+        }
+    }
+}
+
 /// The measurements a platform signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlatformMeasurements {

@@ -22,7 +22,7 @@ pub mod configfs;
 pub mod rtmr;
 
 use covenant_attest::{
-    Evidence, Platform, ReportData,
+    Evidence, Measurement, Platform, ReportData,
     eventlog::{self, RuntimeEvent, RuntimeIdentity},
     ratls::{self, RaTlsIdentity},
     simulator::SimulatedTee,
@@ -66,6 +66,25 @@ pub trait EvidenceProducer: Send + Sync + std::fmt::Debug {
             (identity, None) => Ok(identity?),
         }
     }
+}
+
+/// What a simulated boot of `os_image` measures to: MRTD and RTMR0..2 derived from the image
+/// hash, so that a development image has one fixed measurement to register on chain (a real
+/// image's come from building it). Register them with `addOsImage` as MRTD ‖ RTMR0 ‖ RTMR1 ‖
+/// RTMR2. Guests and KMS nodes booted from the same simulated image measure alike.
+pub fn simulated_os_registers(os_image: [u8; 32]) -> (Measurement, [Measurement; 3]) {
+    use sha2::{Digest, Sha384};
+    let register = |name: &str| {
+        let mut h = Sha384::new();
+        h.update(b"covenant-simulated-os:");
+        h.update(name.as_bytes());
+        h.update(os_image);
+        Measurement::new(h.finalize().into())
+    };
+    (
+        register("mrtd"),
+        [register("rtmr0"), register("rtmr1"), register("rtmr2")],
+    )
 }
 
 /// The simulated TEE.

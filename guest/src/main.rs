@@ -1,0 +1,214 @@
+//! `covenant-guest`: the guest agent's command line.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use alloy::primitives::{Address, B256};
+use clap::{Parser, Subcommand, ValueEnum};
+use covenant_attest::{DeviceId, simulator::SimulatorRootKey};
+use covenant_chain::{Deployment, Finality};
+use covenant_guest::boot::{self, KmsAccess, Launch};
+use covenant_kms_api::KmsIdentityChecker;
+use covenant_tee::EvidenceProducer;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "covenant-guest", version, about = "Covenant's guest agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measures the boot, gets the app's keys from a KMS node the chain allows, prints what the
+    /// instance now is (no secret), and exits.
+    Boot(BootArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Tee {
+    /// Intel TDX (configfs-tsm, RTMR3).
+    Tdx,
+    /// AMD SEV-SNP (configfs-tsm).
+    SevSnp,
+    /// The simulated TEE (development only: its root is public).
+    Simulated,
+}
+
+#[derive(clap::Args)]
+struct BootArgs {
+    /// The app-compose document.
+    #[arg(long)]
+    compose: PathBuf,
+    /// The app (its `App` proxy address).
+    #[arg(long)]
+    app_id: Address,
+    /// The OS image booted.
+    #[arg(long)]
+    os_image: B256,
+    /// The instance's state directory.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// The deployment file (`deployments/<chainId>.json`).
+    #[arg(long)]
+    deployment: PathBuf,
+    /// An RPC node of the chain (KMS identity checks at its finalized block).
+    #[arg(long)]
+    rpc_url: String,
+    /// Which block counts as final: `finalized` or a number of confirmations.
+    #[arg(long, default_value = "finalized")]
+    finality: Finality,
+    /// A KMS node (`https://name:port`); repeat for failover, tried in order.
+    #[arg(long = "kms-url", required = true)]
+    kms_urls: Vec<String>,
+    /// The KMS root signer the app trusts; by default the one registered on chain.
+    #[arg(long)]
+    key_provider: Option<Address>,
+    /// The TEE.
+    #[arg(long, value_enum)]
+    tee: Tee,
+    /// The simulated TEE's device id.
+    #[arg(long)]
+    device_id: Option<B256>,
+    /// Where configfs-tsm is mounted.
+    #[arg(long, default_value = covenant_tee::configfs::DEFAULT_ROOT)]
+    tsm_root: PathBuf,
+    /// The kernel's RTMR3 extension interface (TDX).
+    #[arg(long, default_value = covenant_tee::rtmr::DEFAULT_RTMR3)]
+    rtmr3_path: PathBuf,
+    /// The oldest finalized block, in seconds, a KMS node may be judged at.
+    #[arg(long, default_value_t = 1800)]
+    max_finalized_age_secs: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COVENANT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("covenant-guest: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Boot(args) => runtime.block_on(boot_command(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("covenant-guest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tee(args: &BootArgs) -> Result<Box<dyn EvidenceProducer>, String> {
+    let tsm = || covenant_tee::configfs::ConfigfsTsm::new(&args.tsm_root);
+    Ok(match args.tee {
+        Tee::Simulated => {
+            let device = args.device_id.ok_or("--tee simulated needs --device-id")?;
+            tracing::warn!(
+                "simulated TEE: development only, its signing root is public and proves nothing \
+                 where the chain does not allow simulated TEEs"
+            );
+            let (mrtd, rtmr) = covenant_tee::simulated_os_registers(args.os_image.0);
+            Box::new(covenant_tee::Simulated::new(
+                covenant_attest::simulator::SimulatedTee::new(
+                    SimulatorRootKey::development(),
+                    DeviceId::new(device.0),
+                    mrtd,
+                    rtmr,
+                ),
+            ))
+        }
+        Tee::Tdx => Box::new(covenant_tee::Tdx::new(
+            tsm(),
+            covenant_tee::rtmr::Rtmr3::new(&args.rtmr3_path),
+        )),
+        Tee::SevSnp => Box::new(covenant_tee::Snp::new(tsm())),
+    })
+}
+
+// The printed identity is the command's output (no secret in it).
+#[allow(clippy::print_stdout)]
+async fn boot_command(args: BootArgs) -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let deployment = Deployment::read(&args.deployment).map_err(|e| e.to_string())?;
+    let registry = deployment.contracts.kms_registry;
+    let policy = boot::kms_verifier_policy();
+    let timeout = Duration::from_secs(20);
+    let checker = KmsIdentityChecker::connect(
+        &args.rpc_url,
+        deployment.chain_id,
+        registry,
+        args.finality,
+        Duration::from_secs(args.max_finalized_age_secs),
+        timeout,
+        policy.clone(),
+        covenant_attest::Collateral::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let provider = rustls::crypto::ring::default_provider();
+    let access = KmsAccess {
+        urls: args.kms_urls.clone(),
+        checker,
+        verifier: Arc::new(covenant_attest::ratls::RaTlsVerifier::new(
+            policy,
+            covenant_attest::Collateral::default(),
+            &provider,
+        )),
+        timeout,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let key_provider = match args.key_provider {
+        Some(k) => k,
+        None => boot::registered_root_signer(&access, now)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let compose = std::fs::read(&args.compose)
+        .map_err(|e| format!("reading {}: {e}", args.compose.display()))?;
+    let launch = Launch {
+        compose,
+        app_id: args.app_id,
+        os_image: args.os_image,
+        state_dir: args.state_dir.clone(),
+        chain_id: deployment.chain_id,
+        registry,
+    };
+    let measured = boot::measure(launch, key_provider, tee(&args)?).map_err(|e| e.to_string())?;
+    let keys = boot::request_keys(&measured, &access, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let r = &keys.response;
+    let out = json!({
+        "appId": r.keys.app_id,
+        "instanceId": measured.instance_id.0.to_string(),
+        "firstBoot": measured.instance_id.1 == covenant_guest::instance::Origin::Created,
+        "composeHash": measured.compose_hash.to_string(),
+        "keyGeneration": r.keys.key_generation,
+        "appKey": keys.signer.address(),
+        "rootSigner": keys.standing.root_signer,
+        "kmsNode": keys.standing.node,
+        "kmsUrl": keys.node,
+        "auditSeq": r.audit_seq,
+        "block": r.block.number,
+        "platform": measured.tee.platform(),
+    });
+    println!("{out}");
+    Ok(())
+}
