@@ -10,6 +10,7 @@
 //! it must not depend on another service crate: what it shares with the KMS (wire types, the
 //! digests the KMS signs) comes from `covenant-kms-api`, and evidence from `covenant-tee`.
 
+pub mod api;
 pub mod boot;
 pub mod getkey;
 pub mod instance;

@@ -23,6 +23,17 @@ enum Command {
     /// Measures the boot, gets the app's keys from a KMS node the chain allows, prints what the
     /// instance now is (no secret), and exits.
     Boot(BootArgs),
+    /// Boots as `boot` does, then serves the local API on a Unix socket until SIGTERM or SIGINT.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    boot: BootArgs,
+    /// The local API's Unix socket (created with mode 0660; a stale socket is replaced).
+    #[arg(long)]
+    socket: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -102,6 +113,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Boot(args) => runtime.block_on(boot_command(args)),
+        Command::Run(args) => runtime.block_on(run_command(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,9 +151,8 @@ fn tee(args: &BootArgs) -> Result<Box<dyn EvidenceProducer>, String> {
     })
 }
 
-// The printed identity is the command's output (no secret in it).
-#[allow(clippy::print_stdout)]
-async fn boot_command(args: BootArgs) -> Result<(), String> {
+/// The boot: measured, and the app's keys from a KMS node the chain allows.
+async fn booted(args: &BootArgs) -> Result<(boot::Measured, boot::AppKeys), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let deployment = Deployment::read(&args.deployment).map_err(|e| e.to_string())?;
     let registry = deployment.contracts.kms_registry;
@@ -190,10 +201,17 @@ async fn boot_command(args: BootArgs) -> Result<(), String> {
         chain_id: deployment.chain_id,
         registry,
     };
-    let measured = boot::measure(launch, key_provider, tee(&args)?).map_err(|e| e.to_string())?;
+    let measured = boot::measure(launch, key_provider, tee(args)?).map_err(|e| e.to_string())?;
     let keys = boot::request_keys(&measured, &access, now)
         .await
         .map_err(|e| e.to_string())?;
+    Ok((measured, keys))
+}
+
+// The printed identity is the command's output (no secret in it).
+#[allow(clippy::print_stdout)]
+async fn boot_command(args: BootArgs) -> Result<(), String> {
+    let (measured, keys) = booted(&args).await?;
     let r = &keys.response;
     let out = json!({
         "appId": r.keys.app_id,
@@ -211,4 +229,49 @@ async fn boot_command(args: BootArgs) -> Result<(), String> {
     });
     println!("{out}");
     Ok(())
+}
+
+async fn run_command(args: RunArgs) -> Result<(), String> {
+    let (measured, keys) = booted(&args.boot).await?;
+    let guest = Arc::new(covenant_guest::api::Guest {
+        instance_id: measured.instance_id.0.to_string(),
+        compose_hash: measured.compose_hash.to_string(),
+        kms: covenant_guest_api::api::KmsUsed {
+            url: keys.node.clone(),
+            node: keys.standing.node,
+            root_signer: keys.standing.root_signer,
+            checked_at_block: keys.standing.block.number,
+            audit_seq: keys.response.audit_seq,
+        },
+        signer: keys.signer,
+        tee: std::sync::Mutex::new(measured.tee),
+    });
+    let listener = covenant_guest::api::bind(&args.socket)
+        .map_err(|e| format!("binding {}: {e}", args.socket.display()))?;
+    let _socket = covenant_guest::api::SocketFile(args.socket.clone());
+    tracing::info!(socket = %args.socket.display(), "guest api listening");
+    axum::serve(listener, covenant_guest::api::router(guest))
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("guest stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // Without signal handlers the process still ends on the default action.
+        _ => std::future::pending().await,
+    }
 }

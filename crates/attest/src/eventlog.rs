@@ -209,6 +209,29 @@ pub fn decode_identity(events: &[RuntimeEvent]) -> Result<RuntimeIdentity> {
     })
 }
 
+/// Checks an event an app asks to extend after `system-ready`: a valid name and payload, and not
+/// the name of a boot event (or `kms-identity`), whose meaning verifiers read from the log.
+pub fn check_app_event(event: &RuntimeEvent) -> Result<()> {
+    check_event(0, event)?;
+    let reserved = [
+        names::APP_ID,
+        names::COMPOSE_HASH,
+        names::INSTANCE_ID,
+        names::KEY_PROVIDER,
+        names::OS_IMAGE_HASH,
+        names::GPU_EVIDENCE,
+        names::SYSTEM_READY,
+        names::KMS_IDENTITY,
+    ];
+    if reserved.contains(&event.name.as_str()) {
+        return Err(Error::EventLog(format!(
+            "{:?} is a boot event's name; an app may not extend it",
+            event.name
+        )));
+    }
+    Ok(())
+}
+
 fn check_event(index: usize, event: &RuntimeEvent) -> Result<()> {
     let name = event.name.as_bytes();
     let valid_name = !name.is_empty()
@@ -355,5 +378,26 @@ mod tests {
         let err = replay(&[one]).unwrap_err().to_string();
         assert!(err.contains("invalid name"), "{err}");
         replay(&[other]).unwrap();
+    }
+
+    #[test]
+    fn an_app_event_has_a_valid_name_and_payload_and_is_not_a_boot_event() {
+        check_app_event(&RuntimeEvent::new(
+            "app.migrated-v2",
+            vec![1; MAX_PAYLOAD_LEN],
+        ))
+        .unwrap();
+        for bad in [
+            RuntimeEvent::new("", Vec::new()),
+            RuntimeEvent::new("Upper", Vec::new()),
+            RuntimeEvent::new("a:b", Vec::new()),
+            RuntimeEvent::new(&"a".repeat(MAX_NAME_LEN + 1), Vec::new()),
+            RuntimeEvent::new("big", vec![0; MAX_PAYLOAD_LEN + 1]),
+            RuntimeEvent::new(names::COMPOSE_HASH, vec![0; 32]),
+            RuntimeEvent::new(names::SYSTEM_READY, Vec::new()),
+            RuntimeEvent::new(names::KMS_IDENTITY, vec![0; 20]),
+        ] {
+            assert!(check_app_event(&bad).is_err(), "{bad:?}");
+        }
     }
 }

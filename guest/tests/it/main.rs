@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod api;
 mod stack;
 
 use std::{path::Path, process::Command};
@@ -67,24 +68,41 @@ impl<'a> Host<'a> {
         }
     }
 
+    /// The arguments of `boot` and `run` for `app` booted with `compose` (written into the
+    /// state directory).
+    fn args(&self, app: Address, compose: &[u8]) -> Vec<String> {
+        let compose_path = self.state_dir.join("app-compose.json");
+        std::fs::write(&compose_path, compose).unwrap();
+        [
+            "--compose",
+            path(&compose_path),
+            "--app-id",
+            &app.to_string(),
+            "--state-dir",
+            path(&self.state_dir),
+            "--deployment",
+            path(&self.stack.deployment_path),
+            "--rpc-url",
+            &self.stack.anvil.endpoint(),
+            "--finality",
+            &FINALITY.to_string(),
+            "--kms-url",
+            &self.stack.kms().url(),
+            "--tee",
+            "simulated",
+            "--device-id",
+            &self.device.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
     /// Runs `covenant-guest boot` with `compose` and `extra` arguments: the printed identity, or
     /// the error it stopped with.
     fn boot(&self, app: Address, compose: &[u8], extra: &[&str]) -> Result<Value, String> {
-        let compose_path = self.state_dir.join("app-compose.json");
-        std::fs::write(&compose_path, compose).unwrap();
-        let has = |flag: &str| extra.contains(&flag);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
-        cmd.arg("boot")
-            .args(["--compose", path(&compose_path)])
-            .args(["--app-id", &app.to_string()])
-            .args(["--state-dir", path(&self.state_dir)])
-            .args(["--deployment", path(&self.stack.deployment_path)])
-            .args(["--rpc-url", &self.stack.anvil.endpoint()])
-            .args(["--finality", &FINALITY.to_string()])
-            .args(["--kms-url", &self.stack.kms().url()])
-            .args(["--tee", "simulated"])
-            .args(["--device-id", &self.device.to_string()]);
-        if !has("--os-image") {
+        cmd.arg("boot").args(self.args(app, compose));
+        if !extra.contains(&"--os-image") {
             cmd.args(["--os-image", &B256::from(OS_IMAGE).to_string()]);
         }
         let out = cmd.args(extra).output().unwrap();

@@ -1,0 +1,145 @@
+//! The guest's local API: HTTP/1.1 + JSON on a Unix socket, one request and one response type
+//! per call (camelCase; requests refuse unknown fields). The guest answers with these types and
+//! [`crate::client::GuestClient`] reads them, so the two cannot drift.
+//!
+//! | call | route |
+//! |---|---|
+//! | `Info` | `GET /Info` |
+//! | `GetKey(path)` | `POST /GetKey` |
+//! | `GetQuote(reportData)` | `POST /GetQuote` |
+//! | `EmitEvent(name, payload)` | `POST /EmitEvent` |
+//!
+//! Errors are `{"error": "..."}` with 400 (bad input) or 503 (the guest cannot answer now).
+
+use alloy::primitives::Address;
+use covenant_attest::{Evidence, eventlog::RuntimeEvent};
+use serde::{Deserialize, Serialize};
+
+/// The longest `GetKey` path, in bytes.
+pub const MAX_PATH_LEN: usize = 256;
+/// `GetQuote`'s report data, in bytes.
+pub const REPORT_DATA_LEN: usize = 64;
+
+/// The KMS node that released the app's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KmsUsed {
+    /// The URL it was reached at.
+    pub url: String,
+    /// Its identity address.
+    pub node: Address,
+    /// The root signer it served with (the app's key provider).
+    pub root_signer: Address,
+    /// The finalized block its standing was checked at.
+    pub checked_at_block: u64,
+    /// The grant's audit entry on that node.
+    pub audit_seq: u64,
+}
+
+/// `GET /Info`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoResponse {
+    /// The app.
+    pub app_id: Address,
+    /// The instance (hex, 20 bytes).
+    pub instance_id: String,
+    /// The compose hash (hex, 32 bytes).
+    pub compose_hash: String,
+    /// The app's key generation.
+    pub key_generation: u64,
+    /// The app key's address.
+    pub app_key: Address,
+    /// The TEE platform (`tdx`, `snp`, `simulated`).
+    pub platform: String,
+    /// The runtime event log so far (payloads hex).
+    pub event_log: Vec<RuntimeEvent>,
+    /// The KMS node used.
+    pub kms: KmsUsed,
+}
+
+/// `POST /GetKey`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetKeyRequest {
+    /// 1 to [`MAX_PATH_LEN`] bytes.
+    pub path: String,
+}
+
+/// The answer to `POST /GetKey`: the key and the signatures that chain it to the KMS root
+/// (docs/guest.md, "GetKey"; `contracts/libraries/KeyChain.sol` verifies them on chain).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetKeyResponse {
+    /// The key (hex, 32 bytes; also a secp256k1 scalar).
+    pub key: String,
+    /// The key's Ethereum address.
+    pub address: Address,
+    /// The app key's signature over the path-key digest (hex, 65 bytes).
+    pub signature: String,
+    /// The app.
+    pub app_id: Address,
+    /// The app's key generation.
+    pub key_generation: u64,
+    /// The app key's address.
+    pub app_key: Address,
+    /// The root signer's signature over the app-key digest (hex, 65 bytes).
+    pub app_key_signature: String,
+    /// The root signer.
+    pub root_signer: Address,
+    /// The chain of the KMS deployment.
+    pub chain_id: u64,
+    /// Its `KmsRegistry`.
+    pub registry: Address,
+}
+
+impl std::fmt::Debug for GetKeyResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetKeyResponse")
+            .field("address", &self.address)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /GetQuote`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetQuoteRequest {
+    /// Exactly [`REPORT_DATA_LEN`] bytes, hex.
+    pub report_data: String,
+}
+
+/// The answer to `POST /GetQuote`: evidence whose report data binds the caller's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetQuoteResponse {
+    /// The evidence: platform, quote, endorsement key, event log.
+    pub evidence: Evidence,
+}
+
+/// `POST /EmitEvent`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmitEventRequest {
+    /// 1–64 bytes of `a-z`, `0-9`, `-`, `.`, `_`; not a boot event's name.
+    pub name: String,
+    /// The payload (hex, at most 4,096 bytes).
+    pub payload: String,
+}
+
+/// The answer to `POST /EmitEvent`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmitEventResponse {
+    /// The event's position in the log.
+    pub index: usize,
+}
+
+/// An error answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// Why.
+    pub error: String,
+}
