@@ -14,3 +14,4 @@ pub mod api;
 pub mod boot;
 pub mod getkey;
 pub mod instance;
+pub mod workload;

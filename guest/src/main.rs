@@ -87,6 +87,10 @@ struct BootArgs {
     /// The kernel's RTMR3 extension interface (TDX).
     #[arg(long, default_value = covenant_tee::rtmr::DEFAULT_RTMR3)]
     rtmr3_path: PathBuf,
+    /// Env secrets sealed to the app (`covenant_guest_api::env::EncryptedEnv` JSON); opened with
+    /// the app's env key, every name must be in the compose's `allowed_envs`.
+    #[arg(long)]
+    env_secrets: Option<PathBuf>,
     /// The oldest finalized block, in seconds, a KMS node may be judged at.
     #[arg(long, default_value_t = 1800)]
     max_finalized_age_secs: u64,
@@ -151,8 +155,8 @@ fn tee(args: &BootArgs) -> Result<Box<dyn EvidenceProducer>, String> {
     })
 }
 
-/// The boot: measured, and the app's keys from a KMS node the chain allows.
-async fn booted(args: &BootArgs) -> Result<(boot::Measured, boot::AppKeys), String> {
+/// The boot: measured, the app's keys from a KMS node the chain allows, and the env secrets.
+async fn booted(args: &BootArgs) -> Result<Booted, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let deployment = Deployment::read(&args.deployment).map_err(|e| e.to_string())?;
     let registry = deployment.contracts.kms_registry;
@@ -205,13 +209,44 @@ async fn booted(args: &BootArgs) -> Result<(boot::Measured, boot::AppKeys), Stri
     let keys = boot::request_keys(&measured, &access, now)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((measured, keys))
+    let env = match &args.env_secrets {
+        None => Default::default(),
+        Some(path) => {
+            let text =
+                std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let sealed: covenant_guest_api::env::EncryptedEnv = serde_json::from_slice(&text)
+                .map_err(|e| format!("env secrets {}: {e}", path.display()))?;
+            covenant_guest_api::env::open(
+                &sealed,
+                &keys.env_secret,
+                measured.launch.app_id,
+                keys.response.keys.key_generation,
+                &measured.compose.allowed_envs,
+            )
+            .map_err(|e| format!("env secrets: {e}"))?
+        }
+    };
+    Ok(Booted {
+        measured,
+        keys,
+        env,
+    })
+}
+
+struct Booted {
+    measured: boot::Measured,
+    keys: boot::AppKeys,
+    env: std::collections::BTreeMap<String, zeroize::Zeroizing<String>>,
 }
 
 // The printed identity is the command's output (no secret in it).
 #[allow(clippy::print_stdout)]
 async fn boot_command(args: BootArgs) -> Result<(), String> {
-    let (measured, keys) = booted(&args).await?;
+    let Booted {
+        measured,
+        keys,
+        env,
+    } = booted(&args).await?;
     let r = &keys.response;
     let out = json!({
         "appId": r.keys.app_id,
@@ -226,13 +261,29 @@ async fn boot_command(args: BootArgs) -> Result<(), String> {
         "auditSeq": r.audit_seq,
         "block": r.block.number,
         "platform": measured.tee.platform(),
+        "envVariables": env.keys().collect::<Vec<_>>(),
     });
     println!("{out}");
     Ok(())
 }
 
 async fn run_command(args: RunArgs) -> Result<(), String> {
-    let (measured, keys) = booted(&args.boot).await?;
+    if args.boot.tee != Tee::Simulated {
+        // Fail closed rather than serve an instance whose workload never starts.
+        return Err(
+            "running the workload on a real TEE needs docker compose, which this guest \
+                    does not drive yet; only --tee simulated runs the workload (as processes)"
+                .into(),
+        );
+    }
+    let Booted {
+        measured,
+        keys,
+        env,
+    } = booted(&args.boot).await?;
+    let services =
+        covenant_guest::workload::services(&measured.compose, &env).map_err(|e| e.to_string())?;
+    drop(env);
     let guest = Arc::new(covenant_guest::api::Guest {
         instance_id: measured.instance_id.0.to_string(),
         compose_hash: measured.compose_hash.to_string(),
@@ -250,10 +301,28 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
         .map_err(|e| format!("binding {}: {e}", args.socket.display()))?;
     let _socket = covenant_guest::api::SocketFile(args.socket.clone());
     tracing::info!(socket = %args.socket.display(), "guest api listening");
-    axum::serve(listener, covenant_guest::api::router(guest))
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workload = tokio::spawn({
+        let socket = args.socket.clone();
+        let stopped = stopped.clone();
+        async move { covenant_guest::workload::supervise(services, &socket, stopped).await }
+    });
+    let mut api_stopped = stopped.clone();
+    let api = axum::serve(listener, covenant_guest::api::router(guest)).with_graceful_shutdown(
+        async move {
+            let _ = api_stopped.wait_for(|s| *s).await;
+        },
+    );
+    let api = tokio::spawn(async move { api.await });
+    stop_signal().await;
+    tracing::info!("stopping");
+    let _ = stop.send(true);
+    let _ = workload.await;
+    match api.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
+    }
     tracing::info!("guest stopped");
     Ok(())
 }

@@ -54,6 +54,22 @@ pub struct Container {
     /// Environment variable names (from `allowed_envs`) passed to this container.
     #[serde(default)]
     pub env: Vec<String>,
+    /// What to do when the container exits (default: [`Restart::No`]).
+    #[serde(default)]
+    pub restart: Restart,
+}
+
+/// A container's restart policy (docker compose's names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never restart.
+    #[default]
+    No,
+    /// Restart when it exits with a non-zero status or a signal.
+    OnFailure,
+    /// Always restart, until the guest stops.
+    Always,
 }
 
 /// A routable port.

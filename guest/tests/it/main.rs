@@ -10,6 +10,7 @@
 
 mod api;
 mod stack;
+mod workload;
 
 use std::{path::Path, process::Command};
 

@@ -306,6 +306,20 @@ impl Stack {
 
 /// `GET /healthz` of the node at `addr` (anonymous RA-TLS client, the node's evidence verified).
 async fn health(addr: SocketAddr) -> Result<(u16, Value), String> {
+    get(addr, "/healthz").await
+}
+
+/// `GET /v1/apps/{app}/env-key` of the stack's KMS node: the app's root-signed env key.
+pub async fn env_key(stack: &Stack, app: Address) -> covenant_kms_api::EnvKeyStatement {
+    let (status, body) = get(stack.kms().addr, &format!("/v1/apps/{app}/env-key"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
+/// An anonymous `GET` of the node at `addr`.
+async fn get(addr: SocketAddr, path: &str) -> Result<(u16, Value), String> {
     let provider = rustls::crypto::ring::default_provider();
     let verifier = std::sync::Arc::new(covenant_attest::ratls::RaTlsVerifier::new(
         crate::kms_policy(),
@@ -315,15 +329,10 @@ async fn health(addr: SocketAddr) -> Result<(u16, Value), String> {
     let config =
         covenant_kms_api::client::client_config(None, verifier, std::sync::Arc::new(provider))
             .map_err(|e| e.to_string())?;
-    let reply = covenant_kms_api::client::request(
-        std::sync::Arc::new(config),
-        addr,
-        "GET",
-        "/healthz",
-        None,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let reply =
+        covenant_kms_api::client::request(std::sync::Arc::new(config), addr, "GET", path, None)
+            .await
+            .map_err(|e| e.to_string())?;
     Ok((reply.status, reply.json()))
 }
 
