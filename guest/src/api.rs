@@ -1,5 +1,5 @@
 //! The local API the guest serves to the app on a Unix socket (types in
-//! `covenant_guest_api::api`): `Info`, `GetKey`, `GetQuote`, `EmitEvent`.
+//! `covenant_guest_api::api`): `Info`, `GetKey`, `GetQuote`, `EmitEvent`, `GetTlsKey`.
 //!
 //! The socket is the boundary: whoever can open it is the app (the workload the guest runs, in
 //! the same TEE). It is created with mode 0660 in a directory the guest owns, never over a file
@@ -23,8 +23,10 @@ use axum::{
 use covenant_attest::{ReportData, eventlog::RuntimeEvent};
 use covenant_guest_api::api::{
     EmitEventRequest, EmitEventResponse, ErrorBody, GetKeyRequest, GetKeyResponse, GetQuoteRequest,
-    GetQuoteResponse, InfoResponse, KmsUsed, MAX_PATH_LEN, REPORT_DATA_LEN,
+    GetQuoteResponse, GetTlsKeyRequest, GetTlsKeyResponse, InfoResponse, KmsUsed, MAX_PATH_LEN,
+    MAX_TLS_NAMES, REPORT_DATA_LEN,
 };
+use covenant_kms_api::CertificateRequest;
 use covenant_tee::EvidenceProducer;
 use serde::de::DeserializeOwned;
 
@@ -45,6 +47,11 @@ pub struct Guest {
     pub compose_hash: String,
     /// The KMS node used.
     pub kms: KmsUsed,
+    /// A client of that node over RA-TLS with the boot's evidence (`GetTlsKey`).
+    pub kms_client: covenant_kms_api::KmsClient,
+    /// The root CA key registered on chain when the node was checked: certificates it issues
+    /// are verified against it before they are handed out.
+    pub roots: covenant_kms_api::RootAnchor,
 }
 
 impl std::fmt::Debug for Guest {
@@ -79,6 +86,7 @@ pub fn router(guest: Arc<Guest>) -> Router {
         .route("/GetKey", post(get_key))
         .route("/GetQuote", post(get_quote))
         .route("/EmitEvent", post(emit_event))
+        .route("/GetTlsKey", post(get_tls_key))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(guest)
 }
@@ -189,6 +197,80 @@ async fn emit_event(
         )
     })?;
     Ok(Json(EmitEventResponse { index }))
+}
+
+async fn get_tls_key(
+    State(guest): State<Arc<Guest>>,
+    body: Bytes,
+) -> Result<Json<GetTlsKeyResponse>, ApiError> {
+    let request: GetTlsKeyRequest = parse(&body)?;
+    if request.names.is_empty() || request.names.len() > MAX_TLS_NAMES {
+        return Err(bad(format!(
+            "1 to {MAX_TLS_NAMES} names, got {}",
+            request.names.len()
+        )));
+    }
+    for name in &request.names {
+        if !is_dns_name(name) {
+            return Err(bad(format!("{name:?} is not a DNS name")));
+        }
+    }
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| unavailable(format!("making a key: {e}")))?;
+    let csr = rcgen::CertificateParams::new(request.names.clone())
+        .and_then(|p| p.serialize_request(&key))
+        .and_then(|csr| csr.pem())
+        .map_err(|e| bad(format!("the names: {e}")))?;
+    let answer = guest
+        .kms_client
+        .certificate(&CertificateRequest {
+            chain_id: Some(guest.roots.chain_id),
+            csr,
+        })
+        .await
+        .map_err(|e| unavailable(format!("the KMS: {e}")))?;
+    let chain = covenant_kms_api::pem_chain_to_der(&answer.body.certificate_chain)
+        .map_err(|e| unavailable(format!("the KMS's chain: {e}")))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let app = guest.signer.context().app;
+    let verified = covenant_kms_api::verify_app_chain(&chain, &guest.roots, Some(app), now)
+        .map_err(|e| unavailable(format!("the KMS's chain does not verify: {e}")))?;
+    let mut issued = verified.dns_names.clone();
+    let mut asked = request.names.clone();
+    issued.sort();
+    asked.sort();
+    if issued != asked {
+        return Err(unavailable(format!(
+            "the KMS certified {issued:?}, not {asked:?}"
+        )));
+    }
+    Ok(Json(GetTlsKeyResponse {
+        key: key.serialize_pem(),
+        certificate_chain: answer.body.certificate_chain,
+    }))
+}
+
+fn unavailable(reason: String) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, reason)
+}
+
+/// A DNS name a certificate may carry: 1–253 bytes, labels of 1–63 `a-z 0-9 -` (not at either
+/// end), optionally a leading `*.` wildcard label.
+fn is_dns_name(name: &str) -> bool {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    !rest.is_empty()
+        && name.len() <= 253
+        && rest.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// Binds the API's socket at `path` (mode 0660). A stale socket there is replaced; any other

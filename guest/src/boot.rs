@@ -191,6 +191,9 @@ pub struct AppKeys {
     pub env_secret: Zeroizing<[u8; 32]>,
     /// The instance's disk key.
     pub disk_key: Zeroizing<[u8; 32]>,
+    /// The RA-TLS client configuration the keys were asked with (the boot's evidence), for later
+    /// requests to the same node.
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for AppKeys {
@@ -259,7 +262,7 @@ pub async fn request_keys(
                     "{url}: answered on another connection's certificate"
                 ));
             }
-            Ok(answer) => return checked(measured, answer.body, standing, url),
+            Ok(answer) => return checked(measured, answer.body, standing, url, tls.clone()),
             Err(ClientError::Refused {
                 reason, audit_seq, ..
             }) => {
@@ -325,6 +328,7 @@ fn checked(
     response: KeysResponse,
     standing: KmsStanding,
     node: &str,
+    tls: Arc<rustls::ClientConfig>,
 ) -> Result<AppKeys, BootError> {
     let bad = |reason: String| BootError::BadKeys {
         node: node.to_owned(),
@@ -389,5 +393,6 @@ fn checked(
         env_secret,
         disk_key,
         response,
+        tls,
     })
 }

@@ -294,6 +294,13 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
             checked_at_block: keys.standing.block.number,
             audit_seq: keys.response.audit_seq,
         },
+        kms_client: covenant_kms_api::KmsClient::new(
+            &[keys.node.as_str()],
+            keys.tls.clone(),
+            Duration::from_secs(20),
+        )
+        .map_err(|e| e.to_string())?,
+        roots: keys.standing.roots.clone(),
         signer: keys.signer,
         tee: std::sync::Mutex::new(measured.tee),
     });

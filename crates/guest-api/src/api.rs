@@ -8,6 +8,7 @@
 //! | `GetKey(path)` | `POST /GetKey` |
 //! | `GetQuote(reportData)` | `POST /GetQuote` |
 //! | `EmitEvent(name, payload)` | `POST /EmitEvent` |
+//! | `GetTlsKey(names)` | `POST /GetTlsKey` |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad input) or 503 (the guest cannot answer now).
 
@@ -134,6 +135,35 @@ pub struct EmitEventRequest {
 pub struct EmitEventResponse {
     /// The event's position in the log.
     pub index: usize,
+}
+
+/// The most DNS names one `GetTlsKey` certificate may carry.
+pub const MAX_TLS_NAMES: usize = 32;
+
+/// `POST /GetTlsKey`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetTlsKeyRequest {
+    /// DNS names for the certificate: 1 to [`MAX_TLS_NAMES`].
+    pub names: Vec<String>,
+}
+
+/// The answer to `POST /GetTlsKey`: a fresh key and its certificate chain under the app CA.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTlsKeyResponse {
+    /// The P-256 private key (PKCS#8 PEM), made for this call and kept nowhere else.
+    pub key: String,
+    /// Leaf (the key, the names, the app id; TLS server and client), app CA, root CA (PEM).
+    pub certificate_chain: Vec<String>,
+}
+
+impl std::fmt::Debug for GetTlsKeyResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetTlsKeyResponse")
+            .field("certificate_chain", &self.certificate_chain.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// An error answer.

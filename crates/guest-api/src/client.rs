@@ -10,7 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::api::{
     EmitEventRequest, EmitEventResponse, ErrorBody, GetKeyRequest, GetKeyResponse, GetQuoteRequest,
-    GetQuoteResponse, InfoResponse, REPORT_DATA_LEN,
+    GetQuoteResponse, GetTlsKeyRequest, GetTlsKeyResponse, InfoResponse, REPORT_DATA_LEN,
 };
 
 /// The largest answer read, in bytes.
@@ -87,6 +87,14 @@ impl GuestClient {
             payload: hex::encode(payload),
         };
         self.call("POST", "/EmitEvent", Some(&request)).await
+    }
+
+    /// `GetTlsKey(names)`.
+    pub async fn get_tls_key(&self, names: &[&str]) -> Result<GetTlsKeyResponse, GuestError> {
+        let request = GetTlsKeyRequest {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        };
+        self.call("POST", "/GetTlsKey", Some(&request)).await
     }
 
     /// One raw call: the status and the body (for callers testing the API's own checks).

@@ -1,7 +1,7 @@
 //! What apps, the `covenant` CLI and the guest agent share, without linking one another.
 //!
 //! - [`api`] and [`client`]: the guest's local API on a Unix socket (`Info`, `GetKey`,
-//!   `GetQuote`, `EmitEvent`), its types and a typed client for apps.
+//!   `GetQuote`, `EmitEvent`, `GetTlsKey`), its types and a typed client for apps.
 //! - [`env`]: env secrets — sealed with HPKE to an app's env key after the KMS root's signature
 //!   over that key is checked; opened by the guest, which accepts only the variable names the
 //!   app's compose lists.

@@ -222,6 +222,36 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
         .unwrap();
     assert_eq!(status, 400);
 
+    // GetTlsKey: a fresh key, certified under the app CA for exactly the names asked.
+    let tls = client
+        .get_tls_key(&["app.example", "*.app.example"])
+        .await
+        .unwrap();
+    let chain = covenant_kms_api::pem_chain_to_der(&tls.certificate_chain).unwrap();
+    let verified =
+        covenant_kms_api::verify_app_chain(&chain, &stack.kms().roots, Some(app), now as i64)
+            .unwrap();
+    let mut names = verified.dns_names.clone();
+    names.sort();
+    assert_eq!(names, ["*.app.example", "app.example"]);
+    let tls_key = rcgen::KeyPair::from_pem(&tls.key).unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    assert_eq!(
+        leaf.public_key().subject_public_key.data.as_ref(),
+        tls_key.public_key_raw()
+    );
+    let again = client.get_tls_key(&["app.example"]).await.unwrap();
+    assert_ne!(again.key, tls.key);
+    refused(client.get_tls_key(&[]).await, 400, "1 to 32 names, got 0");
+    refused(
+        client.get_tls_key(&["Not_A_Name"]).await,
+        400,
+        "is not a DNS name",
+    );
+    let many: Vec<String> = (0..33).map(|i| format!("n{i}.example")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    refused(client.get_tls_key(&many).await, 400, "got 33");
+
     // Another host's instance of the app derives the same path keys.
     let other_host = Host::new(&stack, "host-b", 0xb2);
     let (other_guest, other_socket) = run(&other_host, app, &document);

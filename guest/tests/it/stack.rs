@@ -56,6 +56,8 @@ pub struct Kms {
     pub addr: SocketAddr,
     _audit: TestDatabase,
     pub root_signer: Address,
+    /// What KMS-issued certificate chains verify against (generation 1).
+    pub roots: covenant_kms_api::RootAnchor,
 }
 
 impl Kms {
@@ -176,7 +178,7 @@ impl Stack {
         let (timelock, reg) = (self.timelock(), self.registry());
         send!(reg.addKmsMeasurement(mr).from(timelock));
         send!(reg.addKmsDevice(device).from(timelock));
-        send!(reg.setKmsRootKeys(root_signer, ca).from(timelock));
+        send!(reg.setKmsRootKeys(root_signer, ca.clone()).from(timelock));
         send!(reg.onboardKmsNode(node, mr, device).from(timelock));
         self.anvil
             .rpc(
@@ -208,6 +210,12 @@ impl Stack {
             addr,
             _audit: audit,
             root_signer,
+            roots: covenant_kms_api::RootAnchor {
+                chain_id: self.deployment.chain_id,
+                kms_registry: self.registry_address(),
+                generation: 1,
+                ca_public_key: ca.to_vec(),
+            },
         }
     }
 
