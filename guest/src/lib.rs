@@ -14,4 +14,5 @@ pub mod api;
 pub mod boot;
 pub mod getkey;
 pub mod instance;
+pub mod volume;
 pub mod workload;

@@ -284,6 +284,24 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     let services =
         covenant_guest::workload::services(&measured.compose, &env).map_err(|e| e.to_string())?;
     drop(env);
+    let state_dir = args.boot.state_dir.clone();
+    let volume_key = covenant_guest::volume::volume_key(
+        &keys.disk_key,
+        measured.launch.app_id,
+        measured.instance_id.0.as_bytes(),
+    );
+    let data_dir = state_dir.join("data");
+    if data_dir.exists() {
+        tracing::warn!(
+            dir = %data_dir.display(),
+            "a data directory left by an unclean stop is discarded; the sealed volume is opened"
+        );
+        std::fs::remove_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let files = covenant_guest::volume::open(&state_dir, &data_dir, &volume_key)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(files, dir = %data_dir.display(), "data volume open");
     let guest = Arc::new(covenant_guest::api::Guest {
         instance_id: measured.instance_id.0.to_string(),
         compose_hash: measured.compose_hash.to_string(),
@@ -311,8 +329,9 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workload = tokio::spawn({
         let socket = args.socket.clone();
+        let data_dir = data_dir.clone();
         let stopped = stopped.clone();
-        async move { covenant_guest::workload::supervise(services, &socket, stopped).await }
+        async move { covenant_guest::workload::supervise(services, &socket, &data_dir, stopped).await }
     });
     let mut api_stopped = stopped.clone();
     let api = axum::serve(listener, covenant_guest::api::router(guest)).with_graceful_shutdown(
@@ -325,6 +344,10 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     tracing::info!("stopping");
     let _ = stop.send(true);
     let _ = workload.await;
+    let files = covenant_guest::volume::seal(&state_dir, &data_dir, &volume_key)
+        .map_err(|e| e.to_string())?;
+    std::fs::remove_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    tracing::info!(files, "data volume sealed");
     match api.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.to_string()),

@@ -1,6 +1,7 @@
 //! Running the workload. Under the simulated TEE each compose container's `command` runs as a
 //! local process (development only: no image, no container isolation; said so in the log), with
-//! the env variables the container lists (decrypted env secrets) and `COVENANT_GUEST_SOCKET`,
+//! the env variables the container lists (decrypted env secrets), `COVENANT_GUEST_SOCKET` and
+//! `COVENANT_DATA_DIR` (the open data volume),
 //! restarted by its `restart` policy, and stopped with its whole process group when the guest
 //! stops (SIGTERM, then SIGKILL after a grace period).
 
@@ -69,15 +70,26 @@ pub fn services(
         .collect()
 }
 
-/// Runs `services` until `stop` says so, then stops them all and returns.
-pub async fn supervise(services: Vec<Service>, socket: &Path, stop: watch::Receiver<bool>) {
+/// Runs `services` until `stop` says so, then stops them all and returns. Each gets the API's
+/// `socket` and the open data volume `data_dir`.
+pub async fn supervise(
+    services: Vec<Service>,
+    socket: &Path,
+    data_dir: &Path,
+    stop: watch::Receiver<bool>,
+) {
     tracing::warn!(
         "running the workload as local processes: development only (simulated TEE), no container \
          isolation"
     );
     let mut tasks = tokio::task::JoinSet::new();
     for service in services {
-        tasks.spawn(run_service(service, socket.to_owned(), stop.clone()));
+        tasks.spawn(run_service(
+            service,
+            socket.to_owned(),
+            data_dir.to_owned(),
+            stop.clone(),
+        ));
     }
     while tasks.join_next().await.is_some() {}
 }
@@ -85,6 +97,7 @@ pub async fn supervise(services: Vec<Service>, socket: &Path, stop: watch::Recei
 async fn run_service(
     service: Service,
     socket: std::path::PathBuf,
+    data_dir: std::path::PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -97,6 +110,7 @@ async fn run_service(
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("COVENANT_GUEST_SOCKET", &socket)
+            .env("COVENANT_DATA_DIR", &data_dir)
             .envs(service.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .process_group(0)

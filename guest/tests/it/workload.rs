@@ -198,3 +198,104 @@ async fn env_secrets_for_another_app_or_an_unlisted_name_stop_the_boot() {
         "{e}"
     );
 }
+
+/// A compose whose one container counts its boots in the data volume and reports the count.
+fn counter_compose(stack: &Stack, out: &std::path::Path) -> Vec<u8> {
+    let out = out.to_str().unwrap();
+    serde_json::to_vec(&json!({
+        "manifest_version": 1,
+        "name": "counter",
+        "containers": [{
+            "name": "counter",
+            "image": format!("example.invalid/counter@sha256:{}", "ef".repeat(32)),
+            "command": ["/bin/sh", "-c", format!(
+                "n=$(cat \"$COVENANT_DATA_DIR/count\" 2>/dev/null || echo 0); n=$((n+1)); \
+                 mkdir -p \"$COVENANT_DATA_DIR/deep\"; echo $n > \"$COVENANT_DATA_DIR/count\"; \
+                 echo $n > \"$COVENANT_DATA_DIR/deep/copy\"; echo $n > {out}/seen; exec sleep 600"
+            )]
+        }],
+        "kms": {
+            "chain_id": stack.deployment.chain_id,
+            "registry": stack.registry_address().to_string().to_lowercase()
+        }
+    }))
+    .unwrap()
+}
+
+/// Runs the guest of `host` until its workload reports a count, stops it, returns the count.
+fn boot_and_count(host: &Host<'_>, app: Address, document: &[u8], out: &std::path::Path) -> String {
+    let _ = std::fs::remove_file(out.join("seen"));
+    let socket = host.state_dir.join("guest.sock");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
+    cmd.arg("run")
+        .args(host.args(app, document))
+        .args(["--os-image", &B256::from(OS_IMAGE).to_string()])
+        .args(["--socket", socket.to_str().unwrap()]);
+    let guest = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
+    let seen = wait_for("the counter to report")
+        .timeout(Duration::from_secs(60))
+        .watching(&guest)
+        .until_ok(|| {
+            read(&out.join("seen"))
+                .filter(|s| s.ends_with('\n'))
+                .ok_or("not yet")
+        })
+        .unwrap();
+    guest.stop();
+    assert!(
+        guest.log_contains("data volume sealed"),
+        "{}",
+        guest.log_tail(20)
+    );
+    assert!(!host.state_dir.join("data").exists());
+    seen.trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_volume_keeps_an_instances_data_across_boots_and_hosts_and_nobody_elses() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let stack = Stack::start().await;
+    let first = Host::new(&stack, "host-a", 0xa1);
+    let out = stack.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let document = counter_compose(&stack, &out);
+    let app = stack.create_app(compose_hash(&document)).await;
+    stack.settle().await;
+
+    assert_eq!(boot_and_count(&first, app, &document, &out), "1");
+    let image = first.state_dir.join(covenant_guest::volume::FILE);
+    assert!(
+        std::fs::read(&image)
+            .unwrap()
+            .starts_with(covenant_guest::volume::MAGIC)
+    );
+    assert_eq!(boot_and_count(&first, app, &document, &out), "2");
+
+    // The same instance (its state directory) on another host, another device: the same disk key.
+    let second = Host::new(&stack, "host-b", 0xb2);
+    for file in ["instance-id", covenant_guest::volume::FILE] {
+        std::fs::copy(first.state_dir.join(file), second.state_dir.join(file)).unwrap();
+    }
+    assert_eq!(boot_and_count(&second, app, &document, &out), "3");
+
+    // Another instance given this instance's volume: it does not open, and is left as it was.
+    let third = Host::new(&stack, "host-c", 0xc3);
+    let stolen = third.state_dir.join(covenant_guest::volume::FILE);
+    std::fs::copy(second.state_dir.join(covenant_guest::volume::FILE), &stolen).unwrap();
+    let before = std::fs::read(&stolen).unwrap();
+    let socket = third.state_dir.join("guest.sock");
+    let failed = Command::new(env!("CARGO_BIN_EXE_covenant-guest"))
+        .arg("run")
+        .args(third.args(app, &document))
+        .args(["--os-image", &B256::from(OS_IMAGE).to_string()])
+        .args(["--socket", socket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("does not open with this instance's disk key"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&stolen).unwrap(), before);
+}
