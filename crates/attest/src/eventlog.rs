@@ -263,8 +263,9 @@ pub(crate) mod hex_bytes {
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = <&str>::deserialize(d)?;
-        hex::decode(text).map_err(serde::de::Error::custom)
+        // Owned as well as borrowed text (a `serde_json::Value` holds owned strings).
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        hex::decode(text.as_ref()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -399,5 +400,19 @@ mod tests {
         ] {
             assert!(check_app_event(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_event_reads_from_owned_json_as_well_as_from_text() {
+        let event = RuntimeEvent::new("app.x", vec![1, 2]);
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            serde_json::from_value::<RuntimeEvent>(value.clone()).unwrap(),
+            event
+        );
+        assert_eq!(
+            serde_json::from_str::<RuntimeEvent>(&value.to_string()).unwrap(),
+            event
+        );
     }
 }

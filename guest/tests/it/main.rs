@@ -9,6 +9,7 @@
 )]
 
 mod api;
+mod example;
 mod stack;
 mod workload;
 
