@@ -164,7 +164,9 @@ async fn get_quote(
         ))
     })?;
     let evidence = lock(&guest)
-        .evidence(&ReportData::new(report_data))
+        .evidence(&ReportData::new(
+            covenant_guest_api::api::quote_report_data(&report_data),
+        ))
         .map_err(|e| {
             ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,

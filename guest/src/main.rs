@@ -226,6 +226,16 @@ async fn booted(args: &BootArgs) -> Result<Booted, String> {
             .map_err(|e| format!("env secrets: {e}"))?
         }
     };
+    // A variable a container lists must be there: a host that strips one (an admin token, a
+    // password) must not get the app started without it.
+    for container in &measured.compose.containers {
+        if let Some(missing) = container.env.iter().find(|name| !env.contains_key(*name)) {
+            return Err(format!(
+                "env secrets: container {:?} needs {missing}, which the env secrets do not provide",
+                container.name
+            ));
+        }
+    }
     Ok(Booted {
         measured,
         keys,
@@ -292,10 +302,15 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     );
     let data_dir = state_dir.join("data");
     if data_dir.exists() {
+        // Left by a stop that did not seal (a crash, or a failed seal): it holds the newest data,
+        // so it is sealed now rather than discarded; if it cannot be, the boot stops and the
+        // directory stays.
         tracing::warn!(
             dir = %data_dir.display(),
-            "a data directory left by an unclean stop is discarded; the sealed volume is opened"
+            "a data directory left by an unclean stop: sealing it before the volume is opened"
         );
+        covenant_guest::volume::seal(&state_dir, &data_dir, &volume_key)
+            .map_err(|e| format!("sealing the data left by an unclean stop: {e}"))?;
         std::fs::remove_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     }
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;

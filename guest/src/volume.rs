@@ -10,14 +10,19 @@
 //!   id), 32 bytes, AES-256-GCM;
 //! - file = `"CVOL1"` ‖ nonce (12 random bytes) ‖ AES-256-GCM(key, nonce, aad = `"CVOL1"`,
 //!   plaintext) with its 16-byte tag;
-//! - plaintext = entries, each `len(path)` (u16 BE) ‖ path (relative, `/`-separated, no `.`,
-//!   `..` or empty parts) ‖ `len(content)` (u64 BE) ‖ content; regular files only.
+//! - plaintext = entries, each `len(path)` (u16 BE) ‖ path (the name's bytes, relative,
+//!   `/`-separated, no `.`, `..` or empty parts) ‖ `len(content)` (u64 BE) ‖ content; regular
+//!   files only.
 //!
 //! Only the sealing instance's disk key opens it, on any host (the disk key depends on the app,
 //! its key generation and the instance id, not on the device). A volume that does not open is an
-//! error and is never overwritten. A crash loses what was written since the boot.
+//! error and is never overwritten. After a stop that did not seal (a crash), the plaintext
+//! directory left behind is sealed at the next boot before the volume is opened.
 
-use std::path::{Component, Path, PathBuf};
+use std::{
+    os::unix::ffi::OsStrExt,
+    path::{Component, Path, PathBuf},
+};
 
 use alloy::primitives::Address;
 use hkdf::Hkdf;
@@ -139,17 +144,16 @@ fn entry(rest: &[u8]) -> Result<(PathBuf, &[u8], &[u8]), VolumeError> {
             .map_err(|_| VolumeError::Malformed("length".into()))?,
     );
     let (content, rest) = take(rest, usize::try_from(len).unwrap_or(usize::MAX), "content")?;
-    let path = std::str::from_utf8(path)
-        .map_err(|_| VolumeError::Malformed("a path is not UTF-8".into()))?;
     Ok((relative(path)?, content, rest))
 }
 
-/// `path` as a relative path with only normal parts.
-fn relative(path: &str) -> Result<PathBuf, VolumeError> {
-    let p = Path::new(path);
+/// `path` (bytes, as Unix names are) as a relative path with only normal parts.
+fn relative(path: &[u8]) -> Result<PathBuf, VolumeError> {
+    let p = Path::new(std::ffi::OsStr::from_bytes(path));
     if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(VolumeError::Malformed(format!(
-            "{path:?} is not a relative path"
+            "{} is not a relative path",
+            p.display()
         )));
     }
     Ok(p.to_owned())
@@ -169,13 +173,11 @@ pub fn seal(state_dir: &Path, data_dir: &Path, key: &[u8; 32]) -> Result<usize, 
             path: path.clone(),
             source,
         })?);
-        let name = relative.to_str().ok_or_else(|| {
-            VolumeError::Malformed(format!("{} is not UTF-8", relative.display()))
-        })?;
+        let name = relative.as_os_str().as_bytes();
         let name_len = u16::try_from(name.len())
-            .map_err(|_| VolumeError::Malformed(format!("{name:?} is too long")))?;
+            .map_err(|_| VolumeError::Malformed(format!("{} is too long", relative.display())))?;
         plaintext.extend_from_slice(&name_len.to_be_bytes());
-        plaintext.extend_from_slice(name.as_bytes());
+        plaintext.extend_from_slice(name);
         plaintext.extend_from_slice(&(content.len() as u64).to_be_bytes());
         plaintext.extend_from_slice(&content);
         if plaintext.len() as u64 > MAX_VOLUME {
@@ -292,10 +294,26 @@ mod tests {
     }
 
     #[test]
+    fn any_unix_file_name_round_trips() {
+        let (state, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let name = <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(vec![
+            b'n', 0xff, b'x',
+        ]);
+        std::fs::write(data.path().join(&name), b"bytes").unwrap();
+        assert_eq!(seal(state.path(), data.path(), &key(1)).unwrap(), 1);
+        let reopened = tempfile::tempdir().unwrap();
+        open(state.path(), reopened.path(), &key(1)).unwrap();
+        assert_eq!(
+            std::fs::read(reopened.path().join(&name)).unwrap(),
+            b"bytes"
+        );
+    }
+
+    #[test]
     fn an_entry_cannot_escape_the_data_directory() {
         for bad in ["../x", "/etc/passwd", "a/../../b", "", "./a"] {
-            assert!(relative(bad).is_err(), "{bad}");
+            assert!(relative(bad.as_bytes()).is_err(), "{bad}");
         }
-        assert_eq!(relative("a/b").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(relative(b"a/b").unwrap(), PathBuf::from("a/b"));
     }
 }

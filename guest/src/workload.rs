@@ -131,6 +131,10 @@ async fn run_service(
                 return;
             }
         };
+        // Whatever the service left running in its group goes with it.
+        if let Some(group) = pid.and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw) {
+            let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+        }
         let failed = !matches!(&status, Ok(s) if s.success());
         tracing::info!(service = %service.name, status = ?status, "exited");
         let again = match service.restart {

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use alloy::primitives::Address;
-use covenant_attest::VerifiedEvidence;
+use covenant_attest::{VerifiedEvidence, eventlog::names};
 use covenant_chain::BootInfo;
 use covenant_chain::kms_registry::KmsRegistry;
 use covenant_mirror::PolicyView;
@@ -234,6 +234,18 @@ impl Decider {
                     hex::encode(trusted),
                     serving.roots.signer_address
                 ),
+                block: Some(block),
+            });
+        }
+        // Evidence made after the boot (the app's own events extended past `system-ready`) is an
+        // app's statement, not the boot asking for its keys.
+        let log = evidence.event_log();
+        if log.last().map(|e| e.name.as_str()) != Some(names::SYSTEM_READY) {
+            return Err(Deny {
+                stage: DenyStage::Policy,
+                reason: "the evidence's event log goes past system-ready: keys go only to the \
+                         boot itself"
+                    .into(),
                 block: Some(block),
             });
         }

@@ -103,6 +103,18 @@ impl std::fmt::Debug for GetKeyResponse {
     }
 }
 
+/// What `GetQuote` puts in the evidence's report data for the caller's `data`:
+/// `SHA-512("covenant-app-quote-v1:" ‖ data)`. The prefix keeps an app's quotes apart from the
+/// RA-TLS binding (`SHA-512("covenant-ratls-v1:" ‖ SPKI)`) a KMS accepts for key requests: a
+/// process that can reach the socket cannot mint a credential for the app's keys.
+pub fn quote_report_data(data: &[u8; REPORT_DATA_LEN]) -> [u8; REPORT_DATA_LEN] {
+    use sha2::{Digest, Sha512};
+    let mut h = Sha512::new();
+    h.update(b"covenant-app-quote-v1:");
+    h.update(data);
+    h.finalize().into()
+}
+
 /// `POST /GetQuote`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -111,7 +123,8 @@ pub struct GetQuoteRequest {
     pub report_data: String,
 }
 
-/// The answer to `POST /GetQuote`: evidence whose report data binds the caller's bytes.
+/// The answer to `POST /GetQuote`: evidence whose report data is [`quote_report_data`] of the
+/// caller's bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetQuoteResponse {

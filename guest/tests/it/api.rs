@@ -177,9 +177,10 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    let quoted = ReportData::new(covenant_guest_api::api::quote_report_data(&report_data));
     let verified = covenant_attest::verify(
         &quote.evidence,
-        &Binding::ReportData(ReportData::new(report_data)),
+        &Binding::ReportData(quoted),
         &covenant_attest::Collateral::default(),
         &policy,
         now,
@@ -188,6 +189,7 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
     assert_eq!(verified.runtime().app_id.as_bytes(), app.as_slice());
     let mut other = report_data;
     other[0] ^= 1;
+    let other = covenant_guest_api::api::quote_report_data(&other);
     assert!(
         covenant_attest::verify(
             &quote.evidence,

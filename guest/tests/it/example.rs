@@ -4,7 +4,7 @@
 use std::{process::Command, sync::Arc, time::Duration};
 
 use alloy::primitives::{Address, B256};
-use covenant_attest::Binding;
+use covenant_attest::{Binding, ReportData};
 use covenant_testkit::{Process, Signal, tools::workspace_bin, wait_for};
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
@@ -12,6 +12,7 @@ use rustls::{
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::{
     Host, compose_hash,
@@ -171,23 +172,57 @@ async fn the_example_app_serves_a_chain_verified_certificate_and_its_attested_id
             .unwrap(),
         stack.kms().root_signer
     );
-    assert!(identity["databaseKey"]["address"].is_string());
-    assert!(identity.get("key").is_none());
+    // The database key: its address and the app key's signature, which recovers; no secret.
+    let db = &identity["databaseKey"];
+    let mut fields: Vec<&String> = db.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(fields, ["address", "path", "signature"]);
+    let digest = covenant_kms_api::signatures::path_key_digest(
+        stack.deployment.chain_id,
+        stack.registry_address(),
+        app,
+        identity["keyGeneration"].as_u64().unwrap(),
+        b"example/database",
+        db["address"].as_str().unwrap().parse().unwrap(),
+    );
+    let signature = hex::decode(db["signature"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        covenant_kms_api::signatures::recover(digest, &signature).unwrap(),
+        identity["appKey"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap()
+    );
     // The evidence binds the very key this TLS connection was made with.
     let evidence: covenant_attest::Evidence =
         serde_json::from_value(identity["evidence"].clone()).unwrap();
     let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+    let policy = covenant_attest::Policy {
+        platforms: vec![],
+        ..covenant_attest::Policy::judged_by_chain(true)
+    };
+    let spki_digest: [u8; 64] = sha2::Sha512::digest(leaf.public_key().raw).into();
+    let bound = ReportData::new(covenant_guest_api::api::quote_report_data(&spki_digest));
     let verified = covenant_attest::verify(
         &evidence,
-        &Binding::TlsKey(leaf.public_key().raw),
+        &Binding::ReportData(bound),
         &covenant_attest::Collateral::default(),
-        &covenant_attest::Policy {
-            platforms: vec![],
-            ..covenant_attest::Policy::judged_by_chain(true)
-        },
+        &policy,
         now,
     )
     .unwrap();
+    // It is not an RA-TLS credential for that key: published evidence cannot ask a KMS for keys.
+    assert!(
+        covenant_attest::verify(
+            &evidence,
+            &Binding::TlsKey(leaf.public_key().raw),
+            &covenant_attest::Collateral::default(),
+            &policy,
+            now,
+        )
+        .is_err()
+    );
     assert_eq!(verified.runtime().app_id.as_bytes(), app.as_slice());
     assert_eq!(
         verified.runtime().compose_hash.as_bytes(),

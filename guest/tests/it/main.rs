@@ -31,8 +31,7 @@ fn compose(stack: &Stack, name: &str) -> Vec<u8> {
         "containers": [{
             "name": "web",
             "image": format!("example.invalid/{name}@sha256:{}", "ab".repeat(32)),
-            "command": ["/bin/serve"],
-            "env": ["DB_PASSWORD"]
+            "command": ["/bin/serve"]
         }],
         "allowed_envs": ["DB_PASSWORD"],
         "kms": {

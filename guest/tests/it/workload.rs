@@ -28,6 +28,7 @@ fn workload_compose(stack: &Stack, out: &std::path::Path) -> Vec<u8> {
                     "printf '%s' \"$DB_PASSWORD\" > {out}/secret; \
                      printf '%s' \"$COVENANT_GUEST_SOCKET\" > {out}/socket; \
                      printf '%s' \"${{API_TOKEN-unset}}\" > {out}/unlisted; \
+                     sleep 600 & echo $! > {out}/child.pid; \
                      echo $$ > {out}/web.pid; exec sleep 600"
                 )],
                 "env": ["DB_PASSWORD"]
@@ -111,7 +112,7 @@ async fn the_workload_runs_with_its_secrets_restarts_by_policy_and_stops_with_th
         .until_ok(|| {
             let runs = read(&out.join("runs")).map_or(0, |r| r.lines().count());
             match (read(&out.join("web.pid")), runs) {
-                (Some(_), 3) => Ok(()),
+                (Some(_), 3) if read(&out.join("child.pid")).is_some() => Ok(()),
                 state => Err(format!("{state:?}")),
             }
         })
@@ -186,6 +187,17 @@ async fn env_secrets_for_another_app_or_an_unlisted_name_stop_the_boot() {
     };
     let e = boot(&relabelled).unwrap_err();
     assert!(e.contains("do not decrypt"), "{e}");
+    // A variable the container lists, stripped by the host.
+    let e = boot(&sealed(
+        &stack,
+        &env_key(&stack, app).await,
+        &[("API_TOKEN", "t")],
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("container \"web\" needs DB_PASSWORD, which the env secrets do not provide"),
+        "{e}"
+    );
     // A name the compose does not allow.
     let e = boot(&sealed(
         &stack,

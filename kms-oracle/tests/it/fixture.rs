@@ -538,6 +538,8 @@ pub struct Boot {
     pub device: [u8; 32],
     pub tcb: TcbStatus,
     pub os_image: [u8; 32],
+    /// Events the app extends after `system-ready` (none by default).
+    pub after_boot: Vec<covenant_attest::eventlog::RuntimeEvent>,
 }
 
 impl Boot {
@@ -549,6 +551,7 @@ impl Boot {
             device: APP_DEVICE,
             tcb: TcbStatus::UpToDate,
             os_image: OS_IMAGE,
+            after_boot: Vec::new(),
         }
     }
 }
@@ -571,6 +574,9 @@ impl Instance {
             os_image_hash: OsImageHash::new(b.os_image),
             gpu_evidence_hash: None,
         });
+        for event in &b.after_boot {
+            tee.extend(event.clone());
+        }
         let identity = ratls::generate_identity(|rd| Ok(evidence(&tee, rd))).unwrap();
         Self { tee, identity }
     }

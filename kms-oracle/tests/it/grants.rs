@@ -128,6 +128,19 @@ async fn allowed_apps_get_stable_keys_and_the_contract_decides_every_denial() {
         "os image not allowed",
     )
     .await;
+    // Evidence made after the boot (an app event past system-ready): not the boot asking.
+    denied(
+        &kms,
+        &Boot {
+            after_boot: vec![covenant_attest::eventlog::RuntimeEvent::new(
+                "app.started",
+                vec![1],
+            )],
+            ..Boot::new(app, 1)
+        },
+        "the evidence's event log goes past system-ready",
+    )
+    .await;
     // A boot the chain allows, but whose key-provider event trusts another KMS root.
     let boot = Boot::new(app, 1);
     let other_root = Address::repeat_byte(0x4b);

@@ -46,13 +46,11 @@ async fn main() -> Result<(), String> {
         .iter()
         .map(|pem| CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
-    // Evidence that the certificate's key is this instance's: report data binds its public key
-    // the way RA-TLS does.
+    // Evidence that the certificate's key is this instance's: the quote's data is SHA-512 of the
+    // key's SubjectPublicKeyInfo (the guest puts SHA-512("covenant-app-quote-v1:" ‖ data) in the
+    // report, `covenant_guest_api::api::quote_report_data`).
     let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).map_err(|e| e.to_string())?;
-    let mut binding = Sha512::new();
-    binding.update(b"covenant-ratls-v1:");
-    binding.update(leaf.public_key().raw);
-    let report_data: [u8; 64] = binding.finalize().into();
+    let report_data: [u8; 64] = Sha512::digest(leaf.public_key().raw).into();
     let quote = guest
         .get_quote(&report_data)
         .await
@@ -62,6 +60,7 @@ async fn main() -> Result<(), String> {
         "instanceId": info.instance_id,
         "composeHash": info.compose_hash,
         "appKey": info.app_key,
+        "keyGeneration": info.key_generation,
         "rootSigner": info.kms.root_signer,
         "databaseKey": {
             "path": "example/database",
