@@ -2,8 +2,7 @@
 //! `covenant_guest_api::api`): `Info`, `GetKey`, `GetQuote`, `EmitEvent`, `GetTlsKey`.
 //!
 //! The socket is the boundary: whoever can open it is the app (the workload the guest runs, in
-//! the same TEE). It is created with mode 0660 in a directory the guest owns, never over a file
-//! that is not a socket. Every input is bounded and checked; bad input gets 400 with the reason,
+//! the same TEE). It is created owner-only (mode 0600), never over a file that is not a socket. Every input is bounded and checked; bad input gets 400 with the reason,
 //! a TEE failure 503.
 
 use std::{
@@ -275,7 +274,7 @@ fn is_dns_name(name: &str) -> bool {
         })
 }
 
-/// Binds the API's socket at `path` (mode 0660). A stale socket there is replaced; any other
+/// Binds the API's socket at `path` (mode 0600: the app runs as the guest's user). A stale socket there is replaced; any other
 /// file is left alone and refused.
 pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     match std::fs::symlink_metadata(path) {
@@ -289,8 +288,12 @@ pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    // Created owner-only (no window with the umask's wider mode), and kept so.
+    let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = tokio::net::UnixListener::bind(path);
+    nix::sys::stat::umask(previous);
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
 

@@ -191,8 +191,8 @@ pub struct AppKeys {
     pub env_secret: Zeroizing<[u8; 32]>,
     /// The instance's disk key.
     pub disk_key: Zeroizing<[u8; 32]>,
-    /// The RA-TLS client configuration the keys were asked with (the boot's evidence), for later
-    /// requests to the same node.
+    /// The RA-TLS client configuration the keys were asked with (the boot's evidence, pinned to
+    /// the node's checked certificate), for later requests to the same node.
     pub tls: Arc<rustls::ClientConfig>,
 }
 
@@ -215,17 +215,16 @@ pub async fn request_keys(
     now: u64,
 ) -> Result<AppKeys, BootError> {
     let identity = measured.tee.ratls_identity()?;
-    let tls = Arc::new(
-        client_config(
-            Some((&identity.certificate_der, &identity.private_key_der)),
-            access.verifier.clone(),
-            Arc::new(rustls::crypto::ring::default_provider()),
-        )
-        .map_err(|e| BootError::Setup(format!("TLS: {e}")))?,
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // A node is asked who it is without this boot's certificate; the boot's evidence goes only
+    // over a connection pinned to the certificate that was checked.
+    let anonymous = Arc::new(
+        client_config(None, access.verifier.clone(), provider.clone())
+            .map_err(|e| BootError::Setup(format!("TLS: {e}")))?,
     );
     let mut failures = Vec::new();
     for url in &access.urls {
-        let client = KmsClient::new(&[url.as_str()], tls.clone(), access.timeout)
+        let client = KmsClient::new(&[url.as_str()], anonymous.clone(), access.timeout)
             .map_err(|e| BootError::Setup(e.to_string()))?;
         let metadata = match client.metadata().await {
             Ok(m) => m,
@@ -252,6 +251,23 @@ pub async fn request_keys(
             ));
             continue;
         }
+        let Some(certificate) = metadata.server_certificate.clone() else {
+            failures.push(format!("{url}: presented no certificate"));
+            continue;
+        };
+        let tls = Arc::new(
+            client_config(
+                Some((&identity.certificate_der, &identity.private_key_der)),
+                Arc::new(Pinned {
+                    certificate,
+                    inner: access.verifier.clone(),
+                }),
+                provider.clone(),
+            )
+            .map_err(|e| BootError::Setup(format!("TLS: {e}")))?,
+        );
+        let client = KmsClient::new(&[url.as_str()], tls.clone(), access.timeout)
+            .map_err(|e| BootError::Setup(e.to_string()))?;
         let request = KeysRequest {
             chain_id: Some(measured.launch.chain_id),
             paths: Vec::new(),
@@ -276,6 +292,54 @@ pub async fn request_keys(
         }
     }
     Err(BootError::NoKms(failures))
+}
+
+/// Accepts only the server certificate that was checked (and that the inner verifier accepts).
+#[derive(Debug)]
+struct Pinned {
+    certificate: Vec<u8>,
+    inner: Arc<RaTlsVerifier>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() != self.certificate.as_slice() {
+            return Err(rustls::Error::General(
+                "not the KMS node whose identity was checked".into(),
+            ));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// The root signer registered on chain at the finalized block, read through the first KMS node

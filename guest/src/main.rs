@@ -31,7 +31,7 @@ enum Command {
 struct RunArgs {
     #[command(flatten)]
     boot: BootArgs,
-    /// The local API's Unix socket (created with mode 0660; a stale socket is replaced).
+    /// The local API's Unix socket (created with mode 0600; a stale socket is replaced).
     #[arg(long)]
     socket: PathBuf,
 }
@@ -340,6 +340,8 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     let listener = covenant_guest::api::bind(&args.socket)
         .map_err(|e| format!("binding {}: {e}", args.socket.display()))?;
     let _socket = covenant_guest::api::SocketFile(args.socket.clone());
+    // Installed before anything starts, so a stop signal always goes through the clean stop.
+    let stop_signal = stop_signal().map_err(|e| format!("installing signal handlers: {e}"))?;
     tracing::info!(socket = %args.socket.display(), "guest api listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workload = tokio::spawn({
@@ -355,7 +357,7 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
         },
     );
     let api = tokio::spawn(async move { api.await });
-    stop_signal().await;
+    stop_signal.await;
     tracing::info!("stopping");
     let _ = stop.send(true);
     let _ = workload.await;
@@ -372,20 +374,15 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn stop_signal() {
+/// A future that resolves on SIGTERM or SIGINT, with the handlers installed now.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        // Without signal handlers the process still ends on the default action.
-        _ => std::future::pending().await,
-    }
+    })
 }

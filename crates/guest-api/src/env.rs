@@ -235,6 +235,22 @@ pub fn open(
     );
     let variables: BTreeMap<String, String> = serde_json::from_slice(&plaintext)
         .map_err(|_| EnvError::Malformed("the plaintext is not a JSON object of strings".into()))?;
+    if variables.len() > MAX_VARIABLES {
+        return Err(EnvError::TooLarge(format!(
+            "{} variables, at most {MAX_VARIABLES}",
+            variables.len()
+        )));
+    }
+    // Exactly the encoding `seal` makes (sorted keys, no spaces): a duplicate name, whose last
+    // value JSON parsers keep silently, is refused.
+    let canonical = Zeroizing::new(
+        serde_json::to_vec(&variables).map_err(|e| EnvError::Malformed(e.to_string()))?,
+    );
+    if canonical.as_slice() != plaintext.as_slice() {
+        return Err(EnvError::Malformed(
+            "the plaintext is not in the sealed form (sorted names, each once, no spaces)".into(),
+        ));
+    }
     let mut out = BTreeMap::new();
     for (name, value) in variables {
         check_name(&name)?;

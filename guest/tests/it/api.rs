@@ -59,10 +59,10 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
     let (guest, socket) = run(&host, app, &document);
     let client = GuestClient::new(&socket);
 
-    // The socket: a socket, owner and group only.
+    // The socket: a socket, owner only.
     let meta = std::fs::symlink_metadata(&socket).unwrap();
     assert!(meta.file_type().is_socket());
-    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 
     // Info: who this instance is, and the boot's events in order.
     let info = client.info().await.unwrap();

@@ -201,6 +201,71 @@ fn sealed_secrets_open_only_for_their_app_generation_and_allowed_names() {
     );
 }
 
+/// Seals `plaintext` as it is (not as `seal` would encode it) to the vector key.
+fn sealed_raw(plaintext: &[u8]) -> EncryptedEnv {
+    let public: [u8; 32] = hex::decode(ENV_PUBLIC).unwrap().try_into().unwrap();
+    let recipient = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(&public).unwrap();
+    let (enc, ciphertext) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
+        &OpModeS::Base,
+        &recipient,
+        &info(app(), 1),
+        plaintext,
+        &[],
+    )
+    .unwrap();
+    EncryptedEnv {
+        version: 1,
+        app_id: app(),
+        key_generation: 1,
+        public_key: ENV_PUBLIC.into(),
+        enc: hex::encode(enc.to_bytes()),
+        ciphertext: hex::encode(ciphertext),
+    }
+}
+
+#[test]
+fn only_the_sealed_form_opens_not_duplicates_or_too_many_names() {
+    let names = allowed(&["A", "B"]);
+    assert!(
+        open(
+            &sealed_raw(br#"{"A":"1","B":"2"}"#),
+            &env_secret(),
+            app(),
+            1,
+            &names
+        )
+        .is_ok()
+    );
+    for bad in [
+        &br#"{"A":"1","A":"2"}"#[..],
+        br#"{"B":"2","A":"1"}"#,
+        br#"{"A": "1"}"#,
+    ] {
+        assert!(
+            matches!(
+                open(&sealed_raw(bad), &env_secret(), app(), 1, &names),
+                Err(EnvError::Malformed(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let many: BTreeMap<String, String> = (0..=MAX_VARIABLES)
+        .map(|i| (format!("V{i}"), String::new()))
+        .collect();
+    let names: Vec<String> = many.keys().cloned().collect();
+    assert!(matches!(
+        open(
+            &sealed_raw(&serde_json::to_vec(&many).unwrap()),
+            &env_secret(),
+            app(),
+            1,
+            &names
+        ),
+        Err(EnvError::TooLarge(_))
+    ));
+}
+
 #[test]
 fn only_a_key_the_trusted_root_signed_is_sealed_to() {
     let vars = variables();
