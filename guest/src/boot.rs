@@ -460,3 +460,68 @@ fn checked(
         tls,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls::{
+        client::danger::ServerCertVerifier,
+        pki_types::{CertificateDer, ServerName, UnixTime},
+    };
+
+    use super::*;
+
+    fn certificate() -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(vec!["kms.example".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_pinned_connection_refuses_any_certificate_but_the_checked_one() {
+        let provider = rustls::crypto::ring::default_provider();
+        let checked = certificate();
+        let pinned = Pinned {
+            certificate: checked.clone(),
+            inner: Arc::new(RaTlsVerifier::new(
+                kms_verifier_policy(),
+                covenant_attest::Collateral::default(),
+                &provider,
+            )),
+        };
+        let name = ServerName::try_from("kms.example").unwrap();
+        let other = certificate();
+        let refused = pinned
+            .verify_server_cert(
+                &CertificateDer::from(other),
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("not the KMS node whose identity was checked")
+        );
+        // The checked certificate goes on to the RA-TLS verifier (which wants evidence in it).
+        let judged = pinned
+            .verify_server_cert(
+                &CertificateDer::from(checked),
+                &[],
+                &name,
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap_err();
+        assert!(
+            !judged
+                .to_string()
+                .contains("not the KMS node whose identity was checked")
+        );
+    }
+}
