@@ -273,11 +273,6 @@ pub async fn request_keys(
             paths: Vec::new(),
         };
         match client.keys(&request).await {
-            Ok(answer) if answer.server_certificate != metadata.server_certificate => {
-                failures.push(format!(
-                    "{url}: answered on another connection's certificate"
-                ));
-            }
             Ok(answer) => return checked(measured, answer.body, standing, url, tls.clone()),
             Err(ClientError::Refused {
                 reason, audit_seq, ..

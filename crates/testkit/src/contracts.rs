@@ -177,3 +177,20 @@ pub fn deploy_contracts(anvil: &Anvil, extra_env: &[(&str, &str)]) -> Result<Tes
     }
     Ok(deployment)
 }
+
+/// Sends an alloy contract call, waits for its receipt and requires success (the calling crate
+/// provides `alloy` with its `rpc-types` and `contract` features).
+#[macro_export]
+macro_rules! send {
+    ($call:expr) => {{
+        let receipt: alloy::rpc::types::TransactionReceipt = $call
+            .send()
+            .await
+            .expect("send")
+            .get_receipt()
+            .await
+            .expect("receipt");
+        assert!(receipt.status(), "transaction reverted: {receipt:?}");
+        receipt
+    }};
+}

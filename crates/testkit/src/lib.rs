@@ -8,7 +8,8 @@
 //!   panics) and by the kernel if the test process dies.
 //! - [`postgres::database`]: a fresh database in a throwaway PostgreSQL cluster started once per
 //!   test process; the database is dropped with its handle and the cluster at process exit.
-//! - [`deploy_contracts`]: the repository's deploy script against a test anvil.
+//! - [`deploy_contracts`]: the repository's deploy script against a test anvil; [`send!`]: an
+//!   alloy contract call sent and required to succeed.
 //! - [`Process`]: any other child process (the project's binaries and scripts), with the same
 //!   guarantees and its output captured for errors.
 //! - [`wait_for`]: poll a condition until a deadline; the error names what was awaited, and a

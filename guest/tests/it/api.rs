@@ -1,39 +1,13 @@
 //! The local API of a running guest (`covenant-guest run`), through the typed client apps use.
 
-use std::{
-    os::unix::fs::FileTypeExt, os::unix::fs::PermissionsExt, process::Command, time::Duration,
-};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
-use alloy::primitives::{Address, B256};
 use covenant_attest::{Binding, ReportData, eventlog::names};
 use covenant_guest_api::client::{GuestClient, GuestError};
 use covenant_kms_api::signatures;
-use covenant_testkit::{Process, Signal};
 use serde_json::json;
 
-use crate::{
-    Host, compose, compose_hash,
-    stack::{OS_IMAGE, Stack},
-};
-
-/// Starts `covenant-guest run` for `host`, serving on `<state>/guest.sock`.
-fn run(host: &Host<'_>, app: Address, document: &[u8]) -> (Process, std::path::PathBuf) {
-    let socket = host.state_dir.join("guest.sock");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
-    cmd.arg("run")
-        .args(host.args(app, document))
-        .args(["--os-image", &B256::from(OS_IMAGE).to_string()])
-        .args(["--socket", socket.to_str().unwrap()]);
-    let process = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
-    process
-        .wait_for_line(
-            "the guest api listening line",
-            Duration::from_secs(60),
-            |l| l.contains("guest api listening"),
-        )
-        .unwrap();
-    (process, socket)
-}
+use crate::{Host, compose, compose_hash, stack::Stack};
 
 fn refused(result: Result<impl std::fmt::Debug, GuestError>, status: u16, reason: &str) {
     match result {
@@ -56,7 +30,8 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
     let app = stack.create_app(compose_hash(&document)).await;
     stack.settle().await;
     let host = Host::new(&stack, "host-a", 0xa1);
-    let (guest, socket) = run(&host, app, &document);
+    let guest = host.run(app, &document, &[]);
+    let socket = host.socket();
     let client = GuestClient::new(&socket);
 
     // The socket: a socket, owner only.
@@ -256,7 +231,8 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
 
     // Another host's instance of the app derives the same path keys.
     let other_host = Host::new(&stack, "host-b", 0xb2);
-    let (other_guest, other_socket) = run(&other_host, app, &document);
+    let other_guest = other_host.run(app, &document, &[]);
+    let other_socket = other_host.socket();
     let theirs = GuestClient::new(&other_socket)
         .get_key("db/password")
         .await
@@ -290,16 +266,9 @@ async fn the_guest_never_replaces_a_file_that_is_not_a_socket() {
     let app = stack.create_app(compose_hash(&document)).await;
     stack.settle().await;
     let host = Host::new(&stack, "host", 0xa1);
-    let path = host.state_dir.join("guest.sock");
+    let path = host.socket();
     std::fs::write(&path, b"precious").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_covenant-guest"))
-        .arg("run")
-        .args(host.args(app, &document))
-        .args(["--os-image", &B256::from(OS_IMAGE).to_string()])
-        .args(["--socket", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a socket"));
+    let e = host.run_refused(app, &document, &[]);
+    assert!(e.contains("is not a socket"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 }

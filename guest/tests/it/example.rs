@@ -1,11 +1,11 @@
 //! The example app (`test/apps/hello`) under a real guest: its certificate verifies up to the
 //! chain's root CA, and its evidence binds that certificate's key to the app's boot.
 
-use std::{process::Command, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use covenant_attest::{Binding, ReportData};
-use covenant_testkit::{Process, Signal, tools::workspace_bin, wait_for};
+use covenant_testkit::{tools::workspace_bin, wait_for};
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -14,10 +14,7 @@ use rustls::{
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::{
-    Host, compose_hash,
-    stack::{OS_IMAGE, Stack},
-};
+use crate::{Host, compose_hash, stack::Stack};
 
 /// Accepts any certificate during the handshake: the chain is checked right after, the way
 /// Covenant clients check app chains (`verify_app_chain` against the on-chain root CA key).
@@ -124,13 +121,7 @@ async fn the_example_app_serves_a_chain_verified_certificate_and_its_attested_id
     .unwrap();
     let app = stack.create_app(compose_hash(&document)).await;
     stack.settle().await;
-    let socket = host.state_dir.join("guest.sock");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
-    cmd.arg("run")
-        .args(host.args(app, &document))
-        .args(["--os-image", &B256::from(OS_IMAGE).to_string()])
-        .args(["--socket", socket.to_str().unwrap()]);
-    let guest = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
+    let guest = host.run(app, &document, &[]);
     let addr: std::net::SocketAddr = wait_for("the example app to serve")
         .timeout(Duration::from_secs(60))
         .watching(&guest)

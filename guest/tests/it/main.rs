@@ -13,12 +13,13 @@ mod example;
 mod stack;
 mod workload;
 
-use std::{path::Path, process::Command};
+use std::{path::Path, process::Command, time::Duration};
 
 use alloy::primitives::{Address, B256};
 use covenant_attest::Policy;
+use covenant_testkit::{Process, Signal};
 use serde_json::{Value, json};
-use stack::{FINALITY, OS_IMAGE, OS_IMAGE_UNLISTED, Stack};
+use stack::{FINALITY, OS_IMAGE, OS_IMAGE_UNLISTED, Stack, send};
 
 pub fn kms_policy() -> Policy {
     covenant_guest::boot::kms_verifier_policy()
@@ -69,49 +70,67 @@ impl<'a> Host<'a> {
         }
     }
 
-    /// The arguments of `boot` and `run` for `app` booted with `compose` (written into the
-    /// state directory).
-    fn args(&self, app: Address, compose: &[u8]) -> Vec<String> {
-        let compose_path = self.state_dir.join("app-compose.json");
-        std::fs::write(&compose_path, compose).unwrap();
-        [
-            "--compose",
-            path(&compose_path),
-            "--app-id",
-            &app.to_string(),
-            "--state-dir",
-            path(&self.state_dir),
-            "--deployment",
-            path(&self.stack.deployment_path),
-            "--rpc-url",
-            &self.stack.anvil.endpoint(),
-            "--finality",
-            &FINALITY.to_string(),
-            "--kms-url",
-            &self.stack.kms().url(),
-            "--tee",
-            "simulated",
-            "--device-id",
-            &self.device.to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec()
+    /// Where `run` serves its API.
+    fn socket(&self) -> std::path::PathBuf {
+        self.state_dir.join("guest.sock")
     }
 
-    /// Runs `covenant-guest boot` with `compose` and `extra` arguments: the printed identity, or
-    /// the error it stopped with.
-    fn boot(&self, app: Address, compose: &[u8], extra: &[&str]) -> Result<Value, String> {
+    /// `covenant-guest <subcommand>` for `app` booted with `compose` (written into the state
+    /// directory), with `extra` arguments; `--os-image` is the listed image unless `extra` names
+    /// one, and `run` serves on [`Host::socket`].
+    fn command(&self, subcommand: &str, app: Address, compose: &[u8], extra: &[&str]) -> Command {
+        let compose_path = self.state_dir.join("app-compose.json");
+        std::fs::write(&compose_path, compose).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
-        cmd.arg("boot").args(self.args(app, compose));
+        cmd.arg(subcommand)
+            .args(["--compose", path(&compose_path)])
+            .args(["--app-id", &app.to_string()])
+            .args(["--state-dir", path(&self.state_dir)])
+            .args(["--deployment", path(&self.stack.deployment_path)])
+            .args(["--rpc-url", &self.stack.anvil.endpoint()])
+            .args(["--finality", &FINALITY.to_string()])
+            .args(["--kms-url", &self.stack.kms().url()])
+            .args(["--tee", "simulated"])
+            .args(["--device-id", &self.device.to_string()]);
         if !extra.contains(&"--os-image") {
             cmd.args(["--os-image", &B256::from(OS_IMAGE).to_string()]);
         }
-        let out = cmd.args(extra).output().unwrap();
+        if subcommand == "run" {
+            cmd.args(["--socket", path(&self.socket())]);
+        }
+        cmd.args(extra);
+        cmd
+    }
+
+    /// Runs `covenant-guest boot`: the printed identity, or the error it stopped with.
+    fn boot(&self, app: Address, compose: &[u8], extra: &[&str]) -> Result<Value, String> {
+        let out = self.command("boot", app, compose, extra).output().unwrap();
         if out.status.success() {
             Ok(serde_json::from_slice(&out.stdout).unwrap())
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
+    }
+
+    /// Runs `covenant-guest run` expecting it to stop before serving: the error it stopped with.
+    fn run_refused(&self, app: Address, compose: &[u8], extra: &[&str]) -> String {
+        let out = self.command("run", app, compose, extra).output().unwrap();
+        assert!(!out.status.success(), "run served");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Starts `covenant-guest run` and waits until its API listens on [`Host::socket`].
+    fn run(&self, app: Address, compose: &[u8], extra: &[&str]) -> Process {
+        let cmd = self.command("run", app, compose, extra);
+        let process = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
+        process
+            .wait_for_line(
+                "the guest api listening line",
+                Duration::from_secs(60),
+                |l| l.contains("guest api listening"),
+            )
+            .unwrap();
+        process
     }
 }
 

@@ -24,20 +24,7 @@ pub const KMS_DEVICE: [u8; 32] = [0x0d; 32];
 /// Blocks below the head that count as final.
 pub const FINALITY: u64 = 2;
 
-#[macro_export]
-macro_rules! send {
-    ($call:expr) => {{
-        let receipt: alloy::rpc::types::TransactionReceipt = $call
-            .send()
-            .await
-            .expect("send")
-            .get_receipt()
-            .await
-            .expect("receipt");
-        assert!(receipt.status(), "transaction reverted: {receipt:?}");
-        receipt
-    }};
-}
+pub use covenant_testkit::send;
 
 pub struct Stack {
     pub anvil: Anvil,

@@ -1,16 +1,16 @@
 //! The workload under the simulated TEE: each container's command runs as a process with its
 //! decrypted env secrets and the API socket, restarted by its policy, stopped with the guest.
 
-use std::{collections::BTreeMap, process::Command, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use alloy::primitives::{Address, B256};
 use covenant_guest_api::env::{EncryptedEnv, seal};
-use covenant_testkit::{Process, Signal, wait_for};
+use covenant_testkit::wait_for;
 use serde_json::{Value, json};
 
 use crate::{
     Host, compose_hash,
-    stack::{OS_IMAGE, Stack, env_key},
+    stack::{Stack, env_key},
 };
 
 /// A compose whose `web` container writes what it was given into `out` and stays up, and whose
@@ -70,17 +70,11 @@ fn sealed(
     .unwrap()
 }
 
-fn run_args(host: &Host<'_>, app: Address, document: &[u8], env: &EncryptedEnv) -> Vec<String> {
-    let env_path = host.state_dir.join("env.json");
-    std::fs::write(&env_path, serde_json::to_vec(env).unwrap()).unwrap();
-    let mut args = host.args(app, document);
-    args.extend([
-        "--os-image".to_owned(),
-        B256::from(OS_IMAGE).to_string(),
-        "--env-secrets".to_owned(),
-        env_path.to_str().unwrap().to_owned(),
-    ]);
-    args
+/// Writes `env` into `host`'s state directory: the path to pass as `--env-secrets`.
+fn env_file(host: &Host<'_>, env: &EncryptedEnv) -> String {
+    let path = host.state_dir.join("env.json");
+    std::fs::write(&path, serde_json::to_vec(env).unwrap()).unwrap();
+    path.to_str().unwrap().to_owned()
 }
 
 fn read(path: &std::path::Path) -> Option<String> {
@@ -100,12 +94,8 @@ async fn the_workload_runs_with_its_secrets_restarts_by_policy_and_stops_with_th
     let statement = env_key(&stack, app).await;
     let env = sealed(&stack, &statement, &[("DB_PASSWORD", "hunter2")]);
 
-    let socket = host.state_dir.join("guest.sock");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
-    cmd.arg("run")
-        .args(run_args(&host, app, &document, &env))
-        .args(["--socket", socket.to_str().unwrap()]);
-    let guest = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
+    let socket = host.socket();
+    let guest = host.run(app, &document, &["--env-secrets", &env_file(&host, &env)]);
     wait_for("the workload to start and the flaky service to settle")
         .timeout(Duration::from_secs(60))
         .watching(&guest)
@@ -149,16 +139,7 @@ async fn env_secrets_for_another_app_or_an_unlisted_name_stop_the_boot() {
     let other = stack.create_app(B256::repeat_byte(0x77)).await;
     stack.settle().await;
     let boot = |env: &EncryptedEnv| -> Result<Value, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_covenant-guest"))
-            .arg("boot")
-            .args(run_args(&host, app, &document, env))
-            .output()
-            .unwrap();
-        if out.status.success() {
-            Ok(serde_json::from_slice(&out.stdout).unwrap())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        host.boot(app, &document, &["--env-secrets", &env_file(&host, env)])
     };
     // The app's own secrets: opened, names reported, values never printed.
     let own = boot(&sealed(
@@ -237,13 +218,7 @@ fn counter_compose(stack: &Stack, out: &std::path::Path) -> Vec<u8> {
 /// Runs the guest of `host` until its workload reports a count, stops it, returns the count.
 fn boot_and_count(host: &Host<'_>, app: Address, document: &[u8], out: &std::path::Path) -> String {
     let _ = std::fs::remove_file(out.join("seen"));
-    let socket = host.state_dir.join("guest.sock");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
-    cmd.arg("run")
-        .args(host.args(app, document))
-        .args(["--os-image", &B256::from(OS_IMAGE).to_string()])
-        .args(["--socket", socket.to_str().unwrap()]);
-    let guest = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
+    let guest = host.run(app, document, &[]);
     let seen = wait_for("the counter to report")
         .timeout(Duration::from_secs(60))
         .watching(&guest)
@@ -295,16 +270,7 @@ async fn the_data_volume_keeps_an_instances_data_across_boots_and_hosts_and_nobo
     let stolen = third.state_dir.join(covenant_guest::volume::FILE);
     std::fs::copy(second.state_dir.join(covenant_guest::volume::FILE), &stolen).unwrap();
     let before = std::fs::read(&stolen).unwrap();
-    let socket = third.state_dir.join("guest.sock");
-    let failed = Command::new(env!("CARGO_BIN_EXE_covenant-guest"))
-        .arg("run")
-        .args(third.args(app, &document))
-        .args(["--os-image", &B256::from(OS_IMAGE).to_string()])
-        .args(["--socket", socket.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!failed.status.success());
-    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let stderr = third.run_refused(app, &document, &[]);
     assert!(
         stderr.contains("does not open with this instance's disk key"),
         "{stderr}"

@@ -97,22 +97,6 @@ impl Chain {
     }
 }
 
-/// Sends a contract call and requires success.
-#[macro_export]
-macro_rules! send {
-    ($call:expr) => {{
-        let receipt: alloy::rpc::types::TransactionReceipt = $call
-            .send()
-            .await
-            .expect("send")
-            .get_receipt()
-            .await
-            .expect("receipt");
-        assert!(receipt.status(), "transaction reverted: {receipt:?}");
-        receipt
-    }};
-}
-
 pub struct Indexer {
     pub process: Process,
     pub api: String,

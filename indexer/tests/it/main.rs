@@ -6,6 +6,8 @@
     unreachable_pub
 )]
 
+pub(crate) use covenant_testkit::send;
+
 mod api;
 mod crash;
 mod custom_app;

@@ -8,7 +8,7 @@ use alloy::primitives::B256;
 use covenant_testkit::{Anvil, wait_for};
 use serde_json::{Value, json};
 
-use crate::{fixture::*, send};
+use crate::fixture::*;
 
 async fn keys(kms: &Kms, boot: &Boot) -> (u16, String) {
     let r = Instance::boot(boot, kms.root_signer)

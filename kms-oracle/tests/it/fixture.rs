@@ -60,20 +60,7 @@ pub fn os_measurements() -> Vec<covenant_chain::kms_registry::KmsRegistry::OsMea
         .collect()
 }
 
-#[macro_export]
-macro_rules! send {
-    ($call:expr) => {{
-        let receipt: alloy::rpc::types::TransactionReceipt = $call
-            .send()
-            .await
-            .expect("send")
-            .get_receipt()
-            .await
-            .expect("receipt");
-        assert!(receipt.status(), "transaction reverted: {receipt:?}");
-        receipt
-    }};
-}
+pub use covenant_testkit::send;
 
 pub struct Stack {
     pub anvil: Anvil,

@@ -7,7 +7,7 @@ use alloy::{
 use covenant_attest::TcbStatus;
 use serde_json::{Value, json};
 
-use crate::{fixture::*, send};
+use crate::fixture::*;
 
 const SECRETS: [&str; 4] = [
     "envSecretKey",

@@ -11,7 +11,7 @@ use covenant_kms_api::{
 };
 use covenant_mirror::Clock;
 
-use crate::{fixture::*, send};
+use crate::fixture::*;
 
 fn now() -> u64 {
     covenant_mirror::SystemClock.now_secs()

@@ -18,7 +18,7 @@ use covenant_kms_api::client::{self, Reply};
 use covenant_kms_oracle::identity::{NodeTee, kms_runtime_identity, simulated_os_registers};
 use serde_json::{Value, json};
 
-use crate::{fixture::*, send};
+use crate::fixture::*;
 
 /// POSTs `body` to `/v1/replicate` over RA-TLS presenting `identity`.
 async fn replicate(kms: &Kms, identity: &RaTlsIdentity, body: Value) -> Reply {

@@ -4,7 +4,7 @@
 use alloy::primitives::B256;
 use serde_json::json;
 
-use crate::{fixture::*, send};
+use crate::fixture::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_gets_the_root_secret_derives_the_same_keys_and_stops_when_removed() {

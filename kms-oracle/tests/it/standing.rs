@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, Bytes};
 use serde_json::{Value, json};
 
-use crate::{fixture::*, send};
+use crate::fixture::*;
 
 /// Waits until `/healthz` says the node does not serve, for a reason containing `reason`.
 async fn wait_not_serving(kms: &Kms, reason: &str) -> Value {
