@@ -314,8 +314,15 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
         std::fs::remove_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     }
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let files = covenant_guest::volume::open(&state_dir, &data_dir, &volume_key)
-        .map_err(|e| e.to_string())?;
+    let files = match covenant_guest::volume::open(&state_dir, &data_dir, &volume_key) {
+        Ok(files) => files,
+        Err(e) => {
+            // Nothing of it stays behind: a leftover directory would be sealed over the image at
+            // the next boot.
+            let _ = std::fs::remove_dir_all(&data_dir);
+            return Err(e.to_string());
+        }
+    };
     tracing::info!(files, dir = %data_dir.display(), "data volume open");
     let guest = Arc::new(covenant_guest::api::Guest {
         instance_id: measured.instance_id.0.to_string(),

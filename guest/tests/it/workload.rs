@@ -271,6 +271,13 @@ async fn the_data_volume_keeps_an_instances_data_across_boots_and_hosts_and_nobo
     std::fs::copy(second.state_dir.join(covenant_guest::volume::FILE), &stolen).unwrap();
     let before = std::fs::read(&stolen).unwrap();
     let stderr = third.run_refused(app, &document, &[]);
+    // Refused again on the next boot, with nothing half-opened left to seal over the image.
+    assert!(!third.state_dir.join("data").exists());
+    let again = third.run_refused(app, &document, &[]);
+    assert!(
+        again.contains("does not open with this instance's disk key"),
+        "{again}"
+    );
     assert!(
         stderr.contains("does not open with this instance's disk key"),
         "{stderr}"
