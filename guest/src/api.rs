@@ -38,6 +38,8 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub struct Guest {
     /// The TEE, with the boot's events (and the app's since) recorded.
     pub tee: Mutex<Box<dyn EvidenceProducer>>,
+    /// The GPU evidence the boot announced (naming the boot key), attached to every quote.
+    pub gpu: Option<covenant_attest::nvidia::GpuEvidence>,
     /// The app key, checked against the root's signature.
     pub signer: AppSigner,
     /// The instance id (hex).
@@ -162,7 +164,7 @@ async fn get_quote(
             bytes.len()
         ))
     })?;
-    let evidence = lock(&guest)
+    let mut evidence = lock(&guest)
         .evidence(&ReportData::new(
             covenant_guest_api::api::quote_report_data(&report_data),
         ))
@@ -172,6 +174,7 @@ async fn get_quote(
                 format!("the TEE failed: {e}"),
             )
         })?;
+    evidence.gpu = guest.gpu.clone();
     Ok(Json(GetQuoteResponse { evidence }))
 }
 

@@ -18,7 +18,7 @@ use covenant_kms_api::{
     ClientError, KeysRequest, KeysResponse, KmsClient, KmsIdentityChecker, KmsStanding,
     client::client_config,
 };
-use covenant_tee::EvidenceProducer;
+use covenant_tee::{Boot, EvidenceProducer, GpuProducer};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -103,6 +103,8 @@ pub struct Measured {
     pub launch: Launch,
     /// The TEE, with the boot's events recorded.
     pub tee: Box<dyn EvidenceProducer>,
+    /// The boot's RA-TLS key (every request to the KMS uses it) and GPU evidence.
+    pub boot: Boot,
 }
 
 impl std::fmt::Debug for Measured {
@@ -117,11 +119,13 @@ impl std::fmt::Debug for Measured {
 }
 
 /// Validates the compose, keeps the instance id and records the boot's runtime events in `tee`,
-/// trusting the KMS root `key_provider`.
+/// trusting the KMS root `key_provider`; with a `gpu`, its evidence is bound to the boot key and
+/// announced as the `gpu-evidence` event.
 pub fn measure(
     launch: Launch,
     key_provider: Address,
     mut tee: Box<dyn EvidenceProducer>,
+    gpu: Option<&dyn GpuProducer>,
 ) -> Result<Measured, BootError> {
     let (compose, compose_hash) = covenant_attest::compose::compose_hash(&launch.compose)
         .map_err(|e| BootError::Compose(e.to_string()))?;
@@ -136,15 +140,23 @@ pub fn measure(
             registry: compose.kms.registry.clone(),
         });
     }
+    if compose.flags.gpu && gpu.is_none() {
+        return Err(BootError::Setup(
+            "the compose needs a confidential GPU (flags.gpu) and none is configured".into(),
+        ));
+    }
     let instance_id = instance::load_or_create(&launch.state_dir)?;
-    tee.record_boot(&RuntimeIdentity {
-        app_id: AppId::new(launch.app_id.into_array()),
-        compose_hash,
-        instance_id: instance_id.0,
-        key_provider: key_provider.to_vec(),
-        os_image_hash: OsImageHash::new(launch.os_image.0),
-        gpu_evidence_hash: None,
-    })?;
+    let boot = tee.boot(
+        &RuntimeIdentity {
+            app_id: AppId::new(launch.app_id.into_array()),
+            compose_hash,
+            instance_id: instance_id.0,
+            key_provider: key_provider.to_vec(),
+            os_image_hash: OsImageHash::new(launch.os_image.0),
+            gpu_evidence_hash: None,
+        },
+        gpu,
+    )?;
     Ok(Measured {
         compose,
         compose_hash,
@@ -152,6 +164,7 @@ pub fn measure(
         key_provider,
         launch,
         tee,
+        boot,
     })
 }
 
@@ -214,7 +227,7 @@ pub async fn request_keys(
     access: &KmsAccess,
     now: u64,
 ) -> Result<AppKeys, BootError> {
-    let identity = measured.tee.ratls_identity()?;
+    let identity = &measured.boot.identity;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // A node is asked who it is without this boot's certificate; the boot's evidence goes only
     // over a connection pinned to the certificate that was checked.

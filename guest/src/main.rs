@@ -8,7 +8,7 @@ use covenant_attest::{DeviceId, simulator::SimulatorRootKey};
 use covenant_chain::{Deployment, Finality};
 use covenant_guest::boot::{self, KmsAccess, Launch};
 use covenant_kms_api::KmsIdentityChecker;
-use covenant_tee::EvidenceProducer;
+use covenant_tee::{EvidenceProducer, GpuProducer};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -43,6 +43,13 @@ enum Tee {
     /// AMD SEV-SNP (configfs-tsm).
     SevSnp,
     /// The simulated TEE (development only: its root is public).
+    Simulated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Gpu {
+    /// A simulated NVIDIA GPU (development only: its root is public, and verifiers accept it
+    /// only where the chain allows simulated TEEs).
     Simulated,
 }
 
@@ -81,6 +88,13 @@ struct BootArgs {
     /// The simulated TEE's device id.
     #[arg(long)]
     device_id: Option<B256>,
+    /// The confidential GPU whose evidence the boot binds and announces (`gpu-evidence`);
+    /// required when the compose sets `flags.gpu`.
+    #[arg(long, value_enum)]
+    gpu: Option<Gpu>,
+    /// The simulated GPU's device seed (its device key derives from it).
+    #[arg(long)]
+    gpu_device_id: Option<B256>,
     /// Where configfs-tsm is mounted.
     #[arg(long, default_value = covenant_tee::configfs::DEFAULT_ROOT)]
     tsm_root: PathBuf,
@@ -155,6 +169,24 @@ fn tee(args: &BootArgs) -> Result<Box<dyn EvidenceProducer>, String> {
     })
 }
 
+fn gpu(args: &BootArgs) -> Result<Option<Box<dyn GpuProducer>>, String> {
+    match args.gpu {
+        None => Ok(None),
+        Some(Gpu::Simulated) => {
+            let device = args
+                .gpu_device_id
+                .ok_or("--gpu simulated needs --gpu-device-id")?;
+            tracing::warn!(
+                "simulated GPU: development only, its device root is public and proves nothing \
+                 where the chain does not allow simulated TEEs"
+            );
+            let gpu = covenant_attest::simulated_gpu::SimulatedGpu::development(&device.0)
+                .map_err(|e| format!("simulated GPU: {e}"))?;
+            Ok(Some(Box::new(gpu)))
+        }
+    }
+}
+
 /// The boot: measured, the app's keys from a KMS node the chain allows, and the env secrets.
 async fn booted(args: &BootArgs) -> Result<Booted, String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -205,7 +237,9 @@ async fn booted(args: &BootArgs) -> Result<Booted, String> {
         chain_id: deployment.chain_id,
         registry,
     };
-    let measured = boot::measure(launch, key_provider, tee(args)?).map_err(|e| e.to_string())?;
+    let gpu = gpu(args)?;
+    let measured = boot::measure(launch, key_provider, tee(args)?, gpu.as_deref())
+        .map_err(|e| e.to_string())?;
     let keys = boot::request_keys(&measured, &access, now)
         .await
         .map_err(|e| e.to_string())?;
@@ -271,6 +305,7 @@ async fn boot_command(args: BootArgs) -> Result<(), String> {
         "auditSeq": r.audit_seq,
         "block": r.block.number,
         "platform": measured.tee.platform(),
+        "gpuEvidenceHash": measured.boot.gpu.as_ref().map(|g| g.hash().to_string()),
         "envVariables": env.keys().collect::<Vec<_>>(),
     });
     println!("{out}");
@@ -343,6 +378,7 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
         roots: keys.standing.roots.clone(),
         signer: keys.signer,
         tee: std::sync::Mutex::new(measured.tee),
+        gpu: measured.boot.gpu,
     });
     let listener = covenant_guest::api::bind(&args.socket)
         .map_err(|e| format!("binding {}: {e}", args.socket.display()))?;

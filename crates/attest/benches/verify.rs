@@ -65,10 +65,11 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap(),
         certificate_chain: String::from_utf8(testdata("hopperCertChain.txt")).unwrap(),
+        bound_key: Vec::new(),
     };
     let nonce: [u8; 32] = gpu.report[4..36].try_into().unwrap();
     c.bench_function("nvidia gpu (SPDM + 5-cert chain)", |b| {
-        b.iter(|| verify_gpu(black_box(&gpu), &nonce, 1_795_305_600).unwrap())
+        b.iter(|| verify_gpu(black_box(&gpu), &nonce, 1_795_305_600, false).unwrap())
     });
 
     let tee = simulated();

@@ -10,6 +10,8 @@
 //!   [`Binding`], and decodes the boot identity (app id, compose hash, instance id, key
 //!   provider, OS image).
 //! - [`compose`]: the app-compose document and its hash, sha256 of RFC 8785 canonical JSON.
+//! - [`simulator`] and [`simulated_gpu`]: the development TEE and GPU, signing with published
+//!   roots that verifiers trust only where the chain allows simulated TEEs.
 //!
 //! Synchronous, no I/O, no network: collateral is data, and the verification time is a parameter
 //! (tests pin it). Every failure is a typed [`Error`] that names the check; no input panics.
@@ -24,6 +26,7 @@ pub mod compose;
 pub mod eventlog;
 pub mod nvidia;
 pub mod ratls;
+pub mod simulated_gpu;
 pub mod simulator;
 pub mod snp;
 pub mod tdx;

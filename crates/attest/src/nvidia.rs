@@ -36,10 +36,22 @@ pub struct GpuEvidence {
     pub report: Vec<u8>,
     /// The device certificate chain, PEM, leaf first.
     pub certificate_chain: String,
+    /// When the SPDM nonce is bound to another key than the evidence's own binding: that key
+    /// (SubjectPublicKeyInfo DER), whose RA-TLS report data the nonce derives from
+    /// ([`gpu_nonce`] of [`tls_report_data`](crate::tls_report_data)). A guest collects its GPU
+    /// evidence once per boot, bound to its boot key; later evidence over other report data
+    /// (an app's quote) carries that key here. Empty: bound to the evidence's own binding.
+    #[serde(
+        default,
+        with = "crate::eventlog::hex_bytes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub bound_key: Vec<u8>,
 }
 
 impl GpuEvidence {
     /// sha256(report ‖ chain): what the guest extends into its runtime log.
+    /// The bound key is not covered: the nonce inside the report fixes it.
     pub fn hash(&self) -> GpuEvidenceHash {
         let mut h = Sha256::new();
         h.update(&self.report);
@@ -75,8 +87,15 @@ fn fail(what: &'static str, reason: impl ToString) -> Error {
     }
 }
 
-/// Verifies `evidence` at `now` (unix seconds), requiring the SPDM request nonce `nonce`.
-pub fn verify_gpu(evidence: &GpuEvidence, nonce: &[u8; 32], now: u64) -> Result<VerifiedGpu> {
+/// Verifies `evidence` at `now` (unix seconds), requiring the SPDM request nonce `nonce` and a
+/// chain to the NVIDIA Device Identity CA, or to the [simulated GPU](crate::simulated_gpu) root
+/// when `accept_simulated` (only where simulated TEEs are accepted).
+pub fn verify_gpu(
+    evidence: &GpuEvidence,
+    nonce: &[u8; 32],
+    now: u64,
+    accept_simulated: bool,
+) -> Result<VerifiedGpu> {
     let report = &evidence.report;
     if report.len() > MAX_REPORT_LEN {
         return Err(Error::TooLarge {
@@ -106,14 +125,18 @@ pub fn verify_gpu(evidence: &GpuEvidence, nonce: &[u8; 32], now: u64) -> Result<
         .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| fail("certificate chain", e))?;
-    let root_pem = pem_chain(DEVICE_ROOT_PEM)?;
-    let root = root_pem
-        .first()
-        .ok_or_else(|| fail("pinned root", "missing"))?;
-    if chain.last() != Some(root) {
+    let mut roots = pem_chain(DEVICE_ROOT_PEM)?;
+    if accept_simulated {
+        roots.extend(pem_chain(crate::simulated_gpu::ROOT_PEM)?);
+    }
+    if !chain.last().is_some_and(|last| roots.contains(last)) {
         return Err(fail(
             "certificate chain",
-            "does not end at the pinned NVIDIA Device Identity CA",
+            if accept_simulated {
+                "ends at neither the NVIDIA Device Identity CA nor the simulated GPU root"
+            } else {
+                "does not end at the pinned NVIDIA Device Identity CA"
+            },
         ));
     }
     let now = i64::try_from(now).map_err(|_| fail("time", "out of range"))?;

@@ -50,6 +50,15 @@ impl fmt::Debug for RaTlsIdentity {
     }
 }
 
+impl RaTlsIdentity {
+    /// The certificate's key (SubjectPublicKeyInfo DER), whose report data its evidence binds.
+    pub fn subject_public_key_info(&self) -> Result<Vec<u8>> {
+        let (_, certificate) = X509Certificate::from_der(&self.certificate_der)
+            .map_err(|e| Error::RaTls(format!("not a certificate: {e}")))?;
+        Ok(certificate.public_key().raw.to_vec())
+    }
+}
+
 /// Makes a fresh key pair, asks `evidence_for` for evidence over the key's report data, and
 /// returns a self-signed certificate carrying it.
 pub fn generate_identity(

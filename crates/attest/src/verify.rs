@@ -457,7 +457,13 @@ fn judge(
             });
         }
     }
-    let gpu = verify_gpu_binding(evidence, &runtime, &binding_report_data, now)?;
+    let gpu = verify_gpu_binding(
+        evidence,
+        &runtime,
+        &binding_report_data,
+        now,
+        policy.simulator_root.is_some(),
+    )?;
     Ok(VerifiedEvidence {
         platform: evidence.platform,
         measurements: signed.measurements,
@@ -486,14 +492,17 @@ pub fn snp_host_data(identity: &RuntimeIdentity) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// GPU evidence must be announced in the log (its hash), bound to the CPU evidence (its nonce is
-/// derived from the binding's report data), and verify; evidence without the event or the event
-/// without evidence is refused.
+/// GPU evidence must be announced in the log (its hash, extended by the guest before
+/// `system-ready` and so signed by the CPU), bound to the CPU evidence (its nonce is derived from
+/// the binding's report data, or from the boot key it names, see `GpuEvidence::bound_key`), and
+/// verify, to the NVIDIA root or, where simulated TEEs are accepted, to the simulated GPU root;
+/// evidence without the event or the event without evidence is refused.
 fn verify_gpu_binding(
     evidence: &Evidence,
     runtime: &RuntimeIdentity,
     quote_report_data: &ReportData,
     now: u64,
+    simulated_accepted: bool,
 ) -> Result<Option<VerifiedGpu>> {
     match (&evidence.gpu, &runtime.gpu_evidence_hash) {
         (None, None) => Ok(None),
@@ -512,7 +521,18 @@ fn verify_gpu_binding(
                     reason: "the GPU evidence is not the one announced in the event log".into(),
                 });
             }
-            nvidia::verify_gpu(gpu, &nvidia::gpu_nonce(quote_report_data), now).map(Some)
+            let nonce_source = if gpu.bound_key.is_empty() {
+                *quote_report_data
+            } else {
+                tls_report_data(&gpu.bound_key)
+            };
+            nvidia::verify_gpu(
+                gpu,
+                &nvidia::gpu_nonce(&nonce_source),
+                now,
+                simulated_accepted,
+            )
+            .map(Some)
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum Error {
     /// The SEV-SNP certificate table from the host is malformed or has no VCEK.
     #[error("SEV-SNP certificate table: {0}")]
     CertTable(&'static str),
+    /// The GPU could not produce evidence.
+    #[error("GPU: {0}")]
+    Gpu(String),
     /// The event log cannot be replayed.
     #[error(transparent)]
     Attest(#[from] covenant_attest::Error),

@@ -9,6 +9,9 @@
 //!   table the host supplies with the report ([`certtable`]); SNP has no runtime register, so the
 //!   replayed event log is committed in the report data (`covenant_attest::snp_report_data`).
 //!
+//! A confidential GPU is a [`GpuProducer`]: [`covenant_attest::simulated_gpu::SimulatedGpu`] for
+//! development; [`EvidenceProducer::boot`] binds its evidence to the boot's RA-TLS key.
+//!
 //! Each producer records the runtime events of a boot in order (app id, compose hash, instance
 //! id, key provider, OS image, optional GPU evidence, system ready) and returns
 //! [`covenant_attest::Evidence`] that `covenant_attest::verify` judges. This crate does the I/O
@@ -24,7 +27,9 @@ pub mod rtmr;
 use covenant_attest::{
     Evidence, Measurement, Platform, ReportData,
     eventlog::{self, RuntimeEvent, RuntimeIdentity},
+    nvidia::{GpuEvidence, gpu_nonce},
     ratls::{self, RaTlsIdentity},
+    simulated_gpu::SimulatedGpu,
     simulator::SimulatedTee,
 };
 
@@ -52,6 +57,49 @@ pub trait EvidenceProducer: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Records the boot of `identity` and makes the boot's RA-TLS key. With a `gpu`, the GPU's
+    /// evidence is collected first, its SPDM nonce bound to that key ([`gpu_nonce`] of the key's
+    /// report data), and announced by the `gpu-evidence` event (any hash `identity` names is
+    /// replaced), so it is part of the boot the chain judges. Evidence made later over other
+    /// report data carries [`Boot::gpu`], which names the boot key.
+    fn boot(&mut self, identity: &RuntimeIdentity, gpu: Option<&dyn GpuProducer>) -> Result<Boot> {
+        let Some(gpu) = gpu else {
+            self.record_boot(identity)?;
+            return Ok(Boot {
+                identity: self.ratls_identity()?,
+                gpu: None,
+            });
+        };
+        let mut identity = identity.clone();
+        let mut collected = None;
+        let mut failure = None;
+        let made = ratls::generate_identity(|report_data| {
+            let mut steps = || -> Result<Evidence> {
+                let evidence = gpu.evidence(&gpu_nonce(report_data))?;
+                identity.gpu_evidence_hash = Some(evidence.hash());
+                self.record_boot(&identity)?;
+                let mut cpu = self.evidence(report_data)?;
+                cpu.gpu = Some(evidence.clone());
+                collected = Some(evidence);
+                Ok(cpu)
+            };
+            steps().map_err(|e| {
+                failure = Some(e);
+                covenant_attest::Error::RaTls("evidence production failed".into())
+            })
+        });
+        let boot_identity = match (made, failure) {
+            (_, Some(e)) => return Err(e),
+            (made, None) => made?,
+        };
+        let mut gpu = collected.ok_or(Error::Gpu("no GPU evidence was collected".into()))?;
+        gpu.bound_key = boot_identity.subject_public_key_info()?;
+        Ok(Boot {
+            identity: boot_identity,
+            gpu: Some(gpu),
+        })
+    }
+
     /// A fresh RA-TLS key and certificate whose evidence binds that key.
     fn ratls_identity(&self) -> Result<RaTlsIdentity> {
         let mut failure = None;
@@ -65,6 +113,28 @@ pub trait EvidenceProducer: Send + Sync + std::fmt::Debug {
             (_, Some(e)) => Err(e),
             (identity, None) => Ok(identity?),
         }
+    }
+}
+
+/// A boot as [`EvidenceProducer::boot`] recorded it.
+#[derive(Debug)]
+pub struct Boot {
+    /// The boot's RA-TLS key and certificate; with a GPU, its evidence carries the GPU's.
+    pub identity: RaTlsIdentity,
+    /// The GPU evidence the boot announced, naming the boot key (`bound_key`): what evidence
+    /// over other report data carries so that verifiers can check the GPU.
+    pub gpu: Option<GpuEvidence>,
+}
+
+/// A confidential GPU: answers an SPDM request nonce with its signed measurements.
+pub trait GpuProducer: Send + Sync + std::fmt::Debug {
+    /// The GPU's evidence for `nonce`.
+    fn evidence(&self, nonce: &[u8; 32]) -> Result<GpuEvidence>;
+}
+
+impl GpuProducer for SimulatedGpu {
+    fn evidence(&self, nonce: &[u8; 32]) -> Result<GpuEvidence> {
+        Ok(SimulatedGpu::evidence(self, nonce))
     }
 }
 

@@ -35,6 +35,8 @@ fn identity(app: u8) -> RuntimeIdentity {
 }
 
 const MRTD: [u8; 48] = [0x21; 48];
+/// A time within the simulated GPU certificates' validity.
+const NOW: u64 = 1_795_305_600;
 const RTMR: [u8; 48] = [0x22; 48];
 
 fn every_tcb() -> Vec<TcbStatus> {
@@ -71,6 +73,55 @@ fn simulated_evidence_of_any_app_verifies_end_to_end() {
         assert_eq!(verified.runtime(), &identity(app));
         assert_eq!(verified.event_log(), producer.event_log());
     }
+}
+
+#[test]
+fn a_boot_with_a_gpu_binds_its_evidence_to_the_boot_key() {
+    let policy = Policy {
+        simulator_root: Some(SimulatorRootKey::development().root()),
+        ..Policy::default()
+    };
+    let mut producer = Simulated::new(SimulatedTee::new(
+        SimulatorRootKey::development(),
+        DeviceId::new([0xdd; 32]),
+        Measurement::new(MRTD),
+        [Measurement::new(RTMR); 3],
+    ));
+    let gpu = SimulatedGpu::new(
+        &[7; 32],
+        [0xf1; 48],
+        [[0x33; 48]; covenant_attest::simulated_gpu::BLOCKS],
+    )
+    .unwrap();
+    let boot = producer.boot(&identity(0xa1), Some(&gpu)).unwrap();
+    let announced = boot.gpu.as_ref().unwrap();
+    assert_eq!(
+        announced.bound_key,
+        boot.identity.subject_public_key_info().unwrap()
+    );
+    // The RA-TLS certificate proves the GPU, and the boot the chain judges names it.
+    let verified = ratls::verify_certificate(
+        &boot.identity.certificate_der,
+        &Collateral::default(),
+        &policy,
+        NOW,
+    )
+    .unwrap();
+    assert!(verified.gpu().is_some());
+    assert_eq!(verified.runtime().gpu_evidence_hash, Some(announced.hash()));
+    // Evidence over other report data proves it through the boot key the GPU evidence names.
+    let report_data = ReportData::new([0x42; 64]);
+    let mut later = producer.evidence(&report_data).unwrap();
+    later.gpu = Some(announced.clone());
+    let verified = verify(
+        &later,
+        &Binding::ReportData(report_data),
+        &Collateral::default(),
+        &policy,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(verified.gpu().unwrap().fwid, vec![0xf1; 48]);
 }
 
 /// A fake configfs-tsm mount whose "kernel" answers with `provider`, `quote` and `aux`.

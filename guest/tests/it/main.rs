@@ -10,6 +10,7 @@
 
 mod api;
 mod example;
+mod gpu;
 mod stack;
 mod workload;
 

@@ -267,19 +267,28 @@ impl Stack {
     /// Creates an app owned by the Timelock that allows `compose_hash` on any device and TEE
     /// kind, simulated included, effective at once.
     pub async fn create_app(&self, compose_hash: B256) -> Address {
+        self.create_app_allowing(&[compose_hash], false).await
+    }
+
+    /// As [`Stack::create_app`], for every hash of `compose_hashes`, requiring GPU evidence
+    /// when `require_gpu`.
+    pub async fn create_app_allowing(&self, compose_hashes: &[B256], require_gpu: bool) -> Address {
         let owner = self.timelock();
         let init = IApp::AppInit {
-            composeHashes: vec![compose_hash],
-            provenances: vec![covenant_chain::kms_registry::Provenance {
-                sourceUrl: "https://example.invalid/app".into(),
-                sourceCommit: "0123456789abcdef".into(),
-                artifactDigests: vec![B256::repeat_byte(0x42)],
-            }],
+            composeHashes: compose_hashes.to_vec(),
+            provenances: vec![
+                covenant_chain::kms_registry::Provenance {
+                    sourceUrl: "https://example.invalid/app".into(),
+                    sourceCommit: "0123456789abcdef".into(),
+                    artifactDigests: vec![B256::repeat_byte(0x42)],
+                };
+                compose_hashes.len()
+            ],
             devices: vec![],
             anyDevice: true,
             allowedTeeKinds: 0b1110,
             requireUpToDateTcb: false,
-            requireGpu: false,
+            requireGpu: require_gpu,
             noticePeriod: 0,
         };
         let receipt = send!(

@@ -28,6 +28,7 @@ pub fn gpu_sample() -> (covenant_attest::nvidia::GpuEvidence, [u8; 32]) {
     let evidence = covenant_attest::nvidia::GpuEvidence {
         report,
         certificate_chain: text("hopperCertChain.txt"),
+        bound_key: Vec::new(),
     };
     (evidence, nonce)
 }

@@ -352,3 +352,118 @@ fn a_kms_identity_extended_after_system_ready_is_bound_and_leaves_the_code_measu
         None
     );
 }
+
+/// A simulated boot with a simulated GPU whose nonce binds `spki`'s RA-TLS report data, as the
+/// guest does it: the GPU evidence first, its hash in the boot's events, then the quote.
+fn booted_with_bound_gpu(
+    spki: &[u8],
+    device: u8,
+) -> (SimulatedTee, covenant_attest::nvidia::GpuEvidence) {
+    let gpu = covenant_attest::simulated_gpu::SimulatedGpu::new(
+        &[device; 32],
+        [0xf1; 48],
+        [[0x33; 48]; covenant_attest::simulated_gpu::BLOCKS],
+    )
+    .unwrap()
+    .evidence(&covenant_attest::nvidia::gpu_nonce(&tls_report_data(spki)));
+    (booted_with_gpu(Some(gpu.hash())), gpu)
+}
+
+#[test]
+fn a_bound_simulated_gpu_is_accepted_and_a_swapped_one_refused() {
+    let (tee, gpu) = booted_with_bound_gpu(SPKI, 1);
+    let mut e = evidence(&tee, SPKI);
+    e.gpu = Some(gpu.clone());
+    let binding = Binding::TlsKey(SPKI);
+    let verified = verify(&e, &binding, &Collateral::default(), &dev_policy(), NOW).unwrap();
+    assert_eq!(verified.gpu().unwrap().fwid, vec![0xf1; 48]);
+    assert_eq!(verified.runtime().gpu_evidence_hash, Some(gpu.hash()));
+    // Where simulated evidence is not accepted, neither is the simulated GPU (the CPU evidence
+    // here is simulated too, so it is refused first; the GPU root check is nvidia.rs's).
+    assert!(
+        verify(
+            &e,
+            &binding,
+            &Collateral::default(),
+            &Policy::default(),
+            NOW
+        )
+        .is_err()
+    );
+
+    // Another GPU's evidence for the very same nonce: not the one the boot announced.
+    let (_, other_gpu) = booted_with_bound_gpu(SPKI, 2);
+    let mut swapped = e.clone();
+    swapped.gpu = Some(other_gpu);
+    let err = verify(
+        &swapped,
+        &binding,
+        &Collateral::default(),
+        &dev_policy(),
+        NOW,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Gpu {
+                what: "evidence hash",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // GPU evidence bound to another key, announced as such: the nonce gives it away.
+    let (tee, gpu) = booted_with_bound_gpu(b"another key", 1);
+    let mut e = evidence(&tee, SPKI);
+    e.gpu = Some(gpu);
+    let err = verify(&e, &binding, &Collateral::default(), &dev_policy(), NOW).unwrap_err();
+    assert!(matches!(err, Error::Gpu { what: "nonce", .. }), "{err}");
+}
+
+#[test]
+fn evidence_over_other_report_data_proves_the_gpu_through_the_boot_key_it_names() {
+    let (tee, gpu) = booted_with_bound_gpu(SPKI, 1);
+    let report_data = covenant_attest::ReportData::new([0x42; 64]);
+    let over = |gpu: covenant_attest::nvidia::GpuEvidence| {
+        let e = Evidence {
+            platform: Platform::Simulated,
+            quote: tee.quote(&report_data),
+            vcek: Vec::new(),
+            event_log: tee.event_log().to_vec(),
+            gpu: Some(gpu),
+        };
+        verify(
+            &e,
+            &Binding::ReportData(report_data),
+            &Collateral::default(),
+            &dev_policy(),
+            NOW,
+        )
+    };
+    // Without naming the boot key, the nonce does not match this evidence's report data.
+    let err = over(gpu.clone()).unwrap_err();
+    assert!(matches!(err, Error::Gpu { what: "nonce", .. }), "{err}");
+    let named = covenant_attest::nvidia::GpuEvidence {
+        bound_key: SPKI.to_vec(),
+        ..gpu
+    };
+    assert_eq!(named.hash(), gpu_hash_of(&tee));
+    over(named.clone()).unwrap();
+    // Naming another key does not help.
+    let wrong = covenant_attest::nvidia::GpuEvidence {
+        bound_key: b"another key".to_vec(),
+        ..named
+    };
+    let err = over(wrong).unwrap_err();
+    assert!(matches!(err, Error::Gpu { what: "nonce", .. }), "{err}");
+}
+
+fn gpu_hash_of(tee: &SimulatedTee) -> covenant_attest::GpuEvidenceHash {
+    let event = tee
+        .event_log()
+        .iter()
+        .find(|e| e.name == names::GPU_EVIDENCE)
+        .unwrap();
+    covenant_attest::GpuEvidenceHash::try_from_slice(&event.payload).unwrap()
+}
