@@ -34,6 +34,24 @@ struct RunArgs {
     /// The local API's Unix socket (created with mode 0600; a stale socket is replaced).
     #[arg(long)]
     socket: PathBuf,
+    /// How the workload runs: `docker` (docker compose; the default on a real TEE) or
+    /// `processes` (each container's command as a local process; simulated TEE only, the
+    /// default there).
+    #[arg(long, value_enum)]
+    runtime: Option<Runtime>,
+    /// The block device of the instance's LUKS2 data volume (required on a real TEE; under the
+    /// simulated TEE, without it, the volume is an encrypted directory image in the state
+    /// directory). Mounted on `<state-dir>/data`.
+    #[arg(long)]
+    data_device: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Runtime {
+    /// `docker compose`.
+    Docker,
+    /// Local processes (development only).
+    Processes,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -313,52 +331,69 @@ async fn boot_command(args: BootArgs) -> Result<(), String> {
 }
 
 async fn run_command(args: RunArgs) -> Result<(), String> {
-    if args.boot.tee != Tee::Simulated {
-        // Fail closed rather than serve an instance whose workload never starts.
+    let simulated = args.boot.tee == Tee::Simulated;
+    let runtime = args.runtime.unwrap_or(if simulated {
+        Runtime::Processes
+    } else {
+        Runtime::Docker
+    });
+    // Fail closed rather than run an app without isolation or with its data in the clear.
+    if !simulated && runtime == Runtime::Processes {
         return Err(
-            "running the workload on a real TEE needs docker compose, which this guest \
-                    does not drive yet; only --tee simulated runs the workload (as processes)"
+            "--runtime processes is for the simulated TEE only: no container \
+                    isolation"
                 .into(),
         );
+    }
+    if !simulated && args.data_device.is_none() {
+        return Err("a real TEE keeps the instance's data on a LUKS2 volume: --data-device".into());
     }
     let Booted {
         measured,
         keys,
         env,
     } = booted(&args.boot).await?;
-    let services =
-        covenant_guest::workload::services(&measured.compose, &env).map_err(|e| e.to_string())?;
-    drop(env);
     let state_dir = args.boot.state_dir.clone();
+    let data_dir = state_dir.join("data");
+    let workload = match runtime {
+        Runtime::Processes => Workload::Processes(
+            covenant_guest::workload::services(&measured.compose, &env)
+                .map_err(|e| e.to_string())?,
+        ),
+        Runtime::Docker => Workload::Docker(
+            covenant_guest::docker::Project::new(
+                &measured.compose,
+                &env,
+                &args.socket,
+                &data_dir,
+                &state_dir,
+            )
+            .map_err(|e| format!("writing the compose project: {e}"))?,
+        ),
+    };
+    drop(env);
     let volume_key = covenant_guest::volume::volume_key(
         &keys.disk_key,
         measured.launch.app_id,
         measured.instance_id.0.as_bytes(),
     );
-    let data_dir = state_dir.join("data");
-    if data_dir.exists() {
-        // Left by a stop that did not seal (a crash, or a failed seal): it holds the newest data,
-        // so it is sealed now rather than discarded; if it cannot be, the boot stops and the
-        // directory stays.
-        tracing::warn!(
-            dir = %data_dir.display(),
-            "a data directory left by an unclean stop: sealing it before the volume is opened"
-        );
-        covenant_guest::volume::seal(&state_dir, &data_dir, &volume_key)
-            .map_err(|e| format!("sealing the data left by an unclean stop: {e}"))?;
-        std::fs::remove_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    }
-    std::fs::create_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let files = match covenant_guest::volume::open(&state_dir, &data_dir, &volume_key) {
-        Ok(files) => files,
-        Err(e) => {
-            // Nothing of it stays behind: a leftover directory would be sealed over the image at
-            // the next boot.
-            let _ = std::fs::remove_dir_all(&data_dir);
-            return Err(e.to_string());
+    let volume = match &args.data_device {
+        Some(device) => {
+            let open = covenant_guest::luks::open(device, &data_dir, &volume_key, &state_dir)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                device = %device.display(),
+                formatted = open.formatted,
+                dir = %data_dir.display(),
+                "data volume open (LUKS2)"
+            );
+            Volume::Luks(open)
+        }
+        None => {
+            open_image(&state_dir, &data_dir, &volume_key)?;
+            Volume::Image
         }
     };
-    tracing::info!(files, dir = %data_dir.display(), "data volume open");
     let guest = Arc::new(covenant_guest::api::Guest {
         instance_id: measured.instance_id.0.to_string(),
         compose_hash: measured.compose_hash.to_string(),
@@ -391,7 +426,16 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
         let socket = args.socket.clone();
         let data_dir = data_dir.clone();
         let stopped = stopped.clone();
-        async move { covenant_guest::workload::supervise(services, &socket, &data_dir, stopped).await }
+        async move {
+            match workload {
+                Workload::Processes(services) => {
+                    covenant_guest::workload::supervise(services, &socket, &data_dir, stopped)
+                        .await;
+                    Ok(())
+                }
+                Workload::Docker(project) => project.run(stopped).await,
+            }
+        }
     });
     let mut api_stopped = stopped.clone();
     let api = axum::serve(listener, covenant_guest::api::router(guest)).with_graceful_shutdown(
@@ -403,18 +447,77 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     stop_signal.await;
     tracing::info!("stopping");
     let _ = stop.send(true);
-    let _ = workload.await;
-    let files = covenant_guest::volume::seal(&state_dir, &data_dir, &volume_key)
-        .map_err(|e| e.to_string())?;
-    std::fs::remove_dir_all(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    tracing::info!(files, "data volume sealed");
+    let stopped_workload = workload.await.map_err(|e| e.to_string()).and_then(|r| r);
+    if let Err(e) = &stopped_workload {
+        tracing::error!(error = %e, "the workload did not stop cleanly");
+    }
+    match volume {
+        Volume::Luks(open) => {
+            open.close().map_err(|e| e.to_string())?;
+            tracing::info!("data volume closed (LUKS2)");
+        }
+        Volume::Image => {
+            let files = covenant_guest::volume::seal(&state_dir, &data_dir, &volume_key)
+                .map_err(|e| e.to_string())?;
+            std::fs::remove_dir_all(&data_dir)
+                .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            tracing::info!(files, "data volume sealed");
+        }
+    }
     match api.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.to_string()),
         Err(e) => return Err(e.to_string()),
     }
+    stopped_workload?;
     tracing::info!("guest stopped");
     Ok(())
+}
+
+enum Workload {
+    Processes(Vec<covenant_guest::workload::Service>),
+    Docker(covenant_guest::docker::Project),
+}
+
+enum Volume {
+    /// The simulated TEE's encrypted directory image, open in `<state>/data`.
+    Image,
+    /// A LUKS2 device, mounted on `<state>/data`.
+    Luks(covenant_guest::luks::OpenVolume),
+}
+
+/// Opens the simulated TEE's directory image into `data_dir`, first sealing a plaintext
+/// directory an unclean stop left behind.
+fn open_image(
+    state_dir: &std::path::Path,
+    data_dir: &std::path::Path,
+    volume_key: &zeroize::Zeroizing<[u8; 32]>,
+) -> Result<(), String> {
+    if data_dir.exists() {
+        // Left by a stop that did not seal (a crash, or a failed seal): it holds the newest data,
+        // so it is sealed now rather than discarded; if it cannot be, the boot stops and the
+        // directory stays.
+        tracing::warn!(
+            dir = %data_dir.display(),
+            "a data directory left by an unclean stop: sealing it before the volume is opened"
+        );
+        covenant_guest::volume::seal(state_dir, data_dir, volume_key)
+            .map_err(|e| format!("sealing the data left by an unclean stop: {e}"))?;
+        std::fs::remove_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    match covenant_guest::volume::open(state_dir, data_dir, volume_key) {
+        Ok(files) => {
+            tracing::info!(files, dir = %data_dir.display(), "data volume open");
+            Ok(())
+        }
+        Err(e) => {
+            // Nothing of it stays behind: a leftover directory would be sealed over the image at
+            // the next boot.
+            let _ = std::fs::remove_dir_all(data_dir);
+            Err(e.to_string())
+        }
+    }
 }
 
 /// A future that resolves on SIGTERM or SIGINT, with the handlers installed now.

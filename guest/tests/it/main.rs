@@ -11,6 +11,7 @@
 mod api;
 mod example;
 mod gpu;
+mod real_vm;
 mod stack;
 mod workload;
 
@@ -34,6 +35,27 @@ fn compose(stack: &Stack, name: &str) -> Vec<u8> {
             "name": "web",
             "image": format!("example.invalid/{name}@sha256:{}", "ab".repeat(32)),
             "command": ["/bin/serve"]
+        }],
+        "allowed_envs": ["DB_PASSWORD"],
+        "kms": {
+            "chain_id": stack.deployment.chain_id,
+            "registry": stack.registry_address().to_string().to_lowercase()
+        }
+    }))
+    .unwrap()
+}
+
+/// A compose for `docker compose`: its `web` container lists `DB_PASSWORD` and restarts on
+/// failure.
+fn workload_compose_for_docker(stack: &Stack) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "manifest_version": 1,
+        "name": "dockerised",
+        "containers": [{
+            "name": "web",
+            "image": format!("example.invalid/web@sha256:{}", "ab".repeat(32)),
+            "env": ["DB_PASSWORD"],
+            "restart": "on-failure"
         }],
         "allowed_envs": ["DB_PASSWORD"],
         "kms": {

@@ -51,7 +51,7 @@ fn workload_compose(stack: &Stack, out: &std::path::Path) -> Vec<u8> {
     .unwrap()
 }
 
-fn sealed(
+pub fn sealed(
     stack: &Stack,
     statement: &covenant_kms_api::EnvKeyStatement,
     vars: &[(&str, &str)],
@@ -71,7 +71,7 @@ fn sealed(
 }
 
 /// Writes `env` into `host`'s state directory: the path to pass as `--env-secrets`.
-fn env_file(host: &Host<'_>, env: &EncryptedEnv) -> String {
+pub fn env_file(host: &Host<'_>, env: &EncryptedEnv) -> String {
     let path = host.state_dir.join("env.json");
     std::fs::write(&path, serde_json::to_vec(env).unwrap()).unwrap();
     path.to_str().unwrap().to_owned()
