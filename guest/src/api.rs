@@ -230,6 +230,7 @@ async fn get_tls_key(
         .certificate(&CertificateRequest {
             chain_id: Some(guest.roots.chain_id),
             csr,
+            usage: request.usage,
         })
         .await
         .map_err(|e| unavailable(format!("the KMS: {e}")))?;
@@ -248,6 +249,12 @@ async fn get_tls_key(
     if issued != asked {
         return Err(unavailable(format!(
             "the KMS certified {issued:?}, not {asked:?}"
+        )));
+    }
+    if verified.usage != request.usage {
+        return Err(unavailable(format!(
+            "the KMS certified the usage {:?}, not {:?}",
+            verified.usage, request.usage
         )));
     }
     Ok(Json(GetTlsKeyResponse {

@@ -159,7 +159,12 @@ pub const MAX_TLS_NAMES: usize = 32;
 pub struct GetTlsKeyRequest {
     /// DNS names for the certificate: 1 to [`MAX_TLS_NAMES`].
     pub names: Vec<String>,
+    /// What the certificate is for: `server`, `client` or `server-and-client` (the default).
+    #[serde(default)]
+    pub usage: TlsUsage,
 }
+
+pub use covenant_kms_api::TlsUsage;
 
 /// The answer to `POST /GetTlsKey`: a fresh key and its certificate chain under the app CA.
 #[derive(Clone, Serialize, Deserialize)]
@@ -167,7 +172,7 @@ pub struct GetTlsKeyRequest {
 pub struct GetTlsKeyResponse {
     /// The P-256 private key (PKCS#8 PEM), made for this call and kept nowhere else.
     pub key: String,
-    /// Leaf (the key, the names, the app id; TLS server and client), app CA, root CA (PEM).
+    /// Leaf (the key, the names, the app id, the usage asked for), app CA, root CA (PEM).
     pub certificate_chain: Vec<String>,
 }
 

@@ -10,7 +10,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::api::{
     EmitEventRequest, EmitEventResponse, ErrorBody, GetKeyRequest, GetKeyResponse, GetQuoteRequest,
-    GetQuoteResponse, GetTlsKeyRequest, GetTlsKeyResponse, InfoResponse, REPORT_DATA_LEN,
+    GetQuoteResponse, GetTlsKeyRequest, GetTlsKeyResponse, InfoResponse, REPORT_DATA_LEN, TlsUsage,
 };
 
 /// The largest answer read, in bytes.
@@ -90,9 +90,14 @@ impl GuestClient {
     }
 
     /// `GetTlsKey(names)`.
-    pub async fn get_tls_key(&self, names: &[&str]) -> Result<GetTlsKeyResponse, GuestError> {
+    pub async fn get_tls_key(
+        &self,
+        names: &[&str],
+        usage: TlsUsage,
+    ) -> Result<GetTlsKeyResponse, GuestError> {
         let request = GetTlsKeyRequest {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
+            usage,
         };
         self.call("POST", "/GetTlsKey", Some(&request)).await
     }

@@ -20,6 +20,8 @@
 //! checked by the gateway and `covenant verify`).
 
 use alloy::primitives::Address;
+
+use crate::wire::TlsUsage;
 use x509_parser::{
     certificate::X509Certificate,
     extensions::{GeneralName, ParsedExtension},
@@ -51,6 +53,8 @@ pub struct VerifiedAppCertificate {
     pub dns_names: Vec<String>,
     /// The leaf's public key (SubjectPublicKeyInfo, DER).
     pub public_key_der: Vec<u8>,
+    /// What the leaf is for: a verifier checks the role it accepts the leaf in.
+    pub usage: TlsUsage,
 }
 
 /// Why a chain is refused.
@@ -178,17 +182,19 @@ fn check_signs_certificates(
     }
 }
 
-/// The leaf must be for TLS servers and clients and nothing that signs certificates.
-fn check_leaf_usage(cert: &X509Certificate<'_>) -> Result<(), CertificateError> {
-    let tls = matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.server_auth && eku.value.client_auth);
+/// The leaf must be for TLS servers, clients or both, and nothing that signs certificates.
+fn check_leaf_usage(cert: &X509Certificate<'_>) -> Result<TlsUsage, CertificateError> {
+    let usage = match cert.extended_key_usage() {
+        Ok(Some(eku)) => TlsUsage::from_flags(eku.value.server_auth, eku.value.client_auth),
+        _ => None,
+    };
     let signs_certificates = matches!(cert.key_usage(), Ok(Some(ku)) if ku.value.key_cert_sign());
-    if tls && !signs_certificates {
-        Ok(())
-    } else {
-        Err(CertificateError::WrongRole {
+    match usage {
+        Some(usage) if !signs_certificates => Ok(usage),
+        _ => Err(CertificateError::WrongRole {
             which: "leaf",
             reason: "is not a TLS certificate",
-        })
+        }),
     }
 }
 
@@ -288,7 +294,7 @@ pub fn verify_app_chain(
             reason: "is a CA",
         });
     }
-    check_leaf_usage(&leaf)?;
+    let usage = check_leaf_usage(&leaf)?;
     check_valid(&leaf, "leaf", now)?;
     let mut uri_apps = Vec::new();
     let mut dns_names = Vec::new();
@@ -329,6 +335,7 @@ pub fn verify_app_chain(
         key_generation,
         dns_names,
         public_key_der: leaf.public_key().raw.to_vec(),
+        usage,
     })
 }
 
@@ -464,15 +471,32 @@ mod tests {
     }
 
     #[test]
-    fn a_leaf_must_be_for_tls_servers_and_clients_and_sign_no_certificates() {
+    fn a_leaf_must_be_for_tls_servers_or_clients_says_which_and_signs_no_certificates() {
         let refused = Err(CertificateError::WrongRole {
             which: "leaf",
             reason: "is not a TLS certificate",
         });
-        let server_only = chain(|_, _, leaf| {
-            leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth]
-        });
-        assert_eq!(verify(server_only), refused);
+        let usage = |ekus: Vec<ExtendedKeyUsagePurpose>| {
+            let (chain, anchor) = chain(move |_, _, leaf| leaf.extended_key_usages = ekus);
+            let now = ASN1Time::now().timestamp();
+            verify_app_chain(&chain, &anchor, Some(APP), now).map(|v| v.usage)
+        };
+        assert_eq!(
+            usage(vec![ExtendedKeyUsagePurpose::ServerAuth]),
+            Ok(TlsUsage::Server)
+        );
+        assert_eq!(
+            usage(vec![ExtendedKeyUsagePurpose::ClientAuth]),
+            Ok(TlsUsage::Client)
+        );
+        assert_eq!(
+            usage(vec![
+                ExtendedKeyUsagePurpose::ClientAuth,
+                ExtendedKeyUsagePurpose::ServerAuth
+            ]),
+            Ok(TlsUsage::ServerAndClient)
+        );
+        assert!(usage(vec![ExtendedKeyUsagePurpose::CodeSigning]).is_err());
         let no_usage = chain(|_, _, leaf| leaf.extended_key_usages.clear());
         assert_eq!(verify(no_usage), refused);
         let signs = chain(|_, _, leaf| leaf.key_usages = vec![KeyUsagePurpose::KeyCertSign]);

@@ -184,6 +184,44 @@ pub struct CertificateRequest {
     /// PEM `CERTIFICATE REQUEST`.
     #[serde(default)]
     pub csr: String,
+    /// What the leaf is for (default: TLS servers and clients).
+    #[serde(default)]
+    pub usage: TlsUsage,
+}
+
+/// What a KMS-issued leaf is for: its extended key usages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsUsage {
+    /// TLS servers only (`serverAuth`).
+    Server,
+    /// TLS clients only (`clientAuth`).
+    Client,
+    /// Both (`serverAuth` and `clientAuth`).
+    #[default]
+    ServerAndClient,
+}
+
+impl TlsUsage {
+    /// From the leaf's extended key usages; `None` when it has neither.
+    pub fn from_flags(server: bool, client: bool) -> Option<Self> {
+        match (server, client) {
+            (true, true) => Some(Self::ServerAndClient),
+            (true, false) => Some(Self::Server),
+            (false, true) => Some(Self::Client),
+            (false, false) => None,
+        }
+    }
+
+    /// Whether a TLS server may present such a leaf.
+    pub fn serves(self) -> bool {
+        matches!(self, Self::Server | Self::ServerAndClient)
+    }
+
+    /// Whether a TLS client may present such a leaf.
+    pub fn authenticates_clients(self) -> bool {
+        matches!(self, Self::Client | Self::ServerAndClient)
+    }
 }
 
 /// The answer to `POST /v1/certificates`.

@@ -3,7 +3,10 @@
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use covenant_attest::{Binding, ReportData, eventlog::names};
-use covenant_guest_api::client::{GuestClient, GuestError};
+use covenant_guest_api::{
+    api::TlsUsage,
+    client::{GuestClient, GuestError},
+};
 use covenant_kms_api::signatures;
 use serde_json::json;
 
@@ -201,7 +204,7 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
 
     // GetTlsKey: a fresh key, certified under the app CA for exactly the names asked.
     let tls = client
-        .get_tls_key(&["app.example", "*.app.example"])
+        .get_tls_key(&["app.example", "*.app.example"], TlsUsage::ServerAndClient)
         .await
         .unwrap();
     let chain = covenant_kms_api::pem_chain_to_der(&tls.certificate_chain).unwrap();
@@ -217,17 +220,45 @@ async fn every_local_api_call_answers_and_refuses_bad_input() {
         leaf.public_key().subject_public_key.data.as_ref(),
         tls_key.public_key_raw()
     );
-    let again = client.get_tls_key(&["app.example"]).await.unwrap();
-    assert_ne!(again.key, tls.key);
-    refused(client.get_tls_key(&[]).await, 400, "1 to 32 names, got 0");
+    assert_eq!(verified.usage, TlsUsage::ServerAndClient);
+    // A certificate for one role only says so, and a verifier checks the role it accepts.
+    for usage in [TlsUsage::Server, TlsUsage::Client] {
+        let one = client.get_tls_key(&["app.example"], usage).await.unwrap();
+        assert_ne!(one.key, tls.key);
+        let chain = covenant_kms_api::pem_chain_to_der(&one.certificate_chain).unwrap();
+        let verified =
+            covenant_kms_api::verify_app_chain(&chain, &stack.kms().roots, Some(app), now as i64)
+                .unwrap();
+        assert_eq!(verified.usage, usage);
+        assert_eq!(verified.usage.serves(), usage == TlsUsage::Server);
+        assert_eq!(
+            verified.usage.authenticates_clients(),
+            usage == TlsUsage::Client
+        );
+    }
+    let usage = TlsUsage::ServerAndClient;
     refused(
-        client.get_tls_key(&["Not_A_Name"]).await,
+        client.get_tls_key(&[], usage).await,
+        400,
+        "1 to 32 names, got 0",
+    );
+    refused(
+        client.get_tls_key(&["Not_A_Name"], usage).await,
         400,
         "is not a DNS name",
     );
     let many: Vec<String> = (0..33).map(|i| format!("n{i}.example")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    refused(client.get_tls_key(&many).await, 400, "got 33");
+    refused(client.get_tls_key(&many, usage).await, 400, "got 33");
+    let (status, body) = client
+        .raw(
+            "POST",
+            "/GetTlsKey",
+            Some(br#"{"names":["app.example"],"usage":"code-signing"}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body:?}");
 
     // Another host's instance of the app derives the same path keys.
     let other_host = Host::new(&stack, "host-b", 0xb2);

@@ -92,6 +92,7 @@ impl Keyring {
         &self,
         grant: &Grant,
         csr_der: &[u8],
+        usage: covenant_kms_api::TlsUsage,
         now_unix: i64,
     ) -> Result<Vec<String>, String> {
         let boot = grant.boot();
@@ -102,6 +103,7 @@ impl Keyring {
             boot.appId,
             boot.keyGeneration,
             csr_der,
+            usage,
             now_unix,
         )
     }

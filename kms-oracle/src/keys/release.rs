@@ -8,7 +8,7 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256, FixedBytes};
-use covenant_kms_api::{AppKeys, EnvKeyStatement, Secret, signatures};
+use covenant_kms_api::{AppKeys, EnvKeyStatement, Secret, TlsUsage, signatures};
 use p256::ecdsa::signature::Signer;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
@@ -427,6 +427,7 @@ pub fn sign_leaf(
     app: Address,
     generation: u64,
     csr_der: &[u8],
+    usage: TlsUsage,
     now_unix: i64,
 ) -> Result<Vec<String>, String> {
     let csr = CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
@@ -454,10 +455,14 @@ pub fn sign_leaf(
     params.subject_alt_names = sans;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = match usage {
+        TlsUsage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        TlsUsage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        TlsUsage::ServerAndClient => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    };
     let now = time::OffsetDateTime::from_unix_timestamp(now_unix).map_err(|e| e.to_string())?;
     params.not_before = now - time::Duration::hours(1);
     params.not_after = now + time::Duration::days(90);

@@ -192,7 +192,9 @@ async fn issue_certificate(
     let (app, generation) = (grant.boot().appId, grant.boot().keyGeneration);
     let keyring = state.keyring.clone();
     let now = i64::try_from(state.clock.now_secs()).unwrap_or(i64::MAX);
-    let signed = tokio::task::spawn_blocking(move || keyring.certificate(&grant, &der, now)).await;
+    let usage = req.request.usage;
+    let signed =
+        tokio::task::spawn_blocking(move || keyring.certificate(&grant, &der, usage, now)).await;
     match signed {
         Ok(Ok(chain)) => Ok(Released {
             block,

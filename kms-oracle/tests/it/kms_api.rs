@@ -259,6 +259,7 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
                 .certificate(&CertificateRequest {
                     chain_id: None,
                     csr: csr_pem(name),
+                    usage: Default::default(),
                 })
                 .await
                 .unwrap()
@@ -277,6 +278,7 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
     assert_eq!(verified.app, app);
     assert_eq!(verified.key_generation, issued.key_generation);
     assert_eq!(verified.dns_names, vec!["app.example".to_owned()]);
+    assert_eq!(verified.usage, covenant_kms_api::TlsUsage::ServerAndClient);
 
     // Rejected: another root key.
     let mut other_root = anchor.clone();

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use axum::{Json, Router, routing::get};
 use clap::Parser;
-use covenant_guest_api::client::GuestClient;
+use covenant_guest_api::{api::TlsUsage, client::GuestClient};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use sha2::{Digest, Sha512};
@@ -38,7 +38,7 @@ async fn main() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tls = guest
-        .get_tls_key(&[cli.name.as_str()])
+        .get_tls_key(&[cli.name.as_str()], TlsUsage::Server)
         .await
         .map_err(|e| e.to_string())?;
     let chain: Vec<CertificateDer<'static>> = tls
