@@ -15,7 +15,8 @@ use alloy::primitives::Address;
 use covenant_kms_api::{AppKeys, EnvKeyStatement};
 
 use super::{
-    AppMaterialCache, Domain, RootKeys, RootSecret, env_key_statement, instance_keys, sign_leaf,
+    AppMaterialCache, Domain, LeafRequest, RootKeys, RootSecret, env_key_statement, instance_keys,
+    sign_leaf,
 };
 use crate::{
     Result,
@@ -100,10 +101,12 @@ impl Keyring {
             &self.root,
             &self.domain,
             grant.roots(),
-            boot.appId,
-            boot.keyGeneration,
-            csr_der,
-            usage,
+            LeafRequest {
+                app: boot.appId,
+                generation: boot.keyGeneration,
+                csr_der,
+                usage,
+            },
             now_unix,
         )
     }

@@ -249,6 +249,6 @@ mod keyring;
 mod release;
 pub use keyring::Keyring;
 pub use release::{
-    AppMaterial, AppMaterialCache, P256Signer, RootKeys, app_key_digest, env_key_digest,
-    env_key_statement, instance_keys, pem, sign_leaf,
+    AppMaterial, AppMaterialCache, LeafRequest, P256Signer, RootKeys, app_key_digest,
+    env_key_digest, env_key_statement, instance_keys, pem, sign_leaf,
 };

@@ -417,19 +417,36 @@ pub fn instance_keys(
     }
 }
 
-/// Signs a leaf certificate for `app` from a CSR (DER). The CSR's signature must verify; the
-/// leaf keeps only the CSR's key and DNS names, and carries the app id as its common name and
+/// What a leaf is asked for: the app and its key generation (whose app CA signs), the CSR (DER)
+/// and the usage.
+#[derive(Clone, Copy, Debug)]
+pub struct LeafRequest<'a> {
+    /// The app.
+    pub app: Address,
+    /// Its key generation.
+    pub generation: u64,
+    /// The CSR, DER.
+    pub csr_der: &'a [u8],
+    /// The extended key usages.
+    pub usage: TlsUsage,
+}
+
+/// Signs a leaf certificate for the request's app from its CSR. The CSR's signature must verify;
+/// the leaf keeps only the CSR's key and DNS names, and carries the app id as its common name and
 /// as a URI name `urn:covenant:app:<address>`. Returns the chain: leaf, app CA, root CA (PEM).
 pub fn sign_leaf(
     root: &RootSecret,
     domain: &Domain,
     roots: &RootKeys,
-    app: Address,
-    generation: u64,
-    csr_der: &[u8],
-    usage: TlsUsage,
+    request: LeafRequest<'_>,
     now_unix: i64,
 ) -> Result<Vec<String>, String> {
+    let LeafRequest {
+        app,
+        generation,
+        csr_der,
+        usage,
+    } = request;
     let csr = CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
         .map_err(|e| format!("malformed CSR: {e}"))?;
     let mut sans = Vec::new();
