@@ -5,8 +5,14 @@
 //!
 //! Secret values are never written to the Compose file: it names the variables only
 //! (`environment: [NAME]`), and `docker compose` takes their values from its own environment,
-//! which the guest sets to exactly those variables (and `PATH`, and `DOCKER_CONFIG` in the state
-//! directory).
+//! which the guest sets to exactly those variables, `PATH`, `DOCKER_HOST` if the guest has one,
+//! `DOCKER_CONFIG` and `COMPOSE_DISABLE_ENV_FILE=1`. The Compose file, the project directory and
+//! the Docker configuration live in the guest's private run directory (tmpfs inside the VM), never
+//! in the state directory the host can write: a host-planted CLI plugin, context, proxy setting
+//! or `.env` file would run code beside the secrets or read them.
+//!
+//! Containers run detached; their logs stay with Docker unless the compose sets
+//! `flags.public_logs`, when `docker compose logs --follow` copies them to the guest's output.
 
 use std::{
     collections::BTreeMap,
@@ -61,17 +67,20 @@ pub fn compose_file(compose: &AppCompose, socket: &Path, data_dir: &Path) -> Val
     json!({ "name": format!("covenant-{}", compose.name), "services": services })
 }
 
-/// A `docker compose` project of the app, in `dir` (its Compose file and Docker config).
+/// A `docker compose` project of the app, in the guest's private `dir` (its Compose file and
+/// Docker config).
 #[derive(Debug)]
 pub struct Project {
+    dir: PathBuf,
     file: PathBuf,
     config_dir: PathBuf,
     env: Vec<(String, Zeroizing<String>)>,
+    public_logs: bool,
 }
 
 impl Project {
-    /// Writes the Compose file of `compose` into `dir`; `secrets` gives the values of the
-    /// variables the containers list.
+    /// Writes the Compose file of `compose` into the guest-private `dir`; `secrets` gives the
+    /// values of the variables the containers list (each must be there).
     pub fn new(
         compose: &AppCompose,
         secrets: &BTreeMap<String, Zeroizing<String>>,
@@ -86,18 +95,19 @@ impl Project {
             &file,
             serde_json::to_vec_pretty(&compose_file(compose, socket, data_dir))?,
         )?;
-        let env = compose
-            .containers
-            .iter()
-            .flat_map(|c| c.env.iter())
-            .filter_map(|name| Some((name.clone(), secrets.get(name)?.clone())))
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
-            .collect();
+        let mut env = BTreeMap::new();
+        for name in compose.containers.iter().flat_map(|c| c.env.iter()) {
+            let value = secrets
+                .get(name)
+                .ok_or_else(|| std::io::Error::other(format!("no env secret provides {name}")))?;
+            env.insert(name.clone(), value.clone());
+        }
         Ok(Self {
+            dir: dir.to_owned(),
             file,
             config_dir,
-            env,
+            env: env.into_iter().collect(),
+            public_logs: compose.flags.public_logs,
         })
     }
 
@@ -105,42 +115,51 @@ impl Project {
         let mut command = tokio::process::Command::new("docker");
         command
             .arg("compose")
+            .arg("--project-directory")
+            .arg(&self.dir)
             .arg("--file")
             .arg(&self.file)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("DOCKER_CONFIG", &self.config_dir)
+            .env("COMPOSE_DISABLE_ENV_FILE", "1")
+            .envs(std::env::var_os("DOCKER_HOST").map(|h| ("DOCKER_HOST", h)))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null());
         command
     }
 
-    /// `docker compose up` until `stop` says so, then `docker compose down`. Containers restart
-    /// by their policy under Docker; a project that could not start is an error.
+    /// `docker compose up --detach`, then, at `stop`, `docker compose down`. Containers
+    /// restart by their policy under Docker; a project that could not start is an error.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
-        let mut up = self
-            .command(&["up", "--no-build", "--remove-orphans"])
-            .kill_on_drop(true)
-            .spawn()
+        let up = self
+            .command(&["up", "--detach", "--no-build", "--remove-orphans"])
+            .stdout(Stdio::null())
+            .status()
+            .await
             .map_err(|e| format!("cannot run docker compose: {e}"))?;
-        tracing::info!(file = %self.file.display(), "docker compose up");
-        let exited = tokio::select! {
-            status = up.wait() => Some(status),
-            _ = stop.wait_for(|s| *s) => None,
-        };
-        if let Some(status) = exited {
-            // `up` returns when no container runs any more (none restarts): the API keeps
-            // serving until the guest is stopped.
-            tracing::info!(status = ?status, "docker compose up returned");
-            let _ = stop.wait_for(|s| *s).await;
+        if !up.success() {
+            return Err(format!("docker compose up failed: {up}"));
         }
+        tracing::info!(file = %self.file.display(), "docker compose up");
+        let logs = if self.public_logs {
+            self.command(&["logs", "--follow", "--no-color"])
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| tracing::warn!(error = %e, "cannot follow the containers' logs"))
+                .ok()
+        } else {
+            None
+        };
+        let _ = stop.wait_for(|s| *s).await;
         let down = self
             .command(&["down", "--timeout", &STOP_GRACE_SECS.to_string()])
+            .stdout(Stdio::null())
             .status()
             .await
             .map_err(|e| format!("cannot run docker compose down: {e}"))?;
-        let _ = up.wait().await;
+        drop(logs);
         if down.success() {
             tracing::info!("docker compose down");
             Ok(())

@@ -41,9 +41,13 @@ struct RunArgs {
     runtime: Option<Runtime>,
     /// The block device of the instance's LUKS2 data volume (required on a real TEE; under the
     /// simulated TEE, without it, the volume is an encrypted directory image in the state
-    /// directory). Mounted on `<state-dir>/data`.
+    /// directory). Mounted on `<run-dir>/data`.
     #[arg(long)]
     data_device: Option<PathBuf>,
+    /// A directory only the guest can write (tmpfs inside the VM, never the host's state
+    /// directory): the Compose project, Docker's configuration and the volume's mount point.
+    #[arg(long, default_value = "/run/covenant")]
+    run_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -190,6 +194,9 @@ fn tee(args: &BootArgs) -> Result<Box<dyn EvidenceProducer>, String> {
 fn gpu(args: &BootArgs) -> Result<Option<Box<dyn GpuProducer>>, String> {
     match args.gpu {
         None => Ok(None),
+        Some(Gpu::Simulated) if args.tee != Tee::Simulated => {
+            Err("--gpu simulated goes with --tee simulated only".into())
+        }
         Some(Gpu::Simulated) => {
             let device = args
                 .gpu_device_id
@@ -207,6 +214,7 @@ fn gpu(args: &BootArgs) -> Result<Option<Box<dyn GpuProducer>>, String> {
 
 /// The boot: measured, the app's keys from a KMS node the chain allows, and the env secrets.
 async fn booted(args: &BootArgs) -> Result<Booted, String> {
+    let gpu = gpu(args)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let deployment = Deployment::read(&args.deployment).map_err(|e| e.to_string())?;
     let registry = deployment.contracts.kms_registry;
@@ -255,7 +263,6 @@ async fn booted(args: &BootArgs) -> Result<Booted, String> {
         chain_id: deployment.chain_id,
         registry,
     };
-    let gpu = gpu(args)?;
     let measured = boot::measure(launch, key_provider, tee(args)?, gpu.as_deref())
         .map_err(|e| e.to_string())?;
     let keys = boot::request_keys(&measured, &access, now)
@@ -354,7 +361,16 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
         env,
     } = booted(&args.boot).await?;
     let state_dir = args.boot.state_dir.clone();
-    let data_dir = state_dir.join("data");
+    // Only the real-VM paths keep anything there (the simulated ones are development only).
+    let run_dir = if runtime == Runtime::Docker || args.data_device.is_some() {
+        private_dir(&args.run_dir)?
+    } else {
+        args.run_dir.clone()
+    };
+    let data_dir = match args.data_device {
+        Some(_) => private_dir(&run_dir.join("data"))?,
+        None => state_dir.join("data"),
+    };
     let workload = match runtime {
         Runtime::Processes => Workload::Processes(
             covenant_guest::workload::services(&measured.compose, &env)
@@ -366,7 +382,7 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
                 &env,
                 &args.socket,
                 &data_dir,
-                &state_dir,
+                &run_dir,
             )
             .map_err(|e| format!("writing the compose project: {e}"))?,
         ),
@@ -472,6 +488,24 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     stopped_workload?;
     tracing::info!("guest stopped");
     Ok(())
+}
+
+/// `dir`, made if missing with mode 0700, and refused if it is a symlink or not a directory:
+/// what the guest keeps there must not be redirected.
+fn private_dir(dir: &std::path::Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let fail = |e: std::io::Error| format!("{}: {e}", dir.display());
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_dir() => {}
+        Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?,
+        Err(e) => return Err(fail(e)),
+    }
+    Ok(dir.to_owned())
 }
 
 enum Workload {

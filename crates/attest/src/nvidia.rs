@@ -69,6 +69,8 @@ pub struct VerifiedGpu {
     pub fwid: Vec<u8>,
     /// The driver version string the firmware reports, if any.
     pub driver_version: Option<String>,
+    /// The chain ends at the simulated GPU root (development only), not NVIDIA's.
+    pub simulated: bool,
 }
 
 /// The SPDM nonce that binds GPU evidence to CPU report data:
@@ -125,11 +127,10 @@ pub fn verify_gpu(
         .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| fail("certificate chain", e))?;
-    let mut roots = pem_chain(DEVICE_ROOT_PEM)?;
-    if accept_simulated {
-        roots.extend(pem_chain(crate::simulated_gpu::ROOT_PEM)?);
-    }
-    if !chain.last().is_some_and(|last| roots.contains(last)) {
+    let nvidia_root = pem_chain(DEVICE_ROOT_PEM)?;
+    let simulated_root = pem_chain(crate::simulated_gpu::ROOT_PEM)?;
+    let simulated = accept_simulated && chain.last() == simulated_root.first();
+    if !simulated && chain.last() != nvidia_root.first() {
         return Err(fail(
             "certificate chain",
             if accept_simulated {
@@ -189,6 +190,7 @@ pub fn verify_gpu(
         measurements: parsed.measurements,
         fwid,
         driver_version,
+        simulated,
     })
 }
 

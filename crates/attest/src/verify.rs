@@ -462,7 +462,7 @@ fn judge(
         &runtime,
         &binding_report_data,
         now,
-        policy.simulator_root.is_some(),
+        simulated_gpu_accepted(evidence.platform, policy),
     )?;
     Ok(VerifiedEvidence {
         platform: evidence.platform,
@@ -490,6 +490,12 @@ pub fn snp_host_data(identity: &RuntimeIdentity) -> [u8; 32] {
     h.update(identity.os_image_hash.as_bytes());
     h.update(&identity.key_provider);
     h.finalize().into()
+}
+
+/// A simulated GPU is accepted only beside a simulated CPU, where the policy accepts that: a real
+/// TDX or SEV-SNP boot never satisfies a GPU requirement with a GPU whose signing key is public.
+fn simulated_gpu_accepted(platform: Platform, policy: &Policy) -> bool {
+    platform == Platform::Simulated && policy.simulator_root.is_some()
 }
 
 /// GPU evidence must be announced in the log (its hash, extended by the guest before
@@ -640,6 +646,49 @@ mod tests {
         assert_eq!(verified.runtime(), &identity(1));
         assert_eq!(verified.device_id(), DeviceId::new([0x0d; 32]));
         assert_eq!(verified.tcb_status(), TcbStatus::OutOfDate);
+    }
+
+    #[test]
+    fn a_real_platform_never_takes_a_simulated_gpu() {
+        let gpu = crate::simulated_gpu::SimulatedGpu::development(&[1; 32])
+            .unwrap()
+            .evidence(&nvidia::gpu_nonce(&binding()));
+        let id = RuntimeIdentity {
+            gpu_evidence_hash: Some(gpu.hash()),
+            ..identity(1)
+        };
+        let (mut signed, mut evidence, mut policy) = case();
+        evidence.event_log = id.boot_events();
+        evidence.gpu = Some(gpu);
+        signed.report_data =
+            snp_report_data(&binding(), &eventlog::replay(&evidence.event_log).unwrap());
+        policy.simulator_root = Some(crate::simulator::SimulatorRootKey::development().root());
+        let judged = |signed: Signed, evidence: &Evidence| {
+            judge(
+                signed,
+                evidence,
+                &Binding::ReportData(binding()),
+                &policy,
+                1_795_305_600,
+            )
+        };
+        // An SEV-SNP boot with every other check passing: the simulated GPU's root is refused,
+        // although the policy accepts simulated evidence.
+        let err = judged(signed.clone(), &evidence).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Gpu {
+                    what: "certificate chain",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // What tells them apart is the CPU platform alone.
+        evidence.platform = Platform::Simulated;
+        let verified = judged(signed, &evidence).unwrap();
+        assert!(verified.gpu().unwrap().simulated);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - the app CA: signed by the root CA, a CA that may issue only leaves, naming one app and its
 //!   key generation, with a name constraint that permits only that app's leaf subject (the app
 //!   holds its CA key; a standard X.509 verifier then refuses a leaf it signs for another app);
-//! - the leaf: signed by that app CA, not a CA, for TLS servers and clients, naming the same app
+//! - the leaf: signed by that app CA, not a CA, for TLS servers, clients or both (reported as
+//!   [`VerifiedAppCertificate::usage`]: a verifier checks the role it accepts it in), naming the same app
 //!   (common name and the URI `urn:covenant:app:<address>`) — and the app the caller expects, if
 //!   it names one.
 //!

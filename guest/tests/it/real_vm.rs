@@ -39,6 +39,14 @@ fn lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The second word of each logged call (`cryptsetup open …` → `open`, `mount -o …` → `-o`).
+fn verbs(log: &Path) -> Vec<String> {
+    lines(log)
+        .iter()
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -54,6 +62,9 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
     let device = device.to_str().unwrap().to_owned();
     let log = host.state_dir.join("tools.log");
     let env_path = super::workload::env_file(&host, &env);
+    // The guest's private directory (tmpfs in a VM), apart from the host's state directory.
+    let run_dir = stack.dir.path().join("run-vm-a");
+    let run_dir_arg = run_dir.to_str().unwrap().to_owned();
     let args = [
         "--runtime",
         "docker",
@@ -61,41 +72,64 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
         device.as_str(),
         "--env-secrets",
         env_path.as_str(),
+        "--run-dir",
+        run_dir_arg.as_str(),
     ];
-    let docker = host.state_dir.join("docker");
+    let docker = run_dir.join("docker");
+    let boot = |log: &Path| {
+        let guest = Process::spawn(
+            "guest",
+            command(&host, app, &document, &args, log),
+            Signal::SIGTERM,
+        )
+        .unwrap();
+        guest
+            .wait_for_line("the guest api", Duration::from_secs(60), |l| {
+                l.contains("guest api listening")
+            })
+            .unwrap();
+        guest
+    };
 
-    // First boot: the device is formatted, opened, given a file system, mounted; compose is up.
-    let guest = Process::spawn(
-        "guest",
-        command(&host, app, &document, &args, &log),
-        Signal::SIGTERM,
-    )
-    .unwrap();
+    // First boot: formatted with the derived volume key, opened with it, its cipher checked, a
+    // file system made, mounted in the private directory; compose is up.
+    let guest = boot(&log);
     wait_for("docker compose up")
         .timeout(Duration::from_secs(60))
         .watching(&guest)
         .until(|| docker.join("env-up").exists())
         .unwrap();
-    let calls = lines(&log);
-    let verbs: Vec<&str> = calls
-        .iter()
-        .map(|l| l.split_whitespace().take(2).last().unwrap_or_default())
-        .collect();
     assert_eq!(
-        verbs,
-        ["isLuks", "luksFormat", "open", "-q", "-o"],
-        "{calls:?}"
+        verbs(&log),
+        [
+            "cryptsetup isLuks",
+            "cryptsetup luksFormat",
+            "cryptsetup open",
+            "cryptsetup status",
+            "blkid -p",
+            "mkfs.ext4 -q",
+            "mount -o",
+        ]
     );
-    // The key goes through a pipe, never an argument.
+    let calls = lines(&log);
+    // The volume key comes from a memory file and the passphrase through a pipe: no argument
+    // carries key material.
+    for call in calls
+        .iter()
+        .filter(|l| l.contains("luksFormat") || l.contains(" open "))
+    {
+        assert!(call.contains("--volume-key-file /dev/fd/"), "{call}");
+    }
+    assert!(calls[1].contains("--key-file - "), "{}", calls[1]);
     assert!(
-        calls
-            .iter()
-            .all(|l| !l.contains("--key-file ") || l.contains("--key-file - "))
+        calls[6].contains(run_dir.join("data").to_str().unwrap()),
+        "{}",
+        calls[6]
     );
-    assert!(calls.iter().any(|l| l.contains("luksFormat --type luks2")));
-    // The Compose file: pinned images, the API socket and the volume mounted, the secret named
-    // but not written; its value reaches `docker compose` only through its environment.
-    let file = std::fs::read_to_string(host.state_dir.join("docker-compose.json")).unwrap();
+    // The Compose file, in the private directory: pinned images, the API socket and the volume
+    // mounted, the secret named but not written; its value reaches `docker compose` only
+    // through its environment, with no env file and nothing else of the guest's environment.
+    let file = std::fs::read_to_string(run_dir.join("docker-compose.json")).unwrap();
     assert!(!file.contains("hunter2"));
     let project: Value = serde_json::from_str(&file).unwrap();
     let web = &project["services"]["web"];
@@ -118,13 +152,19 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
         "{volumes}"
     );
     assert!(
-        volumes.contains(host.state_dir.join("data").to_str().unwrap()),
+        volumes.contains(run_dir.join("data").to_str().unwrap()),
         "{volumes}"
     );
     let compose_env = std::fs::read_to_string(docker.join("env-up")).unwrap();
-    assert!(compose_env.contains("DB_PASSWORD=hunter2"));
-    // Nothing else of the guest's environment (the fake tools' log path, for one).
+    assert!(compose_env.contains("DB_PASSWORD=hunter2"), "{compose_env}");
+    assert!(compose_env.contains("COMPOSE_DISABLE_ENV_FILE=1"));
     assert!(!compose_env.contains("FAKE_TOOLS_LOG"), "{compose_env}");
+    let up = lines(&docker.join("calls"));
+    assert!(
+        up[0].contains(&format!("--project-directory {}", run_dir.display()))
+            && up[0].contains(" up --detach"),
+        "{up:?}"
+    );
 
     // A clean stop: compose down, unmount, lock.
     guest.stop();
@@ -142,33 +182,44 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
     assert!(calls[calls.len() - 2].starts_with("umount "), "{calls:?}");
     assert_eq!(calls[calls.len() - 1], "cryptsetup close covenant-data");
 
-    // The next boot opens the same volume: no format, no new file system.
-    std::fs::remove_file(&log).unwrap();
-    let again = Process::spawn(
-        "guest",
-        command(&host, app, &document, &args, &log),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    again
-        .wait_for_line("the volume", Duration::from_secs(60), |l| {
-            l.contains("data volume open (LUKS2)")
-        })
+    // The next boot opens the same volume: no format, no new file system; nor when the host
+    // deletes the format marker (the file system is found).
+    for delete_marker in [false, true] {
+        if delete_marker {
+            std::fs::remove_file(host.state_dir.join("volume-luks2")).unwrap();
+        }
+        std::fs::remove_file(&log).unwrap();
+        boot(&log).stop();
+        assert_eq!(
+            verbs(&log)[..5],
+            [
+                "cryptsetup isLuks",
+                "cryptsetup open",
+                "cryptsetup status",
+                "blkid -p",
+                "mount -o"
+            ]
+        );
+    }
+
+    // The mapping reports another cipher than the key is for: closed again, the app never runs.
+    std::fs::write(format!("{device}.cipher"), "cipher_null").unwrap();
+    let out = command(&host, app, &document, &args, &log)
+        .output()
         .unwrap();
-    again.stop();
-    let verbs: Vec<String> = lines(&log)
-        .iter()
-        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-        .collect();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("\"cipher_null\""), "{e}");
     assert_eq!(
-        verbs[..3],
-        ["cryptsetup isLuks", "cryptsetup open", "mount -o"],
-        "{verbs:?}"
+        lines(&log).last().unwrap(),
+        "cryptsetup close covenant-data"
     );
+    std::fs::remove_file(format!("{device}.cipher")).unwrap();
 
     // Another instance handed this device: its key does not open it, and its app never starts.
     let other = Host::new(&stack, "vm-b", 0xb2);
     let other_env = super::workload::env_file(&other, &env);
+    let other_run = stack.dir.path().join("run-vm-b");
     let out = command(
         &other,
         app,
@@ -180,6 +231,8 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
             &device,
             "--env-secrets",
             &other_env,
+            "--run-dir",
+            other_run.to_str().unwrap(),
         ],
         &other.state_dir.join("tools.log"),
     )
@@ -187,8 +240,8 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
     .unwrap();
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(e.contains("No key available"), "{e}");
-    assert!(!other.state_dir.join("docker").join("env-up").exists());
+    assert!(e.contains("does not match"), "{e}");
+    assert!(!other_run.join("docker").join("env-up").exists());
 
     // The host wipes the device: a later boot refuses rather than format an empty volume.
     std::fs::remove_file(format!("{device}.luks")).unwrap();
@@ -198,6 +251,18 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("formatted before"), "{e}");
+
+    // The private directory must be one: a symlink there is refused.
+    let linked = stack.dir.path().join("run-linked");
+    std::os::unix::fs::symlink(&host.state_dir, &linked).unwrap();
+    let mut redirected = args;
+    redirected[7] = linked.to_str().unwrap();
+    let out = command(&host, app, &document, &redirected, &log)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("is not a directory"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,4 +291,14 @@ async fn a_real_tee_never_runs_bare_processes_or_an_unencrypted_volume() {
     assert!(e.contains("simulated TEE only"), "{e}");
     let e = run(&[]);
     assert!(e.contains("--data-device"), "{e}");
+    // Nor a GPU whose signing key is public.
+    let e = run(&[
+        "--data-device",
+        "/dev/vdb",
+        "--gpu",
+        "simulated",
+        "--gpu-device-id",
+        &alloy::primitives::B256::ZERO.to_string(),
+    ]);
+    assert!(e.contains("--tee simulated only"), "{e}");
 }
