@@ -10,6 +10,7 @@
 //!   test process; the database is dropped with its handle and the cluster at process exit.
 //! - [`deploy_contracts`]: the repository's deploy script against a test anvil; [`send!`]: an
 //!   alloy contract call sent and required to succeed.
+//! - [`spawn_indexer`]: the indexer binary mirroring a test deployment, its API listening.
 //! - [`Process`]: any other child process (the project's binaries and scripts), with the same
 //!   guarantees and its output captured for errors.
 //! - [`wait_for`]: poll a condition until a deadline; the error names what was awaited, and a
@@ -36,6 +37,7 @@
 mod anvil;
 mod contracts;
 mod error;
+mod indexer;
 pub mod postgres;
 mod process;
 mod rpc;
@@ -45,6 +47,7 @@ mod wait;
 pub use anvil::{Anvil, AnvilBuilder, DEFAULT_CHAIN_ID, TEST_MNEMONIC, TestAccount};
 pub use contracts::{TestDeployment, artifact_bytecode, deploy_contracts};
 pub use error::{Error, Result};
+pub use indexer::spawn_indexer;
 pub use nix::sys::signal::Signal;
 pub use postgres::{PgCluster, PgClusterBuilder, TestDatabase};
 pub use process::Process;

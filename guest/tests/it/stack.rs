@@ -13,8 +13,8 @@ use covenant_chain::{
     kms_registry::{IApp, KmsRegistry},
 };
 use covenant_testkit::{
-    Anvil, Process, Signal, TestDatabase, TestDeployment, deploy_contracts, tools::workspace_bin,
-    wait_for,
+    Anvil, Process, Signal, TestDatabase, TestDeployment, deploy_contracts, spawn_indexer,
+    tools::workspace_bin, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -65,20 +65,8 @@ impl Stack {
             .connect_http(anvil.endpoint().parse().unwrap())
             .erased();
         let mirror = covenant_testkit::postgres::database();
-        let mut command = Command::new(workspace_bin("covenant-indexer").unwrap());
-        command
-            .args(["--deployment", deployed.path().to_str().unwrap()])
-            .args(["--rpc-url", &anvil.endpoint()])
-            .args(["--database-url", mirror.url()])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--finality", &FINALITY.to_string()])
-            .args(["--poll-interval-ms", "20", "--progress", "never"]);
-        let indexer = Process::spawn("indexer", command, Signal::SIGTERM).unwrap();
-        indexer
-            .wait_for_line("the indexer's API", Duration::from_secs(60), |l| {
-                l.contains("api listening")
-            })
-            .unwrap();
+        let indexer =
+            spawn_indexer(deployed.path(), &anvil.endpoint(), mirror.url(), FINALITY).unwrap();
         let mut stack = Self {
             deployment_path: deployed.path().to_owned(),
             _deployed: deployed,

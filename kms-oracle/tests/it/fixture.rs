@@ -84,21 +84,13 @@ impl Stack {
             .connect_http(anvil.endpoint().parse().unwrap())
             .erased();
         let mirror = covenant_testkit::postgres::database();
-        let mut command =
-            Command::new(covenant_testkit::tools::workspace_bin("covenant-indexer").unwrap());
-        command
-            .args(["--deployment", deployed.path().to_str().unwrap()])
-            .args(["--rpc-url", &anvil.endpoint()])
-            .args(["--database-url", mirror.url()])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--finality", &FINALITY.to_string()])
-            .args(["--poll-interval-ms", "20", "--progress", "never"]);
-        let indexer = Process::spawn("indexer", command, Signal::SIGTERM).unwrap();
-        indexer
-            .wait_for_line("the indexer's API", Duration::from_secs(60), |l| {
-                l.contains("api listening")
-            })
-            .unwrap();
+        let indexer = covenant_testkit::spawn_indexer(
+            deployed.path(),
+            &anvil.endpoint(),
+            mirror.url(),
+            FINALITY,
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let stack = Self {
             deployment_path: deployed.path().to_owned(),
