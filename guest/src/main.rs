@@ -25,6 +25,12 @@ enum Command {
     Boot(BootArgs),
     /// Boots as `boot` does, then serves the local API on a Unix socket until SIGTERM or SIGINT.
     Run(RunArgs),
+    /// Checks an app-compose document and prints its compose hash (`0x` + 64 hex digits), the
+    /// value an app allows on chain and the guest measures.
+    ComposeHash {
+        /// The app-compose document.
+        compose: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -139,6 +145,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -154,6 +161,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Boot(args) => runtime.block_on(boot_command(args)),
         Command::Run(args) => runtime.block_on(run_command(args)),
+        Command::ComposeHash { compose } => compose_hash_command(&compose),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -306,6 +314,16 @@ struct Booted {
     measured: boot::Measured,
     keys: boot::AppKeys,
     env: std::collections::BTreeMap<String, zeroize::Zeroizing<String>>,
+}
+
+// The hash is the command's output.
+#[allow(clippy::print_stdout)]
+fn compose_hash_command(path: &std::path::Path) -> Result<(), String> {
+    let document = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let (_, hash) = covenant_attest::compose::compose_hash(&document)
+        .map_err(|e| format!("{}: not a valid app-compose document: {e}", path.display()))?;
+    println!("{hash}");
+    Ok(())
 }
 
 // The printed identity is the command's output (no secret in it).

@@ -115,6 +115,23 @@ async fn run_service(
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
+        // A service must not outlive its guest, even one killed with SIGKILL: it would keep the
+        // app's keys, unsupervised.
+        // SAFETY: between fork and exec the closure makes one system call (prctl), which is
+        // async-signal-safe, and allocates nothing. The signal fires when the spawning thread
+        // exits: this runs on a runtime worker thread, which lives as long as the guest.
+        // A guest that died before the prctl already orphaned the child: it must not start.
+        let guest = nix::unistd::getpid();
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                if nix::unistd::getppid() != guest {
+                    return Err(std::io::Error::other("the guest is gone"));
+                }
+                Ok(())
+            });
+        }
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => {

@@ -11,6 +11,8 @@
 //! - [`deploy_contracts`]: the repository's deploy script against a test anvil; [`send!`]: an
 //!   alloy contract call sent and required to succeed.
 //! - [`spawn_indexer`]: the indexer binary mirroring a test deployment, its API listening.
+//! - [`tls::get_with_chain`]: an HTTPS `GET` that returns the server's certificate chain for the
+//!   test to verify (app chains are checked against the on-chain root CA key).
 //! - [`Process`]: any other child process (the project's binaries and scripts), with the same
 //!   guarantees and its output captured for errors.
 //! - [`wait_for`]: poll a condition until a deadline; the error names what was awaited, and a
@@ -41,6 +43,7 @@ mod indexer;
 pub mod postgres;
 mod process;
 mod rpc;
+pub mod tls;
 pub mod tools;
 mod wait;
 

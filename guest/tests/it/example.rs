@@ -1,100 +1,15 @@
 //! The example app (`test/apps/hello`) under a real guest: its certificate verifies up to the
 //! chain's root CA, and its evidence binds that certificate's key to the app's boot.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use covenant_attest::{Binding, ReportData};
-use covenant_testkit::{tools::workspace_bin, wait_for};
-use rustls::{
-    DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    pki_types::{CertificateDer, ServerName, UnixTime},
-};
+use covenant_testkit::{tls::get_with_chain, tools::workspace_bin, wait_for};
 use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::{Host, compose_hash, stack::Stack};
-
-/// Accepts any certificate during the handshake: the chain is checked right after, the way
-/// Covenant clients check app chains (`verify_app_chain` against the on-chain root CA key).
-#[derive(Debug)]
-struct CheckedAfter;
-
-impl ServerCertVerifier for CheckedAfter {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// `GET /` over TLS: the certificate chain presented and the answer.
-async fn get(addr: std::net::SocketAddr) -> (Vec<Vec<u8>>, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut config = rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(CheckedAfter))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let chain = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .unwrap()
-        .iter()
-        .map(|c| c.to_vec())
-        .collect();
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    let _ = tls.read_to_end(&mut response).await;
-    let text = String::from_utf8(response).unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap();
-    (chain, serde_json::from_str(body).unwrap())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_app_serves_a_chain_verified_certificate_and_its_attested_identity() {
@@ -135,7 +50,10 @@ async fn the_example_app_serves_a_chain_verified_certificate_and_its_attested_id
         })
         .unwrap();
 
-    let (chain, identity) = get(addr).await;
+    let fetched = get_with_chain(addr, "localhost", "/").unwrap();
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    let chain = fetched.chain;
+    let identity: Value = serde_json::from_str(&fetched.body).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use alloy::primitives::{Address, B256};
 use covenant_guest_api::env::{EncryptedEnv, seal};
-use covenant_testkit::wait_for;
+use covenant_testkit::{Signal, wait_for};
 use serde_json::{Value, json};
 
 use crate::{
@@ -125,6 +125,41 @@ async fn the_workload_runs_with_its_secrets_restarts_by_policy_and_stops_with_th
     assert!(!std::path::Path::new(&format!("/proc/{web}")).exists());
     // The flaky service was not restarted after it settled (three runs, not more).
     assert_eq!(read(&out.join("runs")).unwrap().lines().count(), 3);
+
+    // A guest killed outright takes its services with it: nothing keeps the app's secrets
+    // running unsupervised.
+    std::fs::remove_file(out.join("web.pid")).unwrap();
+    let guest = host.run(app, &document, &["--env-secrets", &env_file(&host, &env)]);
+    let web: i32 = wait_for("the workload to start again")
+        .timeout(Duration::from_secs(60))
+        .watching(&guest)
+        .until_ok(|| {
+            read(&out.join("web.pid"))
+                .ok_or("no pid yet")
+                .and_then(|p| p.trim().parse().map_err(|_| "partial pid"))
+        })
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(guest.pid()).unwrap()),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the service to die with its guest")
+        .timeout(Duration::from_secs(10))
+        .until(|| !running(web))
+        .unwrap();
+    // What the service started itself stays in its group (see docs/guest.md, "Known limits"):
+    // the test cleans it up.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(web), Signal::SIGKILL);
+    guest.stop();
+}
+
+/// Whether process `pid` runs (a zombie does not).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(") ").next().map(|r| !r.starts_with('Z')))
+        .unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

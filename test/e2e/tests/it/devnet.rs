@@ -80,7 +80,7 @@ fn devnet_command(state: &Path, sigint_ignored: bool) -> Command {
     command
         .env("COVENANT_DEVNET_DIR", state)
         .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
-    for port in ["RPC", "PG", "INDEXER", "KMS"] {
+    for port in ["RPC", "PG", "INDEXER", "KMS", "APP"] {
         command.env(format!("COVENANT_DEVNET_{port}_PORT"), "0");
     }
     command
@@ -109,7 +109,7 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     let command = devnet_command(state.path(), true);
     let devnet = Process::spawn("devnet", command, Signal::SIGINT).unwrap();
     devnet
-        .wait_for_line("readiness", Duration::from_secs(120), |line| {
+        .wait_for_line("readiness", Duration::from_secs(180), |line| {
             line.starts_with("devnet ready")
         })
         .unwrap();
@@ -206,6 +206,62 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
         "{registry_view}"
     );
 
+    // The demo app: created with the Timelock as owner and its compose hash allowed, booted by the
+    // guest in a simulated TEE with keys from the devnet's KMS, serving a certificate under the
+    // app CA of the root CA key on chain and its attested identity.
+    let app: alloy::primitives::Address = env["COVENANT_APP_ID"].parse().unwrap();
+    assert_eq!(
+        cast_call(rpc_url, &app.to_string(), "owner()(address)"),
+        timelock
+    );
+    let compose = state.path().join("app/app-compose.json");
+    let compose_hash = Command::new(tools::workspace_bin("covenant-guest").unwrap())
+        .arg("compose-hash")
+        .arg(&compose)
+        .output()
+        .unwrap();
+    assert!(compose_hash.status.success());
+    let compose_hash = String::from_utf8(compose_hash.stdout).unwrap();
+    let compose_hash = compose_hash.trim();
+    let app_view = http_get(indexer, &format!("/v1/apps/{app}")).unwrap();
+    assert!(
+        app_view.contains(&compose_hash[2..]),
+        "{compose_hash} not in {app_view}"
+    );
+    let app_addr: SocketAddr = env["COVENANT_APP_URL"]
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
+    assert_eq!(app_addr.port(), port_of(&env["COVENANT_APP_URL"]));
+    let served = covenant_testkit::tls::get_with_chain(app_addr, "localhost", "/").unwrap();
+    assert_eq!(served.status, 200, "{}", served.body);
+    let identity: serde_json::Value = serde_json::from_str(&served.body).unwrap();
+    assert_eq!(
+        identity["appId"]
+            .as_str()
+            .unwrap()
+            .parse::<alloy::primitives::Address>()
+            .unwrap(),
+        app
+    );
+    assert_eq!(identity["composeHash"], compose_hash);
+    let mut roots = roots.lines();
+    let anchor = covenant_kms_api::RootAnchor {
+        chain_id: 31337,
+        kms_registry: registry.parse().unwrap(),
+        ca_public_key: hex::decode(roots.nth(1).unwrap().trim_start_matches("0x")).unwrap(),
+        generation: roots.next().unwrap().parse().unwrap(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let certificate =
+        covenant_kms_api::verify_app_chain(&served.chain, &anchor, Some(app), now as i64).unwrap();
+    assert_eq!(certificate.dns_names, ["localhost"]);
+    let socket = std::path::PathBuf::from(&env["COVENANT_GUEST_SOCKET"]);
+    assert!(socket.exists(), "the guest's local API socket");
+
     devnet.stop();
     assert!(
         devnet.log_contains("devnet stopped"),
@@ -214,9 +270,14 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     );
     assert_eq!(
         assert_all_stopped(state.path()),
-        4,
-        "anvil, postgres, indexer, kms"
+        5,
+        "anvil, postgres, indexer, kms, guest"
     );
+    assert!(
+        !accepts(app_addr),
+        "the demo app still serving after the stop"
+    );
+    assert!(!socket.exists(), "the guest's socket left behind");
     assert!(
         !accepts(kms),
         "the kms-oracle still listening after the stop"
