@@ -16,6 +16,7 @@
 pub mod api;
 pub mod boot;
 pub mod docker;
+pub mod gateway;
 pub mod getkey;
 pub mod instance;
 pub mod luks;

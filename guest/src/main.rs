@@ -54,6 +54,15 @@ struct RunArgs {
     /// directory): the Compose project, Docker's configuration and the volume's mount point.
     #[arg(long, default_value = "/run/covenant")]
     run_dir: PathBuf,
+    /// A gateway to register the instance with (`https://host:port`, its registration API);
+    /// repeat for several. Registration is retried until the gateway accepts or refuses.
+    #[arg(long = "gateway-url")]
+    gateway_urls: Vec<String>,
+    /// Where the ingress listens (TLS with the boot's RA-TLS certificate; the gateway connects
+    /// here, naming the compose port as `<port>.ingress`); its address is what the instance
+    /// registers.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    ingress_listen: std::net::SocketAddr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -428,6 +437,25 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
             Volume::Image
         }
     };
+    // The ingress and what registration needs, taken from the boot before the API owns it.
+    let ingress = if args.gateway_urls.is_empty() {
+        None
+    } else {
+        let tls = covenant_guest::gateway::ingress_tls(&measured.boot.identity)
+            .map_err(|e| format!("ingress TLS: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(args.ingress_listen)
+            .await
+            .map_err(|e| format!("binding the ingress on {}: {e}", args.ingress_listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let identity = covenant_attest::ratls::RaTlsIdentity {
+            certificate_der: measured.boot.identity.certificate_der.clone(),
+            private_key_der: measured.boot.identity.private_key_der.clone(),
+        };
+        Some((listener, tls, addr, identity))
+    };
+    let chain_id = measured.launch.chain_id;
+    let compose_document = measured.launch.compose.clone();
+    let compose = measured.compose.clone();
     let guest = Arc::new(covenant_guest::api::Guest {
         instance_id: measured.instance_id.0.to_string(),
         compose_hash: measured.compose_hash.to_string(),
@@ -471,6 +499,43 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
             }
         }
     });
+    let mut gateway_tasks = tokio::task::JoinSet::new();
+    if let Some((listener, tls, addr, identity)) = ingress {
+        tracing::info!(%addr, "ingress listening");
+        gateway_tasks.spawn(covenant_guest::gateway::serve_ingress(
+            listener,
+            tls,
+            compose,
+            stopped.clone(),
+        ));
+        let identity = Arc::new(identity);
+        let document = Arc::new(compose_document);
+        for url in args.gateway_urls.clone() {
+            let (identity, document, mut stopped) =
+                (identity.clone(), document.clone(), stopped.clone());
+            gateway_tasks.spawn(async move {
+                loop {
+                    match covenant_guest::gateway::register(
+                        &url, &identity, chain_id, &document, addr,
+                    )
+                    .await
+                    {
+                        Ok(answer) => {
+                            tracing::info!(gateway = %url, hosts = %answer["hosts"], block = %answer["block"], "registered with the gateway");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(gateway = %url, error = %e, "gateway registration failed; retrying");
+                        }
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = stopped.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+        }
+    }
     let mut api_stopped = stopped.clone();
     let api = axum::serve(listener, covenant_guest::api::router(guest)).with_graceful_shutdown(
         async move {
@@ -482,6 +547,7 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
     tracing::info!("stopping");
     let _ = stop.send(true);
     let stopped_workload = workload.await.map_err(|e| e.to_string()).and_then(|r| r);
+    while gateway_tasks.join_next().await.is_some() {}
     if let Err(e) = &stopped_workload {
         tracing::error!(error = %e, "the workload did not stop cleanly");
     }

@@ -282,3 +282,80 @@ impl ClientCertVerifier for RaTlsVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+/// A rustls client-certificate verifier for servers that check RA-TLS evidence *after* the
+/// handshake (so that a refused peer gets a clear HTTP error, and the policy can depend on the
+/// chain's state at the decision): it accepts any single certificate within
+/// [`MAX_CERTIFICATE_LEN`] and checks only that the client signed the handshake with that
+/// certificate's key. Client certificates are optional (public endpoints need none); a server
+/// using it must call [`verify_certificate`] on the peer's certificate before trusting it.
+#[derive(Debug)]
+pub struct PossessionVerifier {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PossessionVerifier {
+    /// A verifier checking handshake signatures with `provider`.
+    pub fn new(provider: &CryptoProvider) -> Self {
+        Self {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ClientCertVerifier for PossessionVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if !intermediates.is_empty() {
+            return Err(reject(Error::RaTls(
+                "RA-TLS certificates are self-signed; no chain expected".into(),
+            )));
+        }
+        if end_entity.len() > MAX_CERTIFICATE_LEN {
+            return Err(reject(Error::TooLarge {
+                what: "client certificate",
+                limit: MAX_CERTIFICATE_LEN,
+                got: end_entity.len(),
+            }));
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

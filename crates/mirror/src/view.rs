@@ -263,6 +263,7 @@ struct Memo {
     known_registry: Option<bool>,
     known_code: HashMap<Address, bool>,
     simulated_allowed: Option<bool>,
+    roots: Option<Result<RegisteredRoots, (DenyStage, String)>>,
 }
 
 const MEMO_LIMIT: usize = 65_536;
@@ -594,6 +595,52 @@ impl PolicyView {
             return Ok(Err(disagree("the root keys")));
         }
         Ok(Ok(registered))
+    }
+
+    /// The KMS root keys registered at `block` (`kmsRootKeys`): the mirror and `eth_call` must
+    /// agree (a disagreement denies, counted and logged); none registered denies. Memoised for
+    /// the block. The gateway checks an instance's `key-provider` against it.
+    pub async fn root_keys(&self, block: &Finalized) -> Result<Result<RegisteredRoots, Deny>> {
+        if let Some(Some(memo)) = self.with_memo(block, |m| m.roots.clone()) {
+            return Ok(memo.map_err(|(stage, reason)| Deny::at(stage, block, reason)));
+        }
+        let registry = self.registry();
+        let mirror_roots = {
+            let mut c = self.mirror.acquire().await?;
+            facts::root_keys_at(&mut c, registry, block.number).await?
+        };
+        let chain_roots = self
+            .chain
+            .call(registry, &KmsRegistry::kmsRootKeysCall {}, block.hash)
+            .await?;
+        let roots = if chain_roots._2 == 0 && mirror_roots.is_none() {
+            Err((
+                DenyStage::Node,
+                "no KMS root keys are registered".to_owned(),
+            ))
+        } else {
+            let registered = RegisteredRoots {
+                generation: chain_roots._2,
+                signer: chain_roots._0,
+                ca_public_key: chain_roots._1.to_vec(),
+            };
+            let mirror_matches = mirror_roots.as_ref().is_some_and(|(g, signer, ca)| {
+                *g == registered.generation
+                    && *signer == registered.signer
+                    && *ca == registered.ca_public_key
+            });
+            if mirror_matches {
+                Ok(registered)
+            } else {
+                self.disagreement("kmsRootKeys", "mirror root keys", "chain root keys");
+                Err((
+                    DenyStage::Disagreement,
+                    "the mirror and the chain disagree about the root keys".to_owned(),
+                ))
+            }
+        };
+        self.with_memo(block, |m| m.roots = Some(roots.clone()));
+        Ok(roots.map_err(|(stage, reason)| Deny::at(stage, block, reason)))
     }
 
     /// Whether the chain allows simulated TEEs at `block` (`allowSimulatedTee`): the mirror and

@@ -31,6 +31,17 @@ pub struct Fetched {
 /// accepted as presented (the handshake's signature is still checked against the leaf): the
 /// caller must verify `Fetched::chain` before trusting anything in the answer.
 pub fn get_with_chain(addr: SocketAddr, server_name: &str, path: &str) -> Result<Fetched, String> {
+    request_with_chain(addr, server_name, "GET", path, None)
+}
+
+/// As [`get_with_chain`], for any method, with a JSON `body` if given (no client certificate).
+pub fn request_with_chain(
+    addr: SocketAddr,
+    server_name: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Fetched, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -47,11 +58,15 @@ pub fn get_with_chain(addr: SocketAddr, server_name: &str, path: &str) -> Result
     tcp.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(connection, tcp);
+    let body = body.unwrap_or_default();
     write!(
         tls,
-        "GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     )
     .map_err(|e| e.to_string())?;
+    tls.write_all(body).map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     // A server that closes without close_notify still gave its whole answer.
     if let Err(e) = tls.read_to_end(&mut response)

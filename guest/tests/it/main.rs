@@ -12,16 +12,16 @@ mod api;
 mod example;
 mod gpu;
 mod real_vm;
-mod stack;
+/// The shared stack, under the name these tests use.
+mod stack {
+    pub use covenant_test_stack::*;
+}
 mod workload;
-
-use std::{path::Path, process::Command, time::Duration};
 
 use alloy::primitives::{Address, B256};
 use covenant_attest::Policy;
-use covenant_testkit::{Process, Signal};
 use serde_json::{Value, json};
-use stack::{FINALITY, OS_IMAGE, OS_IMAGE_UNLISTED, Stack, send};
+use stack::{OS_IMAGE_UNLISTED, Stack, send};
 
 pub fn kms_policy() -> Policy {
     covenant_guest::boot::kms_verifier_policy()
@@ -66,100 +66,7 @@ fn workload_compose_for_docker(stack: &Stack) -> Vec<u8> {
     .unwrap()
 }
 
-fn compose_hash(document: &[u8]) -> B256 {
-    B256::from(
-        *covenant_attest::compose::compose_hash(document)
-            .unwrap()
-            .1
-            .as_bytes(),
-    )
-}
-
-/// One host's boot of `app`: its own state directory and device.
-struct Host<'a> {
-    stack: &'a Stack,
-    state_dir: std::path::PathBuf,
-    device: B256,
-}
-
-impl<'a> Host<'a> {
-    fn new(stack: &'a Stack, name: &str, device: u8) -> Self {
-        let state_dir = stack.dir.path().join(name);
-        std::fs::create_dir_all(&state_dir).unwrap();
-        Self {
-            stack,
-            state_dir,
-            device: B256::repeat_byte(device),
-        }
-    }
-
-    /// Where `run` serves its API.
-    fn socket(&self) -> std::path::PathBuf {
-        self.state_dir.join("guest.sock")
-    }
-
-    /// `covenant-guest <subcommand>` for `app` booted with `compose` (written into the state
-    /// directory), with `extra` arguments; `--os-image` is the listed image unless `extra` names
-    /// one, and `run` serves on [`Host::socket`].
-    fn command(&self, subcommand: &str, app: Address, compose: &[u8], extra: &[&str]) -> Command {
-        let compose_path = self.state_dir.join("app-compose.json");
-        std::fs::write(&compose_path, compose).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_covenant-guest"));
-        cmd.arg(subcommand)
-            .args(["--compose", path(&compose_path)])
-            .args(["--app-id", &app.to_string()])
-            .args(["--state-dir", path(&self.state_dir)])
-            .args(["--deployment", path(&self.stack.deployment_path)])
-            .args(["--rpc-url", &self.stack.anvil.endpoint()])
-            .args(["--finality", &FINALITY.to_string()])
-            .args(["--kms-url", &self.stack.kms().url()])
-            .args(["--tee", "simulated"])
-            .args(["--device-id", &self.device.to_string()]);
-        if !extra.contains(&"--os-image") {
-            cmd.args(["--os-image", &B256::from(OS_IMAGE).to_string()]);
-        }
-        if subcommand == "run" {
-            cmd.args(["--socket", path(&self.socket())]);
-        }
-        cmd.args(extra);
-        cmd
-    }
-
-    /// Runs `covenant-guest boot`: the printed identity, or the error it stopped with.
-    fn boot(&self, app: Address, compose: &[u8], extra: &[&str]) -> Result<Value, String> {
-        let out = self.command("boot", app, compose, extra).output().unwrap();
-        if out.status.success() {
-            Ok(serde_json::from_slice(&out.stdout).unwrap())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    }
-
-    /// Runs `covenant-guest run` expecting it to stop before serving: the error it stopped with.
-    fn run_refused(&self, app: Address, compose: &[u8], extra: &[&str]) -> String {
-        let out = self.command("run", app, compose, extra).output().unwrap();
-        assert!(!out.status.success(), "run served");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    /// Starts `covenant-guest run` and waits until its API listens on [`Host::socket`].
-    fn run(&self, app: Address, compose: &[u8], extra: &[&str]) -> Process {
-        let cmd = self.command("run", app, compose, extra);
-        let process = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
-        process
-            .wait_for_line(
-                "the guest api listening line",
-                Duration::from_secs(60),
-                |l| l.contains("guest api listening"),
-            )
-            .unwrap();
-        process
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+pub use covenant_test_stack::{Host, compose_hash};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allowed_app_boots_and_every_host_gets_the_same_app_keys() {

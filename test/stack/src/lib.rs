@@ -1,8 +1,19 @@
-//! The stack a guest boots against: a real anvil with the real contracts, the indexer (its
-//! binary) mirroring them into Postgres, and a bootstrapped, registered KMS node (its binary),
-//! all on ports of their own.
+//! The stack apps boot against in tests, shared by the guest's and the gateway's integration
+//! tests: a real anvil with the real contracts, the indexer (its binary) mirroring them into
+//! Postgres, a bootstrapped, registered KMS node (its binary), all on ports of their own, and
+//! [`Host`]: one host running the `covenant-guest` binary on the simulated TEE.
+//!
+//! Governance is played by impersonating the Timelock on anvil (the governance flow itself is
+//! tested in `test/` and by the devnet). Test support only: never a dependency of a non-test
+//! target.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::{net::SocketAddr, path::PathBuf, process::Command, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use alloy::{
     primitives::{Address, B256},
@@ -194,6 +205,11 @@ impl Stack {
         }
     }
 
+    /// The indexer's database (the mirror).
+    pub fn mirror_url(&self) -> &str {
+        self._mirror.url()
+    }
+
     pub fn kms(&self) -> &Kms {
         self.kms.as_ref().unwrap()
     }
@@ -314,7 +330,7 @@ pub async fn env_key(stack: &Stack, app: Address) -> covenant_kms_api::EnvKeySta
 async fn get(addr: SocketAddr, path: &str) -> Result<(u16, Value), String> {
     let provider = rustls::crypto::ring::default_provider();
     let verifier = std::sync::Arc::new(covenant_attest::ratls::RaTlsVerifier::new(
-        crate::kms_policy(),
+        covenant_attest::Policy::judged_by_chain(true),
         covenant_attest::Collateral::default(),
         &provider,
     ));
@@ -334,4 +350,105 @@ pub fn provenance(what: &str) -> KmsRegistry::Provenance {
         sourceCommit: "0123456789abcdef".into(),
         artifactDigests: vec![B256::repeat_byte(0x42)],
     }
+}
+
+pub fn compose_hash(document: &[u8]) -> B256 {
+    B256::from(
+        *covenant_attest::compose::compose_hash(document)
+            .unwrap()
+            .1
+            .as_bytes(),
+    )
+}
+
+/// One host's boot of `app`: its own state directory and device.
+pub struct Host<'a> {
+    pub stack: &'a Stack,
+    pub state_dir: std::path::PathBuf,
+    pub device: B256,
+}
+
+impl<'a> Host<'a> {
+    pub fn new(stack: &'a Stack, name: &str, device: u8) -> Self {
+        let state_dir = stack.dir.path().join(name);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        Self {
+            stack,
+            state_dir,
+            device: B256::repeat_byte(device),
+        }
+    }
+
+    /// Where `run` serves its API.
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.state_dir.join("guest.sock")
+    }
+
+    /// `covenant-guest <subcommand>` for `app` booted with `compose` (written into the state
+    /// directory), with `extra` arguments; `--os-image` is the listed image unless `extra` names
+    /// one, and `run` serves on [`Host::socket`].
+    pub fn command(
+        &self,
+        subcommand: &str,
+        app: Address,
+        compose: &[u8],
+        extra: &[&str],
+    ) -> Command {
+        let compose_path = self.state_dir.join("app-compose.json");
+        std::fs::write(&compose_path, compose).unwrap();
+        let mut cmd = Command::new(workspace_bin("covenant-guest").unwrap());
+        cmd.arg(subcommand)
+            .args(["--compose", path(&compose_path)])
+            .args(["--app-id", &app.to_string()])
+            .args(["--state-dir", path(&self.state_dir)])
+            .args(["--deployment", path(&self.stack.deployment_path)])
+            .args(["--rpc-url", &self.stack.anvil.endpoint()])
+            .args(["--finality", &FINALITY.to_string()])
+            .args(["--kms-url", &self.stack.kms().url()])
+            .args(["--tee", "simulated"])
+            .args(["--device-id", &self.device.to_string()]);
+        if !extra.contains(&"--os-image") {
+            cmd.args(["--os-image", &B256::from(OS_IMAGE).to_string()]);
+        }
+        if subcommand == "run" {
+            cmd.args(["--socket", path(&self.socket())]);
+        }
+        cmd.args(extra);
+        cmd
+    }
+
+    /// Runs `covenant-guest boot`: the printed identity, or the error it stopped with.
+    pub fn boot(&self, app: Address, compose: &[u8], extra: &[&str]) -> Result<Value, String> {
+        let out = self.command("boot", app, compose, extra).output().unwrap();
+        if out.status.success() {
+            Ok(serde_json::from_slice(&out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs `covenant-guest run` expecting it to stop before serving: the error it stopped with.
+    pub fn run_refused(&self, app: Address, compose: &[u8], extra: &[&str]) -> String {
+        let out = self.command("run", app, compose, extra).output().unwrap();
+        assert!(!out.status.success(), "run served");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Starts `covenant-guest run` and waits until its API listens on [`Host::socket`].
+    pub fn run(&self, app: Address, compose: &[u8], extra: &[&str]) -> Process {
+        let cmd = self.command("run", app, compose, extra);
+        let process = Process::spawn("guest", cmd, Signal::SIGTERM).unwrap();
+        process
+            .wait_for_line(
+                "the guest api listening line",
+                Duration::from_secs(60),
+                |l| l.contains("guest api listening"),
+            )
+            .unwrap();
+        process
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
 }

@@ -1,0 +1,122 @@
+//! The gateway against the real stack: anvil and the contracts, the indexer, a KMS node, guests
+//! (the `covenant-guest` binary on the simulated TEE) registering by evidence, and the
+//! `covenant-gateway` binary deciding them at every finalized block.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod registration;
+
+use std::{net::SocketAddr, process::Command, time::Duration};
+
+use alloy::primitives::Address;
+use covenant_test_stack::{FINALITY, Stack};
+use covenant_testkit::{Process, Signal, TestDatabase, tls, tools::workspace_bin, wait_for};
+use serde_json::{Value, json};
+
+/// The base domain the tests' gateway serves.
+pub const BASE_DOMAIN: &str = "apps.covenant.test";
+
+/// A gateway node on the stack.
+pub struct GatewayNode {
+    pub process: Process,
+    pub addr: SocketAddr,
+    _db: TestDatabase,
+}
+
+impl GatewayNode {
+    /// Starts `covenant-gateway run` on `stack` with a database of its own.
+    pub fn start(stack: &Stack) -> Self {
+        let db = covenant_testkit::postgres::database();
+        let mut cmd = Command::new(workspace_bin("covenant-gateway").unwrap());
+        cmd.arg("run")
+            .args(["--deployment", stack.deployment_path.to_str().unwrap()])
+            .args(["--rpc-url", &stack.anvil.endpoint()])
+            .args(["--mirror-database-url", stack.mirror_url()])
+            .args(["--database-url", db.url()])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--base-domain", BASE_DOMAIN])
+            .args(["--finality", &FINALITY.to_string()]);
+        let process = Process::spawn("gateway", cmd, Signal::SIGTERM).unwrap();
+        let line = process
+            .wait_for_line("the gateway api line", Duration::from_secs(60), |l| {
+                l.contains("gateway api listening")
+            })
+            .unwrap();
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        Self {
+            process,
+            addr,
+            _db: db,
+        }
+    }
+
+    /// The registration API's URL.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// `GET /v1/instances`.
+    pub fn routes(&self) -> Value {
+        let fetched = tls::get_with_chain(self.addr, "localhost", "/v1/instances").unwrap();
+        assert_eq!(fetched.status, 200, "{}", fetched.body);
+        serde_json::from_str(&fetched.body).unwrap()
+    }
+
+    /// The instance ids routed for `app`.
+    pub fn instances_of(&self, app: Address) -> Vec<String> {
+        let routes = self.routes();
+        routes["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["app"].as_str().unwrap().parse::<Address>().unwrap() == app)
+            .flat_map(|a| a["instances"].as_array().unwrap().clone())
+            .map(|i| i["instanceId"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Waits until `app` has `count` routed instances.
+    pub fn wait_routed(&self, app: Address, count: usize) -> Vec<String> {
+        wait_for(format!("{count} routed instances of {app}"))
+            .timeout(Duration::from_secs(60))
+            .watching(&self.process)
+            .until_ok(|| {
+                let routed = self.instances_of(app);
+                if routed.len() == count {
+                    Ok(routed)
+                } else {
+                    Err(format!("{} routed: {}", routed.len(), self.routes()))
+                }
+            })
+            .unwrap()
+    }
+}
+
+/// A compose whose one container sleeps, with one HTTP port.
+pub fn sleeper_compose(stack: &Stack, name: &str, port: u16) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "manifest_version": 1,
+        "name": name,
+        "containers": [{
+            "name": "web",
+            "image": format!("example.invalid/{name}@sha256:{}", "ab".repeat(32)),
+            "command": ["/bin/sleep", "600"]
+        }],
+        "ports": [{"container": "web", "port": port, "protocol": "http"}],
+        "kms": {
+            "chain_id": stack.deployment.chain_id,
+            "registry": stack.registry_address().to_string().to_lowercase()
+        }
+    }))
+    .unwrap()
+}
