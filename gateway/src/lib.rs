@@ -11,7 +11,9 @@
 //!   finalized policy view (`covenant_mirror::PolicyView`, the same as the kms-oracle's), the
 //!   registered KMS root as the boot's key provider, the app's key generation unchanged — applied
 //!   at registration and again at every new finalized block; an instance the chain no longer
-//!   allows leaves the routing table at once.
+//!   allows leaves the routing table at once;
+//! - [`proxy`]: the public listener — a client's connection routed by its server name to a
+//!   routed instance, over a hop that is always TLS to the key the instance registered.
 //!
 //! What it must not do: write the indexer's schema, read the chain at `latest`, hold any app's
 //! keys, or route to an instance whose decision is older than the current finalized block.
@@ -22,6 +24,7 @@ pub mod gateway;
 pub mod instance;
 pub mod metrics;
 pub mod names;
+pub mod proxy;
 pub mod server;
 pub mod store;
 

@@ -38,6 +38,9 @@ struct RunArgs {
     /// Where the registration API listens (HTTPS).
     #[arg(long)]
     listen: SocketAddr,
+    /// Where the public listener accepts clients (TLS; routed by server name).
+    #[arg(long)]
+    public_listen: Option<SocketAddr>,
     /// The domain app names live under: `<app-id>[-<port>].<base-domain>`.
     #[arg(long)]
     base_domain: String,
@@ -146,6 +149,22 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .map_err(|e| format!("binding {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, "gateway api listening");
+    let public = match args.public_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("binding {addr}: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(%addr, "gateway public listening");
+            let proxy = Arc::new(covenant_gateway::proxy::Proxy::new(gateway.clone()));
+            Some(tokio::spawn(covenant_gateway::proxy::serve(
+                listener,
+                proxy,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let serving = tokio::spawn(server::serve(
         listener,
         tls,
@@ -157,6 +176,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!("stopping");
     let _ = stop.send(true);
     let _ = serving.await;
+    if let Some(public) = public {
+        let _ = public.await;
+    }
     let _ = follow.await;
     let _ = follow_view.await;
     tracing::info!("gateway stopped");

@@ -243,3 +243,32 @@ async fn join(
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ingress_reaches_only_ports_the_compose_lists() {
+        let compose: AppCompose = serde_json::from_value(json!({
+            "manifest_version": 1,
+            "name": "web",
+            "containers": [{"name": "web", "image": format!("x@sha256:{}", "ab".repeat(32))}],
+            "ports": [{"container": "web", "port": 8443, "protocol": "tls-passthrough"}],
+            "kms": {"chain_id": 1, "registry": format!("0x{}", "11".repeat(20))}
+        }))
+        .unwrap();
+        assert_eq!(ingress_port("8443.ingress", &compose), Some(8443));
+        for name in [
+            "22.ingress",
+            "08443.ingress",
+            "+8443.ingress",
+            "8443.ingress.evil",
+            "8443",
+            "x.ingress",
+            "",
+        ] {
+            assert_eq!(ingress_port(name, &compose), None, "{name}");
+        }
+    }
+}

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod proxy;
 mod registration;
 
 use std::{net::SocketAddr, process::Command, time::Duration};
@@ -24,6 +25,8 @@ pub const BASE_DOMAIN: &str = "apps.covenant.test";
 pub struct GatewayNode {
     pub process: Process,
     pub addr: SocketAddr,
+    /// The public listener.
+    pub public: SocketAddr,
     _db: TestDatabase,
 }
 
@@ -38,6 +41,7 @@ impl GatewayNode {
             .args(["--mirror-database-url", stack.mirror_url()])
             .args(["--database-url", db.url()])
             .args(["--listen", "127.0.0.1:0"])
+            .args(["--public-listen", "127.0.0.1:0"])
             .args(["--base-domain", BASE_DOMAIN])
             .args(["--finality", &FINALITY.to_string()]);
         let process = Process::spawn("gateway", cmd, Signal::SIGTERM).unwrap();
@@ -46,16 +50,18 @@ impl GatewayNode {
                 l.contains("gateway api listening")
             })
             .unwrap();
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr = addr_of(&line);
+        let public = addr_of(
+            &process
+                .wait_for_line("the public listening line", Duration::from_secs(60), |l| {
+                    l.contains("gateway public listening")
+                })
+                .unwrap(),
+        );
         Self {
             process,
             addr,
+            public,
             _db: db,
         }
     }
@@ -100,6 +106,16 @@ impl GatewayNode {
             })
             .unwrap()
     }
+}
+
+/// The address in a log line's `addr=` field.
+fn addr_of(line: &str) -> SocketAddr {
+    line.split("addr=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// A compose whose one container sleeps, with one HTTP port.

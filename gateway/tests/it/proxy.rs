@@ -1,0 +1,99 @@
+//! The public listener: a client reaches an app instance by the app's name, through the hop to
+//! the instance's ingress, and stops reaching it once the chain revokes it.
+
+use std::time::Duration;
+
+use covenant_test_stack::{Host, Stack, compose_hash, send};
+use covenant_testkit::{free_port, tls, tools::workspace_bin, wait_for};
+use serde_json::{Value, json};
+
+use crate::{BASE_DOMAIN, GatewayNode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passthrough_app_is_reached_by_name_until_its_compose_hash_is_removed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let stack = Stack::start().await;
+    // The example app terminates TLS itself with a certificate under its app CA.
+    let port = free_port().unwrap();
+    let bin = workspace_bin("covenant-example-app").unwrap();
+    let document = serde_json::to_vec(&json!({
+        "manifest_version": 1,
+        "name": "hello",
+        "containers": [{
+            "name": "hello",
+            "image": format!("example.invalid/hello@sha256:{}", "12".repeat(32)),
+            "command": [bin.to_str().unwrap(), "--listen", format!("127.0.0.1:{port}")]
+        }],
+        "ports": [{"container": "hello", "port": port, "protocol": "tls-passthrough"}],
+        "kms": {
+            "chain_id": stack.deployment.chain_id,
+            "registry": stack.registry_address().to_string().to_lowercase()
+        }
+    }))
+    .unwrap();
+    let hash = compose_hash(&document);
+    let app = stack.create_app(hash).await;
+    stack.settle().await;
+    let gateway = GatewayNode::start(&stack);
+    let host = Host::new(&stack, "host", 0xa1);
+    let _guest = host.run(app, &document, &["--gateway-url", &gateway.url()]);
+    gateway.wait_routed(app, 1);
+
+    // By the app's name, with or without the port: the app's own certificate and identity come
+    // back through the gateway (which never held a key for it).
+    let name = format!("{}.{BASE_DOMAIN}", hex::encode(app.as_slice()));
+    let named_port = format!("{}-{port}.{BASE_DOMAIN}", hex::encode(app.as_slice()));
+    for server_name in [&name, &named_port] {
+        let fetched = wait_for(format!(
+            "the app to answer through the gateway as {server_name}"
+        ))
+        .timeout(Duration::from_secs(60))
+        .until_ok(|| tls::get_with_chain(gateway.public, server_name, "/"))
+        .unwrap();
+        assert_eq!(fetched.status, 200, "{}", fetched.body);
+        let identity: Value = serde_json::from_str(&fetched.body).unwrap();
+        assert_eq!(
+            identity["appId"]
+                .as_str()
+                .unwrap()
+                .parse::<alloy::primitives::Address>()
+                .unwrap(),
+            app
+        );
+        assert_eq!(identity["composeHash"], hash.to_string());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        covenant_kms_api::verify_app_chain(
+            &fetched.chain,
+            &stack.kms().roots,
+            Some(app),
+            now as i64,
+        )
+        .unwrap();
+    }
+
+    // Names the gateway does not route get nothing: another app, a port with a leading zero,
+    // the base domain itself, a custom domain nobody proved, a port the compose does not list.
+    let other = format!("{}.{BASE_DOMAIN}", "ab".repeat(20));
+    let zero = format!("{}-0{port}.{BASE_DOMAIN}", hex::encode(app.as_slice()));
+    let unlisted = format!("{}-{}.{BASE_DOMAIN}", hex::encode(app.as_slice()), port ^ 1);
+    for server_name in [&other, &zero, BASE_DOMAIN, "shop.example.com", &unlisted] {
+        assert!(
+            tls::get_with_chain(gateway.public, server_name, "/").is_err(),
+            "{server_name} was routed"
+        );
+    }
+
+    // Revoked and final: new connections are refused.
+    send!(
+        stack
+            .app(app)
+            .removeComposeHash(hash)
+            .from(stack.timelock())
+    );
+    stack.finalize();
+    gateway.wait_routed(app, 0);
+    assert!(tls::get_with_chain(gateway.public, &name, "/").is_err());
+}
