@@ -292,9 +292,33 @@ impl Gateway {
     /// Loads every stored registration whose certificate still verifies (others are dropped
     /// from the database), then decides them all at the current block.
     pub async fn load(&self) -> Result<usize, sqlx::Error> {
+        let loaded = {
+            let _deciding = self.deciding.lock().await;
+            self.sync().await?
+        };
+        if let Ok(block) = self.view.current_block() {
+            self.redecide(block).await;
+        }
+        Ok(loaded)
+    }
+
+    /// Makes the registrations in memory those of the database, which every node of the
+    /// deployment shares: a row another node stored is verified and taken in, an entry whose row
+    /// is gone (another node evicted it, or the instance registered again with a new boot) is
+    /// dropped. Returns how many rows were taken in. Called with `deciding` held.
+    async fn sync(&self) -> Result<usize, sqlx::Error> {
         let stored = self.store.all().await?;
-        let mut loaded = 0;
+        let known: HashMap<[u8; 20], Arc<Registration>> = lock(&self.registrations).clone();
+        let mut current = HashMap::with_capacity(stored.len());
+        let mut taken = 0;
         for row in stored {
+            if let Some(r) = known
+                .get(&row.instance_id)
+                .filter(|r| r.stored.certificate == row.certificate)
+            {
+                current.insert(row.instance_id, r.clone());
+                continue;
+            }
             let instance = hex::encode(row.instance_id);
             let registration = match self.verify(&row.certificate).await {
                 Ok(evidence) => Registration::new(row.clone(), evidence).map_err(Refused::from),
@@ -302,8 +326,8 @@ impl Gateway {
             };
             match registration {
                 Ok(r) => {
-                    lock(&self.registrations).insert(row.instance_id, Arc::new(r));
-                    loaded += 1;
+                    current.insert(row.instance_id, Arc::new(r));
+                    taken += 1;
                 }
                 Err(e) if e.is_transient() => {
                     tracing::warn!(target: "gateway", instance, error = %e, "registration not loaded now");
@@ -316,10 +340,8 @@ impl Gateway {
                 }
             }
         }
-        if let Ok(block) = self.view.current_block() {
-            self.redecide(block).await;
-        }
-        Ok(loaded)
+        *lock(&self.registrations) = current;
+        Ok(taken)
     }
 
     /// Decides every registration at `block` and publishes the table: an instance the chain no
@@ -327,6 +349,9 @@ impl Gateway {
     /// but kept.
     pub async fn redecide(&self, block: Finalized) {
         let _deciding = self.deciding.lock().await;
+        if let Err(e) = self.sync().await {
+            tracing::warn!(target: "gateway", error = %e, "cannot read the shared registrations; deciding those known");
+        }
         let registrations: Vec<Arc<Registration>> =
             lock(&self.registrations).values().cloned().collect();
         let mut apps: BTreeMap<Address, Vec<Routed>> = BTreeMap::new();

@@ -27,19 +27,31 @@ pub struct GatewayNode {
     pub addr: SocketAddr,
     /// The public listener.
     pub public: SocketAddr,
-    _db: TestDatabase,
+    /// The gateway database's URL.
+    pub db_url: String,
+    _db: Option<TestDatabase>,
 }
 
 impl GatewayNode {
     /// Starts `covenant-gateway run` on `stack` with a database of its own.
     pub fn start(stack: &Stack) -> Self {
         let db = covenant_testkit::postgres::database();
+        let url = db.url().to_owned();
+        Self::spawn(stack, url, Some(db))
+    }
+
+    /// Starts another node sharing `other`'s database.
+    pub fn start_sharing(stack: &Stack, other: &GatewayNode) -> Self {
+        Self::spawn(stack, other.db_url.clone(), None)
+    }
+
+    fn spawn(stack: &Stack, db_url: String, db: Option<TestDatabase>) -> Self {
         let mut cmd = Command::new(workspace_bin("covenant-gateway").unwrap());
         cmd.arg("run")
             .args(["--deployment", stack.deployment_path.to_str().unwrap()])
             .args(["--rpc-url", &stack.anvil.endpoint()])
             .args(["--mirror-database-url", stack.mirror_url()])
-            .args(["--database-url", db.url()])
+            .args(["--database-url", &db_url])
             .args(["--listen", "127.0.0.1:0"])
             .args(["--public-listen", "127.0.0.1:0"])
             .args(["--base-domain", BASE_DOMAIN])
@@ -62,6 +74,7 @@ impl GatewayNode {
             process,
             addr,
             public,
+            db_url,
             _db: db,
         }
     }

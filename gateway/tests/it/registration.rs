@@ -122,3 +122,33 @@ async fn registration_needs_verified_evidence_and_an_allowed_boot() {
     gateway.wait_routed(allowed, 0);
     assert!(gateway.process.log_contains("simulated tee not allowed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_registrations_and_both_evict() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let stack = Stack::start().await;
+    let document = sleeper_compose(&stack, "web", 8080);
+    let hash = compose_hash(&document);
+    let app = stack.create_app(hash).await;
+    stack.settle().await;
+    let first = GatewayNode::start(&stack);
+    let second = GatewayNode::start_sharing(&stack, &first);
+
+    // The instance registers with the first node only; the second routes it from the shared
+    // database at its next finalized block.
+    let host = Host::new(&stack, "host", 0xa1);
+    let _guest = host.run(app, &document, &["--gateway-url", &first.url()]);
+    let registered = first.wait_routed(app, 1);
+    stack.finalize();
+    assert_eq!(second.wait_routed(app, 1), registered);
+
+    send!(
+        stack
+            .app(app)
+            .removeComposeHash(hash)
+            .from(stack.timelock())
+    );
+    stack.finalize();
+    first.wait_routed(app, 0);
+    second.wait_routed(app, 0);
+}
