@@ -290,16 +290,10 @@ impl Gateway {
     }
 
     /// Loads every stored registration whose certificate still verifies (others are dropped
-    /// from the database), then decides them all at the current block.
+    /// from the database); [`Gateway::follow`] decides them at its first block.
     pub async fn load(&self) -> Result<usize, sqlx::Error> {
-        let loaded = {
-            let _deciding = self.deciding.lock().await;
-            self.sync().await?
-        };
-        if let Ok(block) = self.view.current_block() {
-            self.redecide(block).await;
-        }
-        Ok(loaded)
+        let _deciding = self.deciding.lock().await;
+        self.sync().await
     }
 
     /// Makes the registrations in memory those of the database, which every node of the
@@ -428,7 +422,8 @@ impl Gateway {
                 }
                 Ok(_) => {}
                 Err(deny) => {
-                    if self.routes().block.is_some() || !self.routes().apps.is_empty() {
+                    let table = self.routes();
+                    if table.block.is_some() || !table.apps.is_empty() {
                         tracing::warn!(target: "gateway", reason = %deny.reason, "no usable finalized block: nothing is routed");
                         self.publish(|table| {
                             table.block = None;

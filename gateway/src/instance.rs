@@ -10,9 +10,6 @@ use covenant_mirror::Finalized;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The largest app-compose document accepted (the compose format's own limit).
-pub const MAX_COMPOSE_LEN: usize = 64 * 1024;
-
 /// `POST /v1/instances`: an instance registers itself, over mutual RA-TLS with its boot
 /// certificate (the evidence is the certificate's; nothing in the body is trusted that the
 /// evidence does not pin).
@@ -122,11 +119,6 @@ impl Registration {
         evidence: Arc<VerifiedEvidence>,
     ) -> Result<Self, RegistrationError> {
         let runtime = evidence.runtime();
-        if stored.compose.len() > MAX_COMPOSE_LEN {
-            return Err(RegistrationError::Compose(
-                "the app-compose document is larger than 64 KiB".into(),
-            ));
-        }
         let (compose, hash) = covenant_attest::compose::compose_hash(&stored.compose)
             .map_err(|e| RegistrationError::Compose(format!("app-compose.json: {e}")))?;
         if hash != runtime.compose_hash {

@@ -84,8 +84,7 @@ async fn register(
                 Refused::Evidence(_) => StatusCode::UNAUTHORIZED,
                 Refused::Request(_) => StatusCode::BAD_REQUEST,
                 r if r.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
-                Refused::Policy(_) => StatusCode::FORBIDDEN,
-                Refused::Store => StatusCode::SERVICE_UNAVAILABLE,
+                Refused::Policy(_) | Refused::Store => StatusCode::FORBIDDEN,
             };
             error(status, refused)
         }

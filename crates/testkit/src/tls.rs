@@ -42,13 +42,53 @@ pub fn request_with_chain(
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Fetched, String> {
+    request(addr, server_name, method, path, body, None)
+}
+
+/// As [`request_with_chain`], presenting `certificate_der` as the client certificate, with its
+/// PKCS#8 `key_der`.
+pub fn request_as(
+    addr: SocketAddr,
+    server_name: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    certificate_der: &[u8],
+    key_der: &[u8],
+) -> Result<Fetched, String> {
+    request(
+        addr,
+        server_name,
+        method,
+        path,
+        body,
+        Some((certificate_der, key_der)),
+    )
+}
+
+fn request(
+    addr: SocketAddr,
+    server_name: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    client: Option<(&[u8], &[u8])>,
+) -> Result<Fetched, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(CheckedByCaller(provider)))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(CheckedByCaller(provider)));
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some((certificate, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from(certificate.to_vec())],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.to_vec().into()),
+            )
+            .map_err(|e| e.to_string())?,
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let name = ServerName::try_from(server_name.to_owned()).map_err(|e| e.to_string())?;
     let connection =

@@ -152,3 +152,105 @@ async fn two_nodes_share_registrations_and_both_evict() {
     first.wait_routed(app, 0);
     second.wait_routed(app, 0);
 }
+
+/// A simulated boot of `app` running `compose` that trusts `key_provider`, as a guest would make
+/// it (the guest itself would never get keys for it, so it never registers): with `app_event`,
+/// its certificate's evidence goes past `system-ready`.
+fn simulated_boot(
+    app: alloy::primitives::Address,
+    compose: &[u8],
+    key_provider: alloy::primitives::Address,
+    app_event: bool,
+) -> covenant_attest::ratls::RaTlsIdentity {
+    use covenant_attest::{
+        AppId, DeviceId, InstanceId, OsImageHash, eventlog::RuntimeEvent,
+        eventlog::RuntimeIdentity, simulator::SimulatedTee, simulator::SimulatorRootKey,
+    };
+    use covenant_tee::EvidenceProducer;
+    let (mrtd, rtmr) = covenant_tee::simulated_os_registers(covenant_test_stack::OS_IMAGE);
+    let mut tee = covenant_tee::Simulated::new(SimulatedTee::new(
+        SimulatorRootKey::development(),
+        DeviceId::new([0xa7; 32]),
+        mrtd,
+        rtmr,
+    ));
+    let identity = RuntimeIdentity {
+        app_id: AppId::new(app.into_array()),
+        compose_hash: covenant_attest::compose::compose_hash(compose).unwrap().1,
+        instance_id: InstanceId::new([0x17; 20]),
+        key_provider: key_provider.to_vec(),
+        os_image_hash: OsImageHash::new(covenant_test_stack::OS_IMAGE),
+        gpu_evidence_hash: None,
+    };
+    let boot = tee.boot(&identity, None).unwrap();
+    if !app_event {
+        return boot.identity;
+    }
+    tee.extend(RuntimeEvent::new("app-started", b"1".to_vec()))
+        .unwrap();
+    covenant_attest::ratls::generate_identity(|report_data| {
+        tee.evidence(report_data)
+            .map_err(|e| covenant_attest::Error::RaTls(e.to_string()))
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boot_trusting_another_kms_root_or_past_system_ready_is_not_registered() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let stack = Stack::start().await;
+    let document = sleeper_compose(&stack, "web", 8080);
+    let app = stack.create_app(compose_hash(&document)).await;
+    stack.settle().await;
+    let gateway = GatewayNode::start(&stack);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "chainId": stack.deployment.chain_id,
+        "compose": String::from_utf8(document.clone()).unwrap(),
+        "ingress": "127.0.0.1:9",
+    }))
+    .unwrap();
+    let register = |identity: &covenant_attest::ratls::RaTlsIdentity| {
+        tls::request_as(
+            gateway.addr,
+            "localhost",
+            "POST",
+            "/v1/instances",
+            Some(&body),
+            &identity.certificate_der,
+            &identity.private_key_der,
+        )
+        .unwrap()
+    };
+
+    // Its app and compose are allowed, but it trusts another KMS root.
+    let foreign = simulated_boot(
+        app,
+        &document,
+        alloy::primitives::Address::repeat_byte(7),
+        false,
+    );
+    let refused = register(&foreign);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("not the registered KMS root signer"),
+        "{}",
+        refused.body
+    );
+
+    // It trusts this KMS root, but its evidence was made after the app extended the log.
+    let root = stack.kms().root_signer;
+    let later = simulated_boot(app, &document, root, true);
+    let refused = register(&later);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("past system-ready"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(gateway.instances_of(app).len(), 0);
+
+    // The same boot as of system-ready registers: the refusals were those checks.
+    let accepted = register(&simulated_boot(app, &document, root, false));
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    gateway.wait_routed(app, 1);
+}

@@ -23,6 +23,8 @@ use covenant_attest::Policy;
 use serde_json::{Value, json};
 use stack::{OS_IMAGE_UNLISTED, Stack, send};
 
+pub use covenant_test_stack::{Host, compose_hash};
+
 pub fn kms_policy() -> Policy {
     covenant_guest::boot::kms_verifier_policy()
 }
@@ -65,8 +67,6 @@ fn workload_compose_for_docker(stack: &Stack) -> Vec<u8> {
     }))
     .unwrap()
 }
-
-pub use covenant_test_stack::{Host, compose_hash};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allowed_app_boots_and_every_host_gets_the_same_app_keys() {
