@@ -13,19 +13,25 @@
 //!   at registration and again at every new finalized block; an instance the chain no longer
 //!   allows leaves the routing table at once;
 //! - [`proxy`]: the public listener — a client's connection routed by its server name to a
-//!   routed instance, over a hop that is always TLS to the key the instance registered.
+//!   routed instance's port: passed through, or terminated ([`certs`]) and served as HTTP
+//!   ([`http`], pooled over [`upstream`]) or TCP;
+//! - [`hop`]: the gateway → instance hop, always TLS to the key the instance registered.
 //!
 //! What it must not do: write the indexer's schema, read the chain at `latest`, hold any app's
 //! keys, or route to an instance whose decision is older than the current finalized block.
 //! It depends on no other service crate.
 
+pub mod certs;
 pub mod decide;
 pub mod gateway;
+pub mod hop;
+pub mod http;
 pub mod instance;
 pub mod metrics;
 pub mod names;
 pub mod proxy;
 pub mod server;
 pub mod store;
+pub mod upstream;
 
 pub use gateway::{Gateway, Refused, RoutingTable, Settings};

@@ -47,6 +47,10 @@ struct RunArgs {
     /// Which block counts as final: `finalized` or a number of confirmations.
     #[arg(long, default_value = "finalized")]
     finality: Finality,
+    /// Where to write the development CA's certificate (PEM): the CA that issues the
+    /// certificates of names the gateway terminates TLS for, made at start-up.
+    #[arg(long)]
+    dev_ca_out: Option<PathBuf>,
     /// A finalized block older than this, in seconds, routes nothing.
     #[arg(long, default_value_t = 1800)]
     max_finalized_age_secs: u64,
@@ -151,12 +155,31 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!(%addr, "gateway api listening");
     let public = match args.public_listen {
         Some(addr) => {
+            let ca = covenant_gateway::certs::DevCa::generate(&gateway.settings().base_domain)
+                .map_err(|e| e.to_string())?;
+            if let Some(path) = &args.dev_ca_out {
+                std::fs::write(path, ca.certificate_pem())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("binding {addr}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, "gateway public listening");
-            let proxy = Arc::new(covenant_gateway::proxy::Proxy::new(gateway.clone()));
+            let certificates = Arc::new(covenant_gateway::certs::Certificates::new(ca));
+            let front = covenant_gateway::http::HttpFront::new(
+                covenant_gateway::proxy::Instances::new(gateway.clone()),
+                covenant_gateway::http::Limits::default(),
+                covenant_gateway::http::HttpMetrics::new(&registry).map_err(|e| e.to_string())?,
+            );
+            let proxy = Arc::new(
+                covenant_gateway::proxy::Proxy::new(gateway.clone(), certificates, front)
+                    .map_err(|e| e.to_string())?,
+            );
+            tokio::spawn(covenant_gateway::proxy::check_health(
+                proxy.clone(),
+                shutdown.clone(),
+            ));
             Some(tokio::spawn(covenant_gateway::proxy::serve(
                 listener,
                 proxy,

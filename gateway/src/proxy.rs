@@ -1,49 +1,58 @@
-//! The public listener: a client's TLS connection is routed by its server name (SNI) to an
-//! instance the routing table holds now, over a hop that is always TLS to the instance's ingress
-//! with the very RA-TLS key it registered.
+//! The public listener: a client's TLS connection is routed by its server name (SNI) to an app's
+//! port, and from there to instances the routing table holds now, over a hop that is always TLS
+//! to the instance's ingress with the very RA-TLS key it registered ([`crate::hop`]).
 //!
-//! Built so far: **passthrough** — for a compose port with protocol `tls-passthrough`, the
-//! gateway reads the client's ClientHello (at most 16 KiB, within 10 s), picks an instance of the
-//! app (round robin; the next one if its ingress cannot be reached), opens the hop (TLS 1.3, server
-//! name `<port>.ingress`, the certificate's key pinned to the registration's), replays the
-//! ClientHello into it and joins the two streams. The app terminates the client's TLS itself, so
-//! the gateway never sees the plaintext. Names the table cannot route, malformed ClientHellos and
-//! ports of other protocols are closed without a byte written back.
+//! The gateway reads the ClientHello (at most 16 KiB, within 10 s) and resolves its server name
+//! to an app and a compose port (`<app-id>.<base>`: the app's first `http` or `tls-passthrough`
+//! port; `<app-id>-<port>.<base>`: that port). Then, by the port's protocol:
+//! - `tls-passthrough`: the ClientHello is replayed into the hop of an instance (round robin; the
+//!   next one when an ingress cannot be reached, safe because nothing reached the app yet) and the
+//!   streams are joined; the app terminates the client's TLS, the gateway never sees plaintext.
+//! - `http`: the gateway terminates TLS with a certificate for that name ([`crate::certs`]) and
+//!   serves HTTP/1.1 and HTTP/2, each request forwarded on its own ([`crate::http`]).
+//! - `tcp`: the gateway terminates TLS and joins the plaintext stream to an instance's hop.
+//!
+//! A name the table does not route (another app, a malformed name, a port the compose does not
+//! list) is closed without a byte written back and costs nothing durable: certificates are made
+//! only for names that resolved to a routed app.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
+    pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
-use alloy::primitives::B256;
-use rustls::{
-    DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::CryptoProvider,
-    pki_types::{CertificateDer, ServerName, UnixTime},
-};
-use sha2::{Digest, Sha256};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::watch,
 };
 
 use crate::{
+    certs::Certificates,
     gateway::Gateway,
+    hop::{HopTarget, PinnedHop},
+    http::{Backends, HttpFront, Site},
     instance::Routed,
     names::{self, Target},
+    upstream::{BackendId, Pool},
 };
 
 /// The largest ClientHello read before routing.
 pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
 const CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-const HOP_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 4096;
+/// How long an instance whose ingress could not be reached is tried only after the others.
+const UNHEALTHY_FOR: Duration = Duration::from_secs(10);
+/// How often every routed instance's ingress is checked.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Why a connection was not routed.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +66,12 @@ pub enum RouteError {
     /// Nothing serves the name now.
     #[error("no instance serves {0}")]
     NoInstance(String),
-    /// The port is not a passthrough port of the app.
+    /// The app does not serve that port.
     #[error("{0}")]
     Port(String),
+    /// The client's TLS handshake with the gateway failed.
+    #[error("tls: {0}")]
+    Tls(String),
     /// Every instance's ingress failed.
     #[error("no instance could be reached: {0}")]
     Hop(String),
@@ -108,113 +120,255 @@ pub async fn read_client_hello(tcp: &mut TcpStream) -> Result<(Vec<u8>, String),
     Ok((buffer, name))
 }
 
-/// Accepts only a server certificate whose SubjectPublicKeyInfo hashes to the registered one,
-/// and a handshake signed with it.
+/// A connection whose first bytes were already read: they are read again first.
 #[derive(Debug)]
-struct PinnedKey {
-    spki_sha256: B256,
-    provider: Arc<CryptoProvider>,
+pub struct Replayed<S> {
+    prefix: Vec<u8>,
+    offset: usize,
+    inner: S,
 }
 
-impl ServerCertVerifier for PinnedKey {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let spki = crate::instance::spki(end_entity).map_err(rustls::Error::General)?;
-        if B256::from(<[u8; 32]>::from(Sha256::digest(&spki))) == self.spki_sha256 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the ingress presented another key than the instance registered".into(),
-            ))
+impl<S> Replayed<S> {
+    /// `inner`, with `prefix` read first.
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Self {
+            prefix,
+            offset: 0,
+            inner,
         }
     }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("the hop is TLS 1.3 only".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replayed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.offset < this.prefix.len() {
+            let rest = &this.prefix[this.offset..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.offset += n;
+            if this.offset == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.offset = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
-/// Opens the hop to `routed`'s ingress for compose `port`: TLS 1.3 to the key it registered.
-pub async fn hop(
-    routed: &Routed,
-    port: u16,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let registration = &routed.registration;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedKey {
-            spki_sha256: registration.spki_sha256,
-            provider,
-        }))
-        .with_no_client_auth();
-    let name = ServerName::try_from(format!("{port}.ingress")).map_err(|e| e.to_string())?;
-    let connect = async {
-        let tcp = TcpStream::connect(registration.ingress)
-            .await
-            .map_err(|e| format!("{}: {e}", registration.ingress))?;
-        let _ = tcp.set_nodelay(true);
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("{}: {e}", registration.ingress))
-    };
-    tokio::time::timeout(HOP_TIMEOUT, connect)
-        .await
-        .map_err(|_| format!("{}: no TLS within 10 s", registration.ingress))?
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The routed instances of an app's port, in the order to try them: round robin, instances
+/// whose ingress recently failed last.
+#[derive(Debug)]
+pub struct Instances {
+    gateway: Arc<Gateway>,
+    hop: Arc<Pool<PinnedHop>>,
+    next: AtomicUsize,
+    down_until: Mutex<HashMap<[u8; 20], Instant>>,
+}
+
+impl Instances {
+    /// The instances of `gateway`'s table.
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self {
+            gateway,
+            hop: Pool::new(PinnedHop::default()),
+            next: AtomicUsize::new(0),
+            down_until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn healthy(&self, id: &[u8; 20], now: Instant) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .is_none_or(|until| *until <= now)
+    }
+
+    fn mark(&self, id: [u8; 20], reachable: bool) {
+        let mut down = self
+            .down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if reachable {
+            down.remove(&id);
+        } else {
+            down.insert(id, Instant::now() + UNHEALTHY_FOR);
+        }
+    }
+
+    /// The instances serving `app`'s `port` with `protocol`, in the order to try them.
+    fn ordered(&self, app: alloy::primitives::Address, port: u16, protocol: &str) -> Vec<Routed> {
+        let table = self.gateway.routes();
+        let serving: Vec<&Routed> = table
+            .instances(app)
+            .iter()
+            .filter(|r| {
+                r.registration
+                    .compose
+                    .ports
+                    .iter()
+                    .any(|p| p.port == u32::from(port) && p.protocol == protocol)
+            })
+            .collect();
+        if serving.is_empty() {
+            return Vec::new();
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % serving.len();
+        let now = Instant::now();
+        let (mut healthy, unhealthy): (Vec<Routed>, Vec<Routed>) = serving[start..]
+            .iter()
+            .chain(&serving[..start])
+            .map(|r| (*r).clone())
+            .partition(|r| self.healthy(r.registration.instance_id(), now));
+        healthy.extend(unhealthy);
+        healthy
+    }
+
+    /// Checks every routed instance's ingress once (a pinned TLS handshake), and drops pooled
+    /// connections to instances that are no longer routed.
+    pub async fn check(&self) {
+        let table = self.gateway.routes();
+        let mut checks = tokio::task::JoinSet::new();
+        for routed in table.apps.values().flatten() {
+            let Some(port) = routed
+                .registration
+                .compose
+                .ports
+                .first()
+                .and_then(|p| u16::try_from(p.port).ok())
+            else {
+                continue;
+            };
+            let target = HopTarget::of(routed, port);
+            let id = *routed.registration.instance_id();
+            let pool = self.hop.clone();
+            checks.spawn(async move { (id, pool.dialler().open(&target).await.is_ok()) });
+        }
+        while let Some(Ok((id, reachable))) = checks.join_next().await {
+            self.mark(id, reachable);
+        }
+        let routed: std::collections::HashSet<[u8; 20]> = table
+            .apps
+            .values()
+            .flatten()
+            .map(|r| *r.registration.instance_id())
+            .collect();
+        self.hop.sweep(|(id, _)| routed.contains(id));
+        self.down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|id, _| routed.contains(id));
+    }
+}
+
+impl Backends for Instances {
+    type Dial = PinnedHop;
+
+    fn pool(&self) -> &Arc<Pool<PinnedHop>> {
+        &self.hop
+    }
+
+    fn backends(&self, site: &Site) -> Vec<(BackendId, HopTarget)> {
+        self.ordered(site.app, site.port, "http")
+            .iter()
+            .map(|r| {
+                (
+                    (*r.registration.instance_id(), site.port),
+                    HopTarget::of(r, site.port),
+                )
+            })
+            .collect()
+    }
+
+    fn unreachable(&self, id: BackendId) {
+        self.mark(id.0, false);
+    }
 }
 
 /// The public listener's state.
 #[derive(Debug)]
 pub struct Proxy {
     gateway: Arc<Gateway>,
-    next: AtomicUsize,
+    front: Arc<HttpFront<Instances>>,
+    certificates: Arc<Certificates>,
+    http_tls: Arc<rustls::ServerConfig>,
+    tcp_tls: Arc<rustls::ServerConfig>,
 }
 
 impl Proxy {
-    /// A proxy routing through `gateway`'s table.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        Self {
+    /// A proxy routing through `gateway`'s table, terminating TLS with `certificates`.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        certificates: Arc<Certificates>,
+        front: Arc<HttpFront<Instances>>,
+    ) -> Result<Self, rustls::Error> {
+        let config = |alpn: Vec<Vec<u8>>| -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+            let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(certificates.clone());
+            config.alpn_protocols = alpn;
+            Ok(Arc::new(config))
+        };
+        Ok(Self {
+            http_tls: config(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?,
+            tcp_tls: config(Vec::new())?,
             gateway,
-            next: AtomicUsize::new(0),
-        }
+            front,
+            certificates,
+        })
+    }
+
+    /// The HTTP front.
+    pub fn front(&self) -> &Arc<HttpFront<Instances>> {
+        &self.front
     }
 
     /// Routes one client connection; returns when it ends.
-    pub async fn route(&self, mut client: TcpStream) -> Result<(), RouteError> {
+    pub async fn route(
+        &self,
+        mut client: TcpStream,
+        remote: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), RouteError> {
         let (hello, name) = read_client_hello(&mut client).await?;
         let base = &self.gateway.settings().base_domain;
-        let Target::App { app, port } = names::target(&name, base)? else {
+        let host = names::canonical(&name)?;
+        let Target::App { app, port } = names::target(&host, base)? else {
             return Err(RouteError::NoInstance(format!(
                 "{name} (custom domains are not routed yet)"
             )));
@@ -227,40 +381,119 @@ impl Proxy {
         let ports = &first.registration.compose.ports;
         let chosen = match port {
             Some(p) => ports.iter().find(|c| c.port == u32::from(p)),
-            None => ports.iter().find(|c| c.protocol == "tls-passthrough"),
+            None => ports
+                .iter()
+                .find(|c| c.protocol == "http" || c.protocol == "tls-passthrough"),
         }
         .ok_or_else(|| RouteError::Port(format!("{name}: no such port of the app")))?;
-        if chosen.protocol != "tls-passthrough" {
-            return Err(RouteError::Port(format!(
-                "{name}: port {} is {} (only tls-passthrough is served yet)",
-                chosen.port, chosen.protocol
-            )));
-        }
         let port = u16::try_from(chosen.port)
             .map_err(|_| RouteError::Port(format!("{name}: port out of range")))?;
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for i in 0..instances.len() {
-            let routed = &instances[(start + i) % instances.len()];
-            match hop(routed, port).await {
-                Ok(mut upstream) => {
-                    // Nothing reached the app before this write: trying the next instance was
-                    // safe; from here on the connection belongs to this one.
-                    upstream
-                        .write_all(&hello)
-                        .await
-                        .map_err(|e| RouteError::Hop(e.to_string()))?;
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    return Ok(());
+        let protocol = chosen.protocol.clone();
+        drop(table);
+        match protocol.as_str() {
+            "tls-passthrough" => self.passthrough(client, hello, app, port).await,
+            "http" | "tcp" => {
+                self.certificates.ensure(&host).map_err(RouteError::Tls)?;
+                let config = if protocol == "http" {
+                    self.http_tls.clone()
+                } else {
+                    self.tcp_tls.clone()
+                };
+                let accept =
+                    tokio_rustls::TlsAcceptor::from(config).accept(Replayed::new(hello, client));
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)
+                    .await
+                    .map_err(|_| RouteError::Tls("no handshake within 10 s".into()))?
+                    .map_err(|e| RouteError::Tls(e.to_string()))?;
+                if protocol == "http" {
+                    let site = Site { host, app, port };
+                    self.front.clone().serve(tls, site, remote, shutdown).await;
+                    Ok(())
+                } else {
+                    self.tcp(tls, app, port).await
                 }
-                Err(e) => failures.push(e),
             }
+            other => Err(RouteError::Port(format!(
+                "{name}: port {port} is {other}, which the gateway does not serve"
+            ))),
+        }
+    }
+
+    /// Opens a hop to an instance serving `app`'s `port` with `protocol`.
+    async fn open_hop(
+        &self,
+        app: alloy::primitives::Address,
+        port: u16,
+        protocol: &str,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, RouteError> {
+        let instances = self.front.backends();
+        let mut failures = Vec::new();
+        for routed in instances.ordered(app, port, protocol) {
+            match instances
+                .pool()
+                .dialler()
+                .open(&HopTarget::of(&routed, port))
+                .await
+            {
+                Ok(upstream) => {
+                    instances.mark(*routed.registration.instance_id(), true);
+                    return Ok(upstream);
+                }
+                Err(e) => {
+                    instances.mark(*routed.registration.instance_id(), false);
+                    failures.push(e);
+                }
+            }
+        }
+        if failures.is_empty() {
+            return Err(RouteError::NoInstance(format!("{app} port {port}")));
         }
         Err(RouteError::Hop(failures.join("; ")))
     }
+
+    async fn passthrough(
+        &self,
+        mut client: TcpStream,
+        hello: Vec<u8>,
+        app: alloy::primitives::Address,
+        port: u16,
+    ) -> Result<(), RouteError> {
+        let mut upstream = self.open_hop(app, port, "tls-passthrough").await?;
+        // Nothing reached the app before this write: trying the next instance was safe; from
+        // here on the connection belongs to this one.
+        upstream
+            .write_all(&hello)
+            .await
+            .map_err(|e| RouteError::Hop(e.to_string()))?;
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        Ok(())
+    }
+
+    async fn tcp<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut client: S,
+        app: alloy::primitives::Address,
+        port: u16,
+    ) -> Result<(), RouteError> {
+        let mut upstream = self.open_hop(app, port, "tcp").await?;
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        Ok(())
+    }
 }
 
-/// Serves the public listener until `shutdown`.
+/// Checks the routed instances' ingresses every few seconds until `shutdown`.
+pub async fn check_health(proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        proxy.front.backends().check().await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Serves the public listener until `shutdown`; connections then drain (HTTP ones are asked to
+/// finish their requests) for a bounded time.
 pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut connections = tokio::task::JoinSet::new();
@@ -281,50 +514,21 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: watch
         };
         let _ = tcp.set_nodelay(true);
         let proxy = proxy.clone();
+        let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _permit = permit;
-            if let Err(e) = proxy.route(tcp).await {
+            if let Err(e) = proxy.route(tcp, remote, shutdown).await {
                 tracing::debug!(target: "gateway::proxy", %remote, error = %e, "not routed");
             }
         });
         while connections.try_join_next().is_some() {}
     }
-    connections.shutdown().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn certificate() -> Vec<u8> {
-        rcgen::generate_simple_self_signed(vec!["x.ingress".to_owned()])
-            .unwrap()
-            .cert
-            .der()
-            .to_vec()
-    }
-
-    #[test]
-    fn the_hop_accepts_only_the_registered_key() {
-        let registered = certificate();
-        let spki = crate::instance::spki(&registered).unwrap();
-        let verifier = PinnedKey {
-            spki_sha256: B256::from(<[u8; 32]>::from(Sha256::digest(&spki))),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
-        };
-        let name = ServerName::try_from("8443.ingress").unwrap();
-        let check = |der: &[u8]| {
-            verifier.verify_server_cert(
-                &CertificateDer::from(der.to_vec()),
-                &[],
-                &name,
-                &[],
-                UnixTime::now(),
-            )
-        };
-        assert!(check(&registered).is_ok());
-        let err = check(&certificate()).unwrap_err().to_string();
-        assert!(err.contains("another key"), "{err}");
-        assert!(check(b"not a certificate").is_err());
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(15), drain)
+        .await
+        .is_err()
+    {
+        connections.shutdown().await;
     }
 }

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod http;
 mod proxy;
 mod registration;
 
@@ -29,7 +30,10 @@ pub struct GatewayNode {
     pub public: SocketAddr,
     /// The gateway database's URL.
     pub db_url: String,
+    /// The development CA's certificate (DER), which issues the names it terminates TLS for.
+    pub dev_ca: Vec<u8>,
     _db: Option<TestDatabase>,
+    _dir: tempfile::TempDir,
 }
 
 impl GatewayNode {
@@ -46,6 +50,8 @@ impl GatewayNode {
     }
 
     fn spawn(stack: &Stack, db_url: String, db: Option<TestDatabase>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let dev_ca_path = dir.path().join("dev-ca.pem");
         let mut cmd = Command::new(workspace_bin("covenant-gateway").unwrap());
         cmd.arg("run")
             .args(["--deployment", stack.deployment_path.to_str().unwrap()])
@@ -55,7 +61,8 @@ impl GatewayNode {
             .args(["--listen", "127.0.0.1:0"])
             .args(["--public-listen", "127.0.0.1:0"])
             .args(["--base-domain", BASE_DOMAIN])
-            .args(["--finality", &FINALITY.to_string()]);
+            .args(["--finality", &FINALITY.to_string()])
+            .args(["--dev-ca-out", dev_ca_path.to_str().unwrap()]);
         let process = Process::spawn("gateway", cmd, Signal::SIGTERM).unwrap();
         let line = process
             .wait_for_line("the gateway api line", Duration::from_secs(60), |l| {
@@ -70,12 +77,18 @@ impl GatewayNode {
                 })
                 .unwrap(),
         );
+        let pem = std::fs::read(&dev_ca_path).unwrap();
+        let dev_ca = rustls::pki_types::pem::PemObject::from_pem_slice(&pem)
+            .map(|der: rustls::pki_types::CertificateDer<'static>| der.to_vec())
+            .unwrap();
         Self {
             process,
             addr,
             public,
             db_url,
+            dev_ca,
             _db: db,
+            _dir: dir,
         }
     }
 
