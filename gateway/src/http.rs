@@ -80,6 +80,8 @@ pub struct Site {
     pub app: Address,
     /// The compose port.
     pub port: u16,
+    /// Whether `host` is a custom domain (whose app is decided again for each request).
+    pub custom: bool,
 }
 
 /// Where a site's requests can go.
@@ -89,7 +91,10 @@ pub trait Backends: Send + Sync + 'static {
     /// The pool of connections to backends.
     fn pool(&self) -> &Arc<Pool<Self::Dial>>;
     /// The backends serving `site` now, in the order to try them.
-    fn backends(&self, site: &Site) -> Vec<(BackendId, <Self::Dial as Dial>::Target)>;
+    fn backends(
+        &self,
+        site: &Site,
+    ) -> impl std::future::Future<Output = Vec<(BackendId, <Self::Dial as Dial>::Target)>> + Send;
     /// `id` could not be reached.
     fn unreachable(&self, id: BackendId);
 }
@@ -343,7 +348,7 @@ impl<B: Backends> HttpFront<B> {
             .headers
             .insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
 
-        let backends = self.backends.backends(site);
+        let backends = self.backends.backends(site).await;
         if backends.is_empty() {
             self.metrics.backend_failures.inc();
             return fail(

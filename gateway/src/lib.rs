@@ -14,7 +14,8 @@
 //!   allows leaves the routing table at once;
 //! - [`proxy`]: the public listener — a client's connection routed by its server name to a
 //!   routed instance's port: passed through, or terminated ([`certs`]) and served as HTTP
-//!   ([`http`], pooled over [`upstream`]) or TCP;
+//!   ([`http`], pooled over [`upstream`]) or TCP; custom domains by on-chain claim and DNS
+//!   ([`domains`]);
 //! - [`hop`]: the gateway → instance hop, always TLS to the key the instance registered.
 //!
 //! What it must not do: write the indexer's schema, read the chain at `latest`, hold any app's
@@ -23,6 +24,7 @@
 
 pub mod certs;
 pub mod decide;
+pub mod domains;
 pub mod gateway;
 pub mod hop;
 pub mod http;

@@ -51,6 +51,10 @@ struct RunArgs {
     /// certificates of names the gateway terminates TLS for, made at start-up.
     #[arg(long)]
     dev_ca_out: Option<PathBuf>,
+    /// The DNS server custom domains' `_covenant.<domain>` TXT records are asked of (UDP);
+    /// the system's resolver configuration when not given.
+    #[arg(long)]
+    dns_server: Option<SocketAddr>,
     /// A finalized block older than this, in seconds, routes nothing.
     #[arg(long, default_value_t = 1800)]
     max_finalized_age_secs: u64,
@@ -167,8 +171,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, "gateway public listening");
             let certificates = Arc::new(covenant_gateway::certs::Certificates::new(ca));
+            let domains = Arc::new(covenant_gateway::domains::Domains::new(args.dns_server)?);
             let front = covenant_gateway::http::HttpFront::new(
-                covenant_gateway::proxy::Instances::new(gateway.clone()),
+                covenant_gateway::proxy::Instances::new(gateway.clone(), domains),
                 covenant_gateway::http::Limits::default(),
                 covenant_gateway::http::HttpMetrics::new(&registry).map_err(|e| e.to_string())?,
             );

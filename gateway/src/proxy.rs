@@ -36,6 +36,7 @@ use tokio::{
 
 use crate::{
     certs::Certificates,
+    domains::Domains,
     gateway::Gateway,
     hop::{HopTarget, PinnedHop},
     http::{Backends, HttpFront, Site},
@@ -69,6 +70,9 @@ pub enum RouteError {
     /// The app does not serve that port.
     #[error("{0}")]
     Port(String),
+    /// A custom domain that routes to no app.
+    #[error("{0}")]
+    Domain(String),
     /// The client's TLS handshake with the gateway failed.
     #[error("tls: {0}")]
     Tls(String),
@@ -192,16 +196,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
 #[derive(Debug)]
 pub struct Instances {
     gateway: Arc<Gateway>,
+    domains: Arc<Domains>,
     hop: Arc<Pool<PinnedHop>>,
     next: AtomicUsize,
     down_until: Mutex<HashMap<[u8; 20], Instant>>,
 }
 
 impl Instances {
-    /// The instances of `gateway`'s table.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
+    /// The instances of `gateway`'s table; custom domains decided by `domains`.
+    pub fn new(gateway: Arc<Gateway>, domains: Arc<Domains>) -> Self {
         Self {
             gateway,
+            domains,
             hop: Pool::new(PinnedHop::default()),
             next: AtomicUsize::new(0),
             down_until: Mutex::new(HashMap::new()),
@@ -300,7 +306,19 @@ impl Backends for Instances {
         &self.hop
     }
 
-    fn backends(&self, site: &Site) -> Vec<(BackendId, HopTarget)> {
+    async fn backends(&self, site: &Site) -> Vec<(BackendId, HopTarget)> {
+        if site.custom {
+            let Some(block) = self.gateway.routes().block else {
+                return Vec::new();
+            };
+            let app = self
+                .domains
+                .app_for(self.gateway.view(), &block, &site.host)
+                .await;
+            if app.as_ref().ok() != Some(&site.app) {
+                return Vec::new();
+            }
+        }
         self.ordered(site.app, site.port, "http")
             .iter()
             .map(|r| {
@@ -368,12 +386,23 @@ impl Proxy {
         let (hello, name) = read_client_hello(&mut client).await?;
         let base = &self.gateway.settings().base_domain;
         let host = names::canonical(&name)?;
-        let Target::App { app, port } = names::target(&host, base)? else {
-            return Err(RouteError::NoInstance(format!(
-                "{name} (custom domains are not routed yet)"
-            )));
-        };
         let table = self.gateway.routes();
+        let (app, port, custom) = match names::target(&host, base)? {
+            Target::App { app, port } => (app, port, false),
+            Target::Custom(domain) => {
+                let block = table
+                    .block
+                    .ok_or_else(|| RouteError::NoInstance(format!("{name} (no decided block)")))?;
+                let app = self
+                    .front
+                    .backends()
+                    .domains
+                    .app_for(self.gateway.view(), &block, &domain)
+                    .await
+                    .map_err(RouteError::Domain)?;
+                (app, None, true)
+            }
+        };
         let instances = table.instances(app);
         let Some(first) = instances.first() else {
             return Err(RouteError::NoInstance(name));
@@ -406,7 +435,12 @@ impl Proxy {
                     .map_err(|_| RouteError::Tls("no handshake within 10 s".into()))?
                     .map_err(|e| RouteError::Tls(e.to_string()))?;
                 if protocol == "http" {
-                    let site = Site { host, app, port };
+                    let site = Site {
+                        host,
+                        app,
+                        port,
+                        custom,
+                    };
                     self.front.clone().serve(tls, site, remote, shutdown).await;
                     Ok(())
                 } else {

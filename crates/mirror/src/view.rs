@@ -22,7 +22,10 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256, FixedBytes};
-use covenant_chain::{BootInfo, Deployment, Finality, app::App, kms_registry::KmsRegistry};
+use covenant_chain::{
+    BootInfo, Deployment, Finality, app::App, domain_registry::DomainRegistry,
+    kms_registry::KmsRegistry,
+};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -641,6 +644,68 @@ impl PolicyView {
         };
         self.with_memo(block, |m| m.roots = Some(roots.clone()));
         Ok(roots.map_err(|(stage, reason)| Deny::at(stage, block, reason)))
+    }
+
+    /// The domains at least one app claims at `block`, as the mirror has them
+    /// (`DomainRegistry`'s claims). A filter only: a route needs [`PolicyView::domain_claimed`].
+    pub async fn claimed_domains(&self, block: &Finalized) -> Result<Vec<String>> {
+        let registry = self.deployment.contracts.domain_registry;
+        let mut c = self.mirror.acquire().await?;
+        let rows = crate::read::members_at(
+            &mut c,
+            "domain_claim",
+            Some(registry.as_slice()),
+            block.number,
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.data.get("domain")?.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Whether `app` claims `domain` at `block` (`DomainRegistry.isClaimed`): the mirror and
+    /// `eth_call` must agree, else it does not (a disagreement, counted and logged).
+    /// `Err`: could not be read.
+    pub async fn domain_claimed(
+        &self,
+        block: &Finalized,
+        domain: &str,
+        app: Address,
+    ) -> Result<bool> {
+        let registry = self.deployment.contracts.domain_registry;
+        let mut key = alloy::primitives::keccak256(domain.as_bytes()).to_vec();
+        key.extend_from_slice(app.as_slice());
+        let mirror = {
+            let mut c = self.mirror.acquire().await?;
+            crate::read::is_member_at(
+                &mut c,
+                "domain_claim",
+                registry.as_slice(),
+                &key,
+                block.number,
+            )
+            .await?
+        };
+        let chain = self
+            .chain
+            .call(
+                registry,
+                &DomainRegistry::isClaimedCall {
+                    domain: domain.to_owned(),
+                    app,
+                },
+                block.hash,
+            )
+            .await?;
+        if mirror != chain {
+            self.disagreement(
+                "isClaimed",
+                &format!("{domain} {app}: {mirror}"),
+                &chain.to_string(),
+            );
+        }
+        Ok(mirror && chain)
     }
 
     /// Whether the chain allows simulated TEEs at `block` (`allowSimulatedTee`): the mirror and

@@ -7,42 +7,53 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use covenant_test_stack::{Host, Stack, compose_hash, send};
-use covenant_testkit::{free_port, tools::workspace_bin, wait_for};
+use covenant_testkit::{free_port, wait_for};
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty, StreamBody, combinators::BoxBody};
 use hyper::{Request, Response, StatusCode, body::Frame};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 use tokio_rustls::client::TlsStream;
 
-use crate::{BASE_DOMAIN, GatewayNode};
+use crate::{BASE_DOMAIN, GatewayNode, echo_compose};
 
-type Body = BoxBody<Bytes, Infallible>;
+pub type Body = BoxBody<Bytes, Infallible>;
 
 fn empty() -> Body {
     Empty::new().boxed()
 }
 
 /// TLS to the gateway's public listener as `name`, trusting only the gateway's development CA.
-async fn connect(gateway: &GatewayNode, name: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+pub async fn connect(gateway: &GatewayNode, name: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+    try_connect(gateway, name, alpn).await.unwrap()
+}
+
+/// [`connect`], or why it failed.
+pub async fn try_connect(
+    gateway: &GatewayNode,
+    name: &str,
+    alpn: &[&[u8]],
+) -> std::io::Result<TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(gateway.dev_ca.clone().into()).unwrap();
     let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = TcpStream::connect(gateway.public).await.unwrap();
+    let tcp = TcpStream::connect(gateway.public).await?;
     tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name.to_owned().try_into().unwrap(), tcp)
         .await
-        .unwrap()
 }
 
-async fn http1(gateway: &GatewayNode, name: &str) -> hyper::client::conn::http1::SendRequest<Body> {
+pub async fn http1(
+    gateway: &GatewayNode,
+    name: &str,
+) -> hyper::client::conn::http1::SendRequest<Body> {
     let tls = connect(gateway, name, &[b"http/1.1"]).await;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
@@ -62,20 +73,20 @@ async fn http2(gateway: &GatewayNode, name: &str) -> hyper::client::conn::http2:
     sender
 }
 
-fn get(host: &str, path: &str) -> Request<Body> {
+pub fn get(host: &str, path: &str) -> Request<Body> {
     Request::get(path)
         .header("host", host)
         .body(empty())
         .unwrap()
 }
 
-async fn json_of(response: Response<hyper::body::Incoming>) -> Value {
+pub async fn json_of(response: Response<hyper::body::Incoming>) -> Value {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
 }
 
 /// Sends `request` once the connection is ready for it.
-async fn send(
+pub async fn send(
     sender: &mut hyper::client::conn::http1::SendRequest<Body>,
     request: Request<Body>,
 ) -> Response<hyper::body::Incoming> {
@@ -83,7 +94,7 @@ async fn send(
     sender.send_request(request).await.unwrap()
 }
 
-fn instance_of<B>(response: &Response<B>) -> String {
+pub fn instance_of<B>(response: &Response<B>) -> String {
     response.headers()["covenant-instance"]
         .to_str()
         .unwrap()
@@ -95,22 +106,7 @@ async fn http_apps_are_served_by_name_streamed_balanced_and_cut_off_when_evicted
     let _ = rustls::crypto::ring::default_provider().install_default();
     let stack = Stack::start().await;
     let port = free_port().unwrap();
-    let bin = workspace_bin("covenant-echo-app").unwrap();
-    let document = serde_json::to_vec(&json!({
-        "manifest_version": 1,
-        "name": "echo",
-        "containers": [{
-            "name": "echo",
-            "image": format!("example.invalid/echo@sha256:{}", "34".repeat(32)),
-            "command": [bin.to_str().unwrap(), "--listen", format!("127.0.0.1:{port}")]
-        }],
-        "ports": [{"container": "echo", "port": port, "protocol": "http"}],
-        "kms": {
-            "chain_id": stack.deployment.chain_id,
-            "registry": stack.registry_address().to_string().to_lowercase()
-        }
-    }))
-    .unwrap();
+    let document = echo_compose(&stack, "echo", port);
     let hash = compose_hash(&document);
     let app = stack.create_app(hash).await;
     stack.settle().await;

@@ -8,6 +8,8 @@
     unreachable_pub
 )]
 
+mod dns;
+mod domains;
 mod http;
 mod proxy;
 mod registration;
@@ -39,17 +41,22 @@ pub struct GatewayNode {
 impl GatewayNode {
     /// Starts `covenant-gateway run` on `stack` with a database of its own.
     pub fn start(stack: &Stack) -> Self {
+        Self::start_with(stack, &[])
+    }
+
+    /// Starts `covenant-gateway run` on `stack` with `extra` arguments.
+    pub fn start_with(stack: &Stack, extra: &[&str]) -> Self {
         let db = covenant_testkit::postgres::database();
         let url = db.url().to_owned();
-        Self::spawn(stack, url, Some(db))
+        Self::spawn(stack, url, Some(db), extra)
     }
 
     /// Starts another node sharing `other`'s database.
     pub fn start_sharing(stack: &Stack, other: &GatewayNode) -> Self {
-        Self::spawn(stack, other.db_url.clone(), None)
+        Self::spawn(stack, other.db_url.clone(), None, &[])
     }
 
-    fn spawn(stack: &Stack, db_url: String, db: Option<TestDatabase>) -> Self {
+    fn spawn(stack: &Stack, db_url: String, db: Option<TestDatabase>, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let dev_ca_path = dir.path().join("dev-ca.pem");
         let mut cmd = Command::new(workspace_bin("covenant-gateway").unwrap());
@@ -62,7 +69,8 @@ impl GatewayNode {
             .args(["--public-listen", "127.0.0.1:0"])
             .args(["--base-domain", BASE_DOMAIN])
             .args(["--finality", &FINALITY.to_string()])
-            .args(["--dev-ca-out", dev_ca_path.to_str().unwrap()]);
+            .args(["--dev-ca-out", dev_ca_path.to_str().unwrap()])
+            .args(extra);
         let process = Process::spawn("gateway", cmd, Signal::SIGTERM).unwrap();
         let line = process
             .wait_for_line("the gateway api line", Duration::from_secs(60), |l| {
@@ -142,6 +150,26 @@ fn addr_of(line: &str) -> SocketAddr {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// A compose running the echo app (`test/apps/echo`) on `port` as an HTTP port.
+pub fn echo_compose(stack: &Stack, name: &str, port: u16) -> Vec<u8> {
+    let bin = workspace_bin("covenant-echo-app").unwrap();
+    serde_json::to_vec(&json!({
+        "manifest_version": 1,
+        "name": name,
+        "containers": [{
+            "name": "echo",
+            "image": format!("example.invalid/{name}@sha256:{}", "34".repeat(32)),
+            "command": [bin.to_str().unwrap(), "--listen", format!("127.0.0.1:{port}"), "--name", name]
+        }],
+        "ports": [{"container": "echo", "port": port, "protocol": "http"}],
+        "kms": {
+            "chain_id": stack.deployment.chain_id,
+            "registry": stack.registry_address().to_string().to_lowercase()
+        }
+    }))
+    .unwrap()
 }
 
 /// A compose whose one container sleeps, with one HTTP port.

@@ -236,6 +236,15 @@ impl Stack {
         KmsRegistry::new(self.registry_address(), self.provider.clone())
     }
 
+    pub fn domains(
+        &self,
+    ) -> covenant_chain::domain_registry::DomainRegistry::DomainRegistryInstance<DynProvider> {
+        covenant_chain::domain_registry::DomainRegistry::new(
+            self.deployment.contracts.domain_registry,
+            self.provider.clone(),
+        )
+    }
+
     pub fn app(&self, app: Address) -> covenant_chain::app::App::AppInstance<DynProvider> {
         covenant_chain::app::App::new(app, self.provider.clone())
     }

@@ -1,0 +1,232 @@
+//! Custom domains: a name outside the base domain is routed to an app only when the app claims it
+//! on chain (`DomainRegistry`, at the finalized block: mirror and `eth_call` agree) **and** the
+//! DNS TXT record `_covenant.<domain>` names that app. Any number of apps may claim a name (a
+//! claim costs only gas); the DNS record, which only the name's holder can publish, says which
+//! claim counts.
+//!
+//! The TXT record's value is the app id, `0x` and 40 hex digits (case does not matter); records
+//! of any other form are ignored. Records naming two claiming apps are refused as ambiguous.
+//!
+//! What it costs an anonymous client: a name that no app claims at the block is refused from
+//! memory (the set of claimed names is read once per block), so only names someone paid gas to
+//! claim ever cause a DNS query or a chain read; answers are kept for 30 s.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy::primitives::Address;
+use covenant_mirror::{Finalized, PolicyView};
+use hickory_resolver::{
+    TokioResolver,
+    config::{ConnectionConfig, NameServerConfig, ResolverConfig},
+    net::runtime::TokioRuntimeProvider,
+    proto::rr::RData,
+};
+
+/// How long a DNS answer (or its absence) is kept.
+const TXT_KEPT_FOR: Duration = Duration::from_secs(30);
+/// Names whose answers are kept at most (then the cache starts over).
+const MAX_KEPT: usize = 10_000;
+
+type Named = Result<Vec<Address>, String>;
+/// A domain's app (or why none) at a block number.
+type Decided = (u64, Result<Address, String>);
+
+/// Custom domain resolution.
+pub struct Domains {
+    resolver: TokioResolver,
+    txt: Mutex<HashMap<String, (Instant, Named)>>,
+    claimed: tokio::sync::Mutex<Option<(u64, Arc<HashSet<String>>)>>,
+    decided: Mutex<HashMap<String, Decided>>,
+}
+
+impl std::fmt::Debug for Domains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Domains").finish_non_exhaustive()
+    }
+}
+
+/// The app ids a TXT record set names.
+pub fn apps_named<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<Address> {
+    let mut apps: Vec<Address> = values
+        .into_iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .map(str::trim)
+        .filter(|v| v.len() == 42 && v.starts_with("0x"))
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    apps.sort();
+    apps.dedup();
+    apps
+}
+
+impl Domains {
+    /// Resolves with the system's DNS configuration, or only with `server` (UDP) when given.
+    pub fn new(server: Option<SocketAddr>) -> Result<Self, String> {
+        let resolver = match server {
+            None => TokioResolver::builder_tokio()
+                .map_err(|e| format!("the system DNS configuration: {e}"))?
+                .build(),
+            Some(server) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = server.port();
+                let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
+                    server.ip(),
+                    true,
+                    vec![udp],
+                )]);
+                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()).build()
+            }
+        }
+        .map_err(|e| format!("the DNS resolver: {e}"))?;
+        Ok(Self {
+            resolver,
+            txt: Mutex::new(HashMap::new()),
+            claimed: tokio::sync::Mutex::new(None),
+            decided: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn claimed(
+        &self,
+        view: &PolicyView,
+        block: &Finalized,
+    ) -> Result<Arc<HashSet<String>>, String> {
+        let mut claimed = self.claimed.lock().await;
+        if let Some((number, set)) = claimed.as_ref()
+            && *number == block.number
+        {
+            return Ok(set.clone());
+        }
+        let set: Arc<HashSet<String>> = Arc::new(
+            view.claimed_domains(block)
+                .await
+                .map_err(|e| format!("the domain claims cannot be read now: {e}"))?
+                .into_iter()
+                .collect(),
+        );
+        *claimed = Some((block.number, set.clone()));
+        Ok(set)
+    }
+
+    /// The apps `_covenant.<domain>` names.
+    async fn named(&self, domain: &str) -> Named {
+        if let Some((at, named)) = self
+            .txt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(domain)
+            && at.elapsed() < TXT_KEPT_FOR
+        {
+            return named.clone();
+        }
+        let name = format!("_covenant.{domain}.");
+        let named = match self.resolver.txt_lookup(name.as_str()).await {
+            Ok(lookup) => Ok(apps_named(
+                lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(txt) => Some(txt.txt_data.concat()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(Vec::as_slice),
+            )),
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
+            Err(e) => Err(format!("{name}: {e}")),
+        };
+        let mut txt = self
+            .txt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if txt.len() >= MAX_KEPT {
+            txt.clear();
+        }
+        txt.insert(domain.to_owned(), (Instant::now(), named.clone()));
+        named
+    }
+
+    /// The app `domain` (canonical) is routed to at `block`, or why none; decided once per
+    /// block (each request on an open connection asks again, so a released claim or a changed
+    /// record takes effect there too).
+    pub async fn app_for(
+        &self,
+        view: &PolicyView,
+        block: &Finalized,
+        domain: &str,
+    ) -> Result<Address, String> {
+        if let Some((number, decided)) = self
+            .decided
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(domain)
+            && *number == block.number
+        {
+            return decided.clone();
+        }
+        let decided = self.decide(view, block, domain).await;
+        let mut cache = self
+            .decided
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= MAX_KEPT {
+            cache.clear();
+        }
+        cache.insert(domain.to_owned(), (block.number, decided.clone()));
+        decided
+    }
+
+    async fn decide(
+        &self,
+        view: &PolicyView,
+        block: &Finalized,
+        domain: &str,
+    ) -> Result<Address, String> {
+        if !self.claimed(view, block).await?.contains(domain) {
+            return Err(format!("no app claims {domain}"));
+        }
+        let named = self.named(domain).await?;
+        let mut chosen = None;
+        for app in named {
+            let claimed = view
+                .domain_claimed(block, domain, app)
+                .await
+                .map_err(|e| format!("the claim cannot be read now: {e}"))?;
+            if claimed {
+                if chosen.is_some() {
+                    return Err(format!(
+                        "_covenant.{domain} names more than one claiming app"
+                    ));
+                }
+                chosen = Some(app);
+            }
+        }
+        chosen.ok_or_else(|| format!("_covenant.{domain} names no app that claims {domain}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_app_ids_are_read_from_the_record() {
+        let app = Address::repeat_byte(0xab);
+        let upper = format!("0x{}", hex::encode_upper(app.as_slice()));
+        let values: Vec<Vec<u8>> = vec![
+            app.to_string().into_bytes(),
+            format!(" {upper} ").into_bytes(),
+            b"v=spf1 -all".to_vec(),
+            hex::encode(app.as_slice()).into_bytes(),
+            format!("{app}00").into_bytes(),
+            vec![0xff, 0xfe],
+        ];
+        assert_eq!(apps_named(values.iter().map(Vec::as_slice)), vec![app]);
+    }
+}

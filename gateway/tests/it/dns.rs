@@ -1,0 +1,74 @@
+//! A DNS server in the test process (hickory-server, UDP on loopback) answering for one zone,
+//! whose TXT records a test sets.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use hickory_server::{
+    Server,
+    net::runtime::TokioRuntimeProvider,
+    proto::rr::{
+        Name, RData, Record,
+        rdata::{SOA, TXT},
+    },
+    store::in_memory::InMemoryZoneHandler,
+    zone_handler::{AxfrPolicy, Catalog, ZoneType},
+};
+
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    zone: Arc<InMemoryZoneHandler<TokioRuntimeProvider>>,
+    _server: Server<Catalog>,
+}
+
+impl DnsServer {
+    /// Serves `origin` (e.g. `example.test.`) with only an SOA record.
+    pub async fn start(origin: &str) -> Self {
+        let origin = Name::from_ascii(origin).unwrap();
+        let zone = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+            origin.clone(),
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        );
+        let soa = SOA::new(
+            Name::from_ascii("ns.")
+                .unwrap()
+                .append_domain(&origin)
+                .unwrap(),
+            Name::from_ascii("admin.")
+                .unwrap()
+                .append_domain(&origin)
+                .unwrap(),
+            1,
+            60,
+            60,
+            600,
+            1,
+        );
+        assert!(
+            zone.upsert(Record::from_rdata(origin.clone(), 1, RData::SOA(soa)), 1)
+                .await
+        );
+        let zone = Arc::new(zone);
+        let mut catalog = Catalog::new();
+        catalog.upsert(origin.into(), vec![zone.clone()]);
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut server = Server::new(catalog);
+        server.register_socket(socket);
+        Self {
+            addr,
+            zone,
+            _server: server,
+        }
+    }
+
+    /// Adds a TXT record with `value` at `name` (fully qualified).
+    pub async fn add_txt(&self, name: &str, value: &str) {
+        let record = Record::from_rdata(
+            Name::from_ascii(name).unwrap(),
+            1,
+            RData::TXT(TXT::new(vec![value.to_owned()])),
+        );
+        assert!(self.zone.upsert(record, 1).await);
+    }
+}
