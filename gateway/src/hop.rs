@@ -35,6 +35,8 @@ pub struct HopTarget {
     pub spki_sha256: B256,
     /// The compose port asked for.
     pub port: u16,
+    /// The instance's `Covenant-Instance` header value.
+    pub label: hyper::header::HeaderValue,
 }
 
 impl HopTarget {
@@ -44,6 +46,7 @@ impl HopTarget {
             ingress: routed.registration.ingress,
             spki_sha256: routed.registration.spki_sha256,
             port,
+            label: routed.registration.label.clone(),
         }
     }
 }

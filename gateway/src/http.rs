@@ -97,6 +97,8 @@ pub trait Backends: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Vec<(BackendId, <Self::Dial as Dial>::Target)>> + Send;
     /// `id` could not be reached.
     fn unreachable(&self, id: BackendId);
+    /// The `Covenant-Instance` value of answers from `target`, if any.
+    fn label(&self, target: &<Self::Dial as Dial>::Target) -> Option<HeaderValue>;
 }
 
 /// The front's Prometheus metrics.
@@ -104,6 +106,8 @@ pub trait Backends: Send + Sync + 'static {
 pub struct HttpMetrics {
     /// Responses to clients, by status code class.
     pub responses: IntCounterVec,
+    /// `responses` for 1xx … 5xx, resolved once.
+    classes: [IntCounter; 5],
     /// Requests that reached no backend, or whose backend failed.
     pub backend_failures: IntCounter,
 }
@@ -124,7 +128,10 @@ impl HttpMetrics {
         )?;
         registry.register(Box::new(responses.clone()))?;
         registry.register(Box::new(backend_failures.clone()))?;
+        let classes =
+            ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|c| responses.with_label_values(&[c]));
         Ok(Self {
+            classes,
             responses,
             backend_failures,
         })
@@ -196,20 +203,36 @@ fn upgrade_of(request: &Request<Incoming>) -> Option<HeaderValue> {
         .flatten()
 }
 
-/// The name a request asks for: its `:authority` (HTTP/2, absolute form) or `Host`, canonical,
-/// without a port.
-fn requested_host(parts: &Parts) -> Option<String> {
-    let authority = match parts.uri.authority() {
-        Some(a) => a.host().to_owned(),
+/// The name a request asks for: its `:authority` (HTTP/2, absolute form) or `Host`, without a
+/// port or trailing dot. Compared ignoring ASCII case with the (canonical) routed name; a name
+/// that is not a valid host name never equals one.
+fn requested_host(parts: &Parts) -> Option<std::borrow::Cow<'_, str>> {
+    let host = match parts.uri.authority() {
+        Some(a) => a.host(),
         None => {
             let host = parts.headers.get(header::HOST)?.to_str().ok()?;
-            host.parse::<hyper::http::uri::Authority>()
-                .ok()?
-                .host()
-                .to_owned()
+            match host.rsplit_once(':') {
+                Some((name, port))
+                    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    name
+                }
+                _ => host,
+            }
         }
     };
-    crate::names::canonical(&authority).ok()
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if !host.is_empty()
+        && host.len() <= crate::names::MAX_NAME_LEN
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Some(std::borrow::Cow::Borrowed(host));
+    }
+    crate::names::canonical(host)
+        .ok()
+        .map(std::borrow::Cow::Owned)
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
@@ -252,6 +275,8 @@ impl<B: Backends> HttpFront<B> {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_timeout)
+            // One buffer per response, so headers and a small body leave in one TLS record.
+            .writev(false)
             .max_buf_size(self.limits.max_header_bytes.max(8192));
         builder
             .http2()
@@ -260,12 +285,16 @@ impl<B: Backends> HttpFront<B> {
             .max_concurrent_streams(self.limits.max_streams)
             .keep_alive_interval(Duration::from_secs(30));
         let site = Arc::new(site);
+        let Ok(forwarded_for) = HeaderValue::from_str(&remote.ip().to_string()) else {
+            return;
+        };
         let drain = self.limits.drain;
         let front = self;
         let service = hyper::service::service_fn(move |request| {
             let front = front.clone();
             let site = site.clone();
-            async move { Ok::<_, Infallible>(front.handle(request, &site, remote).await) }
+            let forwarded_for = forwarded_for.clone();
+            async move { Ok::<_, Infallible>(front.handle(request, &site, &forwarded_for).await) }
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
@@ -286,17 +315,11 @@ impl<B: Backends> HttpFront<B> {
         &self,
         request: Request<Incoming>,
         site: &Site,
-        remote: SocketAddr,
+        forwarded_for: &HeaderValue,
     ) -> Response<ResponseBody<B::Dial>> {
-        let response = self.forward(request, site, remote).await;
-        let class = match response.status().as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        self.metrics.responses.with_label_values(&[class]).inc();
+        let response = self.forward(request, site, forwarded_for).await;
+        let class = usize::from(response.status().as_u16() / 100).clamp(1, 5) - 1;
+        self.metrics.classes[class].inc();
         response
     }
 
@@ -304,14 +327,14 @@ impl<B: Backends> HttpFront<B> {
         &self,
         mut request: Request<Incoming>,
         site: &Site,
-        remote: SocketAddr,
+        forwarded_for: &HeaderValue,
     ) -> Response<ResponseBody<B::Dial>> {
         let fail = |status, text: &str| plain(status, text).map(Either::Right);
         let upgrade = upgrade_of(&request);
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         match requested_host(&parts) {
-            Some(host) if host == site.host => {}
+            Some(host) if host.eq_ignore_ascii_case(&site.host) => {}
             Some(_) => {
                 return fail(
                     StatusCode::MISDIRECTED_REQUEST,
@@ -341,9 +364,7 @@ impl<B: Backends> HttpFront<B> {
             parts.headers.insert(header::HOST, host.clone());
             parts.headers.insert(X_FORWARDED_HOST, host);
         }
-        if let Ok(ip) = HeaderValue::from_str(&remote.ip().to_string()) {
-            parts.headers.insert(X_FORWARDED_FOR, ip);
-        }
+        parts.headers.insert(X_FORWARDED_FOR, forwarded_for.clone());
         parts
             .headers
             .insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
@@ -376,7 +397,8 @@ impl<B: Backends> HttpFront<B> {
             parts.method,
             hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
         );
-        let repeatable = idempotent && hyper::body::Body::is_end_stream(&body);
+        let repeatable =
+            backends.len() > 1 && idempotent && hyper::body::Body::is_end_stream(&body);
         let request = Request::from_parts(parts, Either::Left(body));
         let repeatable = repeatable.then(|| copy_request(&request));
         let mut pending = Some(request);

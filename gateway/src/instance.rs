@@ -74,6 +74,8 @@ pub struct Registration {
     pub spki_sha256: B256,
     /// SHA-256 of the certificate (which carries the evidence).
     pub evidence_digest: B256,
+    /// `0x` and the instance id in hex: the `Covenant-Instance` header of its answers.
+    pub label: hyper::header::HeaderValue,
 }
 
 /// A registration the chain allows at a block.
@@ -144,7 +146,11 @@ impl Registration {
             )));
         }
         let spki = spki(&stored.certificate).map_err(RegistrationError::Certificate)?;
+        let label =
+            hyper::header::HeaderValue::from_str(&format!("0x{}", hex::encode(stored.instance_id)))
+                .map_err(|e| RegistrationError::Certificate(e.to_string()))?;
         Ok(Self {
+            label,
             spki_sha256: B256::from(<[u8; 32]>::from(Sha256::digest(&spki))),
             evidence_digest: B256::from(<[u8; 32]>::from(Sha256::digest(&stored.certificate))),
             stored,

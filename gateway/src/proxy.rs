@@ -333,6 +333,10 @@ impl Backends for Instances {
     fn unreachable(&self, id: BackendId) {
         self.mark(id.0, false);
     }
+
+    fn label(&self, target: &HopTarget) -> Option<hyper::header::HeaderValue> {
+        Some(target.label.clone())
+    }
 }
 
 /// The public listener's state.

@@ -70,6 +70,10 @@ impl Backends for Fixed {
     }
 
     fn unreachable(&self, _: BackendId) {}
+
+    fn label(&self, _: &SocketAddr) -> Option<hyper::header::HeaderValue> {
+        None
+    }
 }
 
 /// Serves `listener` as the gateway's public listener does for an `http` port named `host`,
