@@ -11,16 +11,11 @@ use std::{
 };
 
 use alloy::primitives::B256;
-use rustls::{
-    DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::CryptoProvider,
-    pki_types::{CertificateDer, ServerName, UnixTime},
-};
-use sha2::{Digest, Sha256};
+use covenant_attest::ratls::KeyVerifier;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use crate::{instance::Routed, upstream::Dial};
+use crate::{instance::Registration, upstream::Dial};
 
 const HOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Client configurations kept (one per registered key) before the cache starts over.
@@ -40,13 +35,13 @@ pub struct HopTarget {
 }
 
 impl HopTarget {
-    /// The hop to `routed`'s compose `port`.
-    pub fn of(routed: &Routed, port: u16) -> Self {
+    /// The hop to `registration`'s compose `port`.
+    pub fn of(registration: &Registration, port: u16) -> Self {
         Self {
-            ingress: routed.registration.ingress,
-            spki_sha256: routed.registration.spki_sha256,
+            ingress: registration.ingress,
+            spki_sha256: registration.spki_sha256,
             port,
-            label: routed.registration.label.clone(),
+            label: registration.label.clone(),
         }
     }
 }
@@ -75,10 +70,10 @@ impl PinnedHop {
                 .with_protocol_versions(&[&rustls::version::TLS13])
                 .map_err(|e| e.to_string())?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedKey {
-                    spki_sha256,
-                    provider,
-                }))
+                .with_custom_certificate_verifier(Arc::new(KeyVerifier::pinned(
+                    &provider,
+                    spki_sha256.0,
+                )))
                 .with_no_client_auth(),
         );
         configs.insert(spki_sha256, config.clone());
@@ -119,62 +114,14 @@ impl Dial for PinnedHop {
     }
 }
 
-/// Accepts only a server certificate whose SubjectPublicKeyInfo hashes to the registered one,
-/// and a handshake signed with it.
-#[derive(Debug)]
-struct PinnedKey {
-    spki_sha256: B256,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedKey {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let spki = crate::instance::spki(end_entity).map_err(rustls::Error::General)?;
-        if B256::from(<[u8; 32]>::from(Sha256::digest(&spki))) == self.spki_sha256 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the ingress presented another key than the instance registered".into(),
-            ))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("the hop is TLS 1.3 only".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use rustls::{
+        client::danger::ServerCertVerifier,
+        pki_types::{CertificateDer, UnixTime},
+    };
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn certificate() -> Vec<u8> {
@@ -189,10 +136,10 @@ mod tests {
     fn the_hop_accepts_only_the_registered_key() {
         let registered = certificate();
         let spki = crate::instance::spki(&registered).unwrap();
-        let verifier = PinnedKey {
-            spki_sha256: B256::from(<[u8; 32]>::from(Sha256::digest(&spki))),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
-        };
+        let verifier = KeyVerifier::pinned(
+            &rustls::crypto::ring::default_provider(),
+            Sha256::digest(&spki).into(),
+        );
         let name = ServerName::try_from("8443.ingress").unwrap();
         let check = |der: &[u8]| {
             verifier.verify_server_cert(

@@ -40,7 +40,7 @@ use crate::{
     gateway::Gateway,
     hop::{HopTarget, PinnedHop},
     http::{Backends, HttpFront, Site},
-    instance::Routed,
+    instance::Registration,
     names::{self, Target},
     upstream::{BackendId, Pool},
 };
@@ -234,15 +234,21 @@ impl Instances {
         }
     }
 
-    /// The instances serving `app`'s `port` with `protocol`, in the order to try them.
-    fn ordered(&self, app: alloy::primitives::Address, port: u16, protocol: &str) -> Vec<Routed> {
+    /// The registrations of instances serving `app`'s `port` with `protocol`, in the order to
+    /// try them.
+    fn ordered(
+        &self,
+        app: alloy::primitives::Address,
+        port: u16,
+        protocol: &str,
+    ) -> Vec<Arc<Registration>> {
         let table = self.gateway.routes();
-        let serving: Vec<&Routed> = table
+        let serving: Vec<&Arc<Registration>> = table
             .instances(app)
             .iter()
+            .map(|r| &r.registration)
             .filter(|r| {
-                r.registration
-                    .compose
+                r.compose
                     .ports
                     .iter()
                     .any(|p| p.port == u32::from(port) && p.protocol == protocol)
@@ -253,11 +259,11 @@ impl Instances {
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % serving.len();
         let now = Instant::now();
-        let (mut healthy, unhealthy): (Vec<Routed>, Vec<Routed>) = serving[start..]
+        let (mut healthy, unhealthy): (Vec<_>, Vec<_>) = serving[start..]
             .iter()
             .chain(&serving[..start])
-            .map(|r| (*r).clone())
-            .partition(|r| self.healthy(r.registration.instance_id(), now));
+            .map(|r| Arc::clone(r))
+            .partition(|r| self.healthy(r.instance_id(), now));
         healthy.extend(unhealthy);
         healthy
     }
@@ -277,7 +283,7 @@ impl Instances {
             else {
                 continue;
             };
-            let target = HopTarget::of(routed, port);
+            let target = HopTarget::of(&routed.registration, port);
             let id = *routed.registration.instance_id();
             let pool = self.hop.clone();
             checks.spawn(async move { (id, pool.dialler().open(&target).await.is_ok()) });
@@ -321,12 +327,7 @@ impl Backends for Instances {
         }
         self.ordered(site.app, site.port, "http")
             .iter()
-            .map(|r| {
-                (
-                    (*r.registration.instance_id(), site.port),
-                    HopTarget::of(r, site.port),
-                )
-            })
+            .map(|r| ((*r.instance_id(), site.port), HopTarget::of(r, site.port)))
             .collect()
     }
 
@@ -466,19 +467,19 @@ impl Proxy {
     ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, RouteError> {
         let instances = self.front.backends();
         let mut failures = Vec::new();
-        for routed in instances.ordered(app, port, protocol) {
+        for registration in instances.ordered(app, port, protocol) {
             match instances
                 .pool()
                 .dialler()
-                .open(&HopTarget::of(&routed, port))
+                .open(&HopTarget::of(&registration, port))
                 .await
             {
                 Ok(upstream) => {
-                    instances.mark(*routed.registration.instance_id(), true);
+                    instances.mark(*registration.instance_id(), true);
                     return Ok(upstream);
                 }
                 Err(e) => {
-                    instances.mark(*routed.registration.instance_id(), false);
+                    instances.mark(*registration.instance_id(), false);
                     failures.push(e);
                 }
             }

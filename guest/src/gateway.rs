@@ -13,13 +13,11 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use covenant_attest::{compose::AppCompose, ratls::RaTlsIdentity};
-use rustls::{
-    DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::CryptoProvider,
-    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime},
+use covenant_attest::{
+    compose::AppCompose,
+    ratls::{KeyVerifier, RaTlsIdentity},
 };
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -64,7 +62,7 @@ pub async fn register(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(HandshakeOnly(provider)))
+        .with_custom_certificate_verifier(Arc::new(KeyVerifier::any_key(&provider)))
         .with_client_auth_cert(
             vec![CertificateDer::from(identity.certificate_der.clone())],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -120,52 +118,6 @@ pub async fn register(
         ));
     }
     Ok(value)
-}
-
-/// Checks only that the server signed the handshake with its certificate's key.
-#[derive(Debug)]
-struct HandshakeOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for HandshakeOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// The ingress's TLS configuration: TLS 1.3 with the boot's RA-TLS certificate.

@@ -15,6 +15,7 @@ use rustls::{
     pki_types::{CertificateDer, ServerName, UnixTime},
     server::danger::{ClientCertVerified, ClientCertVerifier},
 };
+use sha2::Digest;
 use x509_parser::{
     der_parser::oid::Oid,
     prelude::{FromDer, X509Certificate},
@@ -275,6 +276,83 @@ impl ClientCertVerifier for RaTlsVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A rustls server-certificate verifier for TLS 1.3 peers known by their key rather than by a
+/// chain: it checks that the server signed the handshake with its certificate's key and, when
+/// pinned, that the certificate's SubjectPublicKeyInfo hashes (SHA-256) to the pin. No chain,
+/// name or validity check. Unpinned, it suits a client that sends nothing secret (the guest
+/// registering its public evidence with a gateway); pinned, the gateway's hop to the key an
+/// instance registered.
+#[derive(Debug)]
+pub struct KeyVerifier {
+    pin: Option<[u8; 32]>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl KeyVerifier {
+    /// Accepts any key that signed the handshake.
+    pub fn any_key(provider: &CryptoProvider) -> Self {
+        Self {
+            pin: None,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+
+    /// Accepts only the key whose SubjectPublicKeyInfo hashes to `spki_sha256`.
+    pub fn pinned(provider: &CryptoProvider, spki_sha256: [u8; 32]) -> Self {
+        Self {
+            pin: Some(spki_sha256),
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for KeyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let Some(pin) = self.pin else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let (_, certificate) = X509Certificate::from_der(end_entity)
+            .map_err(|e| rustls::Error::General(format!("certificate: {e}")))?;
+        let spki = certificate.tbs_certificate.subject_pki.raw;
+        if <[u8; 32]>::from(sha2::Sha256::digest(spki)) == pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the server presented another key than the pinned one".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.3 only".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 

@@ -46,10 +46,50 @@ async fn each_revocation_evicts_its_instance_at_the_next_finalized_block() {
 
     // Four revocations, one per app, each by its owner (the Timelock).
     let timelock = stack.timelock();
-    send!(stack.app(apps[0]).removeComposeHash(hash).from(timelock));
-    send!(stack.app(apps[1]).bumpKeyGeneration().from(timelock));
-    send!(stack.app(apps[2]).setAnyDevice(false).from(timelock));
-    send!(stack.registry().deregisterApp(apps[3]).from(timelock));
+    // All four in one block, so none is final before the others (with one block each, the
+    // first would have two confirmations once the third was mined).
+    stack
+        .anvil
+        .rpc("evm_setAutomine", serde_json::json!([false]))
+        .unwrap();
+    let pending = vec![
+        stack
+            .app(apps[0])
+            .removeComposeHash(hash)
+            .from(timelock)
+            .send()
+            .await
+            .unwrap(),
+        stack
+            .app(apps[1])
+            .bumpKeyGeneration()
+            .from(timelock)
+            .send()
+            .await
+            .unwrap(),
+        stack
+            .app(apps[2])
+            .setAnyDevice(false)
+            .from(timelock)
+            .send()
+            .await
+            .unwrap(),
+        stack
+            .registry()
+            .deregisterApp(apps[3])
+            .from(timelock)
+            .send()
+            .await
+            .unwrap(),
+    ];
+    stack.anvil.rpc("evm_mine", serde_json::json!([])).unwrap();
+    stack
+        .anvil
+        .rpc("evm_setAutomine", serde_json::json!([true]))
+        .unwrap();
+    for tx in pending {
+        assert!(tx.get_receipt().await.unwrap().status());
+    }
     // Not final yet: still routed.
     for app in &apps {
         assert_eq!(gateway.instances_of(*app).len(), 1);
