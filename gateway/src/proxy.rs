@@ -376,11 +376,6 @@ impl Proxy {
         })
     }
 
-    /// The HTTP front.
-    pub fn front(&self) -> &Arc<HttpFront<Instances>> {
-        &self.front
-    }
-
     /// Routes one client connection; returns when it ends.
     pub async fn route(
         &self,

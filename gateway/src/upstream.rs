@@ -137,16 +137,6 @@ impl<D: Dial> Pool<D> {
         });
     }
 
-    /// Idle connections held now.
-    pub fn idle_connections(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .map(Vec::len)
-            .sum()
-    }
-
     async fn connect(&self, target: &D::Target, upgrades: bool) -> Result<Sender, String> {
         let io = self.dial.dial(target).await?;
         let (sender, connection) = http1::Builder::new()

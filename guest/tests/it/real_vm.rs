@@ -97,7 +97,9 @@ async fn on_a_real_vm_the_app_runs_under_docker_compose_on_its_luks2_volume() {
     wait_for("docker compose up")
         .timeout(Duration::from_secs(60))
         .watching(&guest)
-        .until(|| docker.join("env-up").exists())
+        // Up once the guest says `up` succeeded (the fake writes env-up while it runs; a stop
+        // before it returned would interrupt it).
+        .until(|| docker.join("env-up").exists() && guest.log_contains("docker compose up file="))
         .unwrap();
     assert_eq!(
         verbs(&log),
