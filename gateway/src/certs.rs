@@ -3,13 +3,20 @@
 //! A certificate exists only for a name the gateway routes: the public listener asks for one
 //! ([`Certificates::ensure`]) after the name resolved to a routed app, never for a name a
 //! client merely sent, so anonymous traffic cannot make the gateway issue (or order) anything.
-//! The source here is a **development CA**, made at start-up, whose certificate is written
-//! where clients of a development setup can trust it (`--dev-ca-out`); every leaf is a fresh
-//! P-256 key for one name, valid for 30 days.
+//! Two sources ([`Source`]):
+//! - an **ACME CA** when the gateway runs as an app with a directory configured: the key is made
+//!   here, attested (evidence over its SubjectPublicKeyInfo, stored before the key serves
+//!   anyone), the certificate ordered under the gateway app's account ([`crate::acme`]) by one
+//!   node at a time (an advisory lock per name in the shared database), and stored with its key
+//!   sealed, so every other node loads it instead of ordering again;
+//! - a **development CA**, made at start-up, whose certificate is written where clients of a
+//!   development setup can trust it (`--dev-ca-out`); every leaf is a fresh P-256 key for one
+//!   name, valid for 30 days.
 
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
+    time::Duration as StdDuration,
 };
 
 use rcgen::{
@@ -21,6 +28,12 @@ use rustls::{
     sign::CertifiedKey,
 };
 use time::{Duration, OffsetDateTime};
+
+use crate::{
+    acme::Acme,
+    identity::Identity,
+    store::{KeyAttestation, Store, StoredCertificate},
+};
 
 /// Leaves issued before the cache starts over (a bound, not a policy: only routed names get
 /// here).
@@ -102,38 +115,80 @@ fn certified(chain: Vec<Vec<u8>>, key_pkcs8: Vec<u8>) -> Result<CertifiedKey, St
     ))
 }
 
+/// Where certificates come from.
+#[derive(Debug)]
+pub enum Source {
+    /// The development CA (no ACME directory configured).
+    Dev(DevCa),
+    /// The ACME CA, under the gateway app's account; certificates shared through the database.
+    Acme(AcmeSource),
+}
+
+/// What ordering from an ACME CA takes.
+#[derive(Debug)]
+pub struct AcmeSource {
+    /// The account.
+    pub acme: Acme,
+    /// The gateway as an app: attests and seals the keys.
+    pub identity: Arc<Identity>,
+    /// The shared database.
+    pub store: Store,
+}
+
+/// How long a node waits for another node's order of the same name.
+const ORDER_WAIT: StdDuration = StdDuration::from_secs(120);
+
 /// The certificates per name, and where new ones come from.
 #[derive(Debug)]
 pub struct Certificates {
-    ca: DevCa,
+    source: Source,
     by_host: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    ordering: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Certificates {
-    /// Certificates issued by `ca`.
-    pub fn new(ca: DevCa) -> Self {
+    /// Certificates from `source`.
+    pub fn new(source: Source) -> Self {
         Self {
-            ca,
+            source,
             by_host: RwLock::new(HashMap::new()),
+            ordering: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    /// The development CA.
-    pub fn dev_ca(&self) -> &DevCa {
-        &self.ca
+    /// The source.
+    pub fn source(&self) -> &Source {
+        &self.source
     }
 
-    /// Makes sure a certificate for `host` (a canonical name the gateway routes) exists.
-    pub fn ensure(&self, host: &str) -> Result<(), String> {
-        if self
-            .by_host
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(host)
-        {
+    /// Makes sure a certificate for `host` (a canonical name the gateway routes) exists: made
+    /// by the development CA, or — with ACME — loaded from the shared database, or ordered by
+    /// this node while it holds the name's lock (any other node waits and loads the result).
+    pub async fn ensure(&self, host: &str) -> Result<(), String> {
+        if self.get(host).is_some() {
             return Ok(());
         }
-        let issued = Arc::new(self.ca.issue(host)?);
+        let issued = match &self.source {
+            Source::Dev(ca) => ca.issue(host)?,
+            Source::Acme(source) => {
+                let mine = {
+                    let mut ordering = self.ordering.lock().await;
+                    ordering.entry(host.to_owned()).or_default().clone()
+                };
+                let _turn = mine.lock().await;
+                if self.get(host).is_some() {
+                    return Ok(());
+                }
+                let issued = source.obtain(host).await;
+                self.ordering.lock().await.remove(host);
+                issued?
+            }
+        };
+        self.install(host, Arc::new(issued));
+        Ok(())
+    }
+
+    fn install(&self, host: &str, issued: Arc<CertifiedKey>) {
         let mut by_host = self
             .by_host
             .write()
@@ -141,8 +196,7 @@ impl Certificates {
         if by_host.len() >= MAX_HOSTS {
             by_host.clear();
         }
-        by_host.entry(host.to_owned()).or_insert(issued);
-        Ok(())
+        by_host.insert(host.to_owned(), issued);
     }
 
     /// The certificate for `host`, if one was made.
@@ -153,6 +207,111 @@ impl Certificates {
             .get(host)
             .cloned()
     }
+
+    /// The TLS-ALPN-01 answer for `host` (certificate and key), while an order of it is in
+    /// progress (any node's).
+    pub async fn challenge(
+        &self,
+        host: &str,
+    ) -> Option<(
+        rustls::pki_types::CertificateDer<'static>,
+        rustls::pki_types::PrivatePkcs8KeyDer<'static>,
+    )> {
+        let Source::Acme(source) = &self.source else {
+            return None;
+        };
+        match source.store.challenge(host).await {
+            Ok(Some(digest)) => crate::acme::challenge_certificate(host, &digest)
+                .map_err(|e| tracing::warn!(target: "gateway::acme", host, error = %e, "challenge"))
+                .ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(target: "gateway::acme", host, error = %e, "challenge lookup");
+                None
+            }
+        }
+    }
+}
+
+impl AcmeSource {
+    /// `host`'s certificate from the database, or ordered under the name's lock.
+    async fn obtain(&self, host: &str) -> Result<CertifiedKey, String> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let usable = |c: &StoredCertificate| c.not_after > now;
+        let db = |e: sqlx::Error| format!("the gateway database: {e}");
+        if let Some(stored) = self.store.certificate(host).await.map_err(db)?
+            && usable(&stored)
+        {
+            return self.load(&stored);
+        }
+        let mut lock = self.store.lock_order(host, ORDER_WAIT).await.map_err(db)?;
+        if let Some(stored) = lock.stored().await.map_err(db)?
+            && usable(&stored)
+        {
+            return self.load(&stored);
+        }
+        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        // The attestation is stored before the key can serve anyone.
+        let evidence = self
+            .identity
+            .attest(&crate::identity::certificate_key_report_data(&spki))
+            .await?;
+        self.store
+            .put_attestation(&KeyAttestation {
+                spki_sha256: crate::identity::sha256(&spki),
+                spki: spki.clone(),
+                host: host.to_owned(),
+                instance_id: self.identity.instance_id()?,
+                evidence: serde_json::to_value(&evidence).map_err(|e| e.to_string())?,
+                created_at: now,
+            })
+            .await
+            .map_err(db)?;
+        let mut params =
+            CertificateParams::new(vec![host.to_owned()]).map_err(|e| e.to_string())?;
+        params.distinguished_name = DistinguishedName::new();
+        let csr = params.serialize_request(&key).map_err(|e| e.to_string())?;
+        tracing::info!(target: "gateway::acme", host, "ordering a certificate");
+        let chain_pem = self.acme.order(host, csr.der(), &self.store).await?;
+        let chain = pem_chain(&chain_pem)?;
+        let leaf = chain.first().ok_or("the CA returned no certificate")?;
+        if crate::instance::spki(leaf)? != spki {
+            return Err("the CA's certificate is not for the key this node made".into());
+        }
+        let stored = StoredCertificate {
+            host: host.to_owned(),
+            not_after: not_after(leaf)?,
+            key_sealed: self.identity.seal(host, &key.serialize_der())?,
+            spki_sha256: crate::identity::sha256(&spki),
+            account_uri: self.acme.account_uri().to_owned(),
+            chain_pem,
+        };
+        lock.commit(&stored).await.map_err(db)?;
+        tracing::info!(target: "gateway::acme", host, "certificate ordered");
+        certified(chain, key.serialize_der())
+    }
+
+    fn load(&self, stored: &StoredCertificate) -> Result<CertifiedKey, String> {
+        let key = self.identity.open(&stored.host, &stored.key_sealed)?;
+        certified(pem_chain(&stored.chain_pem)?, key)
+    }
+}
+
+/// The certificates of a PEM chain (DER).
+fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// A certificate's notAfter (Unix seconds).
+fn not_after(der: &[u8]) -> Result<i64, String> {
+    use x509_parser::prelude::FromDer;
+    let (_, certificate) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|e| format!("not a certificate: {e}"))?;
+    Ok(certificate.validity().not_after.timestamp())
 }
 
 impl ResolvesServerCert for Certificates {
@@ -168,26 +327,28 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn a_certificate_exists_only_for_names_asked_for_and_chains_to_the_ca() {
-        let certificates = Certificates::new(DevCa::generate("apps.test").unwrap());
+    #[tokio::test]
+    async fn a_certificate_exists_only_for_names_asked_for_and_chains_to_the_ca() {
+        let certificates = Certificates::new(Source::Dev(DevCa::generate("apps.test").unwrap()));
         assert!(certificates.get("a.apps.test").is_none());
-        certificates.ensure("a.apps.test").unwrap();
+        certificates.ensure("a.apps.test").await.unwrap();
         let issued = certificates.get("a.apps.test").unwrap();
         assert!(certificates.get("b.apps.test").is_none());
         // Asking again keeps the same key.
-        certificates.ensure("a.apps.test").unwrap();
+        certificates.ensure("a.apps.test").await.unwrap();
         assert!(Arc::ptr_eq(
             &issued,
             &certificates.get("a.apps.test").unwrap()
         ));
 
         let mut roots = rustls::RootCertStore::empty();
-        let (_, ca) = rustls::pki_types::pem::PemObject::from_pem_slice(
-            certificates.dev_ca().certificate_pem().as_bytes(),
-        )
-        .map(|der: rustls::pki_types::CertificateDer<'static>| ((), der))
-        .unwrap();
+        let (_, ca) =
+            rustls::pki_types::pem::PemObject::from_pem_slice(match certificates.source() {
+                Source::Dev(ca) => ca.certificate_pem().as_bytes(),
+                Source::Acme(_) => unreachable!(),
+            })
+            .map(|der: rustls::pki_types::CertificateDer<'static>| ((), der))
+            .unwrap();
         roots.add(ca).unwrap();
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(roots),

@@ -128,6 +128,11 @@ impl Gateway {
         }
     }
 
+    /// The shared database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The policy view.
     pub fn view(&self) -> &PolicyView {
         &self.view

@@ -27,7 +27,7 @@ use alloy::primitives::Address;
 use bytes::Bytes;
 use http_body_util::{Either, Empty, Full};
 use hyper::{
-    HeaderMap, Request, Response, StatusCode, Version,
+    HeaderMap, Method, Request, Response, StatusCode, Version,
     body::Incoming,
     header::{self, HeaderName, HeaderValue},
     http::request::Parts,
@@ -99,7 +99,18 @@ pub trait Backends: Send + Sync + 'static {
     fn unreachable(&self, id: BackendId);
     /// The `Covenant-Instance` value of answers from `target`, if any.
     fn label(&self, target: &<Self::Dial as Dial>::Target) -> Option<HeaderValue>;
+    /// The gateway's own answer to `GET /.well-known/covenant` on `site` (JSON), if it makes
+    /// one; the request goes to the app otherwise.
+    fn well_known(
+        &self,
+        _site: &Site,
+    ) -> impl std::future::Future<Output = Option<Result<Bytes, String>>> + Send {
+        std::future::ready(None)
+    }
 }
+
+/// The path the gateway answers itself on every name it terminates (docs/gateway.md).
+pub const WELL_KNOWN_PATH: &str = "/.well-known/covenant";
 
 /// The front's Prometheus metrics.
 #[derive(Debug, Clone)]
@@ -342,6 +353,31 @@ impl<B: Backends> HttpFront<B> {
                 );
             }
             None => return fail(StatusCode::BAD_REQUEST, "no valid Host"),
+        }
+        if parts.uri.path() == WELL_KNOWN_PATH
+            && let Some(document) = self.backends.well_known(site).await
+        {
+            return match (parts.method.clone(), document) {
+                (Method::GET | Method::HEAD, Ok(json)) => {
+                    let mut response = Response::new(Either::Right(Full::new(json)));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    response
+                }
+                (Method::GET | Method::HEAD, Err(e)) => {
+                    tracing::warn!(target: "gateway::http", error = %e, "well-known document");
+                    fail(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the document is not available now",
+                    )
+                }
+                _ => fail(StatusCode::METHOD_NOT_ALLOWED, "GET only"),
+            };
         }
         let host = parts
             .uri

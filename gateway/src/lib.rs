@@ -22,12 +22,14 @@
 //! keys, or route to an instance whose decision is older than the current finalized block.
 //! It depends on no other service crate.
 
+pub mod acme;
 pub mod certs;
 pub mod decide;
 pub mod domains;
 pub mod gateway;
 pub mod hop;
 pub mod http;
+pub mod identity;
 pub mod instance;
 pub mod metrics;
 pub mod names;
@@ -35,5 +37,6 @@ pub mod proxy;
 pub mod server;
 pub mod store;
 pub mod upstream;
+pub mod wellknown;
 
 pub use gateway::{Gateway, Refused, RoutingTable, Settings};

@@ -2,9 +2,19 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
+use alloy::primitives::Address;
 use clap::{Parser, Subcommand};
 use covenant_chain::{Deployment, Finality};
-use covenant_gateway::{Gateway, Settings, metrics::Metrics, server, store::Store};
+use covenant_gateway::{
+    Gateway, Settings,
+    acme::{Acme, AcmeSettings},
+    certs::{AcmeSource, Certificates, Source},
+    identity::Identity,
+    metrics::Metrics,
+    server,
+    store::Store,
+    wellknown::{Node, Publication},
+};
 
 #[derive(Parser)]
 #[command(name = "covenant-gateway", version, about = "Covenant's gateway")]
@@ -55,6 +65,23 @@ struct RunArgs {
     /// the system's resolver configuration when not given.
     #[arg(long)]
     dns_server: Option<SocketAddr>,
+    /// The guest agent's local API (its Unix socket): the gateway runs as an app, booted as the
+    /// chain's `gatewayAppId`, and takes its keys from the KMS through it. Without it the
+    /// gateway is a development gateway: no ACME, no evidence published.
+    #[arg(long, env = "COVENANT_GUEST_SOCKET")]
+    guest_socket: Option<PathBuf>,
+    /// The ACME CA's directory URL: certificates are ordered there under the gateway app's
+    /// account (`GetKey("gateway/acme")`), TLS-ALPN-01 answered by the public listener. Needs
+    /// `--guest-socket`. Without it, a development CA issues the certificates.
+    #[arg(long)]
+    acme_directory: Option<String>,
+    /// A root certificate (PEM) to trust for the ACME directory's own TLS (a CA on a private
+    /// PKI, as in tests).
+    #[arg(long)]
+    acme_ca_file: Option<PathBuf>,
+    /// The CA's CAA identity (its issuer domain), for the CAA record the gateway prints.
+    #[arg(long)]
+    acme_caa_identity: Option<String>,
     /// A finalized block older than this, in seconds, routes nothing.
     #[arg(long, default_value_t = 1800)]
     max_finalized_age_secs: u64,
@@ -135,7 +162,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         view.clone(),
         store,
         clock,
-        Settings { base_domain },
+        Settings {
+            base_domain: base_domain.clone(),
+        },
         metrics,
     ));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -143,15 +172,72 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let loaded = gateway.load().await.map_err(|e| e.to_string())?;
     tracing::info!(loaded, "registrations loaded");
     let follow = tokio::spawn(gateway.clone().follow(shutdown.clone()));
-    // The registration API's certificate: a fresh self-signed one until the gateway boots as an
-    // app (instances hand it nothing secret; their evidence is public).
+    // The registration API's certificate: fresh at every start (instances hand it nothing
+    // secret; their evidence is public). As an app, the node's evidence binds its key.
     let certificate = rcgen::generate_simple_self_signed(vec!["covenant-gateway".to_owned()])
         .map_err(|e| e.to_string())?;
+    let api_spki = covenant_gateway::instance::spki(certificate.cert.der())?;
     let tls = server::tls_config(
         certificate.cert.der().to_vec(),
         certificate.signing_key.serialize_der(),
     )
     .map_err(|e| e.to_string())?;
+    let identity = match &args.guest_socket {
+        Some(socket) => {
+            let gateway_app = wait_gateway_app(&view).await?;
+            let identity = Identity::boot(socket, gateway_app).await?;
+            tracing::info!(
+                app = %identity.info().app_id,
+                instance = %identity.info().instance_id,
+                "running as the gateway app"
+            );
+            Some(Arc::new(identity))
+        }
+        None => {
+            tracing::warn!("not running as an app (no --guest-socket): a development gateway");
+            None
+        }
+    };
+    let acme = match (&args.acme_directory, &identity) {
+        (Some(directory), Some(identity)) => {
+            let settings = AcmeSettings {
+                directory: directory.clone(),
+                ca_file: args.acme_ca_file.clone(),
+            };
+            let acme = Acme::connect(&settings, identity.acme_account_key()).await?;
+            announce_account(
+                &acme,
+                &base_domain,
+                args.acme_caa_identity.as_deref(),
+                directory,
+            );
+            Some(acme)
+        }
+        (Some(_), None) => {
+            return Err(
+                "--acme-directory needs the gateway to run as an app (--guest-socket)".into(),
+            );
+        }
+        (None, _) => None,
+    };
+    let node = match &identity {
+        Some(identity) => {
+            let account = acme.as_ref().map(|a| a.account_uri().to_owned());
+            let evidence = identity
+                .attest(&covenant_gateway::identity::node_report_data(
+                    account.as_deref().unwrap_or(""),
+                    &api_spki,
+                ))
+                .await?;
+            Some(Node {
+                identity: identity.clone(),
+                account_uri: account,
+                evidence,
+                api_spki,
+            })
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("binding {}: {e}", args.listen))?;
@@ -159,21 +245,32 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!(%addr, "gateway api listening");
     let public = match args.public_listen {
         Some(addr) => {
-            let ca = covenant_gateway::certs::DevCa::generate(&gateway.settings().base_domain)
-                .map_err(|e| e.to_string())?;
-            if let Some(path) = &args.dev_ca_out {
-                std::fs::write(path, ca.certificate_pem())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
+            let source = match (acme, &identity) {
+                (Some(acme), Some(identity)) => Source::Acme(AcmeSource {
+                    acme,
+                    identity: identity.clone(),
+                    store: gateway.store().clone(),
+                }),
+                _ => {
+                    let ca = covenant_gateway::certs::DevCa::generate(&base_domain)
+                        .map_err(|e| e.to_string())?;
+                    if let Some(path) = &args.dev_ca_out {
+                        std::fs::write(path, ca.certificate_pem())
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
+                    }
+                    Source::Dev(ca)
+                }
+            };
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("binding {addr}: {e}"))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(%addr, "gateway public listening");
-            let certificates = Arc::new(covenant_gateway::certs::Certificates::new(ca));
+            let certificates = Arc::new(Certificates::new(source));
             let domains = Arc::new(covenant_gateway::domains::Domains::new(args.dns_server)?);
+            let publication = Arc::new(Publication::new(gateway.clone(), node));
             let front = covenant_gateway::http::HttpFront::new(
-                covenant_gateway::proxy::Instances::new(gateway.clone(), domains),
+                covenant_gateway::proxy::Instances::new(gateway.clone(), domains, publication),
                 covenant_gateway::http::Limits::default(),
                 covenant_gateway::http::HttpMetrics::new(&registry).map_err(|e| e.to_string())?,
             );
@@ -211,6 +308,49 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let _ = follow_view.await;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// The chain's `gatewayAppId`, once the view has a finalized block to read it at.
+async fn wait_gateway_app(view: &covenant_mirror::PolicyView) -> Result<Address, String> {
+    let mut blocks = view.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if view.current_block().is_ok() {
+            return Publication::gateway_app(view).await;
+        }
+        if tokio::time::timeout_at(deadline, blocks.changed())
+            .await
+            .map_err(|_| "no finalized block to read gatewayAppId at within 120 s".to_owned())?
+            .is_err()
+        {
+            return Err("the policy view stopped".into());
+        }
+    }
+}
+
+/// Logs the ACME account, the CAA record operators must publish, and the governance call that
+/// puts the account on chain.
+fn announce_account(acme: &Acme, base_domain: &str, caa_identity: Option<&str>, directory: &str) {
+    let issuer = caa_identity.map_or_else(
+        || {
+            directory
+                .parse::<hyper::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_owned))
+                .unwrap_or_default()
+        },
+        str::to_owned,
+    );
+    let uri = acme.account_uri();
+    tracing::info!(account = %uri, "acme account");
+    tracing::info!(
+        record = %format!("{base_domain}. CAA 0 issue \"{issuer}; accounturi={uri}\""),
+        "publish this CAA record for the base domain and every custom domain"
+    );
+    tracing::info!(
+        call = %format!("DomainRegistry.setGatewayAcmeAccount(\"{uri}\")"),
+        "propose this through governance"
+    );
 }
 
 async fn stop_signal() -> std::io::Result<()> {

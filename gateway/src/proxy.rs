@@ -43,6 +43,7 @@ use crate::{
     instance::Registration,
     names::{self, Target},
     upstream::{BackendId, Pool},
+    wellknown::Publication,
 };
 
 /// The largest ClientHello read before routing.
@@ -81,8 +82,20 @@ pub enum RouteError {
     Hop(String),
 }
 
-/// Reads the client's ClientHello: the bytes read and the server name it asks for.
-pub async fn read_client_hello(tcp: &mut TcpStream) -> Result<(Vec<u8>, String), RouteError> {
+/// A ClientHello, read.
+#[derive(Debug)]
+pub struct Hello {
+    /// The bytes read (to replay).
+    pub bytes: Vec<u8>,
+    /// The server name asked for.
+    pub name: String,
+    /// Whether the only protocol offered is `acme-tls/1`: a CA validating a TLS-ALPN-01
+    /// challenge (RFC 8737).
+    pub acme_challenge: bool,
+}
+
+/// Reads the client's ClientHello.
+pub async fn read_client_hello(tcp: &mut TcpStream) -> Result<Hello, RouteError> {
     let mut acceptor = rustls::server::Acceptor::default();
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -106,22 +119,30 @@ pub async fn read_client_hello(tcp: &mut TcpStream) -> Result<(Vec<u8>, String),
                 .map_err(|e| RouteError::ClientHello(e.to_string()))?;
             match acceptor.accept() {
                 Ok(Some(accepted)) => {
-                    let name = accepted
-                        .client_hello()
+                    let hello = accepted.client_hello();
+                    let name = hello
                         .server_name()
                         .ok_or_else(|| RouteError::ClientHello("no server name (SNI)".into()))?
                         .to_owned();
-                    return Ok(name);
+                    let acme_challenge = hello.alpn().is_some_and(|mut protocols| {
+                        protocols.next() == Some(crate::acme::ACME_TLS_ALPN)
+                            && protocols.next().is_none()
+                    });
+                    return Ok((name, acme_challenge));
                 }
                 Ok(None) => {}
                 Err((e, _)) => return Err(RouteError::ClientHello(e.to_string())),
             }
         }
     };
-    let name = tokio::time::timeout(CLIENT_HELLO_TIMEOUT, read)
+    let (name, acme_challenge) = tokio::time::timeout(CLIENT_HELLO_TIMEOUT, read)
         .await
         .map_err(|_| RouteError::ClientHello("not received within 10 s".into()))??;
-    Ok((buffer, name))
+    Ok(Hello {
+        bytes: buffer,
+        name,
+        acme_challenge,
+    })
 }
 
 /// A connection whose first bytes were already read: they are read again first.
@@ -200,14 +221,21 @@ pub struct Instances {
     hop: Arc<Pool<PinnedHop>>,
     next: AtomicUsize,
     down_until: Mutex<HashMap<[u8; 20], Instant>>,
+    publication: Arc<Publication>,
 }
 
 impl Instances {
-    /// The instances of `gateway`'s table; custom domains decided by `domains`.
-    pub fn new(gateway: Arc<Gateway>, domains: Arc<Domains>) -> Self {
+    /// The instances of `gateway`'s table; custom domains decided by `domains`; the
+    /// well-known document made by `publication`.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        domains: Arc<Domains>,
+        publication: Arc<Publication>,
+    ) -> Self {
         Self {
             gateway,
             domains,
+            publication,
             hop: Pool::new(PinnedHop::default()),
             next: AtomicUsize::new(0),
             down_until: Mutex::new(HashMap::new()),
@@ -338,6 +366,10 @@ impl Backends for Instances {
     fn label(&self, target: &HopTarget) -> Option<hyper::header::HeaderValue> {
         Some(target.label.clone())
     }
+
+    async fn well_known(&self, site: &Site) -> Option<Result<bytes::Bytes, String>> {
+        Some(self.publication.document(site).await)
+    }
 }
 
 /// The public listener's state.
@@ -383,7 +415,11 @@ impl Proxy {
         remote: SocketAddr,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), RouteError> {
-        let (hello, name) = read_client_hello(&mut client).await?;
+        let Hello {
+            bytes: hello,
+            name,
+            acme_challenge,
+        } = read_client_hello(&mut client).await?;
         let base = &self.gateway.settings().base_domain;
         let host = names::canonical(&name)?;
         let table = self.gateway.routes();
@@ -419,10 +455,18 @@ impl Proxy {
             .map_err(|_| RouteError::Port(format!("{name}: port out of range")))?;
         let protocol = chosen.protocol.clone();
         drop(table);
+        if acme_challenge {
+            // Only for a name that routes to an app (asked above, from memory): a CA
+            // validating an order this gateway (any node) placed.
+            return self.answer_challenge(client, hello, &host).await;
+        }
         match protocol.as_str() {
             "tls-passthrough" => self.passthrough(client, hello, app, port).await,
             "http" | "tcp" => {
-                self.certificates.ensure(&host).map_err(RouteError::Tls)?;
+                self.certificates
+                    .ensure(&host)
+                    .await
+                    .map_err(RouteError::Tls)?;
                 let config = if protocol == "http" {
                     self.http_tls.clone()
                 } else {
@@ -451,6 +495,37 @@ impl Proxy {
                 "{name}: port {port} is {other}, which the gateway does not serve"
             ))),
         }
+    }
+
+    /// Completes a TLS-ALPN-01 handshake for `host` with its challenge certificate, if an order
+    /// of it is in progress; closes the connection either way (nothing else is served).
+    async fn answer_challenge(
+        &self,
+        client: TcpStream,
+        hello: Vec<u8>,
+        host: &str,
+    ) -> Result<(), RouteError> {
+        let Some((certificate, key)) = self.certificates.challenge(host).await else {
+            return Err(RouteError::Tls(format!("no challenge of {host} pending")));
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| RouteError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate], key.into())
+        .map_err(|e| RouteError::Tls(e.to_string()))?;
+        config.alpn_protocols = vec![crate::acme::ACME_TLS_ALPN.to_vec()];
+        let accept =
+            tokio_rustls::TlsAcceptor::from(Arc::new(config)).accept(Replayed::new(hello, client));
+        let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)
+            .await
+            .map_err(|_| RouteError::Tls("no handshake within 10 s".into()))?
+            .map_err(|e| RouteError::Tls(e.to_string()))?;
+        tracing::info!(target: "gateway::acme", host, "tls-alpn-01 challenge answered");
+        let _ = tls.shutdown().await;
+        Ok(())
     }
 
     /// Opens a hop to an instance serving `app`'s `port` with `protocol`.

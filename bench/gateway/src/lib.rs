@@ -19,7 +19,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use covenant_gateway::{
     http::{Backends, HttpFront, Site},
-    proxy::{Replayed, read_client_hello},
+    proxy::{Hello, Replayed, read_client_hello},
     upstream::{BackendId, Dial, Pool},
 };
 use tokio::{net::TcpStream, sync::watch};
@@ -98,7 +98,10 @@ pub async fn serve(
             shutdown.clone(),
         );
         tokio::spawn(async move {
-            let Ok((hello, name)) = read_client_hello(&mut tcp).await else {
+            let Ok(Hello {
+                bytes: hello, name, ..
+            }) = read_client_hello(&mut tcp).await
+            else {
                 return;
             };
             if covenant_gateway::names::canonical(&name).ok().as_deref() != Some(&host) {
