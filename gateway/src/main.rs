@@ -258,7 +258,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                         std::fs::write(path, ca.certificate_pem())
                             .map_err(|e| format!("{}: {e}", path.display()))?;
                     }
-                    Source::Dev(ca)
+                    Source::Dev(Box::new(ca))
                 }
             };
             let listener = tokio::net::TcpListener::bind(addr)

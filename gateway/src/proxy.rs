@@ -458,7 +458,12 @@ impl Proxy {
         if acme_challenge {
             // Only for a name that routes to an app (asked above, from memory): a CA
             // validating an order this gateway (any node) placed.
-            return self.answer_challenge(client, hello, &host).await;
+            return self
+                .answer_challenge(client, hello, &host)
+                .await
+                .inspect_err(|e| {
+                    tracing::warn!(target: "gateway::acme", host, error = %e, "challenge not answered");
+                });
         }
         match protocol.as_str() {
             "tls-passthrough" => self.passthrough(client, hello, app, port).await,
@@ -514,8 +519,9 @@ impl Proxy {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| RouteError::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(vec![certificate], key.into())
-        .map_err(|e| RouteError::Tls(e.to_string()))?;
+        .with_cert_resolver(Arc::new(ChallengeAnswer(
+            certified_challenge(certificate, key).map_err(RouteError::Tls)?,
+        )));
         config.alpn_protocols = vec![crate::acme::ACME_TLS_ALPN.to_vec()];
         let accept =
             tokio_rustls::TlsAcceptor::from(Arc::new(config)).accept(Replayed::new(hello, client));
@@ -588,6 +594,35 @@ impl Proxy {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         Ok(())
     }
+}
+
+/// The one certificate of a TLS-ALPN-01 answer. (rustls's single-certificate configuration
+/// parses the certificate, and refuses the critical `acmeIdentifier` extension it does not
+/// know; the client here is the CA, which asked for exactly this certificate.)
+#[derive(Debug)]
+struct ChallengeAnswer(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for ChallengeAnswer {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+fn certified_challenge(
+    certificate: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivatePkcs8KeyDer<'static>,
+) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key.into())
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(
+        vec![certificate],
+        signing,
+    )))
 }
 
 /// Checks the routed instances' ingresses every few seconds until `shutdown`.

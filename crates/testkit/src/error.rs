@@ -88,6 +88,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Pebble (the test ACME CA) could not be configured or asked.
+    #[error("pebble: {0}")]
+    Pebble(String),
     /// The shared PostgreSQL cluster of this test process could not be started earlier.
     #[error("the shared PostgreSQL cluster failed to start: {0}")]
     SharedClusterUnavailable(String),

@@ -13,6 +13,8 @@
 //! - [`spawn_indexer`]: the indexer binary mirroring a test deployment, its API listening.
 //! - [`tls::get_with_chain`]: an HTTPS `GET` that returns the server's certificate chain for the
 //!   test to verify (app chains are checked against the on-chain root CA key).
+//! - [`pebble::PebbleConfig`]: a real ACME CA (Debian's `pebble`) on loopback, validating
+//!   TLS-ALPN-01 against the port and DNS server a test names.
 //! - [`Process`]: any other child process (the project's binaries and scripts), with the same
 //!   guarantees and its output captured for errors.
 //! - [`wait_for`]: poll a condition until a deadline; the error names what was awaited, and a
@@ -40,6 +42,7 @@ mod anvil;
 mod contracts;
 mod error;
 mod indexer;
+pub mod pebble;
 pub mod postgres;
 mod process;
 mod rpc;

@@ -8,7 +8,7 @@ use hickory_server::{
     net::runtime::TokioRuntimeProvider,
     proto::rr::{
         Name, RData, Record,
-        rdata::{SOA, TXT},
+        rdata::{A, SOA, TXT},
     },
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, ZoneType},
@@ -69,6 +69,12 @@ impl DnsServer {
             1,
             RData::TXT(TXT::new(vec![value.to_owned()])),
         );
+        assert!(self.zone.upsert(record, 1).await);
+    }
+
+    /// Adds an A record at `name` (fully qualified) for `ip`.
+    pub async fn add_a(&self, name: &str, ip: std::net::Ipv4Addr) {
+        let record = Record::from_rdata(Name::from_ascii(name).unwrap(), 1, RData::A(A(ip)));
         assert!(self.zone.upsert(record, 1).await);
     }
 }

@@ -27,7 +27,8 @@ fn empty() -> Body {
     Empty::new().boxed()
 }
 
-/// TLS to the gateway's public listener as `name`, trusting only the gateway's development CA.
+/// TLS to the gateway's public listener as `name`, trusting only the root its certificates
+/// chain to.
 pub async fn connect(gateway: &GatewayNode, name: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
     try_connect(gateway, name, alpn).await.unwrap()
 }
@@ -39,7 +40,7 @@ pub async fn try_connect(
     alpn: &[&[u8]],
 ) -> std::io::Result<TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(gateway.dev_ca.clone().into()).unwrap();
+    roots.add(gateway.public_root.clone().into()).unwrap();
     let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();

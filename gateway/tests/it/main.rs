@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod acme;
 mod dns;
 mod domains;
 mod http;
@@ -17,7 +18,7 @@ mod registration;
 use std::{net::SocketAddr, process::Command, time::Duration};
 
 use alloy::primitives::Address;
-use covenant_test_stack::{FINALITY, Stack};
+use covenant_test_stack::{FINALITY, Host, Stack};
 use covenant_testkit::{Process, Signal, TestDatabase, tls, tools::workspace_bin, wait_for};
 use serde_json::{Value, json};
 
@@ -32,8 +33,9 @@ pub struct GatewayNode {
     pub public: SocketAddr,
     /// The gateway database's URL.
     pub db_url: String,
-    /// The development CA's certificate (DER), which issues the names it terminates TLS for.
-    pub dev_ca: Vec<u8>,
+    /// The root (DER) the certificates of names it terminates TLS for chain to: its development
+    /// CA, or the ACME CA's root.
+    pub public_root: Vec<u8>,
     _db: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
@@ -94,9 +96,40 @@ impl GatewayNode {
             addr,
             public,
             db_url,
-            dev_ca,
+            public_root: dev_ca,
             _db: db,
             _dir: dir,
+        }
+    }
+
+    /// Runs the gateway as an app: `covenant-guest run` of `app` (the chain's `gatewayAppId`)
+    /// on `host`, whose compose ([`gateway_compose`]) runs `covenant-gateway` with the guest's
+    /// socket; its certificates chain to `public_root`.
+    pub fn as_app(
+        host: &Host<'_>,
+        app: Address,
+        compose: &[u8],
+        db_url: &str,
+        public_root: Vec<u8>,
+    ) -> Self {
+        let process = host.run(app, compose, &[]);
+        let line = |what: &str, needle: &'static str| {
+            addr_of(
+                &process
+                    .wait_for_line(what, Duration::from_secs(120), |l| l.contains(needle))
+                    .unwrap(),
+            )
+        };
+        let addr = line("the gateway api line", "gateway api listening");
+        let public = line("the public listening line", "gateway public listening");
+        Self {
+            process,
+            addr,
+            public,
+            db_url: db_url.to_owned(),
+            public_root,
+            _db: None,
+            _dir: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -164,6 +197,63 @@ pub fn echo_compose(stack: &Stack, name: &str, port: u16) -> Vec<u8> {
             "command": [bin.to_str().unwrap(), "--listen", format!("127.0.0.1:{port}"), "--name", name]
         }],
         "ports": [{"container": "echo", "port": port, "protocol": "http"}],
+        "kms": {
+            "chain_id": stack.deployment.chain_id,
+            "registry": stack.registry_address().to_string().to_lowercase()
+        }
+    }))
+    .unwrap()
+}
+
+/// A compose running `covenant-gateway` as an app: on `stack`, its database `db_url`, its public
+/// listener on `public` (its registration API on a port of its own choosing), certificates from
+/// the ACME `directory` whose TLS `acme_ca_file` is trusted, custom domains checked with `dns`.
+pub fn gateway_compose(
+    stack: &Stack,
+    db_url: &str,
+    public: SocketAddr,
+    directory: &str,
+    acme_ca_file: &std::path::Path,
+    dns: SocketAddr,
+) -> Vec<u8> {
+    let bin = workspace_bin("covenant-gateway").unwrap();
+    let command: Vec<String> = [
+        bin.to_str().unwrap(),
+        "run",
+        "--deployment",
+        stack.deployment_path.to_str().unwrap(),
+        "--rpc-url",
+        &stack.anvil.endpoint(),
+        "--mirror-database-url",
+        stack.mirror_url(),
+        "--database-url",
+        db_url,
+        "--listen",
+        "127.0.0.1:0",
+        "--public-listen",
+        &public.to_string(),
+        "--base-domain",
+        BASE_DOMAIN,
+        "--finality",
+        &FINALITY.to_string(),
+        "--acme-directory",
+        directory,
+        "--acme-ca-file",
+        acme_ca_file.to_str().unwrap(),
+        "--dns-server",
+        &dns.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    serde_json::to_vec(&json!({
+        "manifest_version": 1,
+        "name": "gateway",
+        "containers": [{
+            "name": "gateway",
+            "image": format!("example.invalid/gateway@sha256:{}", "56".repeat(32)),
+            "command": command
+        }],
+        "ports": [],
         "kms": {
             "chain_id": stack.deployment.chain_id,
             "registry": stack.registry_address().to_string().to_lowercase()
