@@ -16,10 +16,13 @@
 //!   routed instance's port: passed through, or terminated ([`certs`]) and served as HTTP
 //!   ([`http`], pooled over [`upstream`]) or TCP; custom domains by on-chain claim and DNS
 //!   ([`domains`]);
-//! - [`hop`]: the gateway → instance hop, always TLS to the key the instance registered.
+//! - [`hop`]: the gateway → instance hop, always TLS to the key the instance registered;
+//! - [`identity`], [`acme`] and [`wellknown`]: the gateway as an app — booted as the chain's
+//!   `gatewayAppId`, its keys from the KMS through the guest, certificates from an ACME CA under
+//!   that account, and the `/.well-known/covenant` document verifiers read.
 //!
-//! What it must not do: write the indexer's schema, read the chain at `latest`, hold any app's
-//! keys, or route to an instance whose decision is older than the current finalized block.
+//! What it must not do: write the indexer's schema, read the chain at `latest`, hold any other
+//! app's keys, store a certificate key unsealed, or route to an instance whose decision is older than the current finalized block.
 //! It depends on no other service crate.
 
 pub mod acme;
