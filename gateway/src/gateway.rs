@@ -93,6 +93,8 @@ pub struct Gateway {
     routes: std::sync::RwLock<Arc<RoutingTable>>,
     /// Serialises re-decisions (a registration's decision and a block's).
     deciding: tokio::sync::Mutex<()>,
+    /// Counts published tables: connections joined to an instance wait on it.
+    published: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -125,6 +127,7 @@ impl Gateway {
             registrations: Mutex::new(HashMap::new()),
             routes: std::sync::RwLock::new(Arc::new(RoutingTable::default())),
             deciding: tokio::sync::Mutex::new(()),
+            published: watch::channel(0).0,
         }
     }
 
@@ -292,6 +295,26 @@ impl Gateway {
             .routed_instances
             .set(table.apps.values().map(|r| r.len() as i64).sum());
         *routes = Arc::new(table);
+        drop(routes);
+        self.published.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves once `instance` is no longer in the routing table: what a connection joined to
+    /// it (passthrough, TCP, an upgraded WebSocket) waits on, to end when the instance is
+    /// evicted.
+    pub async fn evicted(&self, instance: &[u8; 20]) {
+        let mut tables = self.published.subscribe();
+        loop {
+            let routed = self
+                .routes()
+                .apps
+                .values()
+                .flatten()
+                .any(|r| r.registration.instance_id() == instance);
+            if !routed || tables.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Loads every stored registration whose certificate still verifies (others are dropped

@@ -99,6 +99,10 @@ pub trait Backends: Send + Sync + 'static {
     fn unreachable(&self, id: BackendId);
     /// The `Covenant-Instance` value of answers from `target`, if any.
     fn label(&self, target: &<Self::Dial as Dial>::Target) -> Option<HeaderValue>;
+    /// Resolves when `id` stops serving (evicted): an upgraded connection joined to it ends then.
+    fn evicted(&self, _id: BackendId) -> impl std::future::Future<Output = ()> + Send + 'static {
+        std::future::pending()
+    }
     /// The gateway's own answer to `GET /.well-known/covenant` on `site` (JSON), if it makes
     /// one; the request goes to the app otherwise.
     fn well_known(
@@ -503,14 +507,21 @@ impl<B: Backends> HttpFront<B> {
                         );
                     }
                     let backend_upgrade = hyper::upgrade::on(&mut response);
+                    let evicted = self.backends.evicted(*id);
                     tokio::spawn(async move {
                         match tokio::try_join!(client_upgrade, backend_upgrade) {
                             Ok((client, backend)) => {
-                                let _ = tokio::io::copy_bidirectional(
-                                    &mut TokioIo::new(client),
-                                    &mut TokioIo::new(backend),
-                                )
-                                .await;
+                                let (mut client, mut backend) =
+                                    (TokioIo::new(client), TokioIo::new(backend));
+                                let joined =
+                                    tokio::io::copy_bidirectional(&mut client, &mut backend);
+                                // An evicted instance keeps no client: both ends are closed.
+                                tokio::select! {
+                                    _ = joined => {}
+                                    () = evicted => {
+                                        tracing::info!(target: "gateway::http", "upgraded connection closed: its instance was evicted");
+                                    }
+                                }
                             }
                             Err(e) => {
                                 tracing::debug!(target: "gateway::http", error = %e, "upgrade failed");

@@ -367,6 +367,11 @@ impl Backends for Instances {
         Some(target.label.clone())
     }
 
+    fn evicted(&self, id: BackendId) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let gateway = self.gateway.clone();
+        async move { gateway.evicted(&id.0).await }
+    }
+
     async fn well_known(&self, site: &Site) -> Option<Result<bytes::Bytes, String>> {
         Some(self.publication.document(site).await)
     }
@@ -540,7 +545,7 @@ impl Proxy {
         app: alloy::primitives::Address,
         port: u16,
         protocol: &str,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, RouteError> {
+    ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, [u8; 20]), RouteError> {
         let instances = self.front.backends();
         let mut failures = Vec::new();
         for registration in instances.ordered(app, port, protocol) {
@@ -552,7 +557,7 @@ impl Proxy {
             {
                 Ok(upstream) => {
                     instances.mark(*registration.instance_id(), true);
-                    return Ok(upstream);
+                    return Ok((upstream, *registration.instance_id()));
                 }
                 Err(e) => {
                     instances.mark(*registration.instance_id(), false);
@@ -573,15 +578,34 @@ impl Proxy {
         app: alloy::primitives::Address,
         port: u16,
     ) -> Result<(), RouteError> {
-        let mut upstream = self.open_hop(app, port, "tls-passthrough").await?;
+        let (mut upstream, instance) = self.open_hop(app, port, "tls-passthrough").await?;
         // Nothing reached the app before this write: trying the next instance was safe; from
         // here on the connection belongs to this one.
         upstream
             .write_all(&hello)
             .await
             .map_err(|e| RouteError::Hop(e.to_string()))?;
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        self.join(&mut client, &mut upstream, &instance).await;
         Ok(())
+    }
+
+    /// Joins `client` and `upstream` until either ends, or `instance` leaves the routing
+    /// table (then both are closed: an evicted instance keeps no client).
+    async fn join<C, U>(&self, client: &mut C, upstream: &mut U, instance: &[u8; 20])
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+        U: AsyncRead + AsyncWrite + Unpin,
+    {
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(client, upstream) => {}
+            () = self.gateway.evicted(instance) => {
+                tracing::info!(
+                    target: "gateway::proxy",
+                    instance = %hex::encode(instance),
+                    "joined connection closed: its instance was evicted"
+                );
+            }
+        }
     }
 
     async fn tcp<S: AsyncRead + AsyncWrite + Unpin>(
@@ -590,8 +614,8 @@ impl Proxy {
         app: alloy::primitives::Address,
         port: u16,
     ) -> Result<(), RouteError> {
-        let mut upstream = self.open_hop(app, port, "tcp").await?;
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        let (mut upstream, instance) = self.open_hop(app, port, "tcp").await?;
+        self.join(&mut client, &mut upstream, &instance).await;
         Ok(())
     }
 }

@@ -289,7 +289,26 @@ async fn http_apps_are_served_by_name_streamed_balanced_and_cut_off_when_evicted
     assert_eq!(answered.len(), 1, "{answered:?}");
     guests.remove(0);
 
-    // Evicted at the next finalized block: an open connection's next request finds no instance.
+    // A WebSocket joined to the instance before its eviction.
+    let tls = connect(&gateway, &name, &[b"http/1.1"]).await;
+    let (mut socket, _) = tokio_tungstenite::client_async(format!("wss://{name}/ws"), tls)
+        .await
+        .unwrap();
+    socket.send("before".into()).await.unwrap();
+    assert_eq!(
+        socket
+            .next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "before"
+    );
+
+    // Evicted at the next finalized block: an open connection's next request finds no instance,
+    // and the WebSocket joined to the instance is closed.
     send!(
         stack
             .app(app)
@@ -300,5 +319,19 @@ async fn http_apps_are_served_by_name_streamed_balanced_and_cut_off_when_evicted
     gateway.wait_routed(app, 0);
     let response = send(&mut h1, get(&name, "/")).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(m)) if m.is_close() => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the WebSocket to the evicted instance is still open"
+    );
     drop(guests);
 }

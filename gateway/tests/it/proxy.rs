@@ -1,7 +1,9 @@
 //! The public listener: a client reaches an app instance by the app's name, through the hop to
 //! the instance's ingress, and stops reaching it once the chain revokes it.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use tokio::io::AsyncReadExt;
 
 use covenant_test_stack::{Host, Stack, compose_hash, send};
 use covenant_testkit::{free_port, tls, tools::workspace_bin, wait_for};
@@ -86,7 +88,11 @@ async fn a_passthrough_app_is_reached_by_name_until_its_compose_hash_is_removed(
         );
     }
 
-    // Revoked and final: new connections are refused.
+    // A connection joined to the instance before its revocation (the app's TLS done, no
+    // request sent yet).
+    let mut joined = open_passthrough(gateway.public, &name).await;
+
+    // Revoked and final: new connections are refused, and the joined one is closed.
     send!(
         stack
             .app(app)
@@ -96,4 +102,73 @@ async fn a_passthrough_app_is_reached_by_name_until_its_compose_hash_is_removed(
     stack.finalize();
     gateway.wait_routed(app, 0);
     assert!(tls::get_with_chain(gateway.public, &name, "/").is_err());
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), joined.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "the connection to the revoked instance is still open"
+    );
+}
+
+/// A TLS connection through the gateway's public listener to a passthrough app named `name`
+/// (the app's certificate accepted as presented: this only needs the connection joined).
+async fn open_passthrough(
+    public: std::net::SocketAddr,
+    name: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    #[derive(Debug)]
+    struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(public).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name.to_owned().try_into().unwrap(), tcp)
+        .await
+        .unwrap()
 }
