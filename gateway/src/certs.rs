@@ -138,12 +138,32 @@ pub struct AcmeSource {
 /// How long a node waits for another node's order of the same name.
 const ORDER_WAIT: StdDuration = StdDuration::from_secs(120);
 
+/// A certificate as served, and when to replace it.
+#[derive(Debug, Clone)]
+struct Installed {
+    key: Arc<CertifiedKey>,
+    /// Two thirds into its lifetime: from then on a connection for the name starts a renewal
+    /// (the certificate is still served meanwhile).
+    renew_at: i64,
+    /// Its notAfter: from then on it is never served.
+    expires_at: i64,
+}
+
+/// How long after a failed renewal the next is tried.
+const RENEW_RETRY: StdDuration = StdDuration::from_secs(60);
+
 /// The certificates per name, and where new ones come from.
 #[derive(Debug)]
 pub struct Certificates {
     source: Source,
-    by_host: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    by_host: RwLock<HashMap<String, Installed>>,
     ordering: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Names being renewed in the background, and since when.
+    renewing: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+}
+
+fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl Certificates {
@@ -153,6 +173,7 @@ impl Certificates {
             source,
             by_host: RwLock::new(HashMap::new()),
             ordering: tokio::sync::Mutex::new(HashMap::new()),
+            renewing: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -161,22 +182,64 @@ impl Certificates {
         &self.source
     }
 
-    /// Makes sure a certificate for `host` (a canonical name the gateway routes) exists: made
-    /// by the development CA, or — with ACME — loaded from the shared database, or ordered by
-    /// this node while it holds the name's lock (any other node waits and loads the result).
-    pub async fn ensure(&self, host: &str) -> Result<(), String> {
-        if self.get(host).is_some() {
-            return Ok(());
+    /// Makes sure a certificate for `host` (a canonical name the gateway routes) can be
+    /// served: made by the development CA, or — with ACME — loaded from the shared database,
+    /// or ordered by this node while it holds the name's lock (any other node waits and loads
+    /// the result). One two thirds into its lifetime is still served while a renewal runs in
+    /// the background; an expired one is never served.
+    pub async fn ensure(self: &Arc<Self>, host: &str) -> Result<(), String> {
+        let now = unix_now();
+        match self.installed(host) {
+            Some(i) if now < i.renew_at => return Ok(()),
+            Some(i) if now < i.expires_at => {
+                self.renew_in_background(host);
+                return Ok(());
+            }
+            _ => {}
         }
-        let issued = match &self.source {
-            Source::Dev(ca) => ca.issue(host)?,
+        self.obtain(host).await
+    }
+
+    fn renew_in_background(self: &Arc<Self>, host: &str) {
+        {
+            let mut renewing = self
+                .renewing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if renewing
+                .get(host)
+                .is_some_and(|since| since.elapsed() < RENEW_RETRY)
+            {
+                return;
+            }
+            renewing.insert(host.to_owned(), std::time::Instant::now());
+        }
+        let (this, host) = (self.clone(), host.to_owned());
+        tokio::spawn(async move {
+            tracing::info!(target: "gateway::acme", host, "renewing a certificate");
+            if this.obtain(&host).await.is_ok() {
+                this.renewing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&host);
+            }
+        });
+    }
+
+    /// A certificate for `host` not due for renewal, from the source.
+    async fn obtain(&self, host: &str) -> Result<(), String> {
+        let installed = match &self.source {
+            Source::Dev(ca) => installed(ca.issue(host)?)?,
             Source::Acme(source) => {
                 let mine = {
                     let mut ordering = self.ordering.lock().await;
                     ordering.entry(host.to_owned()).or_default().clone()
                 };
                 let _turn = mine.lock().await;
-                if self.get(host).is_some() {
+                if self
+                    .installed(host)
+                    .is_some_and(|i| unix_now() < i.renew_at)
+                {
                     return Ok(());
                 }
                 let issued = source.obtain(host).await;
@@ -186,11 +249,19 @@ impl Certificates {
                 })?
             }
         };
-        self.install(host, Arc::new(issued));
+        self.install(host, installed);
         Ok(())
     }
 
-    fn install(&self, host: &str, issued: Arc<CertifiedKey>) {
+    fn installed(&self, host: &str) -> Option<Installed> {
+        self.by_host
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(host)
+            .cloned()
+    }
+
+    fn install(&self, host: &str, installed: Installed) {
         let mut by_host = self
             .by_host
             .write()
@@ -198,16 +269,14 @@ impl Certificates {
         if by_host.len() >= MAX_HOSTS {
             by_host.clear();
         }
-        by_host.insert(host.to_owned(), issued);
+        by_host.insert(host.to_owned(), installed);
     }
 
-    /// The certificate for `host`, if one was made.
+    /// The certificate to serve for `host`: made, and not expired.
     pub fn get(&self, host: &str) -> Option<Arc<CertifiedKey>> {
-        self.by_host
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(host)
-            .cloned()
+        self.installed(host)
+            .filter(|i| unix_now() < i.expires_at)
+            .map(|i| i.key)
     }
 
     /// The TLS-ALPN-01 answer for `host` (certificate and key), while an order of it is in
@@ -237,9 +306,15 @@ impl Certificates {
 
 impl AcmeSource {
     /// `host`'s certificate from the database, or ordered under the name's lock.
-    async fn obtain(&self, host: &str) -> Result<CertifiedKey, String> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let usable = |c: &StoredCertificate| c.not_after > now;
+    async fn obtain(&self, host: &str) -> Result<Installed, String> {
+        let now = unix_now();
+        // A stored certificate another node ordered (or renewed) counts until it is due.
+        let usable = |c: &StoredCertificate| {
+            pem_chain(&c.chain_pem)
+                .ok()
+                .and_then(|chain| chain.first().and_then(|leaf| lifetime(leaf).ok()))
+                .is_some_and(|(not_before, not_after)| now < renew_at(not_before, not_after))
+        };
         let db = |e: sqlx::Error| format!("the gateway database: {e}");
         if let Some(stored) = self.store.certificate(host).await.map_err(db)?
             && usable(&stored)
@@ -291,12 +366,12 @@ impl AcmeSource {
         };
         lock.commit(&stored).await.map_err(db)?;
         tracing::info!(target: "gateway::acme", host, "certificate ordered");
-        certified(chain, key.serialize_der())
+        installed(certified(chain, key.serialize_der())?)
     }
 
-    fn load(&self, stored: &StoredCertificate) -> Result<CertifiedKey, String> {
+    fn load(&self, stored: &StoredCertificate) -> Result<Installed, String> {
         let key = self.identity.open(&stored.host, &stored.key_sealed)?;
-        certified(pem_chain(&stored.chain_pem)?, key)
+        installed(certified(pem_chain(&stored.chain_pem)?, key)?)
     }
 }
 
@@ -308,12 +383,37 @@ fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
         .collect()
 }
 
-/// A certificate's notAfter (Unix seconds).
-fn not_after(der: &[u8]) -> Result<i64, String> {
+/// A certificate's notBefore and notAfter (Unix seconds).
+fn lifetime(der: &[u8]) -> Result<(i64, i64), String> {
     use x509_parser::prelude::FromDer;
     let (_, certificate) = x509_parser::certificate::X509Certificate::from_der(der)
         .map_err(|e| format!("not a certificate: {e}"))?;
-    Ok(certificate.validity().not_after.timestamp())
+    let validity = certificate.validity();
+    Ok((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
+}
+
+/// A certificate's notAfter (Unix seconds).
+fn not_after(der: &[u8]) -> Result<i64, String> {
+    lifetime(der).map(|(_, not_after)| not_after)
+}
+
+/// When a certificate valid from `not_before` to `not_after` is renewed: two thirds into it.
+fn renew_at(not_before: i64, not_after: i64) -> i64 {
+    not_before + (not_after - not_before).max(0) * 2 / 3
+}
+
+/// `key` as served, with its renewal and expiry times from its leaf.
+fn installed(key: CertifiedKey) -> Result<Installed, String> {
+    let leaf = key.cert.first().ok_or("an empty certificate chain")?;
+    let (not_before, not_after) = lifetime(leaf)?;
+    Ok(Installed {
+        key: Arc::new(key),
+        renew_at: renew_at(not_before, not_after),
+        expires_at: not_after,
+    })
 }
 
 impl ResolvesServerCert for Certificates {
@@ -329,10 +429,17 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_certificate_is_renewed_two_thirds_into_its_lifetime() {
+        assert_eq!(renew_at(1_000, 1_090), 1_060);
+        assert_eq!(renew_at(1_000, 900), 1_000);
+    }
+
     #[tokio::test]
     async fn a_certificate_exists_only_for_names_asked_for_and_chains_to_the_ca() {
-        let certificates =
-            Certificates::new(Source::Dev(Box::new(DevCa::generate("apps.test").unwrap())));
+        let certificates = Arc::new(Certificates::new(Source::Dev(Box::new(
+            DevCa::generate("apps.test").unwrap(),
+        ))));
         assert!(certificates.get("a.apps.test").is_none());
         certificates.ensure("a.apps.test").await.unwrap();
         let issued = certificates.get("a.apps.test").unwrap();

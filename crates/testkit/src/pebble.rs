@@ -23,6 +23,7 @@ pub struct PebbleConfig {
     dir: tempfile::TempDir,
     acme_port: u16,
     management_port: u16,
+    validity: Option<u64>,
 }
 
 /// A running pebble, stopped on drop.
@@ -61,7 +62,14 @@ impl PebbleConfig {
             dir,
             acme_port: free_port()?,
             management_port: free_port()?,
+            validity: None,
         })
+    }
+
+    /// Certificates valid for `seconds` (pebble's default is five years).
+    pub fn with_certificate_validity(mut self, seconds: u64) -> Self {
+        self.validity = Some(seconds);
+        self
     }
 
     /// The ACME directory URL.
@@ -78,7 +86,7 @@ impl PebbleConfig {
     /// (a DNS server, UDP) gives for the name. Challenges are validated at once, nonces never
     /// rejected, authorizations never reused.
     pub fn start(self, tls_port: u16, dns: SocketAddr) -> Result<Pebble> {
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{}", self.acme_port),
                 "managementListenAddress": format!("127.0.0.1:{}", self.management_port),
@@ -91,6 +99,9 @@ impl PebbleConfig {
                 "externalAccountBindingRequired": false,
             }
         });
+        if let Some(seconds) = self.validity {
+            config["pebble"]["certificateValidityPeriod"] = seconds.into();
+        }
         let path = self.dir.path().join("pebble-config.json");
         std::fs::write(&path, config.to_string()).map_err(io("write", &path))?;
         let mut command = Command::new("pebble");

@@ -272,3 +272,98 @@ async fn the_gateway_app_orders_certificates_from_acme_once_for_all_nodes_and_pu
     drop(echo_guest);
     drop(pebble);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_is_renewed_before_it_expires_and_the_new_key_is_attested() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let stack = Stack::start().await;
+    let dns = DnsServer::start(&format!("{BASE_DOMAIN}.")).await;
+    // Certificates valid for 15 s: renewed from 10 s on.
+    let pebble = PebbleConfig::new().unwrap().with_certificate_validity(15);
+    let db = postgres::database();
+    let public = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, free_port().unwrap()));
+    let compose = gateway_compose(
+        &stack,
+        db.url(),
+        public,
+        &pebble.directory(),
+        &pebble.ca_file(),
+        dns.addr,
+    );
+    let gateway_app = stack.create_app(compose_hash(&compose)).await;
+    send!(
+        stack
+            .registry()
+            .setGatewayAppId(gateway_app)
+            .from(stack.timelock())
+    );
+    let echo_document = echo_compose(&stack, "echo", free_port().unwrap());
+    let echo_app = stack.create_app(compose_hash(&echo_document)).await;
+    stack.settle().await;
+    let echo_name = format!("{}.{BASE_DOMAIN}", hex::encode(echo_app.as_slice()));
+    dns.add_a(&format!("{echo_name}."), Ipv4Addr::LOCALHOST)
+        .await;
+    let pebble = pebble.start(public.port(), dns.addr).unwrap();
+    let node = GatewayNode::as_app(
+        &Host::new(&stack, "gateway", 0xc1),
+        gateway_app,
+        &compose,
+        db.url(),
+        pebble.issuing_root().unwrap(),
+    );
+    let echo_guest = Host::new(&stack, "echo", 0xe1).run(
+        echo_app,
+        &echo_document,
+        &["--gateway-url", &node.url()],
+    );
+    node.wait_routed(echo_app, 1);
+
+    let first = leaf_of(&node, &echo_name).await;
+    // Connections keep coming; one of them, once the certificate is due, starts the renewal,
+    // and the next ones are served the new certificate — never an expired one (the client
+    // checks validity).
+    let renewed = wait_for("a renewed certificate")
+        .timeout(Duration::from_secs(60))
+        .watching(&node.process)
+        .until_ok_async(|| async {
+            let leaf = leaf_of(&node, &echo_name).await;
+            if leaf == first {
+                Err("still the first certificate".to_owned())
+            } else {
+                Ok(leaf)
+            }
+        })
+        .await
+        .unwrap();
+    assert_ne!(spki(&renewed), spki(&first), "a renewal makes a new key");
+    // Renewed ahead of time: the new certificate was issued while the first was still valid.
+    let validity = |der: &[u8]| {
+        use x509_parser::prelude::FromDer;
+        let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
+        (
+            c.validity().not_before.timestamp(),
+            c.validity().not_after.timestamp(),
+        )
+    };
+    assert!(
+        validity(&renewed).0 < validity(&first).1,
+        "renewed only after expiry: {:?} then {:?}",
+        validity(&first),
+        validity(&renewed)
+    );
+    assert!(node.process.log_contains("renewing a certificate"));
+    let document = well_known(&node, &echo_name).await;
+    let keys: Vec<&str> = document["certificateKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["spki"].as_str().unwrap())
+        .collect();
+    for leaf in [&first, &renewed] {
+        assert!(
+            keys.contains(&format!("0x{}", hex::encode(spki(leaf))).as_str()),
+            "a served key is not attested: {keys:?}"
+        );
+    }
+    drop(echo_guest);
+}
