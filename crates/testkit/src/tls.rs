@@ -135,6 +135,21 @@ fn request(
     })
 }
 
+/// A TLS client configuration that takes any server chain as presented (the handshake's
+/// signature is still checked against the leaf), for a test that verifies the chain itself or
+/// only needs the connection.
+pub fn client_config_checked_by_caller() -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(CheckedByCaller(provider)))
+            .with_no_client_auth(),
+    )
+}
+
 /// Takes any chain; checks the handshake's signature with the leaf's key.
 #[derive(Debug)]
 struct CheckedByCaller(Arc<CryptoProvider>);

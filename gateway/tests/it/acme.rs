@@ -68,6 +68,28 @@ fn check_evidence(evidence: &Value, report_data: &[u8; 64], app: Address) {
     assert_eq!(verified.runtime().app_id.as_bytes(), app.as_slice());
 }
 
+/// Makes `gateway_app` the chain's `gatewayAppId`, creates the echo app, lets both become final,
+/// and points the echo app's name at loopback in `dns`: the echo app, its compose, its name.
+async fn gateway_and_echo(
+    stack: &Stack,
+    dns: &DnsServer,
+    gateway_app: Address,
+) -> (Address, Vec<u8>, String) {
+    send!(
+        stack
+            .registry()
+            .setGatewayAppId(gateway_app)
+            .from(stack.timelock())
+    );
+    let echo_document = echo_compose(stack, "echo", free_port().unwrap());
+    let echo_app = stack.create_app(compose_hash(&echo_document)).await;
+    stack.settle().await;
+    let echo_name = format!("{}.{BASE_DOMAIN}", hex::encode(echo_app.as_slice()));
+    dns.add_a(&format!("{echo_name}."), Ipv4Addr::LOCALHOST)
+        .await;
+    (echo_app, echo_document, echo_name)
+}
+
 /// How many times the nodes' logs say they ordered a certificate for `name`.
 fn orders(nodes: &[&GatewayNode], name: &str) -> usize {
     nodes
@@ -106,18 +128,7 @@ async fn the_gateway_app_orders_certificates_from_acme_once_for_all_nodes_and_pu
     let hashes = composes.each_ref().map(|c| compose_hash(c));
     let gateway_app = stack.create_app_allowing(&hashes, false).await;
     let impostor_app = stack.create_app(hashes[0]).await;
-    send!(
-        stack
-            .registry()
-            .setGatewayAppId(gateway_app)
-            .from(stack.timelock())
-    );
-    let echo_document = echo_compose(&stack, "echo", free_port().unwrap());
-    let echo_app = stack.create_app(compose_hash(&echo_document)).await;
-    stack.settle().await;
-    let echo_name = format!("{}.{BASE_DOMAIN}", hex::encode(echo_app.as_slice()));
-    dns.add_a(&format!("{echo_name}."), Ipv4Addr::LOCALHOST)
-        .await;
+    let (echo_app, echo_document, echo_name) = gateway_and_echo(&stack, &dns, gateway_app).await;
     let pebble = pebble.start(publics[0].port(), dns.addr).unwrap();
     let root = pebble.issuing_root().unwrap();
 
@@ -291,18 +302,7 @@ async fn a_certificate_is_renewed_before_it_expires_and_the_new_key_is_attested(
         dns.addr,
     );
     let gateway_app = stack.create_app(compose_hash(&compose)).await;
-    send!(
-        stack
-            .registry()
-            .setGatewayAppId(gateway_app)
-            .from(stack.timelock())
-    );
-    let echo_document = echo_compose(&stack, "echo", free_port().unwrap());
-    let echo_app = stack.create_app(compose_hash(&echo_document)).await;
-    stack.settle().await;
-    let echo_name = format!("{}.{BASE_DOMAIN}", hex::encode(echo_app.as_slice()));
-    dns.add_a(&format!("{echo_name}."), Ipv4Addr::LOCALHOST)
-        .await;
+    let (echo_app, echo_document, echo_name) = gateway_and_echo(&stack, &dns, gateway_app).await;
     let pebble = pebble.start(public.port(), dns.addr).unwrap();
     let node = GatewayNode::as_app(
         &Host::new(&stack, "gateway", 0xc1),

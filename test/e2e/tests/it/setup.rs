@@ -7,7 +7,7 @@ use covenant_testkit::tools;
 
 #[test]
 fn setup_names_what_is_missing_and_how_to_install_it() {
-    // A PATH with the shell utilities only: no node, npm, cargo; and no PostgreSQL.
+    // A PATH with the shell utilities only: no node, npm, cargo, pebble; and no PostgreSQL.
     let bin = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     for tool in [
@@ -44,11 +44,11 @@ fn setup_names_what_is_missing_and_how_to_install_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("missing system packages: nodejs npm curl postgresql"),
+        stderr.contains("missing system packages: nodejs npm curl pebble postgresql"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("apt-get install -y nodejs npm curl postgresql"),
+        stderr.contains("apt-get install -y nodejs npm curl pebble postgresql"),
         "{stderr}"
     );
     assert!(stderr.contains("cargo is missing"), "{stderr}");
