@@ -133,6 +133,8 @@ pub struct AcmeSource {
     pub identity: Arc<Identity>,
     /// The shared database.
     pub store: Store,
+    /// `covenant_gateway_certificates_total`.
+    pub installed: prometheus::IntCounterVec,
 }
 
 /// How long a node waits for another node's order of the same name.
@@ -245,6 +247,7 @@ impl Certificates {
                 let issued = source.obtain(host).await;
                 self.ordering.lock().await.remove(host);
                 issued.inspect_err(|e| {
+                    source.installed.with_label_values(&["failed"]).inc();
                     tracing::warn!(target: "gateway::acme", host, error = %e, "no certificate");
                 })?
             }
@@ -366,12 +369,15 @@ impl AcmeSource {
         };
         lock.commit(&stored).await.map_err(db)?;
         tracing::info!(target: "gateway::acme", host, "certificate ordered");
+        self.installed.with_label_values(&["ordered"]).inc();
         installed(certified(chain, key.serialize_der())?)
     }
 
     fn load(&self, stored: &StoredCertificate) -> Result<Installed, String> {
         let key = self.identity.open(&stored.host, &stored.key_sealed)?;
-        installed(certified(pem_chain(&stored.chain_pem)?, key)?)
+        let loaded = installed(certified(pem_chain(&stored.chain_pem)?, key)?)?;
+        self.installed.with_label_values(&["loaded"]).inc();
+        Ok(loaded)
     }
 }
 

@@ -250,6 +250,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                     acme,
                     identity: identity.clone(),
                     store: gateway.store().clone(),
+                    installed: gateway.metrics().certificates.clone(),
                 }),
                 _ => {
                     let ca = covenant_gateway::certs::DevCa::generate(&base_domain)

@@ -23,6 +23,9 @@ pub struct Metrics {
     pub finalized_timestamp_seconds: IntGauge,
     /// Chain reads, by function.
     pub chain_reads: IntCounterVec,
+    /// Certificates installed, by where they came from: `ordered` (this node's ACME order),
+    /// `loaded` (another node's, from the database), `failed` (neither).
+    pub certificates: IntCounterVec,
 }
 
 impl Metrics {
@@ -46,8 +49,17 @@ impl Metrics {
             &["function"],
         )?;
         registry.register(Box::new(chain_reads.clone()))?;
+        let certificates = IntCounterVec::new(
+            Opts::new(
+                "covenant_gateway_certificates_total",
+                "ACME certificates installed, by source: ordered, loaded (from the database), failed",
+            ),
+            &["source"],
+        )?;
+        registry.register(Box::new(certificates.clone()))?;
         Ok(Self {
             chain_reads,
+            certificates,
             registrations: counter(
                 "covenant_gateway_registrations_total",
                 "Instance registrations accepted",

@@ -280,6 +280,24 @@ async fn the_gateway_app_orders_certificates_from_acme_once_for_all_nodes_and_pu
     assert_eq!(orders(&[&first, &second], &port_name), 1);
     let document = well_known(&second, &port_name).await;
     assert_eq!(document["certificateKeys"].as_array().unwrap().len(), 1);
+    // The nodes' metrics agree: two orders in all, the rest loaded from the database.
+    let count = |node: &GatewayNode, source: &str| -> u64 {
+        let fetched =
+            covenant_testkit::tls::get_with_chain(node.addr, "localhost", "/metrics").unwrap();
+        fetched
+            .body
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "covenant_gateway_certificates_total{{source=\"{source}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    assert_eq!(count(&first, "ordered") + count(&second, "ordered"), 2);
+    assert_eq!(count(&second, "loaded") + count(&first, "loaded"), 2);
+    assert_eq!(count(&first, "failed") + count(&second, "failed"), 0);
     drop(echo_guest);
     drop(pebble);
 }
