@@ -298,8 +298,25 @@ async fn run(args: RunArgs) -> Result<(), String> {
         registry,
         shutdown.clone(),
     ));
-    stop_signal().await.map_err(|e| e.to_string())?;
-    tracing::info!("stopping");
+    // As an app, the gateway serves only while the chain still names its app: a governance
+    // change of gatewayAppId stops it (and it refuses to start again).
+    let deposed = async {
+        match &identity {
+            Some(identity) => no_longer_the_gateway(&view, identity.info().app_id).await,
+            None => std::future::pending().await,
+        }
+    };
+    let failure = tokio::select! {
+        signal = stop_signal() => {
+            signal.map_err(|e| e.to_string())?;
+            None
+        }
+        reason = deposed => Some(reason),
+    };
+    match &failure {
+        Some(reason) => tracing::error!(%reason, "stopping"),
+        None => tracing::info!("stopping"),
+    }
     let _ = stop.send(true);
     let _ = serving.await;
     if let Some(public) = public {
@@ -308,7 +325,24 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let _ = follow.await;
     let _ = follow_view.await;
     tracing::info!("gateway stopped");
-    Ok(())
+    failure.map_or(Ok(()), Err)
+}
+
+/// Resolves, with the reason, at the first finalized block whose `gatewayAppId` is not `app`.
+async fn no_longer_the_gateway(view: &covenant_mirror::PolicyView, app: Address) -> String {
+    let mut blocks = view.subscribe();
+    loop {
+        if blocks.changed().await.is_err() {
+            return "the policy view stopped".into();
+        }
+        match Publication::gateway_app(view).await {
+            Ok(current) if current != app => {
+                return format!("the chain's gatewayAppId is now {current}, not this app ({app})");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "gatewayAppId not read at the new block"),
+        }
+    }
 }
 
 /// The chain's `gatewayAppId`, once the view has a finalized block to read it at.

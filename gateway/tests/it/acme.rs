@@ -383,5 +383,25 @@ async fn a_certificate_is_renewed_before_it_expires_and_the_new_key_is_attested(
             "a served key is not attested: {keys:?}"
         );
     }
+
+    // Governance names another gateway app: this one stops serving once that is final.
+    send!(
+        stack
+            .registry()
+            .setGatewayAppId(echo_app)
+            .from(stack.timelock())
+    );
+    stack.settle().await;
+    node.process
+        .wait_for_line(
+            "the deposed gateway stopping",
+            Duration::from_secs(60),
+            |l| l.contains("the chain's gatewayAppId is now"),
+        )
+        .unwrap();
+    wait_for("the deposed gateway's public listener to close")
+        .timeout(Duration::from_secs(60))
+        .until(|| std::net::TcpStream::connect(node.public).is_err())
+        .unwrap();
     drop(echo_guest);
 }
