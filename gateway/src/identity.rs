@@ -157,6 +157,20 @@ impl Identity {
     }
 }
 
+/// The app the chain names as the gateway (`KmsRegistry.gatewayAppId`) at the view's current
+/// finalized block.
+pub async fn chain_gateway_app(view: &covenant_mirror::PolicyView) -> Result<Address, String> {
+    let block = view.current_block().map_err(|e| format!("{e:?}"))?;
+    view.chain()
+        .call(
+            view.registry(),
+            &covenant_chain::kms_registry::KmsRegistry::gatewayAppIdCall {},
+            block.hash,
+        )
+        .await
+        .map_err(|e| format!("gatewayAppId: {e}"))
+}
+
 async fn path_key(guest: &GuestClient, path: &str) -> Result<[u8; 32], String> {
     let answer = guest
         .get_key(path)

@@ -335,7 +335,7 @@ async fn no_longer_the_gateway(view: &covenant_mirror::PolicyView, app: Address)
         if blocks.changed().await.is_err() {
             return "the policy view stopped".into();
         }
-        match Publication::gateway_app(view).await {
+        match covenant_gateway::identity::chain_gateway_app(view).await {
             Ok(current) if current != app => {
                 return format!("the chain's gatewayAppId is now {current}, not this app ({app})");
             }
@@ -351,7 +351,7 @@ async fn wait_gateway_app(view: &covenant_mirror::PolicyView) -> Result<Address,
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         if view.current_block().is_ok() {
-            return Publication::gateway_app(view).await;
+            return covenant_gateway::identity::chain_gateway_app(view).await;
         }
         if tokio::time::timeout_at(deadline, blocks.changed())
             .await

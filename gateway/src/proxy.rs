@@ -460,9 +460,10 @@ impl Proxy {
             .map_err(|_| RouteError::Port(format!("{name}: port out of range")))?;
         let protocol = chosen.protocol.clone();
         drop(table);
-        if acme_challenge {
-            // Only for a name that routes to an app (asked above, from memory): a CA
-            // validating an order this gateway (any node) placed.
+        if acme_challenge && protocol != "tls-passthrough" {
+            // Only for a name that routes to an app the gateway terminates TLS for (asked above,
+            // from memory): a CA validating an order this gateway (any node) placed. A
+            // passthrough app's own TLS-ALPN-01 validations go through to the app.
             return self
                 .answer_challenge(client, hello, &host)
                 .await

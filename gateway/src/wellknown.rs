@@ -12,7 +12,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use alloy::primitives::Address;
 use bytes::Bytes;
 use covenant_attest::Evidence;
 use serde_json::{Value, json};
@@ -170,19 +169,5 @@ impl Publication {
         serde_json::to_vec(&document)
             .map(Bytes::from)
             .map_err(|e| e.to_string())
-    }
-
-    /// The app the chain names as the gateway, at the view's current block (the caller compares
-    /// it with what the guest says this is).
-    pub async fn gateway_app(view: &covenant_mirror::PolicyView) -> Result<Address, String> {
-        let block = view.current_block().map_err(|e| format!("{e:?}"))?;
-        view.chain()
-            .call(
-                view.registry(),
-                &covenant_chain::kms_registry::KmsRegistry::gatewayAppIdCall {},
-                block.hash,
-            )
-            .await
-            .map_err(|e| format!("gatewayAppId: {e}"))
     }
 }

@@ -88,6 +88,23 @@ async fn a_passthrough_app_is_reached_by_name_until_its_compose_hash_is_removed(
         );
     }
 
+    // A passthrough app's own ACME TLS-ALPN-01 validation reaches the app (here it offers only
+    // http/1.1, so the app itself refuses the protocol): the gateway answers no challenge for
+    // names it does not terminate.
+    let mut acme = tls::client_config_checked_by_caller().unwrap();
+    acme.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(gateway.public)
+        .await
+        .unwrap();
+    let refused = tokio_rustls::TlsConnector::from(Arc::new(acme))
+        .connect(name.clone().try_into().unwrap(), tcp)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("NoApplicationProtocol"),
+        "not the app's refusal: {refused}"
+    );
+
     // A connection joined to the instance before its revocation (the app's TLS done, no
     // request sent yet).
     let mut joined = open_passthrough(gateway.public, &name).await;
