@@ -25,18 +25,20 @@ fn chain(call: &'static str, reason: impl std::fmt::Display) -> Error {
 #[derive(Clone, Debug)]
 pub struct Sender {
     provider: DynProvider,
+    from: Address,
 }
 
 impl Sender {
     /// A sender signing with `key` through `rpc_url`.
     pub fn new(rpc_url: url::Url, key: &k256::ecdsa::SigningKey) -> Result<Self> {
         let signer = alloy::signers::local::PrivateKeySigner::from_signing_key(key.clone());
+        let from = signer.address();
         let url = rpc_url;
         let provider = ProviderBuilder::new()
             .wallet(signer)
             .connect_http(url)
             .erased();
-        Ok(Self { provider })
+        Ok(Self { provider, from })
     }
 
     /// `call` on `to` at the latest block: for the node's own bookkeeping (its grant-log
@@ -53,11 +55,20 @@ impl Sender {
         C::abi_decode_returns(&out).map_err(|e| chain(C::SIGNATURE, e))
     }
 
-    /// Sends `call` to `to` and waits for its receipt; a revert is an error.
+    /// Sends `call` to `to` with a quarter more gas than estimated and waits for its receipt; a
+    /// revert is an error. The margin covers a call whose gas depends on the block it lands in
+    /// (a timestamp written to storage costs more when it changes a slot the estimate left alone).
     pub async fn send<C: SolCall>(&self, to: Address, call: &C) -> Result<B256> {
         let tx = TransactionRequest::default()
+            .with_from(self.from)
             .with_to(to)
             .with_input(call.abi_encode());
+        let gas = self
+            .provider
+            .estimate_gas(tx.clone())
+            .await
+            .map_err(|e| chain(C::SIGNATURE, format!("gas estimate: {e}")))?;
+        let tx = tx.with_gas_limit(gas + gas / 4);
         let pending = self
             .provider
             .send_transaction(tx)

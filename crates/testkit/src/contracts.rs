@@ -178,19 +178,32 @@ pub fn deploy_contracts(anvil: &Anvil, extra_env: &[(&str, &str)]) -> Result<Tes
     Ok(deployment)
 }
 
-/// Sends an alloy contract call, waits for its receipt and requires success (the calling crate
-/// provides `alloy` with its `rpc-types` and `contract` features).
+/// Sends an alloy contract call with a quarter more gas than estimated, waits for its receipt and
+/// requires success (the calling crate provides `alloy` with its `rpc-types` and `contract`
+/// features).
+///
+/// The margin is not decoration: anvil mines blocks that share a second, and a call whose gas
+/// depends on `block.timestamp` (a notice period's end written to storage) is estimated against
+/// one timestamp and may run under the next, where a storage write that was a no-op costs more —
+/// with the bare estimate such a transaction runs out of gas now and then.
 #[macro_export]
 macro_rules! send {
-    ($call:expr) => {{
-        let receipt: alloy::rpc::types::TransactionReceipt = $call
-            .send()
-            .await
-            .expect("send")
-            .get_receipt()
-            .await
-            .expect("receipt");
-        assert!(receipt.status(), "transaction reverted: {receipt:?}");
-        receipt
-    }};
+    // `match` keeps the call's temporaries (a contract instance it borrows) alive throughout.
+    ($call:expr) => {
+        match $call {
+            call => {
+                let gas = call.estimate_gas().await.expect("estimate gas");
+                let receipt: alloy::rpc::types::TransactionReceipt = call
+                    .gas(gas + gas / 4)
+                    .send()
+                    .await
+                    .expect("send")
+                    .get_receipt()
+                    .await
+                    .expect("receipt");
+                assert!(receipt.status(), "transaction reverted: {receipt:?}");
+                receipt
+            }
+        }
+    };
 }
