@@ -86,6 +86,11 @@ struct Cli {
     /// Floor + grant run pairs per concurrency.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// After the runs, print PostgreSQL's `top` statements by planning + execution time over
+    /// the grant runs, per cluster (the mirror's and the audit log's), with `pg_stat_statements`
+    /// (run with `COVENANT_TEST_PG_STATEMENT_STATS=1`, which loads it).
+    #[arg(long, value_name = "TOP")]
+    statements: Option<usize>,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -100,6 +105,13 @@ enum Command {
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    let stats_env = covenant_testkit::postgres::STATEMENT_STATS_ENV;
+    if cli.statements.is_some() && std::env::var_os(stats_env).is_none_or(|v| v.is_empty()) {
+        eprintln!(
+            "--statements needs {stats_env}=1 in the environment (it loads pg_stat_statements)"
+        );
+        std::process::exit(2);
+    }
     match &cli.command {
         Some(Command::FloorServer) => floor::serve(),
         None => tokio::runtime::Builder::new_multi_thread()
@@ -569,6 +581,18 @@ async fn bench(cli: Cli) {
     run(Target::Floor, warm, 8).await;
     run(Target::Grants, warm, 8).await;
 
+    let clusters = [
+        (
+            "mirror",
+            covenant_testkit::postgres::shared_cluster().unwrap(),
+        ),
+        ("audit", Arc::clone(&durable)),
+    ];
+    if cli.statements.is_some() {
+        for (_, cluster) in &clusters {
+            cluster.statement_stats_reset().unwrap();
+        }
+    }
     println!(
         "kms-oracle grants vs floor: {} requests per run, {} distinct instances of {} apps, {} rounds",
         cli.requests,
@@ -655,6 +679,13 @@ async fn bench(cli: Cli) {
             f / g,
             if g >= 500.0 { "met" } else { "NOT met" }
         );
+    }
+    if let Some(top) = cli.statements {
+        let grants = cli.requests * cli.rounds * cli.concurrency.len();
+        println!("PostgreSQL statements over the grant runs ({grants} grants; ms in all):");
+        for (name, cluster) in &clusters {
+            println!("{name} cluster:\n{}", cluster.statement_stats(top).unwrap());
+        }
     }
     floor_process.stop();
 }

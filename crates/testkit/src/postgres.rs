@@ -247,6 +247,25 @@ impl PgCluster {
         }
     }
 
+    /// Forgets what `pg_stat_statements` counted so far (the cluster must have been started
+    /// with [`STATEMENT_STATS_ENV`] set).
+    pub fn statement_stats_reset(&self) -> Result<()> {
+        self.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        self.psql("SELECT pg_stat_statements_reset()")?;
+        Ok(())
+    }
+
+    /// The `top` statements by planning + execution time since the last reset, as a table:
+    /// calls, planning and execution milliseconds in all, and the statement's first 160 bytes.
+    pub fn statement_stats(&self, top: usize) -> Result<String> {
+        self.psql(&format!(
+            "SELECT calls, round(total_plan_time::numeric, 1) AS plan_ms, \
+               round(total_exec_time::numeric, 1) AS exec_ms, \
+               regexp_replace(left(query, 160), '\\s+', ' ', 'g') AS query \
+             FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT {top}"
+        ))
+    }
+
     /// Stops the server and deletes its directory. Idempotent.
     pub fn stop(&self) {
         self.server().stop();
@@ -398,12 +417,24 @@ fn run_to_completion(what: &str, command: &mut Command) -> Result<String> {
     }
 }
 
+/// Set (non-empty) to start every cluster with `pg_stat_statements` loaded and planning tracked;
+/// see [`PgCluster::statement_stats_reset`] and [`PgCluster::statement_stats`].
+pub const STATEMENT_STATS_ENV: &str = "COVENANT_TEST_PG_STATEMENT_STATS";
+
 fn write_settings(data: &Path, extra: &[(String, String)]) -> Result<()> {
     let mut conf = String::from(
         "\n# covenant-testkit: a throwaway cluster, loopback TCP only, no durability\n\
          listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n\
          synchronous_commit = off\nfull_page_writes = off\nmax_connections = 300\n",
     );
+    // A benchmark that wants PostgreSQL's cost per statement (planning and execution) sets
+    // this before its first cluster starts; it is off otherwise, so no test pays for it.
+    if std::env::var_os(STATEMENT_STATS_ENV).is_some_and(|v| !v.is_empty()) {
+        conf.push_str(
+            "shared_preload_libraries = 'pg_stat_statements'\n\
+             pg_stat_statements.track_planning = on\n",
+        );
+    }
     for (name, value) in extra {
         conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
     }
