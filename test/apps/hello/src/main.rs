@@ -22,6 +22,11 @@ struct Cli {
     /// A file to write the bound address to, once serving.
     #[arg(long)]
     addr_file: Option<PathBuf>,
+    /// Also serve the same answers in plain HTTP here: the port a gateway reaches through the
+    /// instance's ingress (the gateway terminates TLS; the ingress hop is TLS to this instance's
+    /// RA-TLS certificate, so plain HTTP stays on the instance's loopback).
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -81,6 +86,15 @@ async fn main() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(http) = cli.http_listen {
+        let plain = tokio::net::TcpListener::bind(http)
+            .await
+            .map_err(|e| format!("{http}: {e}"))?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(plain, app).await;
+        });
+    }
     if let Some(file) = &cli.addr_file {
         std::fs::write(file, addr.to_string()).map_err(|e| e.to_string())?;
     }

@@ -80,10 +80,67 @@ fn devnet_command(state: &Path, sigint_ignored: bool) -> Command {
     command
         .env("COVENANT_DEVNET_DIR", state)
         .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
-    for port in ["RPC", "PG", "INDEXER", "KMS", "APP"] {
+    for port in ["RPC", "PG", "INDEXER", "KMS", "APP", "GATEWAY"] {
         command.env(format!("COVENANT_DEVNET_{port}_PORT"), "0");
     }
+    // The demo app's gateway-facing port is written into its compose (a compose port is where
+    // the container listens), so it cannot be 0: a port the system had free a moment ago.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    command.env(
+        "COVENANT_DEVNET_APP_HTTP_PORT",
+        free.local_addr().unwrap().port().to_string(),
+    );
     command
+}
+
+/// `GET /` over HTTPS to `addr` with server name `name`, trusting only the PEM certificate
+/// `root` (the check a browser would make against that CA); the status line and the body.
+fn https_get_trusting(
+    addr: SocketAddr,
+    name: &str,
+    root: &Path,
+) -> Result<(String, String), String> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(root).map_err(|e| e.to_string())? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let server_name = ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), server_name)
+        .map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    write!(
+        tls,
+        "GET / HTTP/1.1\r\nhost: {name}\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    match tls.read_to_end(&mut response) {
+        Ok(_) => {}
+        // A peer closing without close_notify still delivered the whole response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    ))
 }
 
 /// Every process the devnet started (its pids file) has exited; returns how many it started.
@@ -262,6 +319,34 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     let socket = std::path::PathBuf::from(&env["COVENANT_GUEST_SOCKET"]);
     assert!(socket.exists(), "the guest's local API socket");
 
+    // Through the gateway: `https://<app id>.localhost:<port>`, a certificate from the gateway's
+    // development CA for exactly that name, the answer from the same app.
+    let gateway_port: u16 = env["COVENANT_GATEWAY_PORT"].parse().unwrap();
+    assert_ne!(gateway_port, 0);
+    let gateway: SocketAddr = ([127, 0, 0, 1], gateway_port).into();
+    let host = format!("{}.localhost", hex::encode(app.as_slice()));
+    assert_eq!(
+        env["COVENANT_APP_GATEWAY_URL"],
+        format!("https://{host}:{gateway_port}")
+    );
+    assert_eq!(
+        cast_call(rpc_url, registry, "gatewayAppId()(address)"),
+        env["COVENANT_GATEWAY_APP_ID"],
+        "the gateway runs as the chain's gateway app"
+    );
+    let ca = Path::new(&env["COVENANT_GATEWAY_CA"]);
+    let (status, body) = https_get_trusting(gateway, &host, ca).unwrap();
+    assert!(status.contains(" 200"), "{status}: {body}");
+    let through: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(through["appId"], identity["appId"]);
+    assert_eq!(through["composeHash"], compose_hash);
+    // Another name under the base domain is no app: the handshake or the request is refused.
+    let unknown = https_get_trusting(gateway, &format!("{}.localhost", "ab".repeat(20)), ca);
+    assert!(
+        unknown.as_ref().map_or(true, |(s, _)| !s.contains(" 200")),
+        "{unknown:?}"
+    );
+
     devnet.stop();
     assert!(
         devnet.log_contains("devnet stopped"),
@@ -270,8 +355,12 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     );
     assert_eq!(
         assert_all_stopped(state.path()),
-        5,
-        "anvil, postgres, indexer, kms, guest"
+        6,
+        "anvil, postgres, indexer, kms, gateway, guest"
+    );
+    assert!(
+        !accepts(gateway),
+        "the gateway still serving after the stop"
     );
     assert!(
         !accepts(app_addr),
