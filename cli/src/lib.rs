@@ -12,6 +12,7 @@ mod context;
 mod error;
 mod gov;
 mod report;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,7 @@ pub use app::{AppCommand, CreateArgs, TeeKind};
 pub use error::Failure;
 pub use gov::{Action, GovCommand, ProvenanceArgs, Support};
 pub use report::Report;
+pub use verify::VerifyArgs;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -82,6 +84,9 @@ pub enum Command {
     /// Governance: propose registry changes, vote, queue, execute, read proposals.
     #[command(subcommand)]
     Gov(gov::GovCommand),
+    /// Check the chain of trust behind an HTTPS URL served by a Covenant gateway, link by link;
+    /// fails naming the first broken link.
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs `cli` and returns what to print.
@@ -89,5 +94,6 @@ pub async fn run(cli: Cli) -> Result<Report, Failure> {
     match cli.command {
         Command::App(command) => app::run(&cli.global, command).await,
         Command::Gov(command) => gov::run(&cli.global, command).await,
+        Command::Verify(args) => verify::run(&cli.global, args).await,
     }
 }

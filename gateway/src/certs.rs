@@ -44,6 +44,10 @@ pub struct DevCa {
     issuer: Issuer<'static, KeyPair>,
     certificate_pem: String,
     certificate_der: Vec<u8>,
+    /// When the gateway runs as an app: every key it issues is attested (and the attestation
+    /// stored) before it serves, as with ACME, so verifiers can check a development gateway's
+    /// keys too.
+    attested_by: Option<(Arc<Identity>, Store)>,
 }
 
 impl std::fmt::Debug for DevCa {
@@ -73,7 +77,36 @@ impl DevCa {
             certificate_pem: certificate.pem(),
             certificate_der: certificate.der().to_vec(),
             issuer: Issuer::new(params, key),
+            attested_by: None,
         })
+    }
+
+    /// The same CA, attesting each key it issues through `identity` into `store` first.
+    pub fn attested_by(mut self, identity: Arc<Identity>, store: Store) -> Self {
+        self.attested_by = Some((identity, store));
+        self
+    }
+
+    /// A certificate for `host` with a fresh key, attested first when the gateway is an app.
+    async fn issue_attested(&self, host: &str) -> Result<CertifiedKey, String> {
+        let (certified, spki) = self.issue(host)?;
+        if let Some((identity, store)) = &self.attested_by {
+            let evidence = identity
+                .attest(&crate::identity::certificate_key_report_data(&spki))
+                .await?;
+            store
+                .put_attestation(&KeyAttestation {
+                    spki_sha256: crate::identity::sha256(&spki),
+                    spki,
+                    host: host.to_owned(),
+                    instance_id: identity.instance_id()?,
+                    evidence: serde_json::to_value(&evidence).map_err(|e| e.to_string())?,
+                    created_at: unix_now(),
+                })
+                .await
+                .map_err(|e| format!("the gateway database: {e}"))?;
+        }
+        Ok(certified)
     }
 
     /// The CA certificate, PEM.
@@ -81,9 +114,10 @@ impl DevCa {
         &self.certificate_pem
     }
 
-    /// Issues a certificate for `host` with a fresh key.
-    fn issue(&self, host: &str) -> Result<CertifiedKey, String> {
+    /// Issues a certificate for `host` with a fresh key; the key's SubjectPublicKeyInfo with it.
+    fn issue(&self, host: &str) -> Result<(CertifiedKey, Vec<u8>), String> {
         let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
         let mut params =
             CertificateParams::new(vec![host.to_owned()]).map_err(|e| e.to_string())?;
         params.distinguished_name = DistinguishedName::new();
@@ -96,10 +130,11 @@ impl DevCa {
         let leaf = params
             .signed_by(&key, &self.issuer)
             .map_err(|e| e.to_string())?;
-        certified(
+        let certified = certified(
             vec![leaf.der().to_vec(), self.certificate_der.clone()],
             key.serialize_der(),
-        )
+        )?;
+        Ok((certified, spki))
     }
 }
 
@@ -231,7 +266,7 @@ impl Certificates {
     /// A certificate for `host` not due for renewal, from the source.
     async fn obtain(&self, host: &str) -> Result<(), String> {
         let installed = match &self.source {
-            Source::Dev(ca) => installed(ca.issue(host)?)?,
+            Source::Dev(ca) => installed(ca.issue_attested(host).await?)?,
             Source::Acme(source) => {
                 let mine = {
                     let mut ordering = self.ordering.lock().await;

@@ -18,37 +18,15 @@ use covenant_attest::Evidence;
 use covenant_guest_api::{api::InfoResponse, client::GuestClient};
 use hkdf::Hkdf;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 
 /// The `GetKey` path of the ACME account key.
 pub const ACME_KEY_PATH: &str = "gateway/acme";
 /// The `GetKey` path of the key that seals certificate keys in the database.
 pub const SEAL_KEY_PATH: &str = "gateway/certificates";
-/// The statement prefix of an attestation over a certificate key (docs/gateway.md).
-pub const CERTIFICATE_KEY_STATEMENT: &[u8] = b"covenant-gateway-certificate-key-v1:";
-/// The statement prefix of a node's attestation over its well-known facts (docs/gateway.md).
-pub const NODE_STATEMENT: &[u8] = b"covenant-gateway-node-v1:";
-
-/// The report data an attestation over the certificate key `spki` (DER) passes to `GetQuote`:
-/// SHA-512 of [`CERTIFICATE_KEY_STATEMENT`] and the key. (The guest binds it once more with its
-/// own app-quote prefix: `covenant_guest_api::api::quote_report_data`.)
-pub fn certificate_key_report_data(spki: &[u8]) -> [u8; 64] {
-    let mut h = Sha512::new();
-    h.update(CERTIFICATE_KEY_STATEMENT);
-    h.update(spki);
-    h.finalize().into()
-}
-
-/// The report data of a node's attestation: SHA-512 of [`NODE_STATEMENT`], the ACME account URI
-/// (empty without one), a zero byte, and the registration API's certificate key (DER).
-pub fn node_report_data(account_uri: &str, api_spki: &[u8]) -> [u8; 64] {
-    let mut h = Sha512::new();
-    h.update(NODE_STATEMENT);
-    h.update(account_uri.as_bytes());
-    h.update([0u8]);
-    h.update(api_spki);
-    h.finalize().into()
-}
+pub use covenant_guest_api::statements::{
+    CERTIFICATE_KEY_STATEMENT, NODE_STATEMENT, certificate_key_report_data, node_report_data,
+};
 
 /// The gateway's identity as an app, and the keys it holds.
 pub struct Identity {

@@ -259,6 +259,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
                         std::fs::write(path, ca.certificate_pem())
                             .map_err(|e| format!("{}: {e}", path.display()))?;
                     }
+                    let ca = match &identity {
+                        Some(identity) => ca.attested_by(identity.clone(), gateway.store().clone()),
+                        None => ca,
+                    };
                     Source::Dev(Box::new(ca))
                 }
             };

@@ -258,3 +258,92 @@ async fn queue_refuses_calls_that_are_not_the_proposals_and_unsigned_sends_nothi
     run = devnet.covenant(Some(&deployer), &["gov", "queue", &id]);
     assert!(run.ok, "{}", run.stderr);
 }
+
+/// A key from an encrypted keystore file (made by `cast wallet new`) signs; a wrong password is a
+/// clear refusal and sends nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keystore_signs_and_a_wrong_password_is_refused() {
+    let devnet = Devnet::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(covenant_testkit::tools::foundry_bin("cast").unwrap())
+        .args([
+            "wallet",
+            "new",
+            dir.path().to_str().unwrap(),
+            "--unsafe-password",
+            "pw",
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let made = String::from_utf8_lossy(&made.stdout).into_owned();
+    let address: Address = made
+        .lines()
+        .find_map(|l| l.strip_prefix("Address:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let keystore = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    devnet
+        .anvil
+        .rpc(
+            "anvil_setBalance",
+            serde_json::json!([address.to_string(), "0xDE0B6B3A7640000"]),
+        )
+        .unwrap();
+    let registry = devnet.deployment.contracts.kms_registry;
+    let compose = write_compose(dir.path(), "kept", registry);
+    let args = [
+        "--keystore",
+        keystore.to_str().unwrap(),
+        "app",
+        "create",
+        "--compose",
+        compose.to_str().unwrap(),
+        "--source-url",
+        "https://example.invalid/kept",
+        "--commit",
+        "v1",
+        "--any-device",
+    ];
+
+    let wrong = devnet.covenant_with(None, &args, &[("COVENANT_KEYSTORE_PASSWORD", "nope")]);
+    assert!(!wrong.ok);
+    assert!(
+        wrong.stderr.contains("opening the keystore"),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(
+        devnet
+            .provider
+            .get_transaction_count(address)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let mut json_args = vec!["--json"];
+    json_args.extend_from_slice(&args);
+    let created = devnet.covenant_with(None, &json_args, &[("COVENANT_KEYSTORE_PASSWORD", "pw")]);
+    assert!(created.ok, "{}", created.stderr);
+    let created: serde_json::Value = serde_json::from_str(&created.stdout).unwrap();
+    let tx: alloy::primitives::B256 = created["sent"]["transaction"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sent = devnet
+        .provider
+        .get_transaction_by_hash(tx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent.inner.signer(), address, "signed by the keystore's key");
+}

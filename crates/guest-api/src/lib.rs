@@ -12,3 +12,4 @@
 pub mod api;
 pub mod client;
 pub mod env;
+pub mod statements;

@@ -291,9 +291,6 @@ pub struct PolicyView {
     chain: ChainReader,
     witness: Option<ChainReader>,
     mirror: PgPool,
-    /// The same mirror, for the per-app boot read only (generic plans: see
-    /// [`crate::chain::generic_plan_pool`]).
-    boot_reads: PgPool,
     deployment: Deployment,
     /// The mirror's finalized block, as the mirror says.
     candidates: watch::Sender<Option<Finalized>>,
@@ -353,7 +350,6 @@ impl PolicyView {
         let view = Self {
             chain,
             witness,
-            boot_reads: crate::chain::generic_plan_pool(&mirror),
             mirror,
             deployment,
             candidates: watch::Sender::new(initial),
@@ -816,7 +812,7 @@ impl PolicyView {
         let (registry_facts, registration) = match cached {
             Some(f) => f,
             None => {
-                let mut c = self.boot_reads.acquire().await?;
+                let mut c = self.mirror.acquire().await?;
                 let (f, r) = facts::app_facts(
                     &mut c,
                     self.registry(),

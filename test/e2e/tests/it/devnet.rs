@@ -340,11 +340,107 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     let through: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(through["appId"], identity["appId"]);
     assert_eq!(through["composeHash"], compose_hash);
+    // `covenant verify` checks every link of the chain of trust behind the URL.
+    let covenant = |args: &[&str]| {
+        let mut command = Command::new(tools::workspace_bin("covenant").unwrap());
+        command
+            .current_dir(tools::repo_root())
+            .envs(env.iter())
+            .env("COVENANT_PRIVATE_KEY", &env["COVENANT_DEPLOYER_KEY"])
+            .args(args);
+        command.output().unwrap()
+    };
+    let gateway_url = env["COVENANT_APP_GATEWAY_URL"].clone();
+    let verified = covenant(&["verify", &gateway_url]);
+    let verified_text = String::from_utf8_lossy(&verified.stdout).into_owned();
+    assert!(
+        verified.status.success(),
+        "{verified_text}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    for link in ["served key", "gateway", "instance", "KMS root"] {
+        assert!(
+            verified_text.contains(&format!("ok      {link}:")),
+            "{link} not verified: {verified_text}"
+        );
+    }
+
     // Another name under the base domain is no app: the handshake or the request is refused.
     let unknown = https_get_trusting(gateway, &format!("{}.localhost", "ab".repeat(20)), ca);
     assert!(
         unknown.as_ref().map_or(true, |(s, _)| !s.contains(" 200")),
         "{unknown:?}"
+    );
+
+    // Governance revokes the demo app's version, with the CLI alone: propose, vote, the voting
+    // period and the Timelock delay passed on anvil, queue, execute. Once final, the gateway
+    // drops the instance and `covenant verify` fails, naming the link.
+    let proposed = covenant(&[
+        "--json",
+        "gov",
+        "propose",
+        "--description",
+        "Revoke the demo app's version",
+        "remove-compose-hash",
+        "--app",
+        &app.to_string(),
+        "--hash",
+        compose_hash,
+    ]);
+    assert!(
+        proposed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&proposed.stderr)
+    );
+    let proposed: serde_json::Value = serde_json::from_slice(&proposed.stdout).unwrap();
+    let id = proposed["id"].as_str().unwrap().to_owned();
+    let advance = |seconds: u64| {
+        json_rpc(rpc, "evm_increaseTime", json!([seconds])).unwrap();
+        json_rpc(rpc, "evm_mine", json!([])).unwrap();
+    };
+    advance(2);
+    let voted = covenant(&["gov", "vote", &id, "for"]);
+    assert!(
+        voted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&voted.stderr)
+    );
+    advance(21);
+    // Queueing reads the proposal from the indexer once its block is final.
+    wait_for("the proposal to be queued")
+        .timeout(Duration::from_secs(60))
+        .watching(&devnet)
+        .until_ok(|| {
+            let queued = covenant(&["gov", "queue", &id]);
+            if queued.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&queued.stderr).into_owned())
+            }
+        })
+        .unwrap();
+    advance(11);
+    let executed = covenant(&["gov", "execute", &id]);
+    assert!(
+        executed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&executed.stderr)
+    );
+    let refused = wait_for("covenant verify to fail after the revocation")
+        .timeout(Duration::from_secs(60))
+        .watching(&devnet)
+        .until_ok(|| {
+            let run = covenant(&["verify", &gateway_url]);
+            if run.status.success() {
+                Err("still verified".to_owned())
+            } else {
+                Ok(String::from_utf8_lossy(&run.stderr).into_owned())
+            }
+        })
+        .unwrap();
+    assert!(
+        refused.contains("no instance serves") || refused.contains("answered 404"),
+        "{refused}"
     );
 
     devnet.stop();

@@ -1,0 +1,507 @@
+//! `covenant verify <https-url>`: the chain of trust behind a name the gateway serves, link by
+//! link, each checked here rather than taken from the gateway's word.
+//!
+//! 1. TLS: the certificate for the name verifies against the given roots.
+//! 2. The served key: the gateway's `/.well-known/covenant` lists it with evidence made inside an
+//!    instance of the chain's `gatewayAppId` over exactly that key.
+//! 3. The gateway: the document's node evidence verifies (simulated evidence only while the
+//!    chain's `allowSimulatedTee` is set at the decision block), is an instance of
+//!    `gatewayAppId`, and the registry allows that boot at the decision block.
+//! 4. The app: the name is `<app id>.<base domain>` of the app the document routes to.
+//! 5. Each instance serving it: the registry allows its `BootInfo` at the decision block; its
+//!    version's provenance is the one on chain.
+//! 6. The KMS root: the chain's root signer, which every evidence's `key-provider` event names.
+//!
+//! Any broken link makes the command fail, naming it.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use alloy::{
+    eips::{BlockId, RpcBlockHash},
+    primitives::{Address, B256, FixedBytes},
+};
+use covenant_attest::{Binding, Collateral, Evidence, Policy, ReportData};
+use covenant_chain::{BootInfo, app::App, kms_registry::KmsRegistry};
+use covenant_guest_api::{api::quote_report_data, statements};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Global,
+    context::{Chain, Indexer},
+    error::{Context as _, Failure},
+    report::Report,
+};
+
+/// The system's CA bundle (Debian's `ca-certificates`), used without `--ca-file`.
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// `covenant verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The HTTPS URL of an app behind a Covenant gateway.
+    url: url::Url,
+    /// Trust these CA certificates (PEM) for the TLS link instead of the system's, e.g. the
+    /// devnet gateway's development CA.
+    #[arg(long, env = "COVENANT_GATEWAY_CA")]
+    ca_file: Option<PathBuf>,
+}
+
+/// One link of the chain of trust.
+struct Link {
+    name: &'static str,
+    result: Result<String, String>,
+}
+
+impl Link {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            result: Ok(detail.into()),
+        }
+    }
+
+    fn broken(name: &'static str, why: impl Into<String>) -> Self {
+        Self {
+            name,
+            result: Err(why.into()),
+        }
+    }
+}
+
+/// Runs `covenant verify`.
+pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Failure> {
+    let host = args
+        .url
+        .host_str()
+        .ok_or_else(|| Failure::new(format!("{} names no host", args.url)))?
+        .to_owned();
+    if args.url.scheme() != "https" {
+        return Err(Failure::new("only https URLs can be verified"));
+    }
+    let port = args.url.port().unwrap_or(443);
+    let (served_spki, document) = fetch(&host, port, args.ca_file.as_deref()).await?;
+    let chain = Chain::connect(global).await?;
+    let links = check(
+        &chain,
+        &Indexer::new(global),
+        &host,
+        &served_spki,
+        &document,
+    )
+    .await?;
+
+    let broken: Vec<&Link> = links.iter().filter(|l| l.result.is_err()).collect();
+    let mut text = vec![format!("chain of trust for {host}:")];
+    for link in &links {
+        match &link.result {
+            Ok(detail) => text.push(format!("  ok      {}: {detail}", link.name)),
+            Err(why) => text.push(format!("  BROKEN  {}: {why}", link.name)),
+        }
+    }
+    let json = json!({
+        "host": host,
+        "verified": broken.is_empty(),
+        "links": links.iter().map(|l| match &l.result {
+            Ok(d) => json!({ "link": l.name, "ok": true, "detail": d }),
+            Err(w) => json!({ "link": l.name, "ok": false, "reason": w }),
+        }).collect::<Vec<_>>(),
+    });
+    if let Some(first) = broken.first() {
+        let why = first.result.as_ref().err().cloned().unwrap_or_default();
+        return Err(Failure::new(format!(
+            "{}\nbroken link: {}: {why}",
+            text.join("\n"),
+            first.name
+        )));
+    }
+    text.push("verified: every link holds at the gateway's decision block".to_owned());
+    Ok(Report::new(text.join("\n"), json))
+}
+
+/// Connects to `host:port` over TLS (roots from `ca_file` or the system), returns the served
+/// certificate's public key (SPKI DER) and the gateway's `/.well-known/covenant` for the name.
+async fn fetch(
+    host: &str,
+    port: u16,
+    ca_file: Option<&std::path::Path>,
+) -> Result<(Vec<u8>, Value), Failure> {
+    let roots_path = ca_file.unwrap_or(std::path::Path::new(SYSTEM_ROOTS));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(roots_path).doing(&format!(
+        "reading CA certificates from {}",
+        roots_path.display()
+    ))? {
+        let cert = cert.doing(&format!("reading {}", roots_path.display()))?;
+        roots
+            .add(cert)
+            .doing(&format!("a CA certificate in {}", roots_path.display()))?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .doing("TLS configuration")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Names under `localhost` are the loopback interface (RFC 6761), whatever the resolver says.
+    let target = if host == "localhost" || host.ends_with(".localhost") {
+        format!("127.0.0.1:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(&target),
+    )
+    .await
+    .map_err(|_| Failure::new(format!("connecting to {target} timed out")))?
+    .doing(&format!("connecting to {target}"))?;
+    let name = ServerName::try_from(host.to_owned()).doing("the server name")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            Failure::new(format!("TLS to {host}: {e}"))
+                .next("pass the CA that issued the gateway's certificates with --ca-file")
+        })?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or_else(|| Failure::new("the server sent no certificate"))?
+        .to_vec();
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(&leaf).doing("parsing the served certificate")?;
+    let spki = parsed.public_key().raw.to_vec();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .doing("HTTP to the gateway")?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get("/.well-known/covenant")
+        .header(hyper::header::HOST, host)
+        .body(Empty::<Bytes>::new())
+        .doing("building the request")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .doing("GET /.well-known/covenant")?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .doing("reading /.well-known/covenant")?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(Failure::new(format!(
+            "{host} answered {status} to /.well-known/covenant: {}",
+            String::from_utf8_lossy(&body)
+        ))
+        .next("is it served by a Covenant gateway that routes this name?"));
+    }
+    let document: Value = serde_json::from_slice(&body).doing("the well-known document")?;
+    Ok((spki, document))
+}
+
+fn hex_bytes(v: &Value) -> Option<Vec<u8>> {
+    hex::decode(v.as_str()?.trim_start_matches("0x")).ok()
+}
+
+fn b256(v: &Value) -> Option<B256> {
+    v.as_str()?.parse().ok()
+}
+
+/// A `BootInfo` as the document writes it.
+fn boot_info(v: &Value) -> Option<BootInfo> {
+    let small = |v: &Value| -> Option<u8> {
+        v.as_u64()
+            .and_then(|n| u8::try_from(n).ok())
+            .or_else(|| v.as_str()?.parse().ok())
+    };
+    Some(BootInfo {
+        appId: v["appId"].as_str()?.parse().ok()?,
+        composeHash: b256(&v["composeHash"])?,
+        instanceId: v["instanceId"].as_str()?.parse::<FixedBytes<20>>().ok()?,
+        deviceId: b256(&v["deviceId"])?,
+        mrAggregated: b256(&v["mrAggregated"])?,
+        osImageHash: b256(&v["osImageHash"])?,
+        osMeasurement: b256(&v["osMeasurement"])?,
+        teeKind: small(&v["teeKind"])?,
+        tcbStatus: small(&v["tcbStatus"])?,
+        gpuEvidenceHash: b256(&v["gpuEvidenceHash"])?,
+        keyGeneration: v["keyGeneration"].as_u64()?,
+    })
+}
+
+/// Every link, checked at the document's decision block.
+async fn check(
+    chain: &Chain,
+    indexer: &Indexer,
+    host: &str,
+    served_spki: &[u8],
+    document: &Value,
+) -> Result<Vec<Link>, Failure> {
+    let mut links = vec![Link::ok(
+        "TLS",
+        format!("the certificate for {host} verifies against the trusted roots"),
+    )];
+    let block: B256 = b256(&document["decision"]["hash"])
+        .ok_or_else(|| Failure::new("the well-known document has no decision block"))?;
+    let at = BlockId::Hash(RpcBlockHash {
+        block_hash: block,
+        require_canonical: Some(true),
+    });
+    let number = document["decision"]["block"].as_u64().unwrap_or_default();
+    let registry = KmsRegistry::new(chain.deployment.contracts.kms_registry, &chain.provider);
+    let gateway_app = registry
+        .gatewayAppId()
+        .block(at)
+        .call()
+        .await
+        .map_err(|e| {
+            Failure::new(format!(
+                "reading gatewayAppId at the decision block {number}: {e}"
+            ))
+            .next("the block may not be on this chain (another chain, or a reorg)")
+        })?;
+    let simulated = registry
+        .allowSimulatedTee()
+        .block(at)
+        .call()
+        .await
+        .doing("reading allowSimulatedTee")?;
+    let roots = registry
+        .kmsRootKeys()
+        .block(at)
+        .call()
+        .await
+        .doing("reading the KMS root keys")?;
+    let policy = Policy::judged_by_chain(simulated);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    // Evidence over `statement` by an instance of the gateway app; its `key-provider` event.
+    let attested = |evidence: &Value, statement: [u8; 64]| -> Result<(BootInfo, Vec<u8>), String> {
+        let evidence: Evidence =
+            serde_json::from_value(evidence.clone()).map_err(|e| format!("malformed: {e}"))?;
+        let bound = ReportData::new(quote_report_data(&statement));
+        let verified = covenant_attest::verify(
+            &evidence,
+            &Binding::ReportData(bound),
+            &Collateral::default(),
+            &policy,
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        let app = Address::from(*verified.runtime().app_id.as_bytes());
+        if app != gateway_app {
+            return Err(format!(
+                "made by app {app}, not the chain's gateway app {gateway_app}"
+            ));
+        }
+        Ok((
+            covenant_chain::boot_info(&verified, 0),
+            verified.runtime().key_provider.clone(),
+        ))
+    };
+
+    // The served key.
+    let served_hash = format!("0x{}", hex::encode(Sha256::digest(served_spki)));
+    let key = document["certificateKeys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["spkiSha256"].as_str() == Some(served_hash.as_str()));
+    links.push(match key {
+        None => Link::broken(
+            "served key",
+            "the certificate's key is not among the gateway's attested keys",
+        ),
+        Some(k) if hex_bytes(&k["spki"]).as_deref() != Some(served_spki) => {
+            Link::broken("served key", "the listed key differs from the served one")
+        }
+        Some(k) => match attested(
+            &k["evidence"],
+            statements::certificate_key_report_data(served_spki),
+        ) {
+            Ok(_) => Link::ok(
+                "served key",
+                format!("made and attested inside the gateway app {gateway_app}"),
+            ),
+            Err(why) => Link::broken("served key", format!("its evidence: {why}")),
+        },
+    });
+
+    // The gateway node.
+    let node = &document["gateway"];
+    let mut key_providers = Vec::new();
+    if node.is_null() {
+        links.push(Link::broken(
+            "gateway",
+            "a development gateway: it publishes no evidence",
+        ));
+    } else {
+        let account = document["acme"]["accountUri"].as_str().unwrap_or("");
+        let api_key = hex_bytes(&node["apiKey"]).unwrap_or_default();
+        match attested(
+            &node["evidence"],
+            statements::node_report_data(account, &api_key),
+        ) {
+            Err(why) => links.push(Link::broken("gateway", format!("its evidence: {why}"))),
+            Ok((mut boot, provider)) => {
+                key_providers.push(provider);
+                boot.keyGeneration = App::new(gateway_app, &chain.provider)
+                    .keyGeneration()
+                    .block(at)
+                    .call()
+                    .await
+                    .doing("reading the gateway app's key generation")?;
+                let verdict = registry
+                    .isAppAllowed(boot.clone())
+                    .block(at)
+                    .call()
+                    .await
+                    .doing("isAppAllowed for the gateway")?;
+                links.push(if verdict._0 {
+                    Link::ok(
+                        "gateway",
+                        format!(
+                            "instance 0x{} of the gateway app, compose hash {}, allowed at block {number}",
+                            hex::encode(boot.instanceId),
+                            boot.composeHash
+                        ),
+                    )
+                } else {
+                    Link::broken(
+                        "gateway",
+                        format!("the registry refuses its boot: {}", verdict._1),
+                    )
+                });
+            }
+        }
+    }
+
+    // The app the name routes to.
+    let app: Option<Address> = document["app"].as_str().and_then(|a| a.parse().ok());
+    let first_label = host.split('.').next().unwrap_or("");
+    let label_app = first_label
+        .split('-')
+        .next()
+        .and_then(|h| hex::decode(h).ok())
+        .filter(|b| b.len() == 20)
+        .map(|b| Address::from_slice(&b));
+    links.push(match (app, label_app) {
+        (Some(a), Some(l)) if a == l => Link::ok("app", format!("{host} names app {a}")),
+        (Some(a), Some(l)) => Link::broken(
+            "app",
+            format!("{host} names app {l}, but the gateway routes it to {a}"),
+        ),
+        (Some(a), None) => Link::broken(
+            "app",
+            format!(
+                "{host} is a custom domain of app {a}: its DNS and on-chain claim are not checked by this version"
+            ),
+        ),
+        (None, _) => Link::broken("app", "the document names no app"),
+    });
+
+    // The instances serving it.
+    let instances = document["instances"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let provenance = match app {
+        Some(a) => indexer.get(&format!("v1/apps/{a}")).await.ok().flatten(),
+        None => None,
+    };
+    if instances.is_empty() {
+        links.push(Link::broken(
+            "instances",
+            "no instance serves this name at the decision block",
+        ));
+    }
+    for instance in &instances {
+        let Some(boot) = boot_info(&instance["bootInfo"]) else {
+            links.push(Link::broken("instance", "a malformed BootInfo"));
+            continue;
+        };
+        if Some(boot.appId) != app {
+            links.push(Link::broken(
+                "instance",
+                format!("an instance of another app, {}", boot.appId),
+            ));
+            continue;
+        }
+        let verdict = registry
+            .isAppAllowed(boot.clone())
+            .block(at)
+            .call()
+            .await
+            .doing("isAppAllowed for an instance")?;
+        let source = provenance
+            .as_ref()
+            .and_then(|p| p["composeHashes"].as_array())
+            .into_iter()
+            .flatten()
+            .find(|h| b256(&h["composeHash"]) == Some(boot.composeHash))
+            .map(|h| {
+                format!(
+                    ", source {} @ {}",
+                    h["provenance"]["sourceUrl"].as_str().unwrap_or("?"),
+                    h["provenance"]["sourceCommit"].as_str().unwrap_or("?")
+                )
+            })
+            .unwrap_or_default();
+        links.push(if verdict._0 {
+            Link::ok(
+                "instance",
+                format!(
+                    "0x{} runs compose hash {}{source}, allowed at block {number}",
+                    hex::encode(boot.instanceId),
+                    boot.composeHash
+                ),
+            )
+        } else {
+            Link::broken(
+                "instance",
+                format!(
+                    "0x{} (compose hash {}) is refused by the registry: {}",
+                    hex::encode(boot.instanceId),
+                    boot.composeHash,
+                    verdict._1
+                ),
+            )
+        });
+    }
+
+    // The KMS root the gateway's keys come from.
+    let root = roots._0;
+    links.push(
+        if !key_providers.is_empty()
+            && key_providers
+                .iter()
+                .all(|p| p.as_slice() == root.as_slice())
+        {
+            Link::ok(
+                "KMS root",
+                format!("the gateway's keys come from the chain's KMS root signer {root}"),
+            )
+        } else if key_providers.is_empty() {
+            Link::broken("KMS root", "no gateway evidence to check it against")
+        } else {
+            Link::broken(
+                "KMS root",
+                format!("the gateway trusts another key provider than the chain's root {root}"),
+            )
+        },
+    );
+    Ok(links)
+}
