@@ -166,8 +166,21 @@ async fn fetch(
         .connect(name, tcp)
         .await
         .map_err(|e| {
-            Failure::new(format!("TLS to {host}: {e}"))
-                .next("pass the CA that issued the gateway's certificates with --ca-file")
+            let certificate = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+            if certificate {
+                Failure::new(format!("TLS to {host}: {e}"))
+                    .next("pass the CA that issued the gateway's certificates with --ca-file")
+            } else {
+                // A Covenant gateway ends the handshake for a name it routes to no allowed
+                // instance: nothing is served for it.
+                Failure::new(format!(
+                    "TLS to {host}: {e}: the server refused the name (a Covenant gateway does \
+                     for a name that routes to no allowed instance)"
+                ))
+            }
         })?;
     let leaf = tls
         .get_ref()
