@@ -11,6 +11,7 @@ mod app;
 mod context;
 mod error;
 mod gov;
+mod kms;
 mod report;
 mod verify;
 
@@ -21,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 pub use app::{AppCommand, CreateArgs, TeeKind};
 pub use error::Failure;
 pub use gov::{Action, GovCommand, ProvenanceArgs, Support};
+pub use kms::KmsCommand;
 pub use report::Report;
 pub use verify::VerifyArgs;
 
@@ -84,6 +86,9 @@ pub enum Command {
     /// Governance: propose registry changes, vote, queue, execute, read proposals.
     #[command(subcommand)]
     Gov(gov::GovCommand),
+    /// KMS nodes: root keys, standing, grant-log commitments.
+    #[command(subcommand)]
+    Kms(kms::KmsCommand),
     /// Check the chain of trust behind an HTTPS URL served by a Covenant gateway, link by link;
     /// fails naming the first broken link.
     Verify(verify::VerifyArgs),
@@ -94,6 +99,7 @@ pub async fn run(cli: Cli) -> Result<Report, Failure> {
     match cli.command {
         Command::App(command) => app::run(&cli.global, command).await,
         Command::Gov(command) => gov::run(&cli.global, command).await,
+        Command::Kms(command) => kms::run(&cli.global, command).await,
         Command::Verify(args) => verify::run(&cli.global, args).await,
     }
 }

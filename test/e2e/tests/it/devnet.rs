@@ -365,6 +365,36 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
         );
     }
 
+    // The KMS as the chain and the indexer describe it: the devnet's node, serving, under the
+    // root the evidence names.
+    let kms_info = covenant(&["--json", "kms", "info"]);
+    assert!(
+        kms_info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kms_info.stderr)
+    );
+    let kms_info: serde_json::Value = serde_json::from_slice(&kms_info.stdout).unwrap();
+    let node = kms_info["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| {
+            n["node"]
+                .as_str()
+                .unwrap()
+                .parse::<alloy::primitives::Address>()
+                .unwrap()
+                == env["COVENANT_KMS_NODE"]
+                    .parse::<alloy::primitives::Address>()
+                    .unwrap()
+        })
+        .unwrap_or_else(|| panic!("the devnet's node is not listed: {kms_info}"));
+    assert_eq!(node["serving"], true, "{kms_info}");
+    assert!(
+        verified_text.contains(kms_info["rootSigner"].as_str().unwrap()),
+        "verify names the chain's root signer: {verified_text}"
+    );
+
     // Another name under the base domain is no app: the handshake or the request is refused.
     let unknown = https_get_trusting(gateway, &format!("{}.localhost", "ab".repeat(20)), ca);
     assert!(
