@@ -15,7 +15,7 @@ use crate::{
     Global,
     context::{Call, Chain, Indexer, Sender, send},
     error::{Context as _, Failure},
-    report::{Report, duration, fields, time},
+    report::{Report, duration, fields, plain, time},
 };
 
 /// `covenant app …`.
@@ -252,12 +252,15 @@ async fn status(global: &Global, app: Address) -> Result<Report, Failure> {
             "registered",
             body["registered"].as_bool().unwrap_or(false).to_string(),
         ),
-        ("owner", text_of(&settings["owner"])),
-        ("key generation", text_of(&settings["keyGeneration"])),
-        ("any device", text_of(&settings["anyDevice"])),
+        ("owner", plain(&settings["owner"], "-")),
+        ("key generation", plain(&settings["keyGeneration"], "-")),
+        ("any device", plain(&settings["anyDevice"], "-")),
         ("tee kinds", tee_kinds(&settings["allowedTeeKinds"])),
-        ("up-to-date TCB", text_of(&settings["requireUpToDateTcb"])),
-        ("GPU", text_of(&settings["requireGpu"])),
+        (
+            "up-to-date TCB",
+            plain(&settings["requireUpToDateTcb"], "-"),
+        ),
+        ("GPU", plain(&settings["requireGpu"], "-")),
         ("finalized block", body["block"]["number"].to_string()),
     ];
     rows.retain(|(_, v)| v != "-");
@@ -298,14 +301,6 @@ async fn status(global: &Global, app: Address) -> Result<Report, Failure> {
         ));
     }
     Ok(Report::new(text.join("\n"), body))
-}
-
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn tee_kinds(mask: &Value) -> String {

@@ -9,7 +9,7 @@ use crate::{
     Global,
     context::{Chain, Indexer},
     error::{Context as _, Failure},
-    report::{Report, fields},
+    report::{Report, fields, plain},
 };
 
 /// `covenant kms …`.
@@ -34,13 +34,8 @@ pub(crate) async fn run(global: &Global, command: KmsCommand) -> Result<Report, 
     }
 }
 
-/// A JSON value as people read it: strings without quotes.
 fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "?".to_owned(),
-        other => other.to_string(),
-    }
+    plain(v, "?")
 }
 
 async fn info(global: &Global) -> Result<Report, Failure> {

@@ -46,6 +46,15 @@ pub(crate) fn fields(rows: &[(&str, String)]) -> String {
         .join("\n")
 }
 
+/// A JSON value as people read it: strings without quotes, `missing` for null.
+pub(crate) fn plain(v: &Value, missing: &str) -> String {
+    match v {
+        Value::Null => missing.to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A block timestamp for people: `2026-12-07 02:41:49 UTC` (the number itself if out of range).
 pub(crate) fn time(timestamp: u64) -> String {
     let format =
