@@ -291,6 +291,9 @@ pub struct PolicyView {
     chain: ChainReader,
     witness: Option<ChainReader>,
     mirror: PgPool,
+    /// The same mirror, for the per-app boot read only (generic plans: see
+    /// [`crate::chain::generic_plan_pool`]).
+    boot_reads: PgPool,
     deployment: Deployment,
     /// The mirror's finalized block, as the mirror says.
     candidates: watch::Sender<Option<Finalized>>,
@@ -350,6 +353,7 @@ impl PolicyView {
         let view = Self {
             chain,
             witness,
+            boot_reads: crate::chain::generic_plan_pool(&mirror),
             mirror,
             deployment,
             candidates: watch::Sender::new(initial),
@@ -812,7 +816,7 @@ impl PolicyView {
         let (registry_facts, registration) = match cached {
             Some(f) => f,
             None => {
-                let mut c = self.mirror.acquire().await?;
+                let mut c = self.boot_reads.acquire().await?;
                 let (f, r) = facts::app_facts(
                     &mut c,
                     self.registry(),
