@@ -2,15 +2,18 @@
 //! link, each checked here rather than taken from the gateway's word.
 //!
 //! 1. TLS: the certificate for the name verifies against the given roots.
-//! 2. The served key: the gateway's `/.well-known/covenant` lists it with evidence made inside an
+//! 2. The decision block the gateway shows is on this chain and recent (`--max-decision-age`):
+//!    every other link is checked there, so an old block would show the chain from before a
+//!    revocation.
+//! 3. The served key: the gateway's `/.well-known/covenant` lists it with evidence made inside an
 //!    instance of the chain's `gatewayAppId` over exactly that key.
-//! 3. The gateway: the document's node evidence verifies (simulated evidence only while the
+//! 4. The gateway: the document's node evidence verifies (simulated evidence only while the
 //!    chain's `allowSimulatedTee` is set at the decision block), is an instance of
 //!    `gatewayAppId`, and the registry allows that boot at the decision block.
-//! 4. The app: the name is `<app id>.<base domain>` of the app the document routes to.
-//! 5. Each instance serving it: the registry allows its `BootInfo` at the decision block; its
+//! 5. The app: the name is `<app id>.<base domain>` of the app the document routes to.
+//! 6. Each instance serving it: the registry allows its `BootInfo` at the decision block; its
 //!    version's provenance is the one on chain.
-//! 6. The KMS root: the chain's root signer, which every evidence's `key-provider` event names.
+//! 7. The KMS root: the chain's root signer, which every evidence's `key-provider` event names.
 //!
 //! Any broken link makes the command fail, naming it.
 
@@ -19,6 +22,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use alloy::{
     eips::{BlockId, RpcBlockHash},
     primitives::{Address, B256, FixedBytes},
+    providers::Provider,
 };
 use covenant_attest::{Binding, Collateral, Evidence, Policy, ReportData};
 use covenant_chain::{BootInfo, app::App, kms_registry::KmsRegistry};
@@ -48,6 +52,10 @@ pub struct VerifyArgs {
     /// devnet gateway's development CA.
     #[arg(long, env = "COVENANT_GATEWAY_CA")]
     ca_file: Option<PathBuf>,
+    /// The oldest decision block accepted, in seconds behind the chain's head: a gateway that
+    /// shows an old block could be showing the chain from before a revocation.
+    #[arg(long, default_value_t = 600)]
+    max_decision_age: u64,
 }
 
 /// One link of the chain of trust.
@@ -85,14 +93,22 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
     let port = args.url.port().unwrap_or(443);
     let (served_spki, document) = fetch(&host, port, args.ca_file.as_deref()).await?;
     let chain = Chain::connect(global).await?;
-    let links = check(
-        &chain,
-        &Indexer::new(global),
-        &host,
-        &served_spki,
-        &document,
-    )
-    .await?;
+    // Every other link is read at the decision block: an old or foreign one ends the check.
+    let decision = decision_age(&chain, &document, args.max_decision_age).await?;
+    let links = if decision.result.is_ok() {
+        let mut links = check(
+            &chain,
+            &Indexer::new(global),
+            &host,
+            &served_spki,
+            &document,
+        )
+        .await?;
+        links.insert(1, decision);
+        links
+    } else {
+        vec![tls_link(&host), decision]
+    };
 
     let broken: Vec<&Link> = links.iter().filter(|l| l.result.is_err()).collect();
     let mut text = vec![format!("chain of trust for {host}:")];
@@ -253,6 +269,63 @@ fn boot_info(v: &Value) -> Option<BootInfo> {
     })
 }
 
+/// The TLS link: [`fetch`] only returns once the certificate verified.
+fn tls_link(host: &str) -> Link {
+    Link::ok(
+        "TLS",
+        format!("the certificate for {host} verifies against the trusted roots"),
+    )
+}
+
+/// Whether the document's decision block is on this chain and recent: every other link is
+/// checked at that block, so an old one would show the chain as it was (before a revocation).
+async fn decision_age(chain: &Chain, document: &Value, max_age: u64) -> Result<Link, Failure> {
+    let Some(hash) = b256(&document["decision"]["hash"]) else {
+        return Ok(Link::broken(
+            "decision",
+            "the document names no decision block",
+        ));
+    };
+    let Some(decided) = chain
+        .provider
+        .get_block_by_hash(hash)
+        .await
+        .doing("reading the decision block")?
+    else {
+        return Ok(Link::broken(
+            "decision",
+            format!("block {hash} is not on this chain"),
+        ));
+    };
+    let head = chain
+        .provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .doing("reading the chain's head")?
+        .ok_or_else(|| Failure::new("the chain has no head block"))?;
+    let age = head
+        .header
+        .timestamp
+        .saturating_sub(decided.header.timestamp);
+    Ok(if age > max_age {
+        Link::broken(
+            "decision",
+            format!(
+                "block {} is {age} s behind the head (at most {max_age} s): the gateway shows an old view of the chain",
+                decided.header.number
+            ),
+        )
+    } else {
+        Link::ok(
+            "decision",
+            format!(
+                "block {} ({age} s behind the head) is on this chain",
+                decided.header.number
+            ),
+        )
+    })
+}
+
 /// Every link, checked at the document's decision block.
 async fn check(
     chain: &Chain,
@@ -261,10 +334,7 @@ async fn check(
     served_spki: &[u8],
     document: &Value,
 ) -> Result<Vec<Link>, Failure> {
-    let mut links = vec![Link::ok(
-        "TLS",
-        format!("the certificate for {host} verifies against the trusted roots"),
-    )];
+    let mut links = vec![tls_link(host)];
     let block: B256 = b256(&document["decision"]["hash"])
         .ok_or_else(|| Failure::new("the well-known document has no decision block"))?;
     let at = BlockId::Hash(RpcBlockHash {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod governance;
+mod verify;
 
 use std::{process::Command, time::Duration};
 
