@@ -187,13 +187,7 @@ async fn create(global: &Global, args: CreateArgs) -> Result<Report, Failure> {
         what: "creating the app".to_owned(),
     };
     let sent = send(&chain, &sender, call).await?;
-    let app = sent.receipt().and_then(|r| {
-        r.inner
-            .logs()
-            .iter()
-            .find_map(|l| l.log_decode::<KmsRegistry::AppCreated>().ok())
-            .map(|l| l.inner.data.app)
-    });
+    let app = sent.event::<KmsRegistry::AppCreated>().map(|e| e.app);
     let mut rows = vec![("owner", owner.to_checksum(None))];
     if let Some(app) = app {
         rows.insert(0, ("app", app.to_checksum(None)));

@@ -128,6 +128,16 @@ impl Sent {
         }
     }
 
+    /// The first event `E` the transaction emitted, if it was sent.
+    pub(crate) fn event<E: alloy::sol_types::SolEvent>(&self) -> Option<E> {
+        self.receipt()?
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<E>().ok())
+            .map(|l| l.inner.data)
+    }
+
     /// JSON for the report: the transaction hash and block, or the unsigned transaction.
     pub(crate) fn json(&self) -> Value {
         match self {

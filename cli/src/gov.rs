@@ -326,16 +326,7 @@ async fn propose(global: &Global, description: &str, action: &Action) -> Result<
         what: format!("proposal {id}"),
     };
     let sent = send(&chain, &sender, call).await?;
-    let created = sent.receipt().and_then(|r| {
-        r.inner
-            .logs()
-            .iter()
-            .find_map(|l| {
-                l.log_decode::<governor::CovenantGovernor::ProposalCreated>()
-                    .ok()
-            })
-            .map(|l| l.inner.data)
-    });
+    let created = sent.event::<governor::CovenantGovernor::ProposalCreated>();
     if let Some(created) = &created
         && created.proposalId != id
     {
@@ -399,13 +390,9 @@ async fn vote(
         what: format!("a vote {word} proposal {id}"),
     };
     let sent = send(&chain, &sender, call).await?;
-    let weight = sent.receipt().and_then(|r| {
-        r.inner
-            .logs()
-            .iter()
-            .find_map(|l| l.log_decode::<governor::CovenantGovernor::VoteCast>().ok())
-            .map(|l| l.inner.data.weight)
-    });
+    let weight = sent
+        .event::<governor::CovenantGovernor::VoteCast>()
+        .map(|e| e.weight);
     let mut rows = vec![("proposal", id.to_string()), ("vote", word.clone())];
     if let Some(w) = weight {
         rows.push(("weight", w.to_string()));

@@ -183,21 +183,18 @@ async fn queue_refuses_calls_that_are_not_the_proposals_and_unsigned_sends_nothi
     let token = CovenantToken::new(devnet.deployment.contracts.covenant_token, &devnet.provider);
     send!(token.delegate(voter).from(voter));
 
+    let args = [
+        "gov",
+        "propose",
+        "--description",
+        "Forbid the simulated TEE",
+        "set-allow-simulated-tee",
+        "--allowed",
+        "false",
+    ];
     // --unsigned: the proposal transaction is printed, and the chain does not move.
     let nonce = devnet.provider.get_transaction_count(voter).await.unwrap();
-    let printed = devnet.json(
-        Some(&deployer),
-        &[
-            "--unsigned",
-            "gov",
-            "propose",
-            "--description",
-            "Forbid the simulated TEE",
-            "set-allow-simulated-tee",
-            "--allowed",
-            "false",
-        ],
-    );
+    let printed = devnet.json(Some(&deployer), &[&["--unsigned"][..], &args].concat());
     let tx = &printed["sent"]["unsigned"];
     assert_eq!(
         tx["to"].as_str().unwrap().parse::<Address>().unwrap(),
@@ -210,15 +207,6 @@ async fn queue_refuses_calls_that_are_not_the_proposals_and_unsigned_sends_nothi
         "nothing was sent"
     );
 
-    let args = [
-        "gov",
-        "propose",
-        "--description",
-        "Forbid the simulated TEE",
-        "set-allow-simulated-tee",
-        "--allowed",
-        "false",
-    ];
     let proposed = devnet.json(Some(&deployer), &args);
     let id = proposed["id"].as_str().unwrap().to_owned();
     assert_eq!(
