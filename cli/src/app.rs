@@ -104,7 +104,7 @@ pub(crate) async fn run(global: &Global, command: AppCommand) -> Result<Report, 
     match command {
         AppCommand::ComposeHash { file } => compose_hash(&file),
         AppCommand::Create(args) => create(global, args).await,
-        AppCommand::Status { app } => status(global, app).await,
+        AppCommand::Status { app } => status_report(global, app).await,
     }
 }
 
@@ -225,7 +225,9 @@ async fn create(global: &Global, args: CreateArgs) -> Result<Report, Failure> {
     ))
 }
 
-async fn status(global: &Global, app: Address) -> Result<Report, Failure> {
+/// `covenant app status`: the app's versions, settings, devices and domains at the finalized
+/// block.
+pub(crate) async fn status_report(global: &Global, app: Address) -> Result<Report, Failure> {
     let indexer = Indexer::new(global);
     let body = indexer
         .get(&format!("v1/apps/{app}"))

@@ -80,6 +80,9 @@ impl Sender {
         if global.unsigned {
             return Ok(Self::Unsigned);
         }
+        if let Some(signer) = &global.signer {
+            return Ok(Self::Key(signer.clone()));
+        }
         if let Some(path) = &global.keystore {
             let password = std::env::var(KEYSTORE_PASSWORD_ENV).map_err(|_| {
                 Failure::new(format!("{KEYSTORE_PASSWORD_ENV} is not set")).next(format!(

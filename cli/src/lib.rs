@@ -9,8 +9,10 @@
 
 mod app;
 mod context;
+mod devnet;
 mod error;
 mod gov;
+mod https;
 mod kms;
 mod report;
 mod verify;
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub use app::{AppCommand, CreateArgs, TeeKind};
+pub use devnet::{DevnetCommand, DirArg, UpArgs};
 pub use error::Failure;
 pub use gov::{Action, GovCommand, ProvenanceArgs, Support};
 pub use kms::KmsCommand;
@@ -75,6 +78,10 @@ pub struct Global {
     /// Do not send: print each transaction (to, value, data) for another signer, e.g. a Safe.
     #[arg(long, global = true)]
     pub unsigned: bool,
+    /// A key given by the program itself (the devnet's well-known deployer key), never by the
+    /// command line.
+    #[arg(skip)]
+    pub signer: Option<alloy::signers::local::PrivateKeySigner>,
 }
 
 /// The commands.
@@ -92,6 +99,9 @@ pub enum Command {
     /// Check the chain of trust behind an HTTPS URL served by a Covenant gateway, link by link;
     /// fails naming the first broken link.
     Verify(verify::VerifyArgs),
+    /// The local devnet: the whole stack and a demo app on this machine.
+    #[command(subcommand)]
+    Devnet(devnet::DevnetCommand),
 }
 
 /// Runs `cli` and returns what to print.
@@ -101,5 +111,6 @@ pub async fn run(cli: Cli) -> Result<Report, Failure> {
         Command::Gov(command) => gov::run(&cli.global, command).await,
         Command::Kms(command) => kms::run(&cli.global, command).await,
         Command::Verify(args) => verify::run(&cli.global, args).await,
+        Command::Devnet(command) => devnet::run(&cli.global, command).await,
     }
 }

@@ -17,7 +17,7 @@
 //!
 //! Any broken link makes the command fail, naming it.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
 use alloy::{
     eips::{BlockId, RpcBlockHash},
@@ -27,9 +27,6 @@ use alloy::{
 use covenant_attest::{Binding, Collateral, Evidence, Policy, ReportData};
 use covenant_chain::{BootInfo, app::App, kms_registry::KmsRegistry};
 use covenant_guest_api::{api::quote_report_data, statements};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -37,6 +34,7 @@ use crate::{
     Global,
     context::{Chain, Indexer},
     error::{Context as _, Failure},
+    https,
     report::Report,
 };
 
@@ -56,6 +54,17 @@ pub struct VerifyArgs {
     /// shows an old block could be showing the chain from before a revocation.
     #[arg(long, default_value_t = 600)]
     max_decision_age: u64,
+}
+
+impl VerifyArgs {
+    /// Verify `url`, trusting `ca_file` (or the system's roots), with the default decision age.
+    pub(crate) fn new(url: url::Url, ca_file: Option<PathBuf>) -> Self {
+        Self {
+            url,
+            ca_file,
+            max_decision_age: 600,
+        }
+    }
 }
 
 /// One link of the chain of trust.
@@ -146,96 +155,32 @@ async fn fetch(
     ca_file: Option<&std::path::Path>,
 ) -> Result<(Vec<u8>, Value), Failure> {
     let roots_path = ca_file.unwrap_or(std::path::Path::new(SYSTEM_ROOTS));
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(roots_path).doing(&format!(
-        "reading CA certificates from {}",
-        roots_path.display()
-    ))? {
-        let cert = cert.doing(&format!("reading {}", roots_path.display()))?;
-        roots
-            .add(cert)
-            .doing(&format!("a CA certificate in {}", roots_path.display()))?;
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .doing("TLS configuration")?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // Names under `localhost` are the loopback interface (RFC 6761), whatever the resolver says.
-    let target = if host == "localhost" || host.ends_with(".localhost") {
-        format!("127.0.0.1:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(&target),
-    )
-    .await
-    .map_err(|_| Failure::new(format!("connecting to {target} timed out")))?
-    .doing(&format!("connecting to {target}"))?;
-    let name = ServerName::try_from(host.to_owned()).doing("the server name")?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
+    let config = Arc::new(https::trusting(roots_path)?);
+    let answer = https::get(host, port, config, "/.well-known/covenant")
         .await
-        .map_err(|e| {
-            let certificate = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
-            if certificate {
-                Failure::new(format!("TLS to {host}: {e}"))
-                    .next("pass the CA that issued the gateway's certificates with --ca-file")
-            } else {
-                // A Covenant gateway ends the handshake for a name it routes to no allowed
-                // instance: nothing is served for it.
-                Failure::new(format!(
-                    "TLS to {host}: {e}: the server refused the name (a Covenant gateway does \
-                     for a name that routes to no allowed instance)"
-                ))
-            }
+        .map_err(|e| match e {
+            https::GetError::Other(f) => f,
+            e if e.bad_certificate() => Failure::new(format!("TLS to {host}: {e}"))
+                .next("pass the CA that issued the gateway's certificates with --ca-file"),
+            // A Covenant gateway ends the handshake for a name it routes to no allowed
+            // instance: nothing is served for it.
+            e => Failure::new(format!(
+                "TLS to {host}: {e}: the server refused the name (a Covenant gateway does for a name \
+                 that routes to no allowed instance)"
+            )),
         })?;
-    let leaf = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .ok_or_else(|| Failure::new("the server sent no certificate"))?
-        .to_vec();
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(&leaf).doing("parsing the served certificate")?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&answer.leaf)
+        .doing("parsing the served certificate")?;
     let spki = parsed.public_key().raw.to_vec();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .doing("HTTP to the gateway")?;
-    tokio::spawn(connection);
-    let request = hyper::Request::get("/.well-known/covenant")
-        .header(hyper::header::HOST, host)
-        .body(Empty::<Bytes>::new())
-        .doing("building the request")?;
-    let response = sender
-        .send_request(request)
-        .await
-        .doing("GET /.well-known/covenant")?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .doing("reading /.well-known/covenant")?
-        .to_bytes();
-    if !status.is_success() {
+    if !(200..300).contains(&answer.status) {
         return Err(Failure::new(format!(
-            "{host} answered {status} to /.well-known/covenant: {}",
-            String::from_utf8_lossy(&body)
+            "{host} answered {} to /.well-known/covenant: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
         ))
         .next("is it served by a Covenant gateway that routes this name?"));
     }
-    let document: Value = serde_json::from_slice(&body).doing("the well-known document")?;
+    let document: Value = serde_json::from_slice(&answer.body).doing("the well-known document")?;
     Ok((spki, document))
 }
 

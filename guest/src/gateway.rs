@@ -134,11 +134,14 @@ pub fn ingress_tls(identity: &RaTlsIdentity) -> Result<rustls::ServerConfig, rus
         )
 }
 
-/// Serves the ingress on `listener` until `stop`.
+/// Serves the ingress on `listener` until `stop`, joining each connection to the compose port
+/// its server name asks for at `workload` (the workload's address: loopback for local
+/// processes).
 pub async fn serve_ingress(
     listener: TcpListener,
     tls: rustls::ServerConfig,
     compose: AppCompose,
+    workload: std::net::IpAddr,
     mut stop: watch::Receiver<bool>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -164,7 +167,7 @@ pub async fn serve_ingress(
         let compose = compose.clone();
         connections.spawn(async move {
             let _permit = permit;
-            if let Err(e) = join(tcp, acceptor, &compose).await {
+            if let Err(e) = join(tcp, acceptor, &compose, workload).await {
                 tracing::debug!(target: "guest::ingress", %remote, error = %e, "connection ended");
             }
         });
@@ -177,6 +180,7 @@ async fn join(
     tcp: TcpStream,
     acceptor: tokio_rustls::TlsAcceptor,
     compose: &AppCompose,
+    workload: std::net::IpAddr,
 ) -> Result<(), String> {
     let _ = tcp.set_nodelay(true);
     let mut tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
@@ -186,7 +190,7 @@ async fn join(
     let name = tls.get_ref().1.server_name().unwrap_or_default().to_owned();
     let port = ingress_port(&name, compose)
         .ok_or_else(|| format!("server name {name:?} names no port of the compose"))?;
-    let mut app = TcpStream::connect(("127.0.0.1", port))
+    let mut app = TcpStream::connect((workload, port))
         .await
         .map_err(|e| format!("the app's port {port}: {e}"))?;
     let _ = app.set_nodelay(true);

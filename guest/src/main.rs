@@ -63,6 +63,11 @@ struct RunArgs {
     /// registers.
     #[arg(long, default_value = "127.0.0.1:0")]
     ingress_listen: std::net::SocketAddr,
+    /// Where the ingress reaches the workload's compose ports. Local processes (`--runtime
+    /// processes`) share the machine's network: instances of different versions on one machine
+    /// each listen on a loopback address of their own (127.0.0.0/8) and name it here.
+    #[arg(long, default_value = "127.0.0.1")]
+    workload_address: std::net::IpAddr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -506,6 +511,7 @@ async fn run_command(args: RunArgs) -> Result<(), String> {
             listener,
             tls,
             compose,
+            args.workload_address,
             stopped.clone(),
         ));
         let identity = Arc::new(identity);

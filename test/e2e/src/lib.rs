@@ -5,7 +5,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-/// Reads a `KEY=value` file as written by `scripts/lib/devnet-up` (comments and blank lines
+/// Reads a `KEY=value` file as written by `covenant devnet up` (comments and blank lines
 /// skipped).
 pub fn read_env_file(path: &Path) -> std::io::Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path)?;

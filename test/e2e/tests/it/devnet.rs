@@ -1,7 +1,10 @@
-//! `scripts/lib/devnet-up` (what `scripts/devnet` runs after setup) brings up a working devnet and
-//! takes all of it down again on Ctrl-C or SIGTERM — also when it was started with SIGINT
-//! ignored, as a non-interactive shell starts background commands, and also halfway through its
-//! start. Every port is picked by the system (port 0, read back from the env file).
+//! `scripts/devnet` — README command one: setup, then `covenant devnet up` — brings up a working
+//! devnet whose demo app is served end to end through the gateway; `covenant devnet down` stops
+//! it and `scripts/devnet` brings the same one back; `covenant devnet demo` plays the governance
+//! story; and the devnet takes all of it down again on Ctrl-C or SIGTERM — also when it was
+//! started with SIGINT ignored, as a non-interactive shell starts background commands, and also
+//! halfway through its start. Every port is picked by the system (port 0, read back from the env
+//! file).
 
 use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
 
@@ -66,10 +69,11 @@ fn port_of(url: &str) -> u16 {
     port
 }
 
-/// The devnet with every port 0 (the system picks), state in `state`; started through a shell
-/// that ignores SIGINT first when `sigint_ignored` (the disposition is inherited).
+/// `scripts/devnet` (README command one) with every port 0 (the system picks), state in
+/// `state`; started through a shell that ignores SIGINT first when `sigint_ignored` (the
+/// disposition is inherited).
 fn devnet_command(state: &Path, sigint_ignored: bool) -> Command {
-    let script = tools::repo_root().join("scripts/lib/devnet-up");
+    let script = tools::repo_root().join("scripts/devnet");
     let mut command = if sigint_ignored {
         let mut c = Command::new("bash");
         c.args(["-c", "trap '' INT; exec \"$0\""]).arg(script);
@@ -77,6 +81,21 @@ fn devnet_command(state: &Path, sigint_ignored: bool) -> Command {
     } else {
         Command::new(script)
     };
+    devnet_env(&mut command, state);
+    command
+}
+
+/// `covenant devnet up` itself (what `scripts/devnet` runs after setup), every port 0.
+fn devnet_up(state: &Path) -> Command {
+    let mut command = Command::new(tools::workspace_bin("covenant").unwrap());
+    command
+        .current_dir(tools::repo_root())
+        .args(["devnet", "up"]);
+    devnet_env(&mut command, state);
+    command
+}
+
+fn devnet_env(command: &mut Command, state: &Path) {
     command
         .env("COVENANT_DEVNET_DIR", state)
         .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
@@ -90,7 +109,6 @@ fn devnet_command(state: &Path, sigint_ignored: bool) -> Command {
         "COVENANT_DEVNET_APP_HTTP_PORT",
         free.local_addr().unwrap().port().to_string(),
     );
-    command
 }
 
 /// `GET /` over HTTPS to `addr` with server name `name`, trusting only the PEM certificate
@@ -402,72 +420,123 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
         "{unknown:?}"
     );
 
-    // Governance revokes the demo app's version, with the CLI alone: propose, vote, the voting
-    // period and the Timelock delay passed on anvil, queue, execute. Once final, the gateway
-    // drops the instance and `covenant verify` fails, naming the link.
-    let proposed = covenant(&[
-        "--json",
-        "gov",
-        "propose",
-        "--description",
-        "Revoke the demo app's version",
-        "remove-compose-hash",
-        "--app",
-        &app.to_string(),
-        "--hash",
-        compose_hash,
-    ]);
+    // `covenant devnet status` sees it all running and the app answering through the gateway.
+    let status = covenant(&["--json", "devnet", "status"]);
     assert!(
-        proposed.status.success(),
+        status.status.success(),
         "{}",
-        String::from_utf8_lossy(&proposed.stderr)
+        String::from_utf8_lossy(&status.stderr)
     );
-    let proposed: serde_json::Value = serde_json::from_slice(&proposed.stdout).unwrap();
-    let id = proposed["id"].as_str().unwrap().to_owned();
-    let advance = |seconds: u64| {
-        json_rpc(rpc, "evm_increaseTime", json!([seconds])).unwrap();
-        json_rpc(rpc, "evm_mine", json!([])).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["running"], true, "{status}");
+    assert_eq!(status["served"], true, "{status}");
+    assert_eq!(status["services"].as_object().unwrap().len(), 6, "{status}");
+
+    // `covenant devnet down` stops every process; the state stays.
+    let down = covenant(&["devnet", "down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    wait_for("the devnet to exit after `covenant devnet down`")
+        .until(|| devnet.log_contains("devnet stopped ("))
+        .unwrap();
+    assert_eq!(assert_all_stopped(state.path()), 6);
+    assert!(!accepts(gateway), "the gateway still serving after down");
+    assert!(!accepts(rpc), "anvil still listening after down");
+
+    // README command one again: the same devnet comes back — the same chain (anvil's state),
+    // databases, KMS node (its sealed root) and apps — without a new deployment or vote.
+    let devnet = Process::spawn(
+        "devnet",
+        devnet_command(state.path(), false),
+        Signal::SIGINT,
+    )
+    .unwrap();
+    devnet
+        .wait_for_line(
+            "readiness after a restart",
+            Duration::from_secs(180),
+            |line| line.starts_with("devnet ready"),
+        )
+        .unwrap();
+    assert!(
+        devnet.log_contains("resuming the devnet"),
+        "{}",
+        devnet.log_tail(40)
+    );
+    assert!(
+        !devnet.log_contains("deploying the contracts"),
+        "redeployed on a restart"
+    );
+    let env = read_env_file(&state.path().join("env")).unwrap();
+    assert_eq!(env["COVENANT_APP_ID"], app.to_checksum(None));
+    assert_eq!(env["COVENANT_KMS_REGISTRY"], registry);
+    assert_eq!(env["COVENANT_KMS_NODE"], node["node"].as_str().unwrap());
+    let gateway_port: u16 = env["COVENANT_GATEWAY_PORT"].parse().unwrap();
+    let gateway: SocketAddr = ([127, 0, 0, 1], gateway_port).into();
+    let (status, body) =
+        https_get_trusting(gateway, &host, Path::new(&env["COVENANT_GATEWAY_CA"])).unwrap();
+    assert!(status.contains(" 200"), "{status}: {body}");
+    let again: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(again["appId"], identity["appId"]);
+    assert_eq!(again["composeHash"], compose_hash);
+
+    // `covenant devnet demo`: an upgrade voted in (shown decoded while the vote is open, then
+    // pending during its notice period), a version-2 instance routed next to version 1, version 1
+    // retired and its instance evicted, then version 2 revoked — and `covenant verify` fails.
+    let covenant = |args: &[&str]| {
+        let mut command = Command::new(tools::workspace_bin("covenant").unwrap());
+        command
+            .current_dir(tools::repo_root())
+            .envs(env.iter())
+            .args(args);
+        command.output().unwrap()
     };
-    advance(2);
-    let voted = covenant(&["gov", "vote", &id, "for"]);
-    assert!(
-        voted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&voted.stderr)
-    );
-    advance(21);
-    // Queueing reads the proposal from the indexer once its block is final.
-    wait_for("the proposal to be queued")
-        .timeout(Duration::from_secs(60))
-        .watching(&devnet)
-        .until_ok(|| {
-            let queued = covenant(&["gov", "queue", &id]);
-            if queued.status.success() {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&queued.stderr).into_owned())
-            }
-        })
-        .unwrap();
-    advance(11);
-    let executed = covenant(&["gov", "execute", &id]);
-    assert!(
-        executed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&executed.stderr)
-    );
-    let refused = wait_for("covenant verify to fail after the revocation")
-        .timeout(Duration::from_secs(60))
-        .watching(&devnet)
-        .until_ok(|| {
-            let run = covenant(&["verify", &gateway_url]);
-            if run.status.success() {
-                Err("still verified".to_owned())
-            } else {
-                Ok(String::from_utf8_lossy(&run.stderr).into_owned())
-            }
-        })
-        .unwrap();
+    let demo = covenant(&["--json", "devnet", "demo"]);
+    let story = String::from_utf8_lossy(&demo.stderr).into_owned();
+    assert!(demo.status.success(), "{story}");
+    for step in [
+        "calls:\n      1. App(",
+        ").addComposeHash(composeHash: ",
+        "pending: takes effect",
+        "the gateway routes the name to both versions' instances",
+        "the gateway evicted the version-1 instance",
+        "verified: every link holds",
+    ] {
+        assert!(
+            story.contains(step),
+            "no `{step}` in the demo's story:\n{story}"
+        );
+    }
+    let demo: serde_json::Value = serde_json::from_slice(&demo.stdout).unwrap();
+    let steps = demo["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names, ["verify", "upgrade", "evicted", "revoked"]);
+    assert_eq!(steps[2]["version"], compose_hash);
+    let v2 = steps[1]["version"].as_str().unwrap();
+    assert_ne!(v2, compose_hash);
+    // The chain agrees: neither version is allowed now.
+    let allowed = |hash: &str| {
+        let out = Command::new(tools::foundry_bin("cast").unwrap())
+            .args([
+                "call",
+                "--rpc-url",
+                &env["COVENANT_RPC_URL"],
+                &app.to_string(),
+            ])
+            .args(["composeHashEffectiveAt(bytes32)(uint64)", hash])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim() != "0"
+    };
+    assert!(!allowed(compose_hash), "version 1 still allowed");
+    assert!(!allowed(v2), "version 2 still allowed");
+    // And `covenant verify` run on its own fails, naming the broken link.
+    let refused = covenant(&["verify", &env["COVENANT_APP_GATEWAY_URL"]]);
+    assert!(!refused.status.success());
+    let refused = String::from_utf8_lossy(&refused.stderr);
     // Depending on when it looks, the gateway still answers for the name with no instance left,
     // or already refuses the name: either way the app's instance is what broke.
     assert!(
@@ -485,7 +554,7 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     assert_eq!(
         assert_all_stopped(state.path()),
         6,
-        "anvil, postgres, indexer, kms, gateway, guest"
+        "anvil, postgres, indexer, kms, gateway, app"
     );
     assert!(
         !accepts(gateway),
@@ -516,11 +585,8 @@ fn devnet_refuses_a_port_that_is_taken() {
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = squatter.local_addr().unwrap().port();
     let state = tempfile::tempdir().unwrap();
-    let mut command = Command::new(tools::repo_root().join("scripts/lib/devnet-up"));
-    command
-        .env("COVENANT_DEVNET_DIR", state.path())
-        .env("COVENANT_DEVNET_RPC_PORT", taken.to_string())
-        .env("COVENANT_DEVNET_PG_PORT", "0");
+    let mut command = devnet_up(state.path());
+    command.env("COVENANT_DEVNET_RPC_PORT", taken.to_string());
     let devnet = Process::spawn("devnet", command, Signal::SIGINT).unwrap();
     let err = devnet
         .wait_for_line("readiness", Duration::from_secs(60), |line| {
@@ -538,12 +604,7 @@ fn devnet_refuses_a_port_that_is_taken() {
 #[test]
 fn devnet_stopped_halfway_through_its_start_leaves_nothing_running() {
     let state = tempfile::tempdir().unwrap();
-    let devnet = Process::spawn(
-        "devnet",
-        devnet_command(state.path(), false),
-        Signal::SIGTERM,
-    )
-    .unwrap();
+    let devnet = Process::spawn("devnet", devnet_up(state.path()), Signal::SIGTERM).unwrap();
     // Anvil, PostgreSQL and the indexer run; the kms-oracle is being set up.
     devnet
         .wait_for_line(
@@ -554,8 +615,8 @@ fn devnet_stopped_halfway_through_its_start_leaves_nothing_running() {
         .unwrap();
     let env_pids = std::fs::read_to_string(state.path().join("pids")).unwrap();
     assert_eq!(env_pids.lines().count(), 3, "{env_pids}");
-    // SIGTERM to the script alone (not its process group): it stops each process itself,
-    // PostgreSQL included (pg_ctl put it in a session of its own, out of the group's reach).
+    // SIGTERM to the devnet alone (not its process group): it stops each process itself, each
+    // in a process group of its own, out of the group's reach.
     let term = Command::new("kill")
         .args(["-TERM", &devnet.pid().to_string()])
         .status()
