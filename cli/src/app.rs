@@ -34,6 +34,9 @@ pub enum AppCommand {
         /// The app (its address).
         app: Address,
     },
+    /// Env secrets: seal variables so that only the app's instances can read them.
+    #[command(subcommand)]
+    Env(crate::env::EnvCommand),
 }
 
 /// TEE kinds an app may run on.
@@ -105,6 +108,7 @@ pub(crate) async fn run(global: &Global, command: AppCommand) -> Result<Report, 
         AppCommand::ComposeHash { file } => compose_hash(&file),
         AppCommand::Create(args) => create(global, args).await,
         AppCommand::Status { app } => status_report(global, app).await,
+        AppCommand::Env(command) => crate::env::run(global, command).await,
     }
 }
 

@@ -40,10 +40,10 @@ pub(crate) fn trusting(path: &std::path::Path) -> Result<ClientConfig, Failure> 
     Ok(config)
 }
 
-/// A client configuration that accepts any certificate: only for asking a process this
-/// program just started, on loopback, whether it is up (nothing secret is sent, nothing read is
-/// trusted).
-pub(crate) fn readiness_only() -> Result<ClientConfig, Failure> {
+/// A client configuration that accepts any certificate: only where nothing secret is sent and
+/// nothing read is trusted on the connection's word — asking a process this program just started
+/// whether it is up, or fetching a statement whose signature is checked against the chain.
+pub(crate) fn any_certificate() -> Result<ClientConfig, Failure> {
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .doing("TLS configuration")?
@@ -158,7 +158,7 @@ impl std::fmt::Display for GetError {
     }
 }
 
-/// Accepts any server certificate (see [`readiness_only`]); signatures are still checked, so the
+/// Accepts any server certificate (see [`any_certificate`]); signatures are still checked, so the
 /// handshake is a real one with whatever key the server holds.
 #[derive(Debug)]
 struct AnyCertificate;

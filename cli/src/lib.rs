@@ -10,6 +10,7 @@
 mod app;
 mod context;
 mod devnet;
+mod env;
 mod error;
 mod gov;
 mod https;
@@ -23,6 +24,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use app::{AppCommand, CreateArgs, TeeKind};
 pub use devnet::{DevnetCommand, DirArg, UpArgs};
+pub use env::{EncryptArgs, EnvCommand};
 pub use error::Failure;
 pub use gov::{Action, GovCommand, ProvenanceArgs, Support};
 pub use kms::KmsCommand;

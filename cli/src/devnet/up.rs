@@ -758,7 +758,7 @@ async fn start(
                 .flatten()
         })
         .await?;
-    let probe = std::sync::Arc::new(crate::https::readiness_only()?);
+    let probe = std::sync::Arc::new(crate::https::any_certificate()?);
     let kms_port = ports.kms;
     kms.wait_until("the kms-oracle serving", READY, || {
         let probe = probe.clone();

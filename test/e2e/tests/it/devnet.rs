@@ -413,6 +413,41 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
         "verify names the chain's root signer: {verified_text}"
     );
 
+    // Env secrets sealed to the demo app with the key the devnet's KMS serves, checked against
+    // the root signer on chain; the values never appear in what the CLI prints.
+    let secrets = state.path().join("secrets.env");
+    std::fs::write(&secrets, "API_TOKEN=hunter2\n").unwrap();
+    let sealed = covenant(&[
+        "--json",
+        "app",
+        "env",
+        "encrypt",
+        &app.to_string(),
+        "--env-file",
+        secrets.to_str().unwrap(),
+    ]);
+    let sealed_text = String::from_utf8_lossy(&sealed.stdout).into_owned();
+    assert!(
+        sealed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sealed.stderr)
+    );
+    assert!(!sealed_text.contains("hunter2"));
+    let sealed: serde_json::Value = serde_json::from_str(&sealed_text).unwrap();
+    assert_eq!(sealed["rootSigner"], kms_info["rootSigner"]);
+    assert_eq!(sealed["variables"], json!(["API_TOKEN"]));
+    let document = &sealed["document"];
+    assert_eq!(
+        document["appId"]
+            .as_str()
+            .unwrap()
+            .parse::<alloy::primitives::Address>()
+            .unwrap(),
+        app
+    );
+    assert_eq!(document["version"], 1);
+    assert_eq!(document["enc"].as_str().unwrap().len(), 64);
+
     // Another name under the base domain is no app: the handshake or the request is refused.
     let unknown = https_get_trusting(gateway, &format!("{}.localhost", "ab".repeat(20)), ca);
     assert!(
