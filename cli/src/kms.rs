@@ -1,15 +1,24 @@
 //! KMS nodes: who may serve keys, under which root, and what they committed to on chain.
 
-use alloy::primitives::Address;
+use std::sync::Arc;
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::Provider,
+    rpc::types::Filter,
+    sol_types::SolEvent,
+};
 use clap::Subcommand;
 use covenant_chain::kms_registry::KmsRegistry;
+use covenant_kms_api::AuditEntryResponse;
 use serde_json::{Value, json};
 
 use crate::{
     Global,
     context::{Chain, Indexer},
     error::{Context as _, Failure},
-    report::{Report, fields, plain},
+    https,
+    report::{Report, fields, plain, time},
 };
 
 /// `covenant kms …`.
@@ -24,6 +33,16 @@ pub enum KmsCommand {
         #[arg(long)]
         node: Option<Address>,
     },
+    /// One decision of a KMS node's audit log, proven offline: its leaf encodes it, the
+    /// inclusion proof leads to a Merkle root, and that root is the one the node committed on
+    /// chain for the entry's range.
+    Proof {
+        /// The entry's sequence number in the node's log.
+        seq: u64,
+        /// The KMS node to ask (any connection: nothing it says is trusted unproven).
+        #[arg(long, env = "COVENANT_KMS_URL")]
+        kms_url: url::Url,
+    },
 }
 
 /// Runs a `kms` command.
@@ -31,6 +50,7 @@ pub(crate) async fn run(global: &Global, command: KmsCommand) -> Result<Report, 
     match command {
         KmsCommand::Info => info(global).await,
         KmsCommand::Grants { node } => grants(global, node).await,
+        KmsCommand::Proof { seq, kms_url } => proof(global, seq, &kms_url).await,
     }
 }
 
@@ -110,4 +130,133 @@ async fn grants(global: &Global, node: Option<Address>) -> Result<Report, Failur
         ));
     }
     Ok(Report::new(lines.join("\n"), body))
+}
+
+/// The `GrantLogCommitted` event of `node` for the range starting at `from`, if the chain has
+/// one: its range end, root, transaction and block.
+async fn committed(
+    chain: &Chain,
+    node: Address,
+    from: u64,
+) -> Result<Option<(u64, B256, B256, u64)>, Failure> {
+    let filter = Filter::new()
+        .address(chain.deployment.contracts.kms_registry)
+        .event_signature(KmsRegistry::GrantLogCommitted::SIGNATURE_HASH)
+        .topic1(node.into_word())
+        .topic2(B256::from(U256::from(from)))
+        .from_block(chain.deployment.start_block);
+    let logs = chain
+        .provider
+        .get_logs(&filter)
+        .await
+        .doing("reading the grant-log commitments on chain")?;
+    Ok(logs.iter().find_map(|log| {
+        let event = log.log_decode::<KmsRegistry::GrantLogCommitted>().ok()?;
+        let e = event.inner.data;
+        Some((
+            e.toSeq,
+            e.merkleRoot,
+            log.transaction_hash?,
+            log.block_number?,
+        ))
+    }))
+}
+
+async fn proof(global: &Global, seq: u64, kms_url: &url::Url) -> Result<Report, Failure> {
+    let chain = Chain::connect(global).await?;
+    let host = kms_url
+        .host_str()
+        .ok_or_else(|| Failure::new(format!("{kms_url} names no host")))?
+        .to_owned();
+    let port = kms_url.port_or_known_default().unwrap_or(443);
+    let path = format!("/v1/audit/{seq}");
+    // What the node serves is proven below, up to the chain: the connection is not trusted.
+    let answer = https::get(&host, port, Arc::new(https::any_certificate()?), &path)
+        .await
+        .map_err(|e| Failure::new(format!("GET {path} from {kms_url}: {e}")))?;
+    if answer.status != 200 {
+        return Err(Failure::new(format!(
+            "the KMS answered {} to {path}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        )));
+    }
+    let response: AuditEntryResponse =
+        serde_json::from_slice(&answer.body).doing("the KMS's audit entry")?;
+    if response.entry.seq != seq {
+        return Err(Failure::new(format!(
+            "the KMS sent entry {} for {seq}",
+            response.entry.seq
+        )));
+    }
+    let commitment = covenant_kms_api::audit::check(&response)
+        .map_err(|e| Failure::new(format!("entry {seq} does not prove itself: {e}")))?
+        .ok_or_else(|| {
+            Failure::new(format!("entry {seq} is not committed on chain yet"))
+                .next("the node commits its log every interval (--commit-interval-ms): retry")
+        })?;
+    let e = &response.entry;
+    let (to, root, tx, block) = committed(&chain, e.node, commitment.from_seq)
+        .await?
+        .ok_or_else(|| {
+            Failure::new(format!(
+                "node {} committed no range starting at {} on chain",
+                e.node, commitment.from_seq
+            ))
+        })?;
+    if to != commitment.to_seq || root != commitment.root {
+        return Err(Failure::new(format!(
+            "the chain's commitment of entries {}..={to} has root {root}; the node's proof \
+             leads to {} for {}..={}",
+            commitment.from_seq, commitment.root, commitment.from_seq, commitment.to_seq
+        )));
+    }
+    let decision = if e.granted {
+        "granted".to_owned()
+    } else {
+        format!("refused: {}", e.reason)
+    };
+    let optional = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let rows = vec![
+        ("node", e.node.to_checksum(None)),
+        ("entry", seq.to_string()),
+        ("at", time(e.at_ms / 1000)),
+        ("action", e.action.clone()),
+        ("decision", decision),
+        ("app", optional(e.app_id.map(|a| a.to_checksum(None)))),
+        ("instance", optional(e.instance_id.map(|i| i.to_string()))),
+        (
+            "compose hash",
+            optional(e.compose_hash.map(|h| h.to_string())),
+        ),
+        (
+            "decided at block",
+            optional(e.block.map(|(n, h)| format!("{n} ({h})"))),
+        ),
+        (
+            "committed",
+            format!(
+                "entries {}..={to}, root {root}, in transaction {tx} (block {block})",
+                commitment.from_seq
+            ),
+        ),
+    ];
+    Ok(Report::new(
+        format!(
+            "{}\nproven: the leaf encodes this entry, and its inclusion proof leads to the root \
+             the node committed on chain",
+            fields(&rows)
+        ),
+        json!({
+            "proven": true,
+            "entry": e,
+            "commitment": {
+                "fromSeq": commitment.from_seq,
+                "toSeq": to,
+                "root": root,
+                "transaction": tx,
+                "block": block,
+            },
+        }),
+    ))
 }

@@ -4,6 +4,7 @@
 
 mod env;
 mod governance;
+mod proof;
 mod verify;
 
 use std::{process::Command, time::Duration};

@@ -11,15 +11,19 @@
 //!   hash — no mirror database needed (guests, the CLI).
 //! - [`signatures`]: the digests the KMS root signs for an app's keys and an app key signs for
 //!   its `GetKey` path keys, and their canonical recovery (the same bytes `ecrecover` checks).
+//! - [`audit`] and [`merkle`]: an audit entry's canonical leaf and the offline check of an
+//!   inclusion proof served by `GET /v1/audit/{seq}` (RFC 6962 trees, as committed on chain).
 //! - [`verify_app_chain`]: a KMS-issued certificate chain (leaf → app CA → root CA) checked
 //!   against the on-chain root CA key of its generation (the gateway, the CLI, app-to-app mTLS).
 //!
 //! It must not depend on sqlx, a server framework or any service crate: guests, the gateway, the
 //! CLI and other KMS nodes link it.
 
+pub mod audit;
 pub mod certs;
 pub mod client;
 pub mod identity;
+pub mod merkle;
 pub mod signatures;
 pub mod wire;
 

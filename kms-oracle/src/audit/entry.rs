@@ -5,9 +5,6 @@
 use alloy::primitives::{Address, B256, FixedBytes};
 use serde::Serialize;
 
-/// The leaf encoding's version prefix.
-pub const LEAF_PREFIX: &[u8] = b"covenant-audit-v2";
-
 /// What was asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -97,50 +94,30 @@ pub struct Entry {
     pub draft: Draft,
 }
 
-fn part(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Every part is bounded far below 4 GiB (reasons are truncated by the writer).
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        Some(b) => {
-            out.push(1);
-            part(out, b);
-        }
-        None => out.push(0),
-    }
-}
-
 impl Entry {
-    /// The canonical encoding (the Merkle leaf's content): `"covenant-audit-v2"`, then node
-    /// (20), seq (u64 BE), prev (32), at_ms (u64 BE), action (length-prefixed ASCII), granted (1 byte),
-    /// reason (length-prefixed UTF-8), then app id, instance id, compose hash, evidence digest
-    /// and block (number u64 BE ‖ hash) each as `0` (absent) or `1 ‖ length-prefixed bytes`.
-    /// Lengths are u32 BE.
-    pub fn leaf_bytes(&self) -> Vec<u8> {
+    /// The entry as `GET /v1/audit/{seq}` shows it, whose encoding is the leaf.
+    pub fn wire(&self) -> covenant_kms_api::AuditEntry {
         let d = &self.draft;
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(LEAF_PREFIX);
-        out.extend_from_slice(self.node.as_slice());
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(self.prev.as_slice());
-        out.extend_from_slice(&d.at_ms.to_be_bytes());
-        part(&mut out, d.action.as_str().as_bytes());
-        out.push(u8::from(d.granted));
-        part(&mut out, d.reason.as_bytes());
-        optional(&mut out, d.app_id.as_ref().map(|a| a.as_slice()));
-        optional(&mut out, d.instance_id.as_ref().map(|i| i.as_slice()));
-        optional(&mut out, d.compose_hash.as_ref().map(|h| h.as_slice()));
-        optional(&mut out, d.evidence_digest.as_ref().map(|h| h.as_slice()));
-        let block = d.block.map(|(n, h)| {
-            let mut b = n.to_be_bytes().to_vec();
-            b.extend_from_slice(h.as_slice());
-            b
-        });
-        optional(&mut out, block.as_deref());
-        out
+        covenant_kms_api::AuditEntry {
+            node: self.node,
+            seq: self.seq,
+            prev: self.prev,
+            at_ms: d.at_ms,
+            action: d.action.as_str().to_owned(),
+            granted: d.granted,
+            reason: d.reason.clone(),
+            app_id: d.app_id,
+            instance_id: d.instance_id,
+            compose_hash: d.compose_hash,
+            evidence_digest: d.evidence_digest,
+            block: d.block,
+        }
+    }
+
+    /// The canonical encoding, the Merkle leaf's content
+    /// ([`covenant_kms_api::AuditEntry::leaf_bytes`]: one encoding for the node and its clients).
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        self.wire().leaf_bytes()
     }
 
     /// The Merkle leaf hash, `SHA-256(0x00 ‖ leaf_bytes)`; also the entry's link in the chain
@@ -236,6 +213,6 @@ mod tests {
         b.draft.reason = "\u{1}".into();
         b.draft.app_id = None;
         assert_ne!(a.leaf_bytes(), b.leaf_bytes());
-        assert!(entry().leaf_bytes().starts_with(LEAF_PREFIX));
+        assert!(entry().leaf_bytes().starts_with(super::super::LEAF_PREFIX));
     }
 }

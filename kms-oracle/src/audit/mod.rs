@@ -2,14 +2,14 @@
 //! [`Entry`] with a per-node sequence number and a link to the entry before it, written to
 //! Postgres before any key leaves the node ([`writer`]); the [`ledger`] remembers what this
 //! process wrote until it is committed; batches of entries are checked against it ([`chain`]),
-//! Merkle-rooted ([`merkle`], RFC 6962) and committed on chain with the node's key
+//! Merkle-rooted ([`merkle`], RFC 6962, shared with clients in `covenant-kms-api`) and committed on chain with the node's key
 //! (`KmsRegistry.commitGrantLog`, [`committer`]); inclusion proofs are served and verify offline.
 
 pub mod chain;
 pub mod committer;
 mod entry;
 pub mod ledger;
-pub mod merkle;
 pub mod writer;
 
-pub use entry::{Action, Draft, Entry, LEAF_PREFIX};
+pub use covenant_kms_api::{audit::LEAF_PREFIX, merkle};
+pub use entry::{Action, Draft, Entry};

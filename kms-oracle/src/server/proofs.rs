@@ -8,33 +8,12 @@ use axum::{
     Json,
     extract::{Path, State as AxState},
 };
-use covenant_kms_api::{AuditEntry, AuditEntryResponse, Commitment};
+use covenant_kms_api::{AuditEntryResponse, Commitment};
 
 use super::{State, refusal::Refusal};
-use crate::{
-    audit::{Entry, merkle},
-    store,
-};
+use crate::{audit::merkle, store};
 
 type Shared = Arc<State>;
-
-fn entry_json(e: &Entry) -> AuditEntry {
-    let d = &e.draft;
-    AuditEntry {
-        node: e.node,
-        seq: e.seq,
-        prev: e.prev,
-        at_ms: d.at_ms,
-        action: d.action.as_str().to_owned(),
-        granted: d.granted,
-        reason: d.reason.clone(),
-        app_id: d.app_id,
-        instance_id: d.instance_id,
-        compose_hash: d.compose_hash,
-        evidence_digest: d.evidence_digest,
-        block: d.block,
-    }
-}
 
 /// A logged decision, its canonical leaf and, once committed on chain, the commitment with an
 /// inclusion proof.
@@ -81,7 +60,7 @@ pub(super) async fn audit_entry(
     };
     match read.await {
         Ok(Some((entry, commitment))) => Ok(Json(AuditEntryResponse {
-            entry: entry_json(&entry),
+            entry: entry.wire(),
             leaf: Bytes::from(entry.leaf_bytes()),
             leaf_hash: B256::from(entry.leaf_hash()),
             commitment,

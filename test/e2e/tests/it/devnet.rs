@@ -98,7 +98,9 @@ fn devnet_up(state: &Path) -> Command {
 fn devnet_env(command: &mut Command, state: &Path) {
     command
         .env("COVENANT_DEVNET_DIR", state)
-        .env("COVENANT_DEVNET_BLOCK_TIME", "0.2");
+        .env("COVENANT_DEVNET_BLOCK_TIME", "0.2")
+        // The kms-oracle (started by the devnet, inheriting this) commits its log every second.
+        .env("COVENANT_KMS_COMMIT_INTERVAL_MS", "1000");
     for port in ["RPC", "PG", "INDEXER", "KMS", "APP", "GATEWAY"] {
         command.env(format!("COVENANT_DEVNET_{port}_PORT"), "0");
     }
@@ -447,6 +449,34 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
     );
     assert_eq!(document["version"], 1);
     assert_eq!(document["enc"].as_str().unwrap().len(), 64);
+
+    // The KMS's first decision (the gateway's boot), proven from its audit log up to the root
+    // the node committed on chain.
+    let proven = wait_for("the first audit entry to be committed and proven")
+        .timeout(Duration::from_secs(60))
+        .watching(&devnet)
+        .until_ok(|| {
+            let run = covenant(&["--json", "kms", "proof", "1"]);
+            if run.status.success() {
+                Ok(serde_json::from_slice::<serde_json::Value>(&run.stdout).unwrap())
+            } else {
+                Err(String::from_utf8_lossy(&run.stderr).into_owned())
+            }
+        })
+        .unwrap();
+    assert_eq!(proven["proven"], true, "{proven}");
+    assert_eq!(proven["entry"]["granted"], true, "{proven}");
+    assert_eq!(
+        proven["entry"]["appId"]
+            .as_str()
+            .unwrap()
+            .parse::<alloy::primitives::Address>()
+            .unwrap(),
+        env["COVENANT_GATEWAY_APP_ID"]
+            .parse::<alloy::primitives::Address>()
+            .unwrap(),
+        "the first grant went to the gateway app: {proven}"
+    );
 
     // Another name under the base domain is no app: the handshake or the request is refused.
     let unknown = https_get_trusting(gateway, &format!("{}.localhost", "ab".repeat(20)), ca);
