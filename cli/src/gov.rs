@@ -4,6 +4,8 @@
 //! proposal id before sending (the id is the hash of the calls and the description), so a wrong
 //! indexer can make them fail but never make them send something else.
 
+use std::path::PathBuf;
+
 use alloy::{
     primitives::{Address, B256, Bytes, U256, keccak256},
     sol_types::{SolCall, SolValue},
@@ -15,18 +17,29 @@ use serde_json::{Value, json};
 use crate::{
     Global,
     context::{Call, Chain, Indexer, Sender, send},
-    error::Failure,
+    error::{Context as _, Failure},
     report::{Report, fields, time},
 };
 
 /// `covenant gov …`.
 #[derive(Debug, Subcommand)]
 pub enum GovCommand {
-    /// Propose one registry change (the Timelock makes it if the vote passes).
+    /// Propose registry changes (the Timelock makes them if the vote passes): one change named
+    /// here, or several from `--calls <file>`.
     Propose {
         /// What the proposal says, shown to voters (its hash is part of the proposal id).
         #[arg(long)]
         description: String,
+        /// A JSON array of calls, `[{"target": "0x…", "calldata": "0x…", "value": "0"}]`, made in
+        /// order (`covenant gov calldata <change>` prints one).
+        #[arg(long)]
+        calls: Option<PathBuf>,
+        /// The change.
+        #[command(subcommand)]
+        action: Option<Action>,
+    },
+    /// Print the call a change makes, as one element of a `--calls` file (sends nothing).
+    Calldata {
         /// The change.
         #[command(subcommand)]
         action: Action,
@@ -122,6 +135,39 @@ pub enum Action {
         /// true or false.
         #[arg(long, action = clap::ArgAction::Set)]
         allowed: bool,
+    },
+    /// Allow a KMS node measurement (`mrAggregated` of its boot).
+    AddKmsMeasurement {
+        /// The measurement.
+        #[arg(long)]
+        measurement: B256,
+    },
+    /// Allow a device for KMS nodes.
+    AddKmsDevice {
+        /// The device id.
+        #[arg(long)]
+        device: B256,
+    },
+    /// Set the KMS root keys (a new root generation).
+    SetKmsRootKeys {
+        /// The root signer (secp256k1 address).
+        #[arg(long)]
+        signer: Address,
+        /// The root CA public key (uncompressed SEC1 P-256, hex).
+        #[arg(long)]
+        ca_public_key: Bytes,
+    },
+    /// Onboard a KMS node: its identity address with its measurement and device.
+    OnboardKmsNode {
+        /// The node's identity address.
+        #[arg(long)]
+        node: Address,
+        /// Its measurement.
+        #[arg(long)]
+        measurement: B256,
+        /// Its device.
+        #[arg(long)]
+        device: B256,
     },
     /// Name the app whose instances are the gateway.
     SetGatewayApp {
@@ -247,6 +293,46 @@ impl Action {
                     .abi_encode()
                     .into(),
             ),
+            Self::AddKmsMeasurement { measurement } => (
+                registry,
+                kms_registry::KmsRegistry::addKmsMeasurementCall {
+                    mrAggregated: *measurement,
+                }
+                .abi_encode()
+                .into(),
+            ),
+            Self::AddKmsDevice { device } => (
+                registry,
+                kms_registry::KmsRegistry::addKmsDeviceCall { deviceId: *device }
+                    .abi_encode()
+                    .into(),
+            ),
+            Self::SetKmsRootKeys {
+                signer,
+                ca_public_key,
+            } => (
+                registry,
+                kms_registry::KmsRegistry::setKmsRootKeysCall {
+                    rootSigner: *signer,
+                    caPublicKey: ca_public_key.clone(),
+                }
+                .abi_encode()
+                .into(),
+            ),
+            Self::OnboardKmsNode {
+                node,
+                measurement,
+                device,
+            } => (
+                registry,
+                kms_registry::KmsRegistry::onboardKmsNodeCall {
+                    node: *node,
+                    mrAggregated: *measurement,
+                    deviceId: *device,
+                }
+                .abi_encode()
+                .into(),
+            ),
             Self::SetGatewayApp { app } => (
                 registry,
                 kms_registry::KmsRegistry::setGatewayAppIdCall { appId: *app }
@@ -289,8 +375,34 @@ pub(crate) async fn run(global: &Global, command: GovCommand) -> Result<Report, 
     match command {
         GovCommand::Propose {
             description,
+            calls,
             action,
-        } => propose(global, &description, &action).await,
+        } => {
+            let calls = match (calls, action) {
+                (Some(file), None) => calls_file(&file)?,
+                (None, Some(action)) => {
+                    let chain = Chain::connect(global).await?;
+                    let (target, calldata) = action.call(&chain);
+                    vec![(target, U256::ZERO, calldata)]
+                }
+                _ => {
+                    return Err(Failure::new("nothing to propose").next(
+                        "name one change (`covenant gov propose --help`) or --calls <file>",
+                    ));
+                }
+            };
+            propose(global, &description, calls).await
+        }
+        GovCommand::Calldata { action } => {
+            let chain = Chain::connect(global).await?;
+            let (target, calldata) = action.call(&chain);
+            let call = json!({
+                "target": target.to_checksum(None),
+                "value": "0",
+                "calldata": calldata.to_string(),
+            });
+            Ok(Report::new(call.to_string(), call))
+        }
         GovCommand::Vote {
             id,
             support,
@@ -303,22 +415,62 @@ pub(crate) async fn run(global: &Global, command: GovCommand) -> Result<Report, 
     }
 }
 
-async fn propose(global: &Global, description: &str, action: &Action) -> Result<Report, Failure> {
+/// The calls of a `--calls` file.
+fn calls_file(file: &std::path::Path) -> Result<Vec<(Address, U256, Bytes)>, Failure> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct FileCall {
+        target: Address,
+        calldata: Bytes,
+        #[serde(default)]
+        value: Option<String>,
+    }
+    let text = std::fs::read(file).doing(&format!("reading {}", file.display()))?;
+    let calls: Vec<FileCall> = serde_json::from_slice(&text).map_err(|e| {
+        Failure::new(format!("{} is not a list of calls: {e}", file.display())).next(
+            "write [{\"target\": \"0x…\", \"calldata\": \"0x…\"}, …]; `covenant gov calldata` \
+             prints one",
+        )
+    })?;
+    if calls.is_empty() {
+        return Err(Failure::new(format!("{} lists no call", file.display())));
+    }
+    calls
+        .into_iter()
+        .map(|c| {
+            let value = match c.value.as_deref() {
+                None => U256::ZERO,
+                Some(v) => U256::from_str_radix(v, 10).map_err(|_| {
+                    Failure::new(format!("value `{v}` is not a decimal number of wei"))
+                })?,
+            };
+            Ok((c.target, value, c.calldata))
+        })
+        .collect()
+}
+
+async fn propose(
+    global: &Global,
+    description: &str,
+    calls: Vec<(Address, U256, Bytes)>,
+) -> Result<Report, Failure> {
     let chain = Chain::connect(global).await?;
     let sender = Sender::from(global)?;
-    let (target, calldata) = action.call(&chain);
+    let targets: Vec<Address> = calls.iter().map(|c| c.0).collect();
+    let values: Vec<U256> = calls.iter().map(|c| c.1).collect();
+    let calldatas: Vec<Bytes> = calls.iter().map(|c| c.2.clone()).collect();
     let id = proposal_id(
-        &[target],
-        &[U256::ZERO],
-        std::slice::from_ref(&calldata),
+        &targets,
+        &values,
+        &calldatas,
         keccak256(description.as_bytes()),
     );
     let call = Call {
         to: chain.deployment.contracts.covenant_governor,
         data: governor::CovenantGovernor::proposeCall {
-            targets: vec![target],
-            values: vec![U256::ZERO],
-            calldatas: vec![calldata.clone()],
+            targets: targets.clone(),
+            values: values.clone(),
+            calldatas: calldatas.clone(),
             description: description.to_owned(),
         }
         .abi_encode()
@@ -335,14 +487,22 @@ async fn propose(global: &Global, description: &str, action: &Action) -> Result<
             created.proposalId
         )));
     }
-    let mut rows = vec![
-        ("proposal", id.to_string()),
-        ("call", format!("{target}  {calldata}")),
-    ];
+    let mut rows = vec![("proposal", id.to_string())];
+    for (target, value, calldata) in &calls {
+        let value = if value.is_zero() {
+            String::new()
+        } else {
+            format!("  value {value}")
+        };
+        rows.push(("call", format!("{target}  {calldata}{value}")));
+    }
     let mut json = json!({
         "id": id.to_string(),
-        "target": target.to_checksum(None),
-        "calldata": calldata.to_string(),
+        "calls": calls.iter().map(|(t, v, c)| json!({
+            "target": t.to_checksum(None),
+            "value": v.to_string(),
+            "calldata": c.to_string(),
+        })).collect::<Vec<_>>(),
         "description": description,
         "sent": sent.json(),
     });

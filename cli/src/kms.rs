@@ -10,7 +10,7 @@ use alloy::{
 };
 use clap::Subcommand;
 use covenant_chain::kms_registry::KmsRegistry;
-use covenant_kms_api::AuditEntryResponse;
+use covenant_kms_api::{AppAudit, AuditEntryResponse};
 use serde_json::{Value, json};
 
 use crate::{
@@ -27,11 +27,18 @@ pub enum KmsCommand {
     /// The KMS root keys on chain, and every onboarded node with its standing, at the indexer's
     /// finalized block.
     Info,
-    /// The grant-log commitments (Merkle roots of the nodes' audit logs) on chain.
+    /// The grant-log commitments (Merkle roots of the nodes' audit logs) on chain; with
+    /// `--app`, that app's decisions in a KMS node's log (each provable with `kms proof`).
     Grants {
         /// Only this node's commitments.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "app")]
         node: Option<Address>,
+        /// An app: list its decisions (newest first, at most 100) from the node at --kms-url.
+        #[arg(long)]
+        app: Option<Address>,
+        /// The KMS node to ask for an app's decisions.
+        #[arg(long, env = "COVENANT_KMS_URL", requires = "app")]
+        kms_url: Option<url::Url>,
     },
     /// One decision of a KMS node's audit log, proven offline: its leaf encodes it, the
     /// inclusion proof leads to a Merkle root, and that root is the one the node committed on
@@ -49,7 +56,17 @@ pub enum KmsCommand {
 pub(crate) async fn run(global: &Global, command: KmsCommand) -> Result<Report, Failure> {
     match command {
         KmsCommand::Info => info(global).await,
-        KmsCommand::Grants { node } => grants(global, node).await,
+        KmsCommand::Grants {
+            app: Some(app),
+            kms_url,
+            ..
+        } => {
+            let kms_url = kms_url.ok_or_else(|| {
+                Failure::new("no KMS node to ask").next("pass --kms-url or set COVENANT_KMS_URL")
+            })?;
+            app_grants(app, &kms_url).await
+        }
+        KmsCommand::Grants { node, .. } => grants(global, node).await,
         KmsCommand::Proof { seq, kms_url } => proof(global, seq, &kms_url).await,
     }
 }
@@ -162,16 +179,18 @@ async fn committed(
     }))
 }
 
-async fn proof(global: &Global, seq: u64, kms_url: &url::Url) -> Result<Report, Failure> {
-    let chain = Chain::connect(global).await?;
+/// `GET path` from the KMS node at `kms_url`, as JSON `T`. The connection is not what is trusted
+/// (the callers prove what they use, or say that it is the node's word).
+async fn kms_get<T: serde::de::DeserializeOwned>(
+    kms_url: &url::Url,
+    path: &str,
+) -> Result<T, Failure> {
     let host = kms_url
         .host_str()
         .ok_or_else(|| Failure::new(format!("{kms_url} names no host")))?
         .to_owned();
     let port = kms_url.port_or_known_default().unwrap_or(443);
-    let path = format!("/v1/audit/{seq}");
-    // What the node serves is proven below, up to the chain: the connection is not trusted.
-    let answer = https::get(&host, port, Arc::new(https::any_certificate()?), &path)
+    let answer = https::get(&host, port, Arc::new(https::any_certificate()?), path)
         .await
         .map_err(|e| Failure::new(format!("GET {path} from {kms_url}: {e}")))?;
     if answer.status != 200 {
@@ -181,8 +200,46 @@ async fn proof(global: &Global, seq: u64, kms_url: &url::Url) -> Result<Report, 
             String::from_utf8_lossy(&answer.body)
         )));
     }
-    let response: AuditEntryResponse =
-        serde_json::from_slice(&answer.body).doing("the KMS's audit entry")?;
+    serde_json::from_slice(&answer.body).doing(&format!("the KMS's answer to {path}"))
+}
+
+async fn app_grants(app: Address, kms_url: &url::Url) -> Result<Report, Failure> {
+    let listed: AppAudit = kms_get(kms_url, &format!("/v1/audit?app={app}")).await?;
+    let mut lines = vec![format!(
+        "{} decision(s) for app {} by {kms_url} (newest first; the node's word until proven with \
+         `covenant kms proof <seq>`):",
+        listed.entries.len(),
+        app.to_checksum(None)
+    )];
+    for e in &listed.entries {
+        let decision = if e.granted {
+            "granted".to_owned()
+        } else {
+            format!("refused ({})", e.reason)
+        };
+        lines.push(format!(
+            "  {:>6}  {}  {decision}  instance {}  compose {}  block {}",
+            e.seq,
+            time(e.at_ms / 1000),
+            e.instance_id.map_or("-".into(), |i| i.to_string()),
+            e.compose_hash.map_or("-".into(), |h| h.to_string()),
+            e.block.map_or("-".into(), |(n, _)| n.to_string()),
+        ));
+    }
+    if let Some(before) = listed.next_before {
+        lines.push(format!(
+            "  … older ones: GET /v1/audit?app={app}&before={before}"
+        ));
+    }
+    let json = serde_json::to_value(&listed).doing("encoding the list")?;
+    Ok(Report::new(lines.join("\n"), json))
+}
+
+async fn proof(global: &Global, seq: u64, kms_url: &url::Url) -> Result<Report, Failure> {
+    let chain = Chain::connect(global).await?;
+    let path = format!("/v1/audit/{seq}");
+    // What the node serves is proven below, up to the chain.
+    let response: AuditEntryResponse = kms_get(kms_url, &path).await?;
     if response.entry.seq != seq {
         return Err(Failure::new(format!(
             "the KMS sent entry {} for {seq}",

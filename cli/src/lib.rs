@@ -15,6 +15,7 @@ mod error;
 mod gov;
 mod https;
 mod kms;
+mod progress;
 mod report;
 mod verify;
 
@@ -108,11 +109,13 @@ pub enum Command {
 
 /// Runs `cli` and returns what to print.
 pub async fn run(cli: Cli) -> Result<Report, Failure> {
-    match cli.command {
+    let answer = match cli.command {
         Command::App(command) => app::run(&cli.global, command).await,
         Command::Gov(command) => gov::run(&cli.global, command).await,
         Command::Kms(command) => kms::run(&cli.global, command).await,
         Command::Verify(args) => verify::run(&cli.global, args).await,
         Command::Devnet(command) => devnet::run(&cli.global, command).await,
-    }
+    };
+    progress::done();
+    answer
 }

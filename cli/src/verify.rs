@@ -34,7 +34,7 @@ use crate::{
     Global,
     context::{Chain, Indexer},
     error::{Context as _, Failure},
-    https,
+    https, progress,
     report::Report,
 };
 
@@ -123,8 +123,16 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
     let mut text = vec![format!("chain of trust for {host}:")];
     for link in &links {
         match &link.result {
-            Ok(detail) => text.push(format!("  ok      {}: {detail}", link.name)),
-            Err(why) => text.push(format!("  BROKEN  {}: {why}", link.name)),
+            Ok(detail) => text.push(format!(
+                "  {}      {}: {detail}",
+                progress::good("ok"),
+                link.name
+            )),
+            Err(why) => text.push(format!(
+                "  {}  {}: {why}",
+                progress::bad("BROKEN"),
+                link.name
+            )),
         }
     }
     let json = json!({

@@ -64,6 +64,7 @@ where
 }
 
 fn show(report: &str) {
+    crate::progress::done();
     #[allow(clippy::print_stderr)] // the story, for people
     {
         eprintln!("{}\n", indent(report));

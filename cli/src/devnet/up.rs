@@ -60,12 +60,10 @@ const MNEMONIC: &str = "test test test test test test test test test test test j
 /// How long a service gets to become ready.
 const READY: Duration = Duration::from_secs(90);
 
-/// Prints a step for people (standard error, so standard output stays the answer).
+/// Announces a step for people (standard error, so standard output stays the answer): a
+/// spinner on a terminal, a `==>` line elsewhere.
 pub(crate) fn say(what: impl std::fmt::Display) {
-    #[allow(clippy::print_stderr)] // progress for people
-    {
-        eprintln!("==> {what}");
-    }
+    crate::progress::step(what);
 }
 
 /// A devnet id: 32 bytes named by a phrase (`sha256(phrase)`).
@@ -437,6 +435,7 @@ impl Ready {
             registry = c.kms_registry,
             governor = c.covenant_governor,
         );
+        crate::progress::done();
         #[allow(clippy::print_stderr, clippy::print_stdout)] // what the devnet tells people
         {
             eprintln!("{banner}");

@@ -335,3 +335,91 @@ async fn a_keystore_signs_and_a_wrong_password_is_refused() {
         .unwrap();
     assert_eq!(sent.inner.signer(), address, "signed by the keystore's key");
 }
+
+/// Several registry changes in one proposal: each printed by `gov calldata`, gathered in a file,
+/// proposed with `--calls`, and shown decoded, in order, by `gov show`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proposal_of_several_calls_comes_from_a_file() {
+    let devnet = Devnet::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let device = B256::repeat_byte(0x07);
+    let first = devnet.json(
+        None,
+        &[
+            "gov",
+            "calldata",
+            "set-allow-simulated-tee",
+            "--allowed",
+            "false",
+        ],
+    );
+    let second = devnet.json(
+        None,
+        &[
+            "gov",
+            "calldata",
+            "add-kms-device",
+            "--device",
+            &device.to_string(),
+        ],
+    );
+    assert_eq!(
+        first["target"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        devnet.deployment.contracts.kms_registry
+    );
+    let file = dir.path().join("calls.json");
+    std::fs::write(&file, serde_json::json!([first, second]).to_string()).unwrap();
+    let proposed = devnet.json(
+        Some(&devnet.key(0)),
+        &[
+            "gov",
+            "propose",
+            "--description",
+            "Two changes",
+            "--calls",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(proposed["calls"], serde_json::json!([first, second]));
+    let id = proposed["id"].as_str().unwrap().to_owned();
+    devnet.finalize().await;
+    let shown = devnet.covenant(None, &["gov", "show", &id]);
+    assert!(shown.ok, "{}", shown.stderr);
+    let one = shown.stdout.find("1. KmsRegistry").unwrap();
+    let two = shown.stdout.find("2. KmsRegistry").unwrap();
+    assert!(one < two, "{}", shown.stdout);
+    assert!(
+        shown.stdout[one..two].contains("setAllowSimulatedTee"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout[two..].contains("addKmsDevice"),
+        "{}",
+        shown.stdout
+    );
+
+    // A file that is not a list of calls is refused before anything is sent.
+    std::fs::write(&file, r#"{"target": "0x00"}"#).unwrap();
+    let refused = devnet.covenant(
+        Some(&devnet.key(0)),
+        &[
+            "gov",
+            "propose",
+            "--description",
+            "bad",
+            "--calls",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("is not a list of calls"),
+        "{}",
+        refused.stderr
+    );
+}

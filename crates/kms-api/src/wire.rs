@@ -407,6 +407,19 @@ pub struct Commitment {
     pub path: Vec<B256>,
 }
 
+/// The answer to `GET /v1/audit?app=…`: an app's decisions by this node, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppAudit {
+    /// The app.
+    #[schema(value_type = String)]
+    pub app: Address,
+    /// The entries (each provable with `GET /v1/audit/{seq}`).
+    pub entries: Vec<AuditEntry>,
+    /// The `before` that continues the list, when there may be more.
+    pub next_before: Option<u64>,
+}
+
 /// The answer to `GET /v1/audit/{seq}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use alloy::primitives::{B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes};
 use axum::{
     Json,
-    extract::{Path, State as AxState},
+    extract::{Path, Query, State as AxState},
 };
-use covenant_kms_api::{AuditEntryResponse, Commitment};
+use covenant_kms_api::{AppAudit, AuditEntryResponse, Commitment};
 
 use super::{State, refusal::Refusal};
 use crate::{audit::merkle, store};
@@ -68,4 +68,51 @@ pub(super) async fn audit_entry(
         Ok(None) => Err(Refusal::not_found(format!("no audit entry {seq}"))),
         Err(e) => Err(Refusal::unavailable("audit log unavailable", &e)),
     }
+}
+
+/// The most entries one `GET /v1/audit?app=…` lists.
+pub(super) const MAX_LISTED: u32 = 100;
+
+/// The query of `GET /v1/audit`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AppQuery {
+    /// The app (its address).
+    app: String,
+    /// List entries with a sequence number below this (default: from the newest).
+    before: Option<u64>,
+    /// At most this many (default and maximum 100).
+    limit: Option<u32>,
+}
+
+/// An app's decisions by this node, newest first; each is provable with `GET /v1/audit/{seq}`.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AppQuery),
+    responses((status = 200, body = AppAudit), (status = 400, body = covenant_kms_api::ErrorBody),
+        (status = 503, body = covenant_kms_api::ErrorBody)))]
+pub(super) async fn app_audit(
+    AxState(state): AxState<Shared>,
+    Query(query): Query<AppQuery>,
+) -> Result<Json<AppAudit>, Refusal> {
+    let app: Address = query
+        .app
+        .parse()
+        .map_err(|_| Refusal::bad_request("app must be an address (0x and 40 hex digits)"))?;
+    let limit = query.limit.unwrap_or(MAX_LISTED).clamp(1, MAX_LISTED);
+    let before = query.before.unwrap_or(u64::MAX);
+    let node = state.decider.own().node;
+    let read = async {
+        let mut c = state.audit_pool.acquire().await?;
+        store::audit::entries_of_app(&mut c, node, app, before, limit).await
+    };
+    let entries = read
+        .await
+        .map_err(|e| Refusal::unavailable("audit log unavailable", &e))?;
+    let next_before = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(AppAudit {
+        app,
+        entries: entries.iter().map(|e| e.wire()).collect(),
+        next_before,
+    }))
 }

@@ -43,6 +43,7 @@ fn documented() -> OpenApiRouter<Arc<State>> {
         .routes(routes!(public::healthz))
         .routes(routes!(public::metrics))
         .routes(routes!(proofs::audit_entry))
+        .routes(routes!(proofs::app_audit))
 }
 
 /// The OpenAPI 3.1 document of the kms-oracle, generated from its handlers.

@@ -151,6 +151,29 @@ pub async fn entries(
     rows.iter().map(entry).collect()
 }
 
+/// `node`'s entries for `app`, newest first, below sequence number `before`, at most `limit`.
+pub async fn entries_of_app(
+    c: &mut PgConnection,
+    node: Address,
+    app: Address,
+    before: u64,
+    limit: u32,
+) -> Result<Vec<Entry>> {
+    let rows = sqlx::query(
+        "SELECT node, seq, at_ms, action, granted, reason, app_id, instance_id, compose_hash,
+                evidence_digest, block_number, block_hash, prev_hash
+         FROM audit_log WHERE node = $1 AND app_id = $2 AND seq < $3
+         ORDER BY seq DESC LIMIT $4",
+    )
+    .bind(node.as_slice())
+    .bind(app.as_slice())
+    .bind(i64_of(before))
+    .bind(i64::from(limit))
+    .fetch_all(c)
+    .await?;
+    rows.iter().map(entry).collect()
+}
+
 /// One entry.
 pub async fn entry_at(c: &mut PgConnection, node: Address, seq: u64) -> Result<Option<Entry>> {
     let row = sqlx::query(

@@ -510,3 +510,52 @@ async fn deploy(stack: &Stack, name: &str, arguments: Vec<u8>) -> Address {
         .contract_address
         .unwrap()
 }
+
+/// `GET /v1/audit?app=…`: one app's decisions, newest first, paged; another app's are not in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_decisions_are_listed_newest_first() {
+    let stack = Stack::start().await;
+    let kms = first_node(&stack, &[]).await;
+    let app = stack.create_app().await;
+    let other = stack.create_app().await;
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    for i in 1..=3 {
+        granted(&kms, &Boot::new(app, i)).await;
+        granted(&kms, &Boot::new(other, i)).await;
+    }
+    let listed = kms.get(&format!("/v1/audit?app={app}")).await;
+    assert_eq!(listed.status, 200);
+    let listed = listed.json();
+    let entries = listed["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{listed}");
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
+    for e in entries {
+        assert_eq!(e["granted"], true);
+        assert_eq!(
+            e["appId"].as_str().unwrap().parse::<Address>().unwrap(),
+            app,
+            "{e}"
+        );
+        // The same entry as its own proof endpoint shows it.
+        let one = kms.get(&format!("/v1/audit/{}", e["seq"])).await.json();
+        assert_eq!(&one["entry"], e);
+    }
+    assert_eq!(listed["nextBefore"], Value::Null);
+    // Paged: two, then the rest.
+    let page = kms
+        .get(&format!("/v1/audit?app={app}&limit=2"))
+        .await
+        .json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2);
+    let before = page["nextBefore"].as_u64().unwrap();
+    assert_eq!(before, seqs[1]);
+    let rest = kms
+        .get(&format!("/v1/audit?app={app}&before={before}"))
+        .await
+        .json();
+    assert_eq!(rest["entries"][0]["seq"].as_u64(), Some(seqs[2]));
+    assert_eq!(rest["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(kms.get("/v1/audit?app=nope").await.status, 400);
+}

@@ -239,6 +239,7 @@ async fn the_identity_check_and_the_certificate_chain_verifier_follow_the_chain(
             "/healthz",
             "/metrics",
             "/v1/apps/{app}/env-key",
+            "/v1/audit",
             "/v1/audit/{seq}",
             "/v1/certificates",
             "/v1/keys",

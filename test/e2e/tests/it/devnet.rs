@@ -478,6 +478,22 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
         "the first grant went to the gateway app: {proven}"
     );
 
+    // The demo app's decisions by the KMS node, newest first: its boot's grant among them.
+    let listed = covenant(&["--json", "kms", "grants", "--app", &app.to_string()]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let decisions = listed["entries"].as_array().unwrap();
+    assert!(
+        decisions
+            .iter()
+            .any(|e| e["granted"] == true && e["composeHash"].as_str() == Some(compose_hash)),
+        "{listed}"
+    );
+
     // Another name under the base domain is no app: the handshake or the request is refused.
     let unknown = https_get_trusting(gateway, &format!("{}.localhost", "ab".repeat(20)), ca);
     assert!(
