@@ -76,7 +76,21 @@ pub(crate) async fn get(
     config: Arc<ClientConfig>,
     path: &str,
 ) -> Result<Answer, GetError> {
-    let target = target(host, port);
+    get_at(None, host, port, config, path).await
+}
+
+/// [`get`], connecting to `address` (already resolved) instead of resolving `host`.
+pub(crate) async fn get_at(
+    address: Option<std::net::IpAddr>,
+    host: &str,
+    port: u16,
+    config: Arc<ClientConfig>,
+    path: &str,
+) -> Result<Answer, GetError> {
+    let target = match address {
+        Some(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+        None => target(host, port),
+    };
     let tcp = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::net::TcpStream::connect(&target),

@@ -10,7 +10,9 @@
 //! 4. The gateway: the document's node evidence verifies (simulated evidence only while the
 //!    chain's `allowSimulatedTee` is set at the decision block), is an instance of
 //!    `gatewayAppId`, and the registry allows that boot at the decision block.
-//! 5. The app: the name is `<app id>.<base domain>` of the app the document routes to.
+//! 5. The app: the name is `<app id>.<base domain>` of the app the document routes to; or, for a
+//!    custom domain, the app claims the name on chain at the decision block and the DNS record
+//!    `_covenant.<name>` names it and no other claiming app.
 //! 6. Each instance serving it: the registry allows its `BootInfo` at the decision block; its
 //!    version's provenance is the one on chain.
 //! 7. The KMS root: the chain's root signer, which every evidence's `key-provider` event names.
@@ -54,6 +56,10 @@ pub struct VerifyArgs {
     /// shows an old block could be showing the chain from before a revocation.
     #[arg(long, default_value_t = 600)]
     max_decision_age: u64,
+    /// Ask this DNS server (UDP, `ip:port`) instead of the system's resolvers, for the host's
+    /// address and a custom domain's `_covenant` TXT record.
+    #[arg(long, env = "COVENANT_DNS_SERVER")]
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 impl VerifyArgs {
@@ -63,8 +69,104 @@ impl VerifyArgs {
             url,
             ca_file,
             max_decision_age: 600,
+            dns_server: None,
         }
     }
+}
+
+/// A resolver: the system's, or only `server` (UDP).
+fn resolver(
+    server: Option<std::net::SocketAddr>,
+) -> Result<hickory_resolver::TokioResolver, Failure> {
+    use hickory_resolver::{
+        TokioResolver,
+        config::{ConnectionConfig, NameServerConfig, ResolverConfig},
+        net::runtime::TokioRuntimeProvider,
+    };
+    match server {
+        None => TokioResolver::builder_tokio()
+            .doing("reading the system's DNS configuration")?
+            .build(),
+        Some(server) => {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = server.port();
+            let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
+                server.ip(),
+                true,
+                vec![udp],
+            )]);
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()).build()
+        }
+    }
+    .doing("setting up the DNS resolver")
+}
+
+/// A custom domain's link: the app claims `host` on chain at the decision block, and the DNS
+/// record `_covenant.<host>` — which only the name's holder can publish — names that app and no
+/// other claiming app (the gateway's rule, docs/gateway.md).
+async fn domain_link(
+    chain: &Chain,
+    host: &str,
+    app: Address,
+    at: BlockId,
+    number: u64,
+    dns_server: Option<std::net::SocketAddr>,
+) -> Result<Link, Failure> {
+    use covenant_chain::domain_registry::DomainRegistry;
+    let domains = DomainRegistry::new(chain.deployment.contracts.domain_registry, &chain.provider);
+    let claimed = |who: Address| {
+        let domains = &domains;
+        async move {
+            domains
+                .isClaimed(host.to_owned(), who)
+                .block(at)
+                .call()
+                .await
+                .doing("reading the domain claim at the decision block")
+        }
+    };
+    if !claimed(app).await? {
+        return Ok(Link::broken(
+            "domain",
+            format!("app {app} does not claim {host} on chain at block {number}"),
+        ));
+    }
+    let name = covenant_chain::domains::txt_name(host);
+    let named = match resolver(dns_server)?.txt_lookup(name.as_str()).await {
+        Ok(lookup) => {
+            let values: Vec<Vec<u8>> = lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    hickory_resolver::proto::rr::RData::TXT(txt) => Some(txt.txt_data.concat()),
+                    _ => None,
+                })
+                .collect();
+            covenant_chain::domains::apps_named(values.iter().map(Vec::as_slice))
+        }
+        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Vec::new(),
+        Err(e) => {
+            return Ok(Link::broken("domain", format!("looking up {name}: {e}")));
+        }
+    };
+    if !named.contains(&app) {
+        return Ok(Link::broken(
+            "domain",
+            format!("the DNS record {name} does not name app {app} (it names {named:?})"),
+        ));
+    }
+    for other in named.iter().filter(|o| **o != app) {
+        if claimed(*other).await? {
+            return Ok(Link::broken(
+                "domain",
+                format!("{name} names more than one app claiming {host} ({app}, {other})"),
+            ));
+        }
+    }
+    Ok(Link::ok(
+        "domain",
+        format!("{name} names app {app}, which claims {host} on chain at block {number}"),
+    ))
 }
 
 /// One link of the chain of trust.
@@ -100,7 +202,20 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
         return Err(Failure::new("only https URLs can be verified"));
     }
     let port = args.url.port().unwrap_or(443);
-    let (served_spki, document) = fetch(&host, port, args.ca_file.as_deref()).await?;
+    // With --dns-server, the host's address comes from that server too.
+    let address = match args.dns_server {
+        Some(server) if !(host == "localhost" || host.ends_with(".localhost")) => Some(
+            resolver(Some(server))?
+                .lookup_ip(host.as_str())
+                .await
+                .doing(&format!("resolving {host} with {server}"))?
+                .iter()
+                .next()
+                .ok_or_else(|| Failure::new(format!("{server} has no address for {host}")))?,
+        ),
+        _ => None,
+    };
+    let (served_spki, document) = fetch(address, &host, port, args.ca_file.as_deref()).await?;
     let chain = Chain::connect(global).await?;
     // Every other link is read at the decision block: an old or foreign one ends the check.
     let decision = decision_age(&chain, &document, args.max_decision_age).await?;
@@ -111,6 +226,7 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
             &host,
             &served_spki,
             &document,
+            args.dns_server,
         )
         .await?;
         links.insert(1, decision);
@@ -158,13 +274,14 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
 /// Connects to `host:port` over TLS (roots from `ca_file` or the system), returns the served
 /// certificate's public key (SPKI DER) and the gateway's `/.well-known/covenant` for the name.
 async fn fetch(
+    address: Option<std::net::IpAddr>,
     host: &str,
     port: u16,
     ca_file: Option<&std::path::Path>,
 ) -> Result<(Vec<u8>, Value), Failure> {
     let roots_path = ca_file.unwrap_or(std::path::Path::new(SYSTEM_ROOTS));
     let config = Arc::new(https::trusting(roots_path)?);
-    let answer = https::get(host, port, config, "/.well-known/covenant")
+    let answer = https::get_at(address, host, port, config, "/.well-known/covenant")
         .await
         .map_err(|e| match e {
             https::GetError::Other(f) => f,
@@ -286,6 +403,7 @@ async fn check(
     host: &str,
     served_spki: &[u8],
     document: &Value,
+    dns_server: Option<std::net::SocketAddr>,
 ) -> Result<Vec<Link>, Failure> {
     let mut links = vec![tls_link(host)];
     let block: B256 = b256(&document["decision"]["hash"])
@@ -440,12 +558,7 @@ async fn check(
             "app",
             format!("{host} names app {l}, but the gateway routes it to {a}"),
         ),
-        (Some(a), None) => Link::broken(
-            "app",
-            format!(
-                "{host} is a custom domain of app {a}: its DNS and on-chain claim are not checked by this version"
-            ),
-        ),
+        (Some(a), None) => domain_link(chain, host, a, at, number, dns_server).await?,
         (None, _) => Link::broken("app", "the document names no app"),
     });
 

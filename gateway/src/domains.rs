@@ -19,6 +19,7 @@ use std::{
 };
 
 use alloy::primitives::Address;
+use covenant_chain::domains::apps_named;
 use covenant_mirror::{Finalized, PolicyView};
 use hickory_resolver::{
     TokioResolver,
@@ -48,20 +49,6 @@ impl std::fmt::Debug for Domains {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Domains").finish_non_exhaustive()
     }
-}
-
-/// The app ids a TXT record set names.
-pub fn apps_named<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Vec<Address> {
-    let mut apps: Vec<Address> = values
-        .into_iter()
-        .filter_map(|v| std::str::from_utf8(v).ok())
-        .map(str::trim)
-        .filter(|v| v.len() == 42 && v.starts_with("0x"))
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    apps.sort();
-    apps.dedup();
-    apps
 }
 
 impl Domains {
@@ -124,7 +111,7 @@ impl Domains {
         {
             return named.clone();
         }
-        let name = format!("_covenant.{domain}.");
+        let name = covenant_chain::domains::txt_name(domain);
         let named = match self.resolver.txt_lookup(name.as_str()).await {
             Ok(lookup) => Ok(apps_named(
                 lookup
@@ -208,25 +195,5 @@ impl Domains {
             }
         }
         chosen.ok_or_else(|| format!("_covenant.{domain} names no app that claims {domain}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_app_ids_are_read_from_the_record() {
-        let app = Address::repeat_byte(0xab);
-        let upper = format!("0x{}", hex::encode_upper(app.as_slice()));
-        let values: Vec<Vec<u8>> = vec![
-            app.to_string().into_bytes(),
-            format!(" {upper} ").into_bytes(),
-            b"v=spf1 -all".to_vec(),
-            hex::encode(app.as_slice()).into_bytes(),
-            format!("{app}00").into_bytes(),
-            vec![0xff, 0xfe],
-        ];
-        assert_eq!(apps_named(values.iter().map(Vec::as_slice)), vec![app]);
     }
 }

@@ -53,3 +53,148 @@ async fn a_gateway_showing_an_old_block_breaks_the_decision_link() {
         run.stderr
     );
 }
+
+/// A custom domain's link holds only when the app claims the name on chain at the decision block
+/// and the DNS record `_covenant.<name>` (a real DNS server, in process) names that app — and no
+/// other app that claims it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_domain_needs_the_on_chain_claim_and_the_dns_record() {
+    use alloy::primitives::Address;
+    use covenant_chain::domain_registry::DomainRegistry;
+    use covenant_testkit::{dns::DnsServer, send};
+
+    let devnet = Devnet::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let developer: Address = devnet.anvil.accounts()[1].address.parse().unwrap();
+    let registry = devnet.deployment.contracts.kms_registry;
+    let compose = dir.path().join("shop.json");
+    std::fs::write(
+        &compose,
+        serde_json::json!({
+            "manifest_version": 1,
+            "name": "shop",
+            "containers": [{ "name": "shop", "image": format!("covenant.local/shop@sha256:{}", "ab".repeat(32)) }],
+            "kms": { "chain_id": 31337, "registry": registry.to_string().to_lowercase() },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let create = || {
+        let created = devnet.json(
+            Some(&devnet.key(1)),
+            &[
+                "app",
+                "create",
+                "--owner",
+                &developer.to_string(),
+                "--compose",
+                compose.to_str().unwrap(),
+                "--source-url",
+                "https://example.invalid/shop",
+                "--commit",
+                "v1",
+                "--any-device",
+            ],
+        );
+        created["app"].as_str().unwrap().parse::<Address>().unwrap()
+    };
+    let (shop, squatter) = (create(), create());
+    let domains = DomainRegistry::new(
+        devnet.deployment.contracts.domain_registry,
+        &devnet.provider,
+    );
+    const NAME: &str = "shop.example.test";
+    send!(domains.claimDomain(NAME.to_owned(), shop).from(developer));
+    // `.localhost` names never reach a DNS server (RFC 6761): a zone of its own, whose
+    // addresses are loopback.
+    let dns = DnsServer::start("example.test.").await;
+    for name in ["shop.example.test.", "other.example.test."] {
+        dns.add_a(name, std::net::Ipv4Addr::LOCALHOST).await;
+    }
+
+    // The gateway's document for the name, at the current block (recent and canonical).
+    let verify = |host: &str| {
+        let dns = dns.addr;
+        let host = host.to_owned();
+        let devnet = &devnet;
+        let dir = dir.path().to_owned();
+        async move {
+            let head = devnet
+                .provider
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                .await
+                .unwrap()
+                .unwrap();
+            let document = serde_json::json!({
+                "version": 1,
+                "host": host,
+                "app": shop,
+                "decision": { "block": head.header.number, "hash": head.header.hash },
+                "gateway": null,
+                "acme": null,
+                "instances": [],
+                "certificateKeys": [],
+            });
+            let (port, ca) = crate::tls_server(&host, document.to_string());
+            let ca_file = dir.join("ca.pem");
+            std::fs::write(&ca_file, ca).unwrap();
+            let run = devnet.covenant(
+                None,
+                &[
+                    "verify",
+                    &format!("https://{host}:{port}/"),
+                    "--ca-file",
+                    ca_file.to_str().unwrap(),
+                    "--dns-server",
+                    &dns.to_string(),
+                ],
+            );
+            // The gateway's own evidence is missing, so the whole check fails; the domain
+            // link is what this test reads.
+            assert!(!run.ok);
+            run.stderr
+        }
+    };
+
+    // No record yet: the claim alone is not enough.
+    let out = verify(NAME).await;
+    assert!(
+        out.contains(
+            "BROKEN  domain: the DNS record _covenant.shop.example.test. does not name app"
+        ),
+        "{out}"
+    );
+    // The holder publishes the record: the link holds.
+    dns.add_txt("_covenant.shop.example.test.", &shop.to_string())
+        .await;
+    let out = verify(NAME).await;
+    assert!(
+        out.contains(&format!(
+            "ok      domain: _covenant.shop.example.test. names app {shop}, which claims shop.example.test"
+        )),
+        "{out}"
+    );
+    // A record for a name the app never claimed proves nothing.
+    dns.add_txt("_covenant.other.example.test.", &shop.to_string())
+        .await;
+    let out = verify("other.example.test").await;
+    assert!(
+        out.contains(&format!(
+            "BROKEN  domain: app {shop} does not claim other.example.test"
+        )),
+        "{out}"
+    );
+    // A squatter claims the name too and the record names both: ambiguous, refused.
+    send!(
+        domains
+            .claimDomain(NAME.to_owned(), squatter)
+            .from(developer)
+    );
+    dns.add_txt("_covenant.shop.example.test.", &squatter.to_string())
+        .await;
+    let out = verify(NAME).await;
+    assert!(
+        out.contains("names more than one app claiming shop.example.test"),
+        "{out}"
+    );
+}

@@ -40,6 +40,7 @@
 
 mod anvil;
 mod contracts;
+pub mod dns;
 mod error;
 mod indexer;
 pub mod pebble;

@@ -7,14 +7,12 @@ use std::{net::Ipv4Addr, time::Duration};
 use alloy::primitives::Address;
 use covenant_attest::{Binding, ReportData};
 use covenant_test_stack::{Host, Stack, compose_hash, send};
-use covenant_testkit::{free_port, pebble::PebbleConfig, postgres, wait_for};
+use covenant_testkit::{dns::DnsServer, free_port, pebble::PebbleConfig, postgres, wait_for};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BASE_DOMAIN, GatewayNode,
-    dns::DnsServer,
-    echo_compose, gateway_compose,
+    BASE_DOMAIN, GatewayNode, echo_compose, gateway_compose,
     http::{get, http1, instance_of, json_of, send as send_request, try_connect},
 };
 

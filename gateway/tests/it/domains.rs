@@ -5,13 +5,11 @@
 use std::time::Duration;
 
 use covenant_test_stack::{Host, Stack, compose_hash, send};
-use covenant_testkit::{free_port, wait_for};
+use covenant_testkit::{dns::DnsServer, free_port, wait_for};
 use hyper::StatusCode;
 
 use crate::{
-    BASE_DOMAIN, GatewayNode,
-    dns::DnsServer,
-    echo_compose,
+    BASE_DOMAIN, GatewayNode, echo_compose,
     http::{get, json_of, send, try_connect},
 };
 

@@ -9,7 +9,6 @@
 )]
 
 mod acme;
-mod dns;
 mod domains;
 mod http;
 mod proxy;
