@@ -46,8 +46,9 @@ const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// `covenant verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The HTTPS URL of an app behind a Covenant gateway.
-    url: url::Url,
+    /// What to check: the HTTPS URL (or bare domain) of an app behind a Covenant gateway, or a
+    /// PEM file of a KMS-issued certificate chain (leaf, app CA, root CA).
+    target: String,
     /// Trust these CA certificates (PEM) for the TLS link instead of the system's, e.g. the
     /// devnet gateway's development CA.
     #[arg(long, env = "COVENANT_GATEWAY_CA")]
@@ -66,12 +67,80 @@ impl VerifyArgs {
     /// Verify `url`, trusting `ca_file` (or the system's roots), with the default decision age.
     pub(crate) fn new(url: url::Url, ca_file: Option<PathBuf>) -> Self {
         Self {
-            url,
+            target: url.to_string(),
             ca_file,
             max_decision_age: 600,
             dns_server: None,
         }
     }
+}
+
+/// `covenant verify <file>`: a KMS-issued certificate chain, checked against the KMS root on
+/// chain now, and its app's key generation against the app's on chain.
+async fn certificate(global: &Global, file: &std::path::Path) -> Result<Report, Failure> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let chain_der: Vec<Vec<u8>> = CertificateDer::pem_file_iter(file)
+        .doing(&format!("reading certificates from {}", file.display()))?
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .doing(&format!("reading certificates from {}", file.display()))?;
+    let chain = Chain::connect(global).await?;
+    let registry = chain.deployment.contracts.kms_registry;
+    let roots = KmsRegistry::new(registry, &chain.provider)
+        .kmsRootKeys()
+        .call()
+        .await
+        .doing("reading the KMS root keys on chain")?;
+    let anchor = covenant_kms_api::RootAnchor {
+        chain_id: chain.chain_id,
+        kms_registry: registry,
+        generation: roots._2,
+        ca_public_key: roots._1.to_vec(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut links = Vec::new();
+    match covenant_kms_api::verify_app_chain(&chain_der, &anchor, None, now) {
+        Err(e) => links.push(Link::broken("certificate", e.to_string())),
+        Ok(verified) => {
+            links.push(Link::ok(
+                "certificate",
+                format!(
+                    "issued to app {} ({:?} use, names {}) under the KMS root of generation {} on chain",
+                    verified.app,
+                    verified.usage,
+                    verified.dns_names.join(", "),
+                    roots._2
+                ),
+            ));
+            let current = App::new(verified.app, &chain.provider)
+                .keyGeneration()
+                .call()
+                .await
+                .doing("reading the app's key generation")?;
+            links.push(if current == verified.key_generation {
+                Link::ok(
+                    "key generation",
+                    format!("{current}, the app's current one"),
+                )
+            } else {
+                Link::broken(
+                    "key generation",
+                    format!(
+                        "the certificate is of key generation {}, the app is at {current}: its \
+                         keys were rotated since",
+                        verified.key_generation
+                    ),
+                )
+            });
+        }
+    }
+    report(
+        &file.display().to_string(),
+        links,
+        "the certificate chain holds on chain now",
+    )
 }
 
 /// A resolver: the system's, or only `server` (UDP).
@@ -193,15 +262,28 @@ impl Link {
 
 /// Runs `covenant verify`.
 pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Failure> {
-    let host = args
-        .url
+    let target = args.target.trim();
+    if !target.contains("://") && std::path::Path::new(target).is_file() {
+        return certificate(global, std::path::Path::new(target)).await;
+    }
+    let url: url::Url = if target.contains("://") {
+        target.parse()
+    } else {
+        format!("https://{target}/").parse()
+    }
+    .map_err(|e| {
+        Failure::new(format!(
+            "`{target}` is neither a URL, a domain nor a file: {e}"
+        ))
+    })?;
+    let host = url
         .host_str()
-        .ok_or_else(|| Failure::new(format!("{} names no host", args.url)))?
+        .ok_or_else(|| Failure::new(format!("{url} names no host")))?
         .to_owned();
-    if args.url.scheme() != "https" {
+    if url.scheme() != "https" {
         return Err(Failure::new("only https URLs can be verified"));
     }
-    let port = args.url.port().unwrap_or(443);
+    let port = url.port().unwrap_or(443);
     // With --dns-server, the host's address comes from that server too.
     let address = match args.dns_server {
         Some(server) if !(host == "localhost" || host.ends_with(".localhost")) => Some(
@@ -235,8 +317,17 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
         vec![tls_link(&host), decision]
     };
 
+    report(
+        &host,
+        links,
+        "every link holds at the gateway's decision block",
+    )
+}
+
+/// The links as text (the first broken one fails the command) and JSON.
+fn report(subject: &str, links: Vec<Link>, verdict: &str) -> Result<Report, Failure> {
     let broken: Vec<&Link> = links.iter().filter(|l| l.result.is_err()).collect();
-    let mut text = vec![format!("chain of trust for {host}:")];
+    let mut text = vec![format!("chain of trust for {subject}:")];
     for link in &links {
         match &link.result {
             Ok(detail) => text.push(format!(
@@ -252,7 +343,7 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
         }
     }
     let json = json!({
-        "host": host,
+        "subject": subject,
         "verified": broken.is_empty(),
         "links": links.iter().map(|l| match &l.result {
             Ok(d) => json!({ "link": l.name, "ok": true, "detail": d }),
@@ -267,7 +358,7 @@ pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Fai
             first.name
         )));
     }
-    text.push("verified: every link holds at the gateway's decision block".to_owned());
+    text.push(format!("verified: {verdict}"));
     Ok(Report::new(text.join("\n"), json))
 }
 

@@ -142,7 +142,8 @@ async fn a_custom_domain_needs_the_on_chain_claim_and_the_dns_record() {
                 None,
                 &[
                     "verify",
-                    &format!("https://{host}:{port}/"),
+                    // A bare domain (and port) means https://<it>/.
+                    &format!("{host}:{port}"),
                     "--ca-file",
                     ca_file.to_str().unwrap(),
                     "--dns-server",

@@ -163,6 +163,35 @@ fn https_get_trusting(
     ))
 }
 
+/// DER certificates as a PEM file's text.
+fn pem_chain(chain: &[Vec<u8>]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for der in chain {
+        let mut b64 = String::new();
+        for group in der.chunks(3) {
+            let n = group
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                if i <= group.len() {
+                    b64.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    b64.push('=');
+                }
+            }
+        }
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
 /// Every process the devnet started (its pids file) has exited; returns how many it started.
 fn assert_all_stopped(state: &Path) -> usize {
     let pids = std::fs::read_to_string(state.join("pids")).unwrap();
@@ -492,6 +521,39 @@ async fn devnet_serves_a_chain_and_a_database_until_interrupted() {
             .iter()
             .any(|e| e["granted"] == true && e["composeHash"].as_str() == Some(compose_hash)),
         "{listed}"
+    );
+
+    // The app's certificate chain, as any client received it, checked by `covenant verify
+    // <file>` against the KMS root on chain; the same chain under another root is refused.
+    let chain_file = state.path().join("chain.pem");
+    std::fs::write(&chain_file, pem_chain(&served.chain)).unwrap();
+    let checked = covenant(&["verify", chain_file.to_str().unwrap()]);
+    let checked_text = String::from_utf8_lossy(&checked.stdout).into_owned();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked_text.contains(&format!("ok      certificate: issued to app {app}")),
+        "{checked_text}"
+    );
+    let mut foreign = served.chain.clone();
+    foreign[2] = std::fs::read_to_string(ca)
+        .ok()
+        .and_then(|pem| {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            CertificateDer::from_pem_slice(pem.as_bytes()).ok()
+        })
+        .unwrap()
+        .to_vec();
+    std::fs::write(&chain_file, pem_chain(&foreign)).unwrap();
+    let refused = covenant(&["verify", chain_file.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("BROKEN  certificate:"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
 
     // Another name under the base domain is no app: the handshake or the request is refused.
