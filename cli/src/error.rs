@@ -24,6 +24,11 @@ impl Failure {
         self.next = Some(next.into());
         self
     }
+
+    /// Adds what to do next, unless the failure already says.
+    pub(crate) fn or_next(self, next: impl Into<String>) -> Self {
+        if self.next.is_some() { self } else { self.next(next) }
+    }
 }
 
 impl fmt::Display for Failure {

@@ -288,8 +288,24 @@ pub(crate) async fn run(args: UpArgs) -> Result<Report, Failure> {
     let mut interrupt = signal(SignalKind::interrupt()).doing("handling Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).doing("handling SIGTERM")?;
     let mut stack = Stack::new(layout.clone());
+    let resumed = previous.is_some();
+    let starting = async {
+        start(&mut stack, &root, &layout, &args, previous)
+            .await
+            .map_err(|f| {
+                if resumed {
+                    f.or_next(
+                        "a resumed devnet boots the versions it was made with: after `covenant \
+                         devnet demo` revoked them, start a new one with `covenant devnet up \
+                         --fresh`",
+                    )
+                } else {
+                    f
+                }
+            })
+    };
     let started = tokio::select! {
-        r = start(&mut stack, &root, &layout, &args, previous) => r,
+        r = starting => r,
         s = next_signal(&mut interrupt, &mut terminate) => Err(Failure::new(format!("{s} while starting: stopped"))),
     };
     let outcome = match started {
