@@ -27,7 +27,11 @@ impl Failure {
 
     /// Adds what to do next, unless the failure already says.
     pub(crate) fn or_next(self, next: impl Into<String>) -> Self {
-        if self.next.is_some() { self } else { self.next(next) }
+        if self.next.is_some() {
+            self
+        } else {
+            self.next(next)
+        }
     }
 }
 

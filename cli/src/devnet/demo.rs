@@ -25,12 +25,11 @@ use super::{
     running,
     state::{Layout, Ports},
     up::{
-        Binaries, DEPLOYER_KEY, add_compose_call, app_compose, app_host, boot, past_notice,
+        Binaries, add_compose_call, app_compose, app_host, boot, deployer_global, past_notice,
         repo_root, say,
     },
 };
 use crate::{
-    Global,
     context::{Chain, Indexer, Sender},
     error::{Context as _, Failure},
     gov::GovCommand,
@@ -108,19 +107,11 @@ pub(crate) async fn run(layout: &Layout) -> Result<Report, Failure> {
     let root = repo_root()?;
     let bins = Binaries::find(&root)?;
     let p = saved.ports;
-    let global = Global {
-        rpc_url: format!("http://127.0.0.1:{}", p.rpc)
-            .parse()
-            .doing("the RPC URL")?,
-        indexer_url: format!("http://127.0.0.1:{}", p.indexer)
-            .parse()
-            .doing("the indexer URL")?,
-        deployment: Some(layout.deployment()),
-        json: false,
-        keystore: None,
-        unsigned: false,
-        signer: Some(DEPLOYER_KEY.parse().doing("the deployer key")?),
-    };
+    let global = deployer_global(
+        layout,
+        &format!("http://127.0.0.1:{}", p.rpc),
+        &format!("http://127.0.0.1:{}", p.indexer),
+    )?;
     let chain = Chain::connect(&global).await?;
     let sender = Sender::from(&global)?;
     let app = saved.app.clone();

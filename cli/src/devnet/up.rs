@@ -460,6 +460,24 @@ impl Ready {
     }
 }
 
+/// The options the devnet's own commands run with: its endpoints and deployment, signed by the
+/// deployer (a well-known key, for the devnet only).
+pub(crate) fn deployer_global(
+    layout: &Layout,
+    rpc_url: &str,
+    indexer_url: &str,
+) -> Result<Global, Failure> {
+    Ok(Global {
+        rpc_url: rpc_url.parse().doing("the RPC URL")?,
+        indexer_url: indexer_url.parse().doing("the indexer URL")?,
+        deployment: Some(layout.deployment()),
+        json: false,
+        keystore: None,
+        unsigned: false,
+        signer: Some(DEPLOYER_KEY.parse().doing("the deployer key")?),
+    })
+}
+
 /// `<app id, lower-case hex without 0x>.localhost`: the app's name under the devnet's base domain.
 pub(crate) fn app_host(app: Address) -> String {
     format!("{}.localhost", hex::encode(app.as_slice()))
@@ -669,15 +687,7 @@ async fn start(
         .await?;
     say(format!("indexer on {indexer_url}"));
 
-    let global = Global {
-        rpc_url: rpc_url.clone(),
-        indexer_url: indexer_url.parse().doing("the indexer URL")?,
-        deployment: Some(layout.deployment()),
-        json: false,
-        keystore: None,
-        unsigned: false,
-        signer: Some(DEPLOYER_KEY.parse().doing("the deployer key")?),
-    };
+    let global = deployer_global(layout, rpc_url.as_str(), &indexer_url)?;
     let chain = Chain::connect(&global).await?;
     let sender = Sender::from(&global)?;
 
