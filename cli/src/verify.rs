@@ -10,6 +10,8 @@
 //! 4. The gateway: the document's node evidence verifies (simulated evidence only while the
 //!    chain's `allowSimulatedTee` is set at the decision block), is an instance of
 //!    `gatewayAppId`, and the registry allows that boot at the decision block.
+//!    Its ACME account (when it has one): the account its evidence binds is the one registered
+//!    on chain at the decision block (`DomainRegistry.gatewayAcmeAccount`).
 //! 5. The app: the name is `<app id>.<base domain>` of the app the document routes to; or, for a
 //!    custom domain, the app claims the name on chain at the decision block and the DNS record
 //!    `_covenant.<name>` names it and no other claiming app.
@@ -141,6 +143,50 @@ async fn certificate(global: &Global, file: &std::path::Path) -> Result<Report, 
         links,
         "the certificate chain holds on chain now",
     )
+}
+
+/// The gateway's ACME account: the one its evidence binds (`acme.accountUri`, part of the node's
+/// report data) must be the deployment's (`DomainRegistry.gatewayAcmeAccount`) at the decision
+/// block — the account CAA `accounturi` records name, so that no other account has certificates
+/// issued for the gateway's names. `None` for a gateway without ACME (a development CA).
+async fn acme_link(
+    chain: &Chain,
+    document: &Value,
+    at: BlockId,
+    number: u64,
+) -> Result<Option<Link>, Failure> {
+    use covenant_chain::domain_registry::DomainRegistry;
+    let Some(account) = document["acme"]["accountUri"].as_str() else {
+        return Ok(None);
+    };
+    let on_chain = DomainRegistry::new(chain.deployment.contracts.domain_registry, &chain.provider)
+        .gatewayAcmeAccount()
+        .block(at)
+        .call()
+        .await
+        .doing("reading the gateway's ACME account at the decision block")?;
+    Ok(Some(if on_chain == account {
+        Link::ok(
+            "acme",
+            format!("the gateway's ACME account {account} is the one on chain at block {number}"),
+        )
+    } else if on_chain.is_empty() {
+        Link::broken(
+            "acme",
+            format!(
+                "the gateway uses ACME account {account}, but none is registered on chain at \
+                 block {number}"
+            ),
+        )
+    } else {
+        Link::broken(
+            "acme",
+            format!(
+                "the gateway uses ACME account {account}, not {on_chain}, the one on chain at \
+                 block {number}"
+            ),
+        )
+    }))
 }
 
 /// A resolver: the system's, or only `server` (UDP).
@@ -632,6 +678,11 @@ async fn check(
                 });
             }
         }
+    }
+
+    // The gateway's ACME account (when it has one: a development CA has none).
+    if let Some(link) = acme_link(chain, document, at, number).await? {
+        links.push(link);
     }
 
     // The app the name routes to.

@@ -199,3 +199,95 @@ async fn a_custom_domain_needs_the_on_chain_claim_and_the_dns_record() {
         "{out}"
     );
 }
+
+/// The ACME account the gateway names must be the one registered on chain at the decision block:
+/// refused while none is, and while another is; holds once a vote registers it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateways_acme_account_must_be_the_one_on_chain() {
+    use alloy::primitives::Address;
+    use covenant_chain::token::CovenantToken;
+    use covenant_testkit::send;
+
+    const ACCOUNT: &str = "https://acme.example.test/acct/7";
+    let devnet = Devnet::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("{}.localhost", "ab".repeat(20));
+    let verify = || {
+        let name = name.clone();
+        let devnet = &devnet;
+        let dir = dir.path().to_owned();
+        async move {
+            let head = devnet
+                .provider
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                .await
+                .unwrap()
+                .unwrap();
+            let document = serde_json::json!({
+                "version": 1,
+                "host": name,
+                "app": format!("0x{}", "ab".repeat(20)),
+                "decision": { "block": head.header.number, "hash": head.header.hash },
+                "gateway": null,
+                "acme": { "accountUri": ACCOUNT },
+                "instances": [],
+                "certificateKeys": [],
+            });
+            let (port, ca) = crate::tls_server(&name, document.to_string());
+            let ca_file = dir.join("ca.pem");
+            std::fs::write(&ca_file, ca).unwrap();
+            let run = devnet.covenant(
+                None,
+                &[
+                    "verify",
+                    &format!("https://{name}:{port}/"),
+                    "--ca-file",
+                    ca_file.to_str().unwrap(),
+                ],
+            );
+            assert!(!run.ok, "the rest of the document is hostile");
+            run.stderr
+        }
+    };
+    let out = verify().await;
+    assert!(
+        out.contains(&format!(
+            "BROKEN  acme: the gateway uses ACME account {ACCOUNT}, but none is registered"
+        )),
+        "{out}"
+    );
+
+    // The DAO registers the account: propose, vote, time, queue, time, execute.
+    let deployer = devnet.key(0);
+    let voter: Address = devnet.anvil.accounts()[0].address.parse().unwrap();
+    let token = CovenantToken::new(devnet.deployment.contracts.covenant_token, &devnet.provider);
+    send!(token.delegate(voter).from(voter));
+    let proposed = devnet.json(
+        Some(&deployer),
+        &[
+            "gov",
+            "propose",
+            "--description",
+            "Register the gateway's ACME account",
+            "set-gateway-acme-account",
+            "--uri",
+            ACCOUNT,
+        ],
+    );
+    let id = proposed["id"].as_str().unwrap().to_owned();
+    devnet.advance(2);
+    devnet.json(Some(&deployer), &["gov", "vote", &id, "for"]);
+    devnet.advance(21);
+    devnet.finalize().await;
+    devnet.json(Some(&deployer), &["gov", "queue", &id]);
+    devnet.advance(11);
+    devnet.json(Some(&deployer), &["gov", "execute", &id]);
+
+    let out = verify().await;
+    assert!(
+        out.contains(&format!(
+            "ok      acme: the gateway's ACME account {ACCOUNT} is the one on chain"
+        )),
+        "{out}"
+    );
+}
