@@ -65,6 +65,22 @@ impl Chain {
     }
 }
 
+impl Chain {
+    /// The KMS root keys registered now: signer, root CA public key, generation.
+    pub(crate) async fn root_keys(
+        &self,
+    ) -> Result<covenant_chain::kms_registry::KmsRegistry::kmsRootKeysReturn, Failure> {
+        covenant_chain::kms_registry::KmsRegistry::new(
+            self.deployment.contracts.kms_registry,
+            &self.provider,
+        )
+        .kmsRootKeys()
+        .call()
+        .await
+        .doing("reading the KMS root keys on chain")
+    }
+}
+
 /// Who sends transactions.
 pub(crate) enum Sender {
     /// Sign with this key.

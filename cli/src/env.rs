@@ -6,10 +6,10 @@
 //! root's signature over it, checked against the root signer on chain — not the connection it
 //! came over — and its key generation, checked against the app's on chain.
 
-use std::{collections::BTreeMap, io::Read as _, path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, io::Read as _, path::PathBuf};
 
 use alloy::primitives::Address;
-use covenant_chain::{app::App, kms_registry::KmsRegistry};
+use covenant_chain::app::App;
 use covenant_kms_api::EnvKeyResponse;
 use serde_json::json;
 use zeroize::{Zeroize as _, Zeroizing};
@@ -94,38 +94,16 @@ async fn encrypt(global: &Global, args: EncryptArgs) -> Result<Report, Failure> 
     let mut variables = parse(&text)?;
     let chain = Chain::connect(global).await?;
     let registry = chain.deployment.contracts.kms_registry;
-    let roots = KmsRegistry::new(registry, &chain.provider)
-        .kmsRootKeys()
-        .call()
-        .await
-        .doing("reading the KMS root keys on chain")?;
+    let roots = chain.root_keys().await?;
     let generation = App::new(args.app, &chain.provider)
         .keyGeneration()
         .call()
         .await
         .doing(&format!("reading the key generation of app {}", args.app))?;
 
-    let host = args
-        .kms_url
-        .host_str()
-        .ok_or_else(|| Failure::new(format!("{} names no host", args.kms_url)))?
-        .to_owned();
-    let port = args.kms_url.port_or_known_default().unwrap_or(443);
     // The connection is not what is trusted: the statement's signature is checked below.
-    let config = Arc::new(https::any_certificate()?);
-    let path = format!("/v1/apps/{}/env-key", args.app);
-    let answer = https::get(&host, port, config, &path)
-        .await
-        .map_err(|e| Failure::new(format!("GET {path} from {}: {e}", args.kms_url)))?;
-    if answer.status != 200 {
-        return Err(Failure::new(format!(
-            "the KMS answered {} to {path}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body)
-        )));
-    }
     let response: EnvKeyResponse =
-        serde_json::from_slice(&answer.body).doing("the KMS's env-key answer")?;
+        https::kms_json(&args.kms_url, &format!("/v1/apps/{}/env-key", args.app)).await?;
     let statement = response.statement;
     if statement.app_id != args.app {
         return Err(Failure::new(format!(

@@ -142,6 +142,31 @@ pub(crate) async fn get_at(
     Ok(Answer { leaf, status, body })
 }
 
+/// `GET path` from the KMS node at `kms_url`, as JSON `T`, over TLS without trusting the
+/// connection: callers prove what they use from the answer (against the chain), or say that it
+/// is the node's word.
+pub(crate) async fn kms_json<T: serde::de::DeserializeOwned>(
+    kms_url: &url::Url,
+    path: &str,
+) -> Result<T, Failure> {
+    let host = kms_url
+        .host_str()
+        .ok_or_else(|| Failure::new(format!("{kms_url} names no host")))?
+        .to_owned();
+    let port = kms_url.port_or_known_default().unwrap_or(443);
+    let answer = get(&host, port, Arc::new(any_certificate()?), path)
+        .await
+        .map_err(|e| Failure::new(format!("GET {path} from {kms_url}: {e}")))?;
+    if answer.status != 200 {
+        return Err(Failure::new(format!(
+            "the KMS answered {} to {path}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        )));
+    }
+    serde_json::from_slice(&answer.body).doing(&format!("the KMS's answer to {path}"))
+}
+
 /// Why a GET failed.
 pub(crate) enum GetError {
     /// The TLS handshake failed.

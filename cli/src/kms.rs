@@ -1,7 +1,5 @@
 //! KMS nodes: who may serve keys, under which root, and what they committed to on chain.
 
-use std::sync::Arc;
-
 use alloy::{
     primitives::{Address, B256, U256},
     providers::Provider,
@@ -77,12 +75,7 @@ fn text(v: &Value) -> String {
 
 async fn info(global: &Global) -> Result<Report, Failure> {
     let chain = Chain::connect(global).await?;
-    let registry = KmsRegistry::new(chain.deployment.contracts.kms_registry, &chain.provider);
-    let roots = registry
-        .kmsRootKeys()
-        .call()
-        .await
-        .doing("reading the KMS root keys")?;
+    let roots = chain.root_keys().await?;
     let body = Indexer::new(global)
         .get("v1/kms-nodes")
         .await?
@@ -179,32 +172,8 @@ async fn committed(
     }))
 }
 
-/// `GET path` from the KMS node at `kms_url`, as JSON `T`. The connection is not what is trusted
-/// (the callers prove what they use, or say that it is the node's word).
-async fn kms_get<T: serde::de::DeserializeOwned>(
-    kms_url: &url::Url,
-    path: &str,
-) -> Result<T, Failure> {
-    let host = kms_url
-        .host_str()
-        .ok_or_else(|| Failure::new(format!("{kms_url} names no host")))?
-        .to_owned();
-    let port = kms_url.port_or_known_default().unwrap_or(443);
-    let answer = https::get(&host, port, Arc::new(https::any_certificate()?), path)
-        .await
-        .map_err(|e| Failure::new(format!("GET {path} from {kms_url}: {e}")))?;
-    if answer.status != 200 {
-        return Err(Failure::new(format!(
-            "the KMS answered {} to {path}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body)
-        )));
-    }
-    serde_json::from_slice(&answer.body).doing(&format!("the KMS's answer to {path}"))
-}
-
 async fn app_grants(app: Address, kms_url: &url::Url) -> Result<Report, Failure> {
-    let listed: AppAudit = kms_get(kms_url, &format!("/v1/audit?app={app}")).await?;
+    let listed: AppAudit = https::kms_json(kms_url, &format!("/v1/audit?app={app}")).await?;
     let mut lines = vec![format!(
         "{} decision(s) for app {} by {kms_url} (newest first; the node's word until proven with \
          `covenant kms proof <seq>`):",
@@ -239,7 +208,7 @@ async fn proof(global: &Global, seq: u64, kms_url: &url::Url) -> Result<Report, 
     let chain = Chain::connect(global).await?;
     let path = format!("/v1/audit/{seq}");
     // What the node serves is proven below, up to the chain.
-    let response: AuditEntryResponse = kms_get(kms_url, &path).await?;
+    let response: AuditEntryResponse = https::kms_json(kms_url, &path).await?;
     if response.entry.seq != seq {
         return Err(Failure::new(format!(
             "the KMS sent entry {} for {seq}",

@@ -88,11 +88,7 @@ async fn certificate(global: &Global, file: &std::path::Path) -> Result<Report, 
         .doing(&format!("reading certificates from {}", file.display()))?;
     let chain = Chain::connect(global).await?;
     let registry = chain.deployment.contracts.kms_registry;
-    let roots = KmsRegistry::new(registry, &chain.provider)
-        .kmsRootKeys()
-        .call()
-        .await
-        .doing("reading the KMS root keys on chain")?;
+    let roots = chain.root_keys().await?;
     let anchor = covenant_kms_api::RootAnchor {
         chain_id: chain.chain_id,
         kms_registry: registry,
