@@ -1,6 +1,6 @@
 //! The gateway's Prometheus metrics (`/metrics`).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Metric handles.
 #[derive(Clone, Debug)]
@@ -21,6 +21,8 @@ pub struct Metrics {
     pub finalized_block: IntGauge,
     /// Its timestamp.
     pub finalized_timestamp_seconds: IntGauge,
+    /// Boots per batched app check of the policy view.
+    pub app_check_batch_size: Histogram,
     /// Chain reads, by function.
     pub chain_reads: IntCounterVec,
     /// Certificates installed, by where they came from: `ordered` (this node's ACME order),
@@ -57,7 +59,16 @@ impl Metrics {
             &["source"],
         )?;
         registry.register(Box::new(certificates.clone()))?;
+        let app_check_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "covenant_gateway_app_check_batch_size",
+                "Boots per batched app check of the policy view",
+            )
+            .buckets(covenant_mirror::APP_CHECK_BATCH_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(app_check_batch_size.clone()))?;
         Ok(Self {
+            app_check_batch_size,
             chain_reads,
             certificates,
             registrations: counter(
@@ -98,6 +109,7 @@ impl Metrics {
             disagreements: self.disagreements.clone(),
             finalized_block: self.finalized_block.clone(),
             finalized_timestamp_seconds: self.finalized_timestamp_seconds.clone(),
+            app_check_batch_size: self.app_check_batch_size.clone(),
         }
     }
 }

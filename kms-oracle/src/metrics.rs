@@ -41,6 +41,8 @@ pub struct Metrics {
     pub finalized_timestamp_seconds: IntGauge,
     /// 1 while the chain allows this node and its root keys (it serves), else 0.
     pub serving: IntGauge,
+    /// Boots per batched app check (new boots asked about together).
+    pub app_check_batch_size: Histogram,
 }
 
 impl Metrics {
@@ -50,6 +52,7 @@ impl Metrics {
             disagreements: self.disagreements.clone(),
             finalized_block: self.finalized_block.clone(),
             finalized_timestamp_seconds: self.finalized_timestamp_seconds.clone(),
+            app_check_batch_size: self.app_check_batch_size.clone(),
         }
     }
 
@@ -80,7 +83,16 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(decision_seconds.clone()))?;
+        let app_check_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "kms_app_check_batch_size",
+                "Boots per batched app check (one mirror statement and one JSON-RPC batch).",
+            )
+            .buckets(covenant_mirror::APP_CHECK_BATCH_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(app_check_batch_size.clone()))?;
         Ok(Self {
+            app_check_batch_size,
             decisions: vec(
                 "kms_decisions_total",
                 "Decisions by action and outcome.",

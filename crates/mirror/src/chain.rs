@@ -7,7 +7,7 @@ use std::{str::FromStr, time::Duration};
 use alloy::{
     eips::{BlockId, RpcBlockHash},
     network::TransactionBuilder,
-    primitives::{Address, B256, U256, keccak256},
+    primitives::{Address, B256, Bytes, U256, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionRequest,
     sol_types::SolCall,
@@ -152,6 +152,49 @@ impl ChainReader {
             call: C::SIGNATURE,
             source,
         })
+    }
+
+    /// `calls` on `to` at block `hash` (which must be canonical) in one JSON-RPC batch: one
+    /// answer per call, in order. `Err`: the batch itself failed on the way.
+    pub async fn call_many<C: SolCall>(
+        &self,
+        to: Address,
+        calls: &[C],
+        hash: B256,
+    ) -> Result<Vec<Result<C::Return>>> {
+        if let [call] = calls {
+            return Ok(vec![self.call(to, call, hash).await]);
+        }
+        let function = C::SIGNATURE.split('(').next().unwrap_or(C::SIGNATURE);
+        self.reads
+            .with_label_values(&[function])
+            .inc_by(calls.len() as u64);
+        let mut batch = alloy::rpc::client::BatchRequest::new(self.provider.client());
+        let mut waiters = Vec::with_capacity(calls.len());
+        for call in calls {
+            let tx = TransactionRequest::default()
+                .with_to(to)
+                .with_input(call.abi_encode());
+            let waiter = batch
+                .add_call::<_, Bytes>("eth_call", &(tx, canonical(hash)))
+                .map_err(|e| rpc_error(C::SIGNATURE, hash, &e, &self.url))?;
+            waiters.push(waiter);
+        }
+        batch
+            .send()
+            .await
+            .map_err(|e| rpc_error(C::SIGNATURE, hash, &e, &self.url))?;
+        let mut out = Vec::with_capacity(waiters.len());
+        for waiter in waiters {
+            out.push(match waiter.await {
+                Ok(bytes) => C::abi_decode_returns(&bytes).map_err(|source| Error::Decode {
+                    call: C::SIGNATURE,
+                    source,
+                }),
+                Err(e) => Err(rpc_error(C::SIGNATURE, hash, &e, &self.url)),
+            });
+        }
+        Ok(out)
     }
 
     /// The block at `tag` (number, hash, timestamp), `None` if the node has none: for anchoring

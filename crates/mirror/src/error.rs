@@ -58,6 +58,10 @@ pub enum Error {
         /// Its chain id.
         actual: u64,
     },
+    /// The batch this question was answered in failed (see the error), shared by every
+    /// question in it.
+    #[error("{0}")]
+    Shared(std::sync::Arc<Error>),
     /// The view's settings are out of range.
     #[error("invalid policy view settings: {0}")]
     Settings(String),

@@ -168,37 +168,44 @@ fn app_registration_of(
     })
 }
 
-/// The registry's facts and the app's registration for `boot` at block `at` (timestamp `now`),
-/// read in one round trip: what [`registry_facts`] and [`app_registration`] answer together.
+/// The registry's facts and the app's registration for each of `boots` at block `at`
+/// (timestamp `now`), in order, read in one round trip however many boots: what
+/// [`registry_facts`] and [`app_registration`] answer together.
 pub async fn app_facts(
     c: &mut PgConnection,
     registry: Address,
     app_implementation: Address,
-    boot: &BootInfo,
+    boots: &[BootInfo],
     at: u64,
     now: u64,
-) -> Result<(RegistryFacts, AppRegistration)> {
-    let rows = read::app_boot_rows(
-        c,
-        registry.as_slice(),
-        boot.appId.as_slice(),
-        boot.osImageHash.as_slice(),
-        boot.composeHash.as_slice(),
-        boot.deviceId.as_slice(),
-        at,
-    )
-    .await?;
-    Ok((
-        registry_facts_of(&rows.registry_settings, rows.os_image.as_ref(), boot, now),
-        app_registration_of(
-            app_implementation,
-            rows.app.as_ref(),
-            &rows.app_settings,
-            rows.compose_hash.as_ref(),
-            rows.device.as_ref(),
-            now,
-        ),
-    ))
+) -> Result<Vec<(RegistryFacts, AppRegistration)>> {
+    let keys: Vec<read::BootKey<'_>> = boots
+        .iter()
+        .map(|b| read::BootKey {
+            app: b.appId.as_slice(),
+            image: b.osImageHash.as_slice(),
+            compose: b.composeHash.as_slice(),
+            device: b.deviceId.as_slice(),
+        })
+        .collect();
+    let rows = read::app_boot_rows(c, registry.as_slice(), &keys, at).await?;
+    Ok(boots
+        .iter()
+        .zip(rows)
+        .map(|(boot, rows)| {
+            (
+                registry_facts_of(&rows.registry_settings, rows.os_image.as_ref(), boot, now),
+                app_registration_of(
+                    app_implementation,
+                    rows.app.as_ref(),
+                    &rows.app_settings,
+                    rows.compose_hash.as_ref(),
+                    rows.device.as_ref(),
+                    now,
+                ),
+            )
+        })
+        .collect())
 }
 
 /// `isAppAllowed(boot)` at block `at` (timestamp `now`) as far as the mirror can tell.
@@ -210,7 +217,13 @@ pub async fn app_at(
     at: u64,
     now: u64,
 ) -> Result<AppAnswer> {
-    let (facts, registration) = app_facts(c, registry, app_implementation, boot, at, now).await?;
+    let boots = std::slice::from_ref(boot);
+    let Some((facts, registration)) = app_facts(c, registry, app_implementation, boots, at, now)
+        .await?
+        .pop()
+    else {
+        unreachable!("app_facts answers every boot it is given")
+    };
     let key_generation = match &registration {
         AppRegistration::Mirrored(f) => Some(f.key_generation),
         _ => None,

@@ -36,6 +36,7 @@
 mod anchor;
 mod chain;
 mod clock;
+mod coalesce;
 mod error;
 pub mod facts;
 pub mod read;
@@ -49,5 +50,6 @@ pub use chain::{
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{Error, Result};
 pub use view::{
-    AppAnswer, Deny, DenyStage, PolicyView, RegisteredRoots, ViewMetrics, ViewSettings,
+    APP_CHECK_BATCH_BUCKETS, AppAnswer, Deny, DenyStage, PolicyView, RegisteredRoots, ViewMetrics,
+    ViewSettings,
 };

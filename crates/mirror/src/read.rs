@@ -237,64 +237,99 @@ pub struct AppBootRows {
     pub device: Option<Value>,
 }
 
-/// The rows [`AppBootRows`] holds for `app` booted with `image`, `compose` and `device` under
-/// `registry` at block `at`, in one round trip (the same predicates as [`settings_at`],
-/// [`scoped_member_at`] and [`member_at`]).
+/// The values of one boot that [`app_boot_rows`] looks up.
+#[derive(Clone, Copy, Debug)]
+pub struct BootKey<'a> {
+    /// The app.
+    pub app: &'a [u8],
+    /// The OS image hash.
+    pub image: &'a [u8],
+    /// The compose hash.
+    pub compose: &'a [u8],
+    /// The device id.
+    pub device: &'a [u8],
+}
+
+/// The rows [`AppBootRows`] holds for each of `boots` under `registry` at block `at`, in order,
+/// in one round trip however many boots (the same predicates as [`settings_at`],
+/// [`scoped_member_at`] and [`member_at`]; the registry's settings are read once).
 pub async fn app_boot_rows(
     conn: &mut PgConnection,
     registry: &[u8],
-    app: &[u8],
-    image: &[u8],
-    compose: &[u8],
-    device: &[u8],
+    boots: &[BootKey<'_>],
     at: u64,
-) -> Result<AppBootRows> {
-    let rows: Vec<(i16, Option<String>, Value)> = sqlx::query_as(
-        "SELECT 0::int2, name, value FROM settings
+) -> Result<Vec<AppBootRows>> {
+    if boots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let apps: Vec<&[u8]> = boots.iter().map(|b| b.app).collect();
+    let images: Vec<&[u8]> = boots.iter().map(|b| b.image).collect();
+    let composes: Vec<&[u8]> = boots.iter().map(|b| b.compose).collect();
+    let devices: Vec<&[u8]> = boots.iter().map(|b| b.device).collect();
+    let rows: Vec<(i16, i64, Option<String>, Value)> = sqlx::query_as(
+        "WITH q AS (
+           SELECT * FROM unnest($2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[])
+             WITH ORDINALITY AS q(app, image, compose, device, i))
+         SELECT 0::int2, 0::int8, name, value FROM settings
            WHERE scope = $1 AND from_block <= $6 AND (to_block IS NULL OR to_block > $6)
          UNION ALL
-         SELECT 1::int2, name, value FROM settings
-           WHERE scope = $2 AND from_block <= $6 AND (to_block IS NULL OR to_block > $6)
+         SELECT 1::int2, q.i, s.name, s.value FROM q JOIN settings s ON s.scope = q.app
+           AND s.from_block <= $6 AND (s.to_block IS NULL OR s.to_block > $6)
          UNION ALL
-         (SELECT 2::int2, NULL, data FROM members
-           WHERE set_name = 'os_image' AND scope = $1 AND member = $3
-             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)
+         SELECT 2::int2, q.i, NULL, m.data FROM q CROSS JOIN LATERAL
+           (SELECT data FROM members
+             WHERE set_name = 'os_image' AND scope = $1 AND member = q.image
+               AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1) m
          UNION ALL
-         (SELECT 3::int2, NULL, data FROM members
-           WHERE set_name = 'app' AND member = $2
-             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)
+         SELECT 3::int2, q.i, NULL, m.data FROM q CROSS JOIN LATERAL
+           (SELECT data FROM members
+             WHERE set_name = 'app' AND member = q.app
+               AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1) m
          UNION ALL
-         (SELECT 4::int2, NULL, data FROM members
-           WHERE set_name = 'compose_hash' AND scope = $2 AND member = $4
-             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)
+         SELECT 4::int2, q.i, NULL, m.data FROM q CROSS JOIN LATERAL
+           (SELECT data FROM members
+             WHERE set_name = 'compose_hash' AND scope = q.app AND member = q.compose
+               AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1) m
          UNION ALL
-         (SELECT 5::int2, NULL, data FROM members
-           WHERE set_name = 'device' AND scope = $2 AND member = $5
-             AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1)",
+         SELECT 5::int2, q.i, NULL, m.data FROM q CROSS JOIN LATERAL
+           (SELECT data FROM members
+             WHERE set_name = 'device' AND scope = q.app AND member = q.device
+               AND from_block <= $6 AND (to_block IS NULL OR to_block > $6) LIMIT 1) m",
     )
     .bind(registry)
-    .bind(app)
-    .bind(image)
-    .bind(compose)
-    .bind(device)
+    .bind(apps)
+    .bind(images)
+    .bind(composes)
+    .bind(devices)
     .bind(i64_of(at))
     .fetch_all(conn)
     .await?;
-    let mut out = AppBootRows::default();
-    for (part, name, value) in rows {
+    let mut out = vec![AppBootRows::default(); boots.len()];
+    let mut registry_settings = BTreeMap::new();
+    for (part, i, name, value) in rows {
+        if part == 0 {
+            if let Some(name) = name {
+                registry_settings.insert(name, value);
+            }
+            continue;
+        }
+        // WITH ORDINALITY counts from 1.
+        let Some(row) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) else {
+            continue;
+        };
         match (part, name) {
-            (0, Some(name)) => {
-                out.registry_settings.insert(name, value);
-            }
             (1, Some(name)) => {
-                out.app_settings.insert(name, value);
+                row.app_settings.insert(name, value);
             }
-            (2, _) => out.os_image = Some(value),
-            (3, _) => out.app = Some(value),
-            (4, _) => out.compose_hash = Some(value),
-            (5, _) => out.device = Some(value),
+            (2, _) => row.os_image = Some(value),
+            (3, _) => row.app = Some(value),
+            (4, _) => row.compose_hash = Some(value),
+            (5, _) => row.device = Some(value),
             _ => {}
         }
+    }
+    for row in &mut out {
+        row.registry_settings = registry_settings.clone();
     }
     Ok(out)
 }

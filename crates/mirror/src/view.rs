@@ -21,7 +21,10 @@ use std::{
     time::Duration,
 };
 
-use alloy::primitives::{Address, B256, FixedBytes};
+use alloy::{
+    primitives::{Address, B256, FixedBytes},
+    sol_types::SolCall,
+};
 use covenant_chain::{
     BootInfo, Deployment, Finality, app::App, domain_registry::DomainRegistry,
     kms_registry::KmsRegistry,
@@ -35,6 +38,7 @@ use crate::{
     anchor::{self, MAX_STALENESS_BOUND, Refusal},
     chain::{ChainReader, Finalized, follow_finalized, read_finalized},
     clock::SharedClock,
+    coalesce::Coalescer,
     facts,
     rules::{self, AppRegistration, Decision, RegistryFacts},
 };
@@ -133,7 +137,13 @@ pub struct ViewMetrics {
     pub finalized_block: prometheus::IntGauge,
     /// Its timestamp, unix seconds.
     pub finalized_timestamp_seconds: prometheus::IntGauge,
+    /// How many boots each batched app check held (one mirror statement and one JSON-RPC batch
+    /// each; see [`PolicyView::app`]).
+    pub app_check_batch_size: prometheus::Histogram,
 }
+
+/// Buckets for [`ViewMetrics::app_check_batch_size`].
+pub const APP_CHECK_BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 /// How the view is set up.
 #[derive(Clone, Debug)]
@@ -286,6 +296,38 @@ fn encode(boot: &BootInfo) -> Vec<u8> {
     alloy::sol_types::SolValue::abi_encode(boot)
 }
 
+fn facts_key(boot: &BootInfo) -> FactsKey {
+    (
+        boot.appId,
+        boot.composeHash,
+        boot.deviceId,
+        boot.osImageHash,
+        boot.osMeasurement,
+        boot.teeKind,
+    )
+}
+
+/// The app's key generation as the mirror has it (0 where it has none).
+fn key_generation(registration: &AppRegistration) -> u64 {
+    match registration {
+        AppRegistration::Mirrored(f) => f.key_generation,
+        AppRegistration::None | AppRegistration::Delegated => 0,
+    }
+}
+
+/// The key under which `isAppAllowed` answers are shared by boots that differ only in their
+/// instance id and `mrAggregated`, which the deployment's own `isAppAllowed` reads only to
+/// require a non-zero instance id. `None` for a zero instance id (never shared).
+fn shared_verdict_key(boot: &BootInfo) -> Option<Vec<u8>> {
+    (boot.instanceId != FixedBytes::ZERO).then(|| {
+        encode(&BootInfo {
+            instanceId: FixedBytes::repeat_byte(0xff),
+            mrAggregated: B256::ZERO,
+            ..boot.clone()
+        })
+    })
+}
+
 /// The finalized policy view of one deployment.
 pub struct PolicyView {
     chain: ChainReader,
@@ -304,7 +346,17 @@ pub struct PolicyView {
     clock: SharedClock,
     metrics: ViewMetrics,
     memo: Mutex<Memo>,
+    /// New boots' checks, batched across callers: one mirror statement and one JSON-RPC batch
+    /// for the boots asked about while the previous batch ran.
+    app_checks: Coalescer<(Finalized, BootInfo), AppCheck>,
 }
+
+/// The outcome of one boot's check in a batch (errors are shared with the batch's other
+/// callers when the whole batch failed).
+type AppCheck = std::result::Result<AppMemo, Arc<crate::Error>>;
+
+/// The most boots one batched check holds.
+const MAX_APP_BATCH: usize = 64;
 
 impl std::fmt::Debug for PolicyView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -363,6 +415,7 @@ impl PolicyView {
             clock,
             metrics,
             memo: Mutex::new(Memo::default()),
+            app_checks: Coalescer::new(MAX_APP_BATCH),
         };
         if let Some(block) = initial {
             view.anchoring().check(block).await;
@@ -780,18 +833,23 @@ impl PolicyView {
             ..boot.clone()
         };
         let key = encode(&boot0);
-        let memo = match self
+        let remembered = self
             .with_memo(block, |m| m.apps.get(&key).cloned())
-            .flatten()
-        {
+            .flatten();
+        let (generation, verdict) = match remembered {
             Some(v) => v,
-            None => {
-                let v = self.check_app(block, &boot0).await?;
-                self.with_memo(block, |m| insert_bounded(&mut m.apps, key, v.clone()));
-                v
-            }
+            None => match self.app_from_memo(block, &boot0) {
+                Some(v) => {
+                    self.with_memo(block, |m| insert_bounded(&mut m.apps, key, v.clone()));
+                    v
+                }
+                None => self
+                    .app_checks
+                    .ask((*block, boot0.clone()), |batch| self.check_apps(batch))
+                    .await
+                    .map_err(crate::Error::Shared)?,
+            },
         };
-        let (generation, verdict) = memo;
         Ok(AppAnswer {
             boot: BootInfo {
                 keyGeneration: generation,
@@ -801,49 +859,214 @@ impl PolicyView {
         })
     }
 
-    async fn check_app(&self, block: &Finalized, boot0: &BootInfo) -> Result<AppMemo> {
-        let facts_key = (
-            boot0.appId,
-            boot0.composeHash,
-            boot0.deviceId,
-            boot0.osImageHash,
-            boot0.osMeasurement,
-            boot0.teeKind,
-        );
-        let cached = self
-            .with_memo(block, |m| m.facts.get(&facts_key).cloned())
-            .flatten();
-        let (registry_facts, registration) = match cached {
-            Some(f) => f,
-            None => {
-                let mut c = self.boot_reads.acquire().await?;
-                let (f, r) = facts::app_facts(
-                    &mut c,
-                    self.registry(),
-                    self.deployment.contracts.app_implementation,
-                    boot0,
-                    block.number,
-                    block.timestamp,
-                )
-                .await?;
-                self.with_memo(block, |m| {
-                    insert_bounded(&mut m.facts, facts_key, (f.clone(), r.clone()));
-                });
-                (f, r)
-            }
-        };
-        let generation = match &registration {
-            AppRegistration::Mirrored(f) => f.key_generation,
-            AppRegistration::None => 0,
-            AppRegistration::Delegated => self.app_generation(boot0.appId, block.hash).await?,
-        };
+    /// The check of `boot0` when everything it needs is already known at `block` (another
+    /// instance of the same app was checked): no round trip.
+    fn app_from_memo(&self, block: &Finalized, boot0: &BootInfo) -> Option<AppMemo> {
+        let (registry_facts, registration, chain) = self
+            .with_memo(block, |m| {
+                let (f, r) = m.facts.get(&facts_key(boot0))?.clone();
+                let generation = match &r {
+                    AppRegistration::Mirrored(f) => f.key_generation,
+                    AppRegistration::None => 0,
+                    AppRegistration::Delegated => return None,
+                };
+                let boot = BootInfo {
+                    keyGeneration: generation,
+                    ..boot0.clone()
+                };
+                let shared = shared_verdict_key(&boot)?;
+                // Shared only where the deciding code is the deployment's own.
+                if m.known_code.get(&boot.appId) != Some(&true) {
+                    return None;
+                }
+                let chain = m.chain.get(&shared)?.clone();
+                Some((f, r, chain))
+            })
+            .flatten()?;
         let boot = BootInfo {
-            keyGeneration: generation,
+            keyGeneration: key_generation(&registration),
             ..boot0.clone()
         };
         let mirror = rules::app_decision(&boot, &registry_facts, &registration);
-        let chain = self.chain_verdict(block, boot).await?;
-        if let Some(m) = &mirror
+        Some(self.judge(block, boot.keyGeneration, mirror.as_ref(), chain))
+    }
+
+    /// Checks a batch of boots (each with generation 0) at their blocks: per block, one mirror
+    /// statement for the boots whose facts are not known yet and one JSON-RPC batch for the
+    /// `isAppAllowed` calls. Answers in order, and remembers them for their blocks.
+    async fn check_apps(&self, batch: Vec<(Finalized, BootInfo)>) -> Vec<AppCheck> {
+        self.metrics
+            .app_check_batch_size
+            .observe(batch.len() as f64);
+        let mut out: Vec<Option<AppCheck>> = vec![None; batch.len()];
+        let mut blocks: Vec<Finalized> = Vec::new();
+        for (block, _) in &batch {
+            if !blocks.contains(block) {
+                blocks.push(*block);
+            }
+        }
+        for block in blocks {
+            let (indices, boots): (Vec<usize>, Vec<BootInfo>) = batch
+                .iter()
+                .enumerate()
+                .filter(|(_, (b, _))| *b == block)
+                .map(|(i, (_, boot))| (i, boot.clone()))
+                .unzip();
+            match self.check_apps_at(&block, &boots).await {
+                Ok(answers) => {
+                    for ((i, boot), answer) in indices.into_iter().zip(&boots).zip(answers) {
+                        if let Ok(memo) = &answer {
+                            self.with_memo(&block, |m| {
+                                insert_bounded(&mut m.apps, encode(boot), memo.clone());
+                            });
+                        }
+                        out[i] = Some(answer.map_err(Arc::new));
+                    }
+                }
+                Err(e) => {
+                    let e = Arc::new(e);
+                    for i in indices {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        // Every index is in exactly one block's group, and each group answers all of its own.
+        out.into_iter().flatten().collect()
+    }
+
+    /// [`Self::check_apps`] for boots at one block. `Err`: the batch's mirror statement or
+    /// JSON-RPC batch failed; an error of one boot's own call is that boot's answer.
+    async fn check_apps_at(
+        &self,
+        block: &Finalized,
+        boots: &[BootInfo],
+    ) -> Result<Vec<Result<AppMemo>>> {
+        /// A boot answered without the chain batch, or waiting for its answer in it.
+        enum Step {
+            Done(Result<AppMemo>),
+            Ask(BootInfo, Option<Decision>),
+        }
+        let facts = self.boot_facts(block, boots).await?;
+        let mut steps = Vec::with_capacity(boots.len());
+        for (boot0, (registry_facts, registration)) in boots.iter().zip(&facts) {
+            let generation = match registration {
+                AppRegistration::Delegated => {
+                    match self.app_generation(boot0.appId, block.hash).await {
+                        Ok(g) => g,
+                        Err(e) => {
+                            steps.push(Step::Done(Err(e)));
+                            continue;
+                        }
+                    }
+                }
+                other => key_generation(other),
+            };
+            let boot = BootInfo {
+                keyGeneration: generation,
+                ..boot0.clone()
+            };
+            let mirror = rules::app_decision(&boot, registry_facts, registration);
+            steps.push(match self.shared_verdict(block, &boot).await {
+                Some(chain) => {
+                    Step::Done(Ok(self.judge(block, generation, mirror.as_ref(), chain)))
+                }
+                None => Step::Ask(boot, mirror),
+            });
+        }
+        let calls: Vec<KmsRegistry::isAppAllowedCall> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Ask(boot, _) => Some(KmsRegistry::isAppAllowedCall { boot: boot.clone() }),
+                Step::Done(_) => None,
+            })
+            .collect();
+        let mut answers = self
+            .chain
+            .call_many(self.registry(), &calls, block.hash)
+            .await?
+            .into_iter();
+        Ok(steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Done(done) => done,
+                Step::Ask(boot, mirror) => {
+                    let answer = answers.next().ok_or(crate::Error::Rpc {
+                        call: KmsRegistry::isAppAllowedCall::SIGNATURE,
+                        block: block.hash,
+                        reason: "the batch answered fewer calls than it was sent".into(),
+                    })??;
+                    let chain = Decision {
+                        allowed: answer._0,
+                        reason: answer._1,
+                    };
+                    if let Some(key) = shared_verdict_key(&boot) {
+                        self.with_memo(block, |m| {
+                            insert_bounded(&mut m.chain, key, chain.clone());
+                        });
+                    }
+                    Ok(self.judge(block, boot.keyGeneration, mirror.as_ref(), chain))
+                }
+            })
+            .collect())
+    }
+
+    /// The mirror's facts for each of `boots` at `block`: remembered ones from the memo, the
+    /// others in one statement (each distinct set of facts read once), then remembered.
+    async fn boot_facts(
+        &self,
+        block: &Finalized,
+        boots: &[BootInfo],
+    ) -> Result<Vec<(RegistryFacts, AppRegistration)>> {
+        let keys: Vec<FactsKey> = boots.iter().map(facts_key).collect();
+        let mut known: Vec<Option<(RegistryFacts, AppRegistration)>> = self
+            .with_memo(block, |m| {
+                keys.iter().map(|k| m.facts.get(k).cloned()).collect()
+            })
+            .unwrap_or_else(|| vec![None; boots.len()]);
+        let mut missing: Vec<usize> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            if known[i].is_none() && !missing.iter().any(|&j| keys[j] == *key) {
+                missing.push(i);
+            }
+        }
+        if !missing.is_empty() {
+            let wanted: Vec<BootInfo> = missing.iter().map(|&i| boots[i].clone()).collect();
+            let read = {
+                let mut c = self.boot_reads.acquire().await?;
+                facts::app_facts(
+                    &mut c,
+                    self.registry(),
+                    self.deployment.contracts.app_implementation,
+                    &wanted,
+                    block.number,
+                    block.timestamp,
+                )
+                .await?
+            };
+            for (&j, f) in missing.iter().zip(read) {
+                self.with_memo(block, |m| insert_bounded(&mut m.facts, keys[j], f.clone()));
+                for (i, key) in keys.iter().enumerate() {
+                    if known[i].is_none() && *key == keys[j] {
+                        known[i] = Some(f.clone());
+                    }
+                }
+            }
+        }
+        // Every boot's key is either remembered or among those just read.
+        Ok(known.into_iter().flatten().collect())
+    }
+
+    /// The verdict: the chain's, unless the mirror (where it models the app) says otherwise,
+    /// which denies as a disagreement.
+    fn judge(
+        &self,
+        block: &Finalized,
+        generation: u64,
+        mirror: Option<&Decision>,
+        chain: Decision,
+    ) -> AppMemo {
+        if let Some(m) = mirror
             && *m != chain
         {
             self.disagreement("isAppAllowed", &m.reason, &chain.reason);
@@ -854,7 +1077,7 @@ impl PolicyView {
                     d.reason.clone()
                 }
             };
-            return Ok((
+            return (
                 generation,
                 Err((
                     DenyStage::Disagreement,
@@ -865,16 +1088,36 @@ impl PolicyView {
                         said(&chain)
                     ),
                 )),
-            ));
+            );
         }
-        Ok((
+        (
             generation,
             if chain.allowed {
                 Ok(())
             } else {
                 Err((DenyStage::Policy, chain.reason))
             },
-        ))
+        )
+    }
+
+    /// A remembered `isAppAllowed` answer `boot` may share at `block` (see
+    /// [`shared_verdict_key`]): only when the deciding code is the deployment's own
+    /// ([`Self::known_policy_code`]); the code is checked only when an answer would be reused, so
+    /// an app's first instance costs one read. `None`: the boot needs its own call.
+    async fn shared_verdict(&self, block: &Finalized, boot: &BootInfo) -> Option<Decision> {
+        let key = shared_verdict_key(boot)?;
+        let decision = self
+            .with_memo(block, |m| m.chain.get(&key).cloned())
+            .flatten()?;
+        // A failed read only costs the sharing: the boot then gets its own call.
+        match self.known_policy_code(block, boot.appId).await {
+            Ok(true) => Some(decision),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::debug!(target: "mirror::view", error = %e, "policy code not confirmed; not sharing");
+                None
+            }
+        }
     }
 
     /// Whether, by the chain at `block`, `app`'s decision is made by code this deployment
@@ -906,57 +1149,6 @@ impl PolicyView {
             insert_bounded(&mut m.known_code, app, known);
         });
         Ok(known)
-    }
-
-    /// `eth_call isAppAllowed(boot)` at `block`. When the deciding code is the deployment's own
-    /// ([`Self::known_policy_code`]) — whose `isAppAllowed` reads neither `mrAggregated` nor the
-    /// instance id beyond requiring it to be non-zero — boots that differ only in those share one
-    /// call per block; every other boot gets its own. Answers are remembered for every boot, and
-    /// the code is checked only when one would be reused, so an app's first instance costs one
-    /// read.
-    async fn chain_verdict(&self, block: &Finalized, boot: BootInfo) -> Result<Decision> {
-        let key = (boot.instanceId != FixedBytes::ZERO).then(|| {
-            encode(&BootInfo {
-                instanceId: FixedBytes::repeat_byte(0xff),
-                mrAggregated: B256::ZERO,
-                ..boot.clone()
-            })
-        });
-        let remembered = key.as_ref().and_then(|key| {
-            self.with_memo(block, |m| m.chain.get(key).cloned())
-                .flatten()
-        });
-        if let Some(decision) = remembered {
-            // A failed read only costs the sharing: the boot then gets its own call.
-            let known = self
-                .known_policy_code(block, boot.appId)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::debug!(target: "mirror::view", error = %e, "policy code not confirmed; not sharing");
-                    false
-                });
-            if known {
-                return Ok(decision);
-            }
-        }
-        let out = self
-            .chain
-            .call(
-                self.registry(),
-                &KmsRegistry::isAppAllowedCall { boot },
-                block.hash,
-            )
-            .await?;
-        let decision = Decision {
-            allowed: out._0,
-            reason: out._1,
-        };
-        if let Some(key) = key {
-            self.with_memo(block, |m| {
-                insert_bounded(&mut m.chain, key, decision.clone());
-            });
-        }
-        Ok(decision)
     }
 
     /// A custom app's key generation: `keyGeneration()` if it has one; 0 when the node answers

@@ -7,6 +7,7 @@
 )]
 
 mod audit_log;
+mod batched_checks;
 mod chain_view;
 mod fixture;
 mod grants;
