@@ -11,7 +11,8 @@
 //!    chain's `allowSimulatedTee` is set at the decision block), is an instance of
 //!    `gatewayAppId`, and the registry allows that boot at the decision block.
 //!    Its ACME account (when it has one): the account its evidence binds is the one registered
-//!    on chain at the decision block (`DomainRegistry.gatewayAcmeAccount`).
+//!    on chain at the decision block (`DomainRegistry.gatewayAcmeAccount`), and the name's CAA
+//!    records (RFC 8659, `accounturi` of RFC 8657) let no other account be issued certificates.
 //! 5. The app: the name is `<app id>.<base domain>` of the app the document routes to; or, for a
 //!    custom domain, the app claims the name on chain at the decision block and the DNS record
 //!    `_covenant.<name>` names it and no other claiming app.
@@ -48,8 +49,9 @@ const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// `covenant verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// What to check: the HTTPS URL (or bare domain) of an app behind a Covenant gateway, or a
-    /// PEM file of a KMS-issued certificate chain (leaf, app CA, root CA).
+    /// What to check: the HTTPS URL (or bare domain) of an app behind a Covenant gateway, a
+    /// PEM file of a KMS-issued certificate chain (leaf, app CA, root CA), or a JSON file of an
+    /// instance's evidence (its guest's `GetQuote` answer) with `--report-data`.
     target: String,
     /// Trust these CA certificates (PEM) for the TLS link instead of the system's, e.g. the
     /// devnet gateway's development CA.
@@ -60,9 +62,17 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = 600)]
     max_decision_age: u64,
     /// Ask this DNS server (UDP, `ip:port`) instead of the system's resolvers, for the host's
-    /// address and a custom domain's `_covenant` TXT record.
+    /// address, a custom domain's `_covenant` TXT record and the name's CAA records.
     #[arg(long, env = "COVENANT_DNS_SERVER")]
     dns_server: Option<std::net::SocketAddr>,
+    /// For an evidence file: the 64 bytes (128 hex digits) the instance was asked to quote
+    /// (its guest's `GetQuote`), e.g. a fresh nonce of yours. The evidence must be bound to them.
+    #[arg(long, value_name = "HEX")]
+    report_data: Option<String>,
+    /// For TDX evidence: the quote's PCK collateral (JSON, the PCS v4 set as a PCCS client
+    /// caches it: CRLs, TCB info, QE identity and their issuer chains).
+    #[arg(long, value_name = "FILE")]
+    collateral: Option<PathBuf>,
 }
 
 impl VerifyArgs {
@@ -73,6 +83,8 @@ impl VerifyArgs {
             ca_file,
             max_decision_age: 600,
             dns_server: None,
+            report_data: None,
+            collateral: None,
         }
     }
 }
@@ -141,6 +153,186 @@ async fn certificate(global: &Global, file: &std::path::Path) -> Result<Report, 
     )
 }
 
+/// `covenant verify <evidence file>`: an instance's evidence (its guest's `GetQuote` answer, or
+/// the bare evidence), bound to `--report-data`, checked against the chain's head block: the
+/// platform's signature and the boot log (simulated evidence only while the chain allows it),
+/// the registry allowing that boot, and its KMS root being the chain's.
+async fn evidence(
+    global: &Global,
+    file: &std::path::Path,
+    document: Value,
+    args: &VerifyArgs,
+) -> Result<Report, Failure> {
+    let evidence: Evidence =
+        serde_json::from_value(document.get("evidence").cloned().unwrap_or(document))
+            .doing(&format!("reading evidence from {}", file.display()))?;
+    let report_data: [u8; 64] = args
+        .report_data
+        .as_deref()
+        .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            Failure::new("evidence is verified against the bytes it was made over")
+                .next("pass --report-data <128 hex digits>: the 64 bytes the instance was asked to quote (e.g. your nonce)")
+        })?;
+    let collateral = Collateral {
+        tdx: match &args.collateral {
+            Some(path) => Some(
+                serde_json::from_slice(
+                    &std::fs::read(path).doing(&format!("reading {}", path.display()))?,
+                )
+                .doing(&format!("reading TDX collateral from {}", path.display()))?,
+            ),
+            None => None,
+        },
+        snp_vcek: None,
+    };
+    let chain = Chain::connect(global).await?;
+    let head = chain
+        .provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .doing("reading the chain's head")?
+        .ok_or_else(|| Failure::new("the chain has no head block"))?;
+    let number = head.header.number;
+    let at = BlockId::Hash(RpcBlockHash {
+        block_hash: head.header.hash,
+        require_canonical: Some(true),
+    });
+    let registry = KmsRegistry::new(chain.deployment.contracts.kms_registry, &chain.provider);
+    let simulated = registry
+        .allowSimulatedTee()
+        .block(at)
+        .call()
+        .await
+        .doing("reading allowSimulatedTee")?;
+    let roots = registry
+        .kmsRootKeys()
+        .block(at)
+        .call()
+        .await
+        .doing("reading the KMS root keys")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let bound = ReportData::new(quote_report_data(&report_data));
+    let verified = match covenant_attest::verify(
+        &evidence,
+        &Binding::ReportData(bound),
+        &collateral,
+        &Policy::judged_by_chain(simulated),
+        now,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = match e {
+                covenant_attest::Error::SimulatedNotAllowed => {
+                    format!("{e}: the chain does not allow simulated TEEs at block {number}")
+                }
+                e => e.to_string(),
+            };
+            return report(
+                &file.display().to_string(),
+                vec![Link::broken("evidence", why)],
+                "",
+            );
+        }
+    };
+    let mut links = vec![Link::ok(
+        "evidence",
+        format!(
+            "{:?} evidence over the given report data, TCB {:?}, boot log replayed",
+            verified.platform(),
+            verified.tcb_status()
+        ),
+    )];
+    let mut boot = covenant_chain::boot_info(&verified, 0);
+    // An address without the App's code has no key generation; the registry then says why.
+    boot.keyGeneration = App::new(boot.appId, &chain.provider)
+        .keyGeneration()
+        .block(at)
+        .call()
+        .await
+        .unwrap_or(0);
+    let verdict = registry
+        .isAppAllowed(boot.clone())
+        .block(at)
+        .call()
+        .await
+        .doing("isAppAllowed for the evidence's boot")?;
+    let source = provenance(&Indexer::new(global), boot.appId, boot.composeHash).await;
+    links.push(if verdict._0 {
+        Link::ok(
+            "instance",
+            format!(
+                "0x{} of app {} runs compose hash {}{source}, allowed at block {number}",
+                hex::encode(boot.instanceId),
+                boot.appId,
+                boot.composeHash
+            ),
+        )
+    } else {
+        Link::broken(
+            "instance",
+            format!(
+                "0x{} of app {} (compose hash {}) is refused by the registry at block {number}: {}",
+                hex::encode(boot.instanceId),
+                boot.appId,
+                boot.composeHash,
+                verdict._1
+            ),
+        )
+    });
+    let trusted = &verified.runtime().key_provider;
+    links.push(if roots._2 == 0 {
+        Link::broken("KMS root", "no KMS root keys are registered on chain")
+    } else if trusted.as_slice() == roots._0.as_slice() {
+        Link::ok(
+            "KMS root",
+            format!(
+                "its keys come from the chain's KMS root signer {}",
+                roots._0
+            ),
+        )
+    } else {
+        Link::broken(
+            "KMS root",
+            format!(
+                "it trusts key provider 0x{}, not the chain's KMS root signer {}",
+                hex::encode(trusted),
+                roots._0
+            ),
+        )
+    });
+    report(
+        &file.display().to_string(),
+        links,
+        "the evidence holds on chain now",
+    )
+}
+
+/// ", source <url> @ <commit>" of `app`'s version `compose` as the indexer has it (empty when it
+/// has none).
+async fn provenance(indexer: &Indexer, app: Address, compose: B256) -> String {
+    let Ok(Some(info)) = indexer.get(&format!("v1/apps/{app}")).await else {
+        return String::new();
+    };
+    info["composeHashes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| b256(&h["composeHash"]) == Some(compose))
+        .map(|h| {
+            format!(
+                ", source {} @ {}",
+                h["provenance"]["sourceUrl"].as_str().unwrap_or("?"),
+                h["provenance"]["sourceCommit"].as_str().unwrap_or("?")
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// The gateway's ACME account: the one its evidence binds (`acme.accountUri`, part of the node's
 /// report data) must be the deployment's (`DomainRegistry.gatewayAcmeAccount`) at the decision
 /// block — the account CAA `accounturi` records name, so that no other account has certificates
@@ -183,6 +375,106 @@ async fn acme_link(
             ),
         )
     }))
+}
+
+/// The CAA link (RFC 8659, with RFC 8657's `accounturi`): the CAA records that govern `host` —
+/// those at the closest name, climbing from `host` towards the root, that has any — let only the
+/// gateway's `account` be issued certificates for it. Without them any ACME account that can
+/// answer a challenge for the name (its DNS or web host, say) could get a certificate outside
+/// the gateway's enclave.
+async fn caa_link(
+    host: &str,
+    account: &str,
+    dns_server: Option<std::net::SocketAddr>,
+) -> Result<Link, Failure> {
+    use hickory_resolver::proto::rr::{RData, RecordType};
+    let resolver = resolver(dns_server)?;
+    let mut name = host.trim_end_matches('.').to_owned();
+    let (at, records) = loop {
+        let records: Vec<hickory_resolver::proto::rr::rdata::CAA> =
+            match resolver.lookup(format!("{name}."), RecordType::CAA).await {
+                Ok(lookup) => lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::CAA(caa) => Some(caa.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                Err(e) if e.is_no_records_found() || e.is_nx_domain() => Vec::new(),
+                Err(e) => {
+                    return Ok(Link::broken(
+                        "CAA",
+                        format!("looking up CAA of {name}: {e}"),
+                    ));
+                }
+            };
+        if !records.is_empty() {
+            break (name, records);
+        }
+        match name.split_once('.') {
+            Some((_, parent)) if !parent.is_empty() => name = parent.to_owned(),
+            _ => {
+                return Ok(Link::broken(
+                    "CAA",
+                    format!(
+                        "no CAA record governs {host}: any ACME account able to answer a \
+                         challenge for it could be issued a certificate; publish \
+                         `CAA 0 issue \"<ca>; accounturi={account}\"`"
+                    ),
+                ));
+            }
+        }
+    };
+    let mut permits = 0;
+    for caa in &records {
+        if !matches!(caa.tag.as_str(), "issue" | "issuewild") {
+            continue;
+        }
+        let (issuer, options) = match caa.value_as_issue() {
+            Ok(v) => v,
+            Err(e) => {
+                return Ok(Link::broken(
+                    "CAA",
+                    format!("a malformed {} record at {at}: {e}", caa.tag),
+                ));
+            }
+        };
+        // An empty issuer forbids issuance; every record that permits it must name the account.
+        let Some(issuer) = issuer else { continue };
+        let accounts: Vec<&str> = options
+            .iter()
+            .filter(|kv| kv.key() == "accounturi")
+            .map(|kv| kv.value())
+            .collect();
+        if accounts != [account] {
+            return Ok(Link::broken(
+                "CAA",
+                format!(
+                    "the {} record for {issuer} at {at} lets {} be issued certificates, not only \
+                     the gateway's account {account}",
+                    caa.tag,
+                    if accounts.is_empty() {
+                        "any of its accounts".to_owned()
+                    } else {
+                        format!("account {}", accounts.join(", "))
+                    }
+                ),
+            ));
+        }
+        permits += 1;
+    }
+    Ok(if permits == 0 {
+        Link::ok(
+            "CAA",
+            format!("the CAA records at {at} let no CA issue certificates for {host}"),
+        )
+    } else {
+        Link::ok(
+            "CAA",
+            format!("the CAA records at {at} let only account {account} be issued certificates"),
+        )
+    })
 }
 
 /// A resolver: the system's, or only `server` (UDP).
@@ -306,7 +598,12 @@ impl Link {
 pub(crate) async fn run(global: &Global, args: VerifyArgs) -> Result<Report, Failure> {
     let target = args.target.trim();
     if !target.contains("://") && std::path::Path::new(target).is_file() {
-        return certificate(global, std::path::Path::new(target)).await;
+        let file = std::path::Path::new(target);
+        let bytes = std::fs::read(file).doing(&format!("reading {}", file.display()))?;
+        return match serde_json::from_slice::<Value>(&bytes) {
+            Ok(document) => evidence(global, file, document, &args).await,
+            Err(_) => certificate(global, file).await,
+        };
     }
     let url: url::Url = if target.contains("://") {
         target.parse()
@@ -676,9 +973,13 @@ async fn check(
         }
     }
 
-    // The gateway's ACME account (when it has one: a development CA has none).
+    // The gateway's ACME account (when it has one: a development CA has none), and the CAA
+    // records that should keep every other account from certificates for the name.
     if let Some(link) = acme_link(chain, document, at, number).await? {
         links.push(link);
+        if let Some(account) = document["acme"]["accountUri"].as_str() {
+            links.push(caa_link(host, account, dns_server).await?);
+        }
     }
 
     // The app the name routes to.
@@ -705,10 +1006,6 @@ async fn check(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let provenance = match app {
-        Some(a) => indexer.get(&format!("v1/apps/{a}")).await.ok().flatten(),
-        None => None,
-    };
     if instances.is_empty() {
         links.push(Link::broken(
             "instances",
@@ -733,20 +1030,7 @@ async fn check(
             .call()
             .await
             .doing("isAppAllowed for an instance")?;
-        let source = provenance
-            .as_ref()
-            .and_then(|p| p["composeHashes"].as_array())
-            .into_iter()
-            .flatten()
-            .find(|h| b256(&h["composeHash"]) == Some(boot.composeHash))
-            .map(|h| {
-                format!(
-                    ", source {} @ {}",
-                    h["provenance"]["sourceUrl"].as_str().unwrap_or("?"),
-                    h["provenance"]["sourceCommit"].as_str().unwrap_or("?")
-                )
-            })
-            .unwrap_or_default();
+        let source = provenance(indexer, boot.appId, boot.composeHash).await;
         links.push(if verdict._0 {
             Link::ok(
                 "instance",

@@ -488,6 +488,22 @@ async fn chain_reads(kms: &fixture::Kms) -> u64 {
         .sum()
 }
 
+/// The KMS's batched app checks so far: (batches, boots checked) from
+/// `covenant_kms_app_check_batch_size`.
+async fn app_check_batches(kms: &fixture::Kms) -> (f64, f64) {
+    let metrics = kms.get("/metrics").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    let sample = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        sample("covenant_kms_app_check_batch_size_count"),
+        sample("covenant_kms_app_check_batch_size_sum"),
+    )
+}
+
 async fn audit_counts(pool: &sqlx::PgPool) -> (i64, i64, i64) {
     sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE granted), coalesce(max(seq), 0) FROM audit_log",
@@ -618,6 +634,7 @@ async fn bench(cli: Cli) {
                     advance().await;
                 }
                 let reads_before = chain_reads(&kms).await;
+                let batches_before = app_check_batches(&kms).await;
                 let r = run(target, cli.requests, concurrency).await;
                 let reads = match target {
                     Target::Grants => (chain_reads(&kms).await - reads_before).to_string(),
@@ -648,6 +665,17 @@ async fn bench(cli: Cli) {
                     .map(|(name, us)| format!("{name} {us:.0}"))
                     .collect();
                 println!("{:>27} server us by process: {}", "", by_process.join(", "));
+                if target == Target::Grants {
+                    let after = app_check_batches(&kms).await;
+                    let (batches, boots) = (after.0 - batches_before.0, after.1 - batches_before.1);
+                    if batches > 0.0 {
+                        println!(
+                            "{:>27} app checks: {boots:.0} boots in {batches:.0} batches ({:.1} per batch)",
+                            "",
+                            boots / batches
+                        );
+                    }
+                }
                 results.push((target, r));
             }
         }

@@ -201,7 +201,8 @@ async fn a_custom_domain_needs_the_on_chain_claim_and_the_dns_record() {
 }
 
 /// The ACME account the gateway names must be the one registered on chain at the decision block:
-/// refused while none is, and while another is; holds once a vote registers it.
+/// refused while none is; holds once a vote registers it. The name's CAA records must then let
+/// only that account be issued certificates: the closest name with records governs.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateways_acme_account_must_be_the_one_on_chain() {
     use alloy::primitives::Address;
@@ -211,10 +212,15 @@ async fn the_gateways_acme_account_must_be_the_one_on_chain() {
     const ACCOUNT: &str = "https://acme.example.test/acct/7";
     let devnet = Devnet::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let name = format!("{}.localhost", "ab".repeat(20));
+    let name = format!("{}.example.test", "ab".repeat(20));
+    // The whole `test.` zone: CAA records are looked for up to the top-level name.
+    let dns = covenant_testkit::dns::DnsServer::start("test.").await;
+    dns.add_a(&format!("{name}."), std::net::Ipv4Addr::LOCALHOST)
+        .await;
     let verify = || {
         let name = name.clone();
         let devnet = &devnet;
+        let dns = dns.addr.to_string();
         let dir = dir.path().to_owned();
         async move {
             let head = devnet
@@ -243,6 +249,8 @@ async fn the_gateways_acme_account_must_be_the_one_on_chain() {
                     &format!("https://{name}:{port}/"),
                     "--ca-file",
                     ca_file.to_str().unwrap(),
+                    "--dns-server",
+                    &dns,
                 ],
             );
             assert!(!run.ok, "the rest of the document is hostile");
@@ -290,4 +298,286 @@ async fn the_gateways_acme_account_must_be_the_one_on_chain() {
         )),
         "{out}"
     );
+    assert!(
+        out.contains(&format!("BROKEN  CAA: no CAA record governs {name}")),
+        "{out}"
+    );
+
+    // A CAA record on the parent lets another account of the CA be issued certificates.
+    const OTHER: &str = "https://acme.example.test/acct/8";
+    dns.add_caa_issue("example.test.", "ca.example.test", Some(OTHER))
+        .await;
+    let out = verify().await;
+    assert!(
+        out.contains(&format!(
+            "BROKEN  CAA: the issue record for ca.example.test at example.test lets account \
+             {OTHER} be issued certificates"
+        )),
+        "{out}"
+    );
+
+    // The name's own record governs it, and names only the gateway's account.
+    dns.add_caa_issue(&format!("{name}."), "ca.example.test", Some(ACCOUNT))
+        .await;
+    let out = verify().await;
+    assert!(
+        out.contains(&format!(
+            "ok      CAA: the CAA records at {name} let only account {ACCOUNT} be issued"
+        )),
+        "{out}"
+    );
+}
+
+/// `covenant verify <evidence>`: an instance's `GetQuote` answer over the caller's bytes, checked
+/// against the chain now. Refused over other bytes; refused, naming the registry's reason, while
+/// its OS image is not allowed, and while no KMS root is registered or another one is; holds once
+/// governance has both on chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instances_evidence_is_checked_against_the_chain_now() {
+    use alloy::primitives::{Address, B256};
+    use covenant_attest::{
+        AppId, DeviceId, Evidence, InstanceId, Measurement, OsImageHash, Platform, ReportData,
+        eventlog::RuntimeIdentity,
+        simulator::{SimulatedTee, SimulatorRootKey},
+    };
+    use covenant_chain::kms_registry::KmsRegistry;
+    use covenant_testkit::send;
+
+    let devnet = Devnet::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let developer: Address = devnet.anvil.accounts()[1].address.parse().unwrap();
+    let registry_address = devnet.deployment.contracts.kms_registry;
+    let compose = dir.path().join("notes.json");
+    std::fs::write(
+        &compose,
+        serde_json::json!({
+            "manifest_version": 1,
+            "name": "notes",
+            "containers": [{ "name": "notes", "image": format!("covenant.local/notes@sha256:{}", "cd".repeat(32)) }],
+            "kms": { "chain_id": 31337, "registry": registry_address.to_string().to_lowercase() },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let created = devnet.json(
+        Some(&devnet.key(1)),
+        &[
+            "app",
+            "create",
+            "--owner",
+            &developer.to_string(),
+            "--compose",
+            compose.to_str().unwrap(),
+            "--source-url",
+            "https://example.invalid/notes",
+            "--commit",
+            "v1",
+            "--any-device",
+            "--tee",
+            "simulated",
+        ],
+    );
+    let app: Address = created["app"].as_str().unwrap().parse().unwrap();
+    let (_, compose_hash) =
+        covenant_attest::compose::compose_hash(&std::fs::read(&compose).unwrap()).unwrap();
+
+    // An instance of it on the simulated TEE, trusting the KMS root signer ROOT, quoting the
+    // caller's NONCE through its guest's GetQuote.
+    const ROOT: Address = Address::repeat_byte(0x77);
+    const NONCE: [u8; 64] = [0x42; 64];
+    let (mrtd, rtmr) = ([0x11u8; 48], [0x22u8; 48]);
+    let os_image = B256::repeat_byte(0x05);
+    let mut tee = SimulatedTee::new(
+        SimulatorRootKey::development(),
+        DeviceId::new([0xad; 32]),
+        Measurement::new(mrtd),
+        [Measurement::new(rtmr); 3],
+    );
+    tee.record_boot(&RuntimeIdentity {
+        app_id: AppId::new(app.into_array()),
+        compose_hash,
+        instance_id: InstanceId::new([0x01; 20]),
+        key_provider: ROOT.to_vec(),
+        os_image_hash: OsImageHash::new(os_image.0),
+        gpu_evidence_hash: None,
+    });
+    let bound = ReportData::new(covenant_guest_api::api::quote_report_data(&NONCE));
+    let answer = serde_json::json!({
+        "evidence": Evidence {
+            platform: Platform::Simulated,
+            quote: tee.quote(&bound),
+            vcek: Vec::new(),
+            event_log: tee.event_log().to_vec(),
+            gpu: None,
+        }
+    });
+    let file = dir.path().join("quote.json");
+    std::fs::write(&file, answer.to_string()).unwrap();
+    let verify = |report_data: &[u8; 64]| {
+        devnet.covenant(
+            None,
+            &[
+                "verify",
+                file.to_str().unwrap(),
+                "--report-data",
+                &hex::encode(report_data),
+            ],
+        )
+    };
+
+    // Over other bytes than the caller's: not this caller's quote.
+    let run = verify(&[0x43; 64]);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("BROKEN  evidence: "), "{}", run.stderr);
+    assert!(!run.stderr.contains("instance"), "{}", run.stderr);
+
+    // The evidence holds, but the chain allows no such OS image.
+    let run = verify(&NONCE);
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("ok      evidence: Simulated evidence over the given report data"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "BROKEN  instance: 0x{} of app {app} (compose hash 0x{}) is refused by the registry",
+            "01".repeat(20),
+            hex::encode(compose_hash.as_bytes())
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // Governance (the Timelock, impersonated here) allows the image with the instance's
+    // registers, then registers another KMS root, then ROOT.
+    let timelock = devnet.deployment.contracts.timelock_controller;
+    devnet
+        .anvil
+        .rpc(
+            "anvil_impersonateAccount",
+            serde_json::json!([timelock.to_string()]),
+        )
+        .unwrap();
+    devnet
+        .anvil
+        .rpc(
+            "anvil_setBalance",
+            serde_json::json!([timelock.to_string(), "0x56BC75E2D63100000"]),
+        )
+        .unwrap();
+    let registry = KmsRegistry::new(registry_address, &devnet.provider);
+    send!(
+        registry
+            .addOsImage(
+                os_image,
+                KmsRegistry::Provenance {
+                    sourceUrl: "https://example.invalid/os".into(),
+                    sourceCommit: "os-v1".into(),
+                    artifactDigests: vec![B256::repeat_byte(0x42)],
+                },
+                vec![KmsRegistry::OsMeasurement {
+                    teeKind: 3,
+                    registers: [mrtd, rtmr, rtmr, rtmr].concat().into(),
+                }],
+            )
+            .from(timelock)
+    );
+    let run = verify(&NONCE);
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("ok      instance: 0x0101"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("BROKEN  KMS root: no KMS root keys are registered on chain"),
+        "{}",
+        run.stderr
+    );
+    let ca_key = [0x04u8; 65];
+    let other = Address::repeat_byte(0x78);
+    send!(
+        registry
+            .setKmsRootKeys(other, ca_key.to_vec().into())
+            .from(timelock)
+    );
+    let run = verify(&NONCE);
+    assert!(
+        run.stderr.contains(&format!(
+            "BROKEN  KMS root: it trusts key provider 0x{}, not the chain's KMS root signer {other}",
+            hex::encode(ROOT)
+        )),
+        "{}",
+        run.stderr
+    );
+    send!(
+        registry
+            .setKmsRootKeys(ROOT, ca_key.to_vec().into())
+            .from(timelock)
+    );
+    let run = verify(&NONCE);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(&format!(
+            "ok      KMS root: its keys come from the chain's KMS root signer {ROOT}"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("verified: the evidence holds on chain now"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A real TDX quote (the shared vectors') with its collateral reaches the platform's checks: the
+/// collateral is read and judged (too old today), not ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_tdx_quote_is_judged_with_the_collateral_given() {
+    let devnet = Devnet::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vectors = covenant_testkit::tools::repo_root().join("crates/attest/testdata");
+    let quote = std::fs::read(vectors.join("tdx_quote")).unwrap();
+    let file = dir.path().join("tdx.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({ "platform": "tdx", "quote": hex::encode(&quote), "event_log": [] })
+            .to_string(),
+    )
+    .unwrap();
+    let collateral = vectors.join("tdx_quote_collateral.json");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "verify".to_owned(),
+            file.to_str().unwrap().to_owned(),
+            "--report-data".to_owned(),
+            "00".repeat(64),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_with = |extra: &[&str]| {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        devnet.covenant(None, &a)
+    };
+    let without = run_with(&[]);
+    assert!(!without.ok);
+    let with = run_with(&["--collateral", collateral.to_str().unwrap()]);
+    assert!(!with.ok);
+    let broken = |run: &crate::Run| {
+        run.stderr
+            .lines()
+            .find(|l| l.contains("BROKEN  evidence:"))
+            .unwrap_or_else(|| panic!("{}", run.stderr))
+            .to_owned()
+    };
+    assert_ne!(broken(&without), broken(&with), "the collateral was used");
+    // Intel's CRLs in the collateral of June 2025 have passed their next update.
+    assert!(broken(&with).contains("CrlExpired"), "{}", with.stderr);
 }

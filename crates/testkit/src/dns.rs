@@ -1,5 +1,6 @@
 //! A DNS server in the test process (hickory-server, UDP on loopback) answering for one zone,
-//! whose TXT and A records a test sets (custom domains: the gateway's routing, `covenant verify`).
+//! whose TXT, A and CAA records a test sets (custom domains: the gateway's routing, `covenant
+//! verify`).
 
 // A fixture: a name or zone it cannot build is a bug in the test that asked, reported at once.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -11,7 +12,7 @@ use hickory_server::{
     net::runtime::TokioRuntimeProvider,
     proto::rr::{
         Name, RData, Record,
-        rdata::{A, SOA, TXT},
+        rdata::{A, CAA, SOA, TXT, caa::KeyValue},
     },
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, ZoneType},
@@ -80,6 +81,18 @@ impl DnsServer {
     /// Adds an A record at `name` (fully qualified) for `ip`.
     pub async fn add_a(&self, name: &str, ip: std::net::Ipv4Addr) {
         let record = Record::from_rdata(Name::from_ascii(name).unwrap(), 1, RData::A(A(ip)));
+        assert!(self.zone.upsert(record, 1).await);
+    }
+
+    /// Adds a CAA `issue` record at `name` (fully qualified) letting the CA `issuer` (e.g.
+    /// `ca.example`) issue certificates, only to ACME account `account` when one is given
+    /// (RFC 8657 `accounturi`).
+    pub async fn add_caa_issue(&self, name: &str, issuer: &str, account: Option<&str>) {
+        let options = account
+            .map(|a| vec![KeyValue::new("accounturi", a)])
+            .unwrap_or_default();
+        let caa = CAA::new_issue(false, Some(Name::from_ascii(issuer).unwrap()), options);
+        let record = Record::from_rdata(Name::from_ascii(name).unwrap(), 1, RData::CAA(caa));
         assert!(self.zone.upsert(record, 1).await);
     }
 }
