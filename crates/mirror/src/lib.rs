@@ -10,9 +10,10 @@
 //!   mirror *and* by `eth_call` pinned to the same block hash; a disagreement is a deny (and a
 //!   metric); the block must be canonical and final on the service's own RPC (and an optional
 //!   witness RPC), and one older than the staleness bound (against the RPC's head) denies
-//!   everything; answers are memoised per
-//!   block hash only. The kms-oracle decides every request through it; the gateway (next issue)
-//!   will re-decide every registered instance through it;
+//!   everything; answers are memoised per block hash only, and new boots asked about while a
+//!   check runs are checked together in the next one (one mirror statement, one JSON-RPC batch;
+//!   no timer). The kms-oracle decides every request through it; the gateway re-decides every
+//!   registered instance through it;
 //! - [`Clock`]: "now", injected, so staleness can be tested with a pinned time.
 //!
 //! This crate never writes the schema (the indexer owns it and its migrations), never reads a

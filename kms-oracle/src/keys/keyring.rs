@@ -87,6 +87,23 @@ impl Keyring {
         ))
     }
 
+    /// [`Self::app_keys`] when it costs only hashing (the app-wide material was derived
+    /// already): `None` when the material still has to be derived (elliptic-curve work, for a
+    /// blocking thread).
+    pub fn app_keys_if_cheap(&self, grant: &Grant, paths: &[String]) -> Option<AppKeys> {
+        let boot = grant.boot();
+        let material =
+            self.material
+                .cached(boot.appId, boot.keyGeneration, grant.roots().generation)?;
+        Some(instance_keys(
+            &self.root,
+            &self.domain,
+            &material,
+            boot.instanceId,
+            paths,
+        ))
+    }
+
     /// A leaf certificate for the granted app from `csr_der`, issued by its app CA at `now_unix`
     /// (see [`sign_leaf`]). `Err`: the CSR cannot be signed (a reason for the client).
     pub fn certificate(

@@ -302,6 +302,19 @@ impl AppMaterialCache {
         Ok(material)
     }
 
+    /// The material of `app` at `generation` under root generation `root_generation`, if it
+    /// was derived already.
+    pub fn cached(
+        &self,
+        app: Address,
+        generation: u64,
+        root_generation: u64,
+    ) -> Option<Arc<AppMaterial>> {
+        self.lock()
+            .get(&(app, generation, root_generation))
+            .cloned()
+    }
+
     /// How many entries are cached (at most one per app).
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {

@@ -229,6 +229,7 @@ fn keys_from_cached_app_material_are_the_specified_derivations() {
     let cache = AppMaterialCache::default();
     let json = |k: &AppKeys| serde_json::to_value(k).unwrap();
     let paths = ["db".to_owned(), "tls".to_owned()];
+    assert!(cache.cached(APP, 1, roots.generation).is_none());
     for instance in [INSTANCE, [0x23; 20]] {
         let material = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
         let keys = json(&instance_keys(&r, &d, &material, instance.into(), &paths));
@@ -267,6 +268,17 @@ fn keys_from_cached_app_material_are_the_specified_derivations() {
         assert_eq!(keys["envPublicKey"]["publicKey"], PUBLISHED[2]);
         assert_eq!(keys["instanceId"], format!("0x{}", hex::encode(instance)));
     }
+    // What was derived is found by exactly its app, key generation and root generation.
+    let derived = cache.get_or_derive(&r, &d, &roots, APP, 1).unwrap();
+    let cached = cache.cached(APP, 1, roots.generation).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&derived, &cached));
+    assert!(cache.cached(APP, 2, roots.generation).is_none());
+    assert!(cache.cached(APP, 1, roots.generation + 1).is_none());
+    assert!(
+        cache
+            .cached(Address::repeat_byte(0x12), 1, roots.generation)
+            .is_none()
+    );
     // One entry per app: a newer generation replaces the older; another app has its own.
     assert_eq!(cache.len(), 1);
     let g2 = cache.get_or_derive(&r, &d, &roots, APP, 2).unwrap();

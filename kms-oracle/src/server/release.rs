@@ -137,6 +137,14 @@ async fn release_keys(
 ) -> Result<Released<AppKeys>, Refusal> {
     let grant = state.decider.decide_app(&req.evidence).await?;
     let block = *grant.block();
+    // An app's first grant derives its app-wide keys (elliptic-curve work: a blocking thread);
+    // every other grant only hashes, here, without the thread hand-off.
+    if let Some(keys) = state.keyring.app_keys_if_cheap(&grant, &req.request.paths) {
+        return Ok(Released {
+            block,
+            release: keys,
+        });
+    }
     let (keyring, paths) = (state.keyring.clone(), req.request.paths.clone());
     let derived = tokio::task::spawn_blocking(move || keyring.app_keys(&grant, &paths)).await;
     match derived {
