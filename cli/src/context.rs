@@ -66,6 +66,17 @@ impl Chain {
 }
 
 impl Chain {
+    /// The chain's latest block's header.
+    pub(crate) async fn head(&self) -> Result<alloy::rpc::types::Header, Failure> {
+        Ok(self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .doing("reading the chain's latest block")?
+            .ok_or_else(|| Failure::new("the chain has no latest block"))?
+            .header)
+    }
+
     /// The KMS root keys registered now: signer, root CA public key, generation.
     pub(crate) async fn root_keys(
         &self,

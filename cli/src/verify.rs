@@ -153,6 +153,41 @@ async fn certificate(global: &Global, file: &std::path::Path) -> Result<Report, 
     )
 }
 
+/// What the registry says at a block that every evidence check needs.
+struct Trust {
+    /// `allowSimulatedTee`: whether the simulator's root is trusted.
+    simulated: bool,
+    /// `kmsRootKeys`: the root signer, CA key and generation.
+    roots: KmsRegistry::kmsRootKeysReturn,
+}
+
+async fn trust_at(
+    registry: &KmsRegistry::KmsRegistryInstance<&alloy::providers::DynProvider>,
+    at: BlockId,
+) -> Result<Trust, Failure> {
+    Ok(Trust {
+        simulated: registry
+            .allowSimulatedTee()
+            .block(at)
+            .call()
+            .await
+            .doing("reading allowSimulatedTee")?,
+        roots: registry
+            .kmsRootKeys()
+            .block(at)
+            .call()
+            .await
+            .doing("reading the KMS root keys")?,
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
 /// `covenant verify <evidence file>`: an instance's evidence (its guest's `GetQuote` answer, or
 /// the bare evidence), bound to `--report-data`, checked against the chain's head block: the
 /// platform's signature and the boot log (simulated evidence only while the chain allows it),
@@ -188,34 +223,15 @@ async fn evidence(
         snp_vcek: None,
     };
     let chain = Chain::connect(global).await?;
-    let head = chain
-        .provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .doing("reading the chain's head")?
-        .ok_or_else(|| Failure::new("the chain has no head block"))?;
-    let number = head.header.number;
+    let head = chain.head().await?;
+    let number = head.number;
     let at = BlockId::Hash(RpcBlockHash {
-        block_hash: head.header.hash,
+        block_hash: head.hash,
         require_canonical: Some(true),
     });
     let registry = KmsRegistry::new(chain.deployment.contracts.kms_registry, &chain.provider);
-    let simulated = registry
-        .allowSimulatedTee()
-        .block(at)
-        .call()
-        .await
-        .doing("reading allowSimulatedTee")?;
-    let roots = registry
-        .kmsRootKeys()
-        .block(at)
-        .call()
-        .await
-        .doing("reading the KMS root keys")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let Trust { simulated, roots } = trust_at(&registry, at).await?;
+    let now = unix_now();
     let bound = ReportData::new(quote_report_data(&report_data));
     let verified = match covenant_attest::verify(
         &evidence,
@@ -797,14 +813,9 @@ async fn decision_age(chain: &Chain, document: &Value, max_age: u64) -> Result<L
             format!("block {hash} is not on this chain"),
         ));
     };
-    let head = chain
-        .provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .doing("reading the chain's head")?
-        .ok_or_else(|| Failure::new("the chain has no head block"))?;
-    let age = head
-        .header
+    let age = chain
+        .head()
+        .await?
         .timestamp
         .saturating_sub(decided.header.timestamp);
     Ok(if age > max_age {
@@ -855,23 +866,9 @@ async fn check(
             ))
             .next("the block may not be on this chain (another chain, or a reorg)")
         })?;
-    let simulated = registry
-        .allowSimulatedTee()
-        .block(at)
-        .call()
-        .await
-        .doing("reading allowSimulatedTee")?;
-    let roots = registry
-        .kmsRootKeys()
-        .block(at)
-        .call()
-        .await
-        .doing("reading the KMS root keys")?;
+    let Trust { simulated, roots } = trust_at(&registry, at).await?;
     let policy = Policy::judged_by_chain(simulated);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
+    let now = unix_now();
     // Evidence over `statement` by an instance of the gateway app; its `key-provider` event.
     let attested = |evidence: &Value, statement: [u8; 64]| -> Result<(BootInfo, Vec<u8>), String> {
         let evidence: Evidence =

@@ -55,13 +55,7 @@ pub(crate) async fn advance(chain: &Chain, seconds: u64) -> Result<(), Failure> 
 
 /// The latest block's timestamp.
 pub(crate) async fn now(chain: &Chain) -> Result<u64, Failure> {
-    let block = chain
-        .provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await
-        .doing("reading the latest block")?
-        .ok_or_else(|| Failure::new("the chain has no latest block"))?;
-    Ok(block.header.timestamp)
+    Ok(chain.head().await?.timestamp)
 }
 
 /// Moves the clock until the latest block's timestamp is past `t`.
