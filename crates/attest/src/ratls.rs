@@ -98,14 +98,50 @@ pub fn verify_certificate(
     policy: &Policy,
     now: u64,
 ) -> Result<VerifiedEvidence> {
-    let (spki, evidence) = parse_certificate(certificate_der)?;
-    verify(&evidence, &Binding::TlsKey(&spki), collateral, policy, now)
+    ParsedCertificate::parse(certificate_der)?.verify(collateral, policy, now)
 }
 
 /// The evidence an RA-TLS certificate carries, *unverified*: for choosing the collateral to
 /// verify it with (a TDX quote's platform), never for a decision.
 pub fn certificate_evidence(certificate_der: &[u8]) -> Result<Evidence> {
-    parse_certificate(certificate_der).map(|(_, evidence)| evidence)
+    ParsedCertificate::parse(certificate_der).map(|p| p.evidence)
+}
+
+/// An RA-TLS certificate parsed once — its key and its evidence, *unverified* — for a caller
+/// that must look at the evidence (to choose its collateral) before verifying it.
+#[derive(Clone, Debug)]
+pub struct ParsedCertificate {
+    spki: Vec<u8>,
+    evidence: Evidence,
+}
+
+impl ParsedCertificate {
+    /// Parses `certificate_der` (within the size limit; one evidence extension).
+    pub fn parse(certificate_der: &[u8]) -> Result<Self> {
+        let (spki, evidence) = parse_certificate(certificate_der)?;
+        Ok(Self { spki, evidence })
+    }
+
+    /// The evidence, not verified: never for a decision.
+    pub fn evidence(&self) -> &Evidence {
+        &self.evidence
+    }
+
+    /// What [`verify_certificate`] answers for the certificate.
+    pub fn verify(
+        &self,
+        collateral: &Collateral,
+        policy: &Policy,
+        now: u64,
+    ) -> Result<VerifiedEvidence> {
+        verify(
+            &self.evidence,
+            &Binding::TlsKey(&self.spki),
+            collateral,
+            policy,
+            now,
+        )
+    }
 }
 
 /// The certificate's SubjectPublicKeyInfo (DER) and its one evidence extension.

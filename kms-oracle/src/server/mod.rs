@@ -168,21 +168,22 @@ impl Peer {
         policy.max_collateral_age = state.max_collateral_age;
         policy.snp_minimum_tcb = state.snp_minimum_tcb;
         let now = state.clock.now_secs();
-        let collateral = collateral_for(&state.collateral, &cert, now)
+        // Parsed once: its evidence chooses the collateral, then it is verified as parsed.
+        let parsed = covenant_attest::ratls::ParsedCertificate::parse(&cert)
+            .map_err(|e| (false, format!("evidence refused: {e}")))?;
+        let collateral = collateral_for_evidence(&state.collateral, parsed.evidence(), now)
             .await
             .map_err(|e| (false, format!("evidence refused: {e}")))?;
-        tokio::task::spawn_blocking(move || {
-            covenant_attest::ratls::verify_certificate(&cert, &collateral, &policy, now)
-        })
-        .await
-        .map_err(|e| (false, format!("verification task failed: {e}")))?
-        .map(Arc::new)
-        .map_err(|e| {
-            (
-                matches!(e, covenant_attest::Error::SimulatedNotAllowed),
-                format!("evidence refused: {e}"),
-            )
-        })
+        tokio::task::spawn_blocking(move || parsed.verify(&collateral, &policy, now))
+            .await
+            .map_err(|e| (false, format!("verification task failed: {e}")))?
+            .map(Arc::new)
+            .map_err(|e| {
+                (
+                    matches!(e, covenant_attest::Error::SimulatedNotAllowed),
+                    format!("evidence refused: {e}"),
+                )
+            })
     }
 }
 
@@ -206,6 +207,15 @@ pub async fn collateral_for(
 ) -> Result<Collateral, String> {
     let evidence =
         covenant_attest::ratls::certificate_evidence(certificate).map_err(|e| e.to_string())?;
+    collateral_for_evidence(sources, &evidence, now).await
+}
+
+/// [`collateral_for`] of a certificate's evidence, already parsed.
+pub async fn collateral_for_evidence(
+    sources: &CollateralSources,
+    evidence: &covenant_attest::Evidence,
+    now: u64,
+) -> Result<Collateral, String> {
     match evidence.platform {
         covenant_attest::Platform::Tdx => {
             let Some(pccs) = &sources.pccs else {
