@@ -162,8 +162,10 @@ impl ChainReader {
         calls: &[C],
         hash: B256,
     ) -> Result<Vec<Result<C::Return>>> {
-        if let [call] = calls {
-            return Ok(vec![self.call(to, call, hash).await]);
+        match calls {
+            [] => return Ok(Vec::new()),
+            [call] => return Ok(vec![self.call(to, call, hash).await]),
+            _ => {}
         }
         let function = C::SIGNATURE.split('(').next().unwrap_or(C::SIGNATURE);
         self.reads

@@ -4,9 +4,12 @@
 //! everything that arrived during the previous one (up to a limit), so the mirror and the RPC see
 //! one statement and one JSON-RPC batch instead of one per caller.
 //!
-//! A caller waits for at most the batch in flight plus its own. A caller that goes away (its
-//! future dropped) while running a batch hands the lead on, and the questions of that batch are
-//! asked again by their callers: nothing waits for an answer that will not come.
+//! A caller waits for the batch in flight and then for its own, behind at most the callers queued
+//! before it (each batch takes up to the limit, oldest first). A caller that goes away (its future
+//! dropped) while running a batch hands the lead on, and the questions of that batch are asked
+//! again by their callers, at the front of the queue: nothing waits for an answer that will not
+//! come. `run` must answer every question, in order; a batch answered otherwise gives no caller
+//! any answer (they ask again) and the runner panics: a misplaced answer is never delivered.
 
 use std::{collections::VecDeque, future::Future, sync::Mutex};
 
@@ -50,6 +53,7 @@ impl<Q: Clone, A> Coalescer<Q, A> {
         F: FnOnce(Vec<Q>) -> Fut,
         Fut: Future<Output = Vec<A>>,
     {
+        let mut again = false;
         let mine = loop {
             let (tx, rx) = oneshot::channel();
             {
@@ -58,7 +62,12 @@ impl<Q: Clone, A> Coalescer<Q, A> {
                     queue.leading = true;
                     break question;
                 }
-                queue.waiting.push_back((question.clone(), tx));
+                // Asked again (its batch was dropped): it keeps its place ahead of newcomers.
+                if again {
+                    queue.waiting.push_front((question.clone(), tx));
+                } else {
+                    queue.waiting.push_back((question.clone(), tx));
+                }
             }
             let mut wait = Waiting {
                 rx,
@@ -71,7 +80,10 @@ impl<Q: Clone, A> Coalescer<Q, A> {
                 Ok(Turn::Answer(answer)) => return answer,
                 Ok(Turn::Lead(q)) => break q,
                 // The batch holding the question was dropped with its runner: ask again.
-                Err(_) => continue,
+                Err(_) => {
+                    again = true;
+                    continue;
+                }
             }
         };
         let lead = Leading(self);
@@ -81,7 +93,16 @@ impl<Q: Clone, A> Coalescer<Q, A> {
             queue.waiting.drain(..n).unzip()
         };
         questions.insert(0, mine);
-        let mut answers = run(questions).await.into_iter();
+        let asked = questions.len();
+        let answers = run(questions).await;
+        // Answers are matched to callers by position only: a batch answered with another count
+        // delivers nothing (the waiting callers ask again when their senders drop).
+        assert_eq!(
+            answers.len(),
+            asked,
+            "a batch must answer each of its questions"
+        );
+        let mut answers = answers.into_iter();
         let own = answers.next();
         for (tx, answer) in senders.into_iter().zip(answers) {
             // A caller that went away needs no answer.
@@ -90,7 +111,7 @@ impl<Q: Clone, A> Coalescer<Q, A> {
         drop(lead);
         match own {
             Some(answer) => answer,
-            None => unreachable!("a batch is answered question by question"),
+            None => unreachable!("a batch holds its runner's own question"),
         }
     }
 
@@ -335,5 +356,58 @@ mod tests {
         runner.release.notify_one();
         let third = tokio::time::timeout(Duration::from_secs(10), c.ask(3, |q| runner.run(q)));
         assert_eq!(third.await.expect("not left waiting"), 30);
+    }
+
+    #[tokio::test]
+    async fn a_batch_answered_short_delivers_no_answer_and_its_callers_ask_again() {
+        use std::sync::atomic::AtomicBool;
+        let c = Arc::new(Coalescer::new(8));
+        // The first batch is held until the others queue; later ones answer at once.
+        let runner = Arc::new(Runner::default());
+        let short = Arc::new(AtomicBool::new(true));
+        let ask = |q: u32| {
+            let (c, runner, short) = (c.clone(), runner.clone(), short.clone());
+            tokio::spawn(async move {
+                c.ask(q, |b| async move {
+                    if b == [1] {
+                        return runner.run(b).await;
+                    }
+                    let mut answers: Vec<u32> = b.iter().map(|q| q * 10).collect();
+                    // Once, a multi-question batch loses its first answer: were the rest
+                    // delivered by position, each caller would get its neighbour's.
+                    if b.len() > 1 && short.swap(false, Ordering::SeqCst) {
+                        answers.remove(0);
+                    }
+                    answers
+                })
+                .await
+            })
+        };
+        let first = ask(1);
+        runner.wait_started(1).await;
+        let rest: Vec<_> = (2..=4).map(ask).collect();
+        wait_waiting(&c, 3).await;
+        runner.release.notify_one();
+        assert_eq!(first.await.unwrap(), 10);
+        let mut answered = Vec::new();
+        for (h, q) in rest.into_iter().zip(2u32..) {
+            match tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("ended")
+            {
+                Ok(answer) => {
+                    assert_eq!(answer, q * 10, "no caller gets another's answer");
+                    answered.push(q);
+                }
+                Err(e) => assert!(e.is_panic(), "the short batch's runner panics"),
+            }
+        }
+        assert!(!short.load(Ordering::SeqCst), "a short batch was answered");
+        assert_eq!(
+            answered.len(),
+            2,
+            "the others asked again and were answered"
+        );
+        assert!(!c.lock().leading);
     }
 }

@@ -62,6 +62,9 @@ pub enum Error {
     /// question in it.
     #[error("{0}")]
     Shared(std::sync::Arc<Error>),
+    /// A batched question went unanswered (a bug): nothing is known, so nothing is allowed.
+    #[error("internal error: {0}")]
+    Unanswered(&'static str),
     /// The view's settings are out of range.
     #[error("invalid policy view settings: {0}")]
     Settings(String),

@@ -931,8 +931,17 @@ impl PolicyView {
                 }
             }
         }
-        // Every index is in exactly one block's group, and each group answers all of its own.
-        out.into_iter().flatten().collect()
+        // Every index is in exactly one block's group, and each group answers all of its own;
+        // were one missed, it is an error in its place (never a neighbour's answer).
+        out.into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(Arc::new(crate::Error::Unanswered(
+                        "a boot of the batch was not checked",
+                    )))
+                })
+            })
+            .collect()
     }
 
     /// [`Self::check_apps`] for boots at one block. `Err`: the batch's mirror statement or
@@ -1053,8 +1062,12 @@ impl PolicyView {
                 }
             }
         }
-        // Every boot's key is either remembered or among those just read.
-        Ok(known.into_iter().flatten().collect())
+        // Every boot's key is either remembered or among those just read; were one missed, the
+        // batch fails (facts are matched to boots by position).
+        known
+            .into_iter()
+            .map(|f| f.ok_or(crate::Error::Unanswered("a boot's facts were not read")))
+            .collect()
     }
 
     /// The verdict: the chain's, unless the mirror (where it models the app) says otherwise,
