@@ -146,7 +146,7 @@ async fn boots_checked_in_one_batch_each_get_the_chains_answer_for_their_own_boo
 
     let registry = stack.registry();
     let mut allowed = 0;
-    for (boot, answer) in boots.iter().zip(answers) {
+    for answer in answers {
         let answer = answer.unwrap();
         let chain = registry
             .isAppAllowed(answer.boot.clone())
