@@ -112,6 +112,57 @@ impl Devnet {
         serde_json::from_str(&run.stdout).unwrap()
     }
 
+    /// Writes the compose file of a one-container app `name` (image digest of `byte`s) for this
+    /// deployment into `dir`.
+    pub fn compose_file(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        byte: &str,
+    ) -> std::path::PathBuf {
+        let registry = self.deployment.contracts.kms_registry;
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(
+            &path,
+            json!({
+                "manifest_version": 1,
+                "name": name,
+                "containers": [{ "name": name, "image": format!("covenant.local/{name}@sha256:{}", byte.repeat(32)) }],
+                "kms": { "chain_id": 31337, "registry": registry.to_string().to_lowercase() },
+            })
+            .to_string(),
+        )
+        .unwrap();
+        path
+    }
+
+    /// `covenant app create` by anvil account 1, which owns the app, allowing `compose` on any
+    /// device (with `extra` arguments); the app's address.
+    pub fn create_own_app(
+        &self,
+        compose: &std::path::Path,
+        source: &str,
+        extra: &[&str],
+    ) -> alloy::primitives::Address {
+        let owner = self.anvil.accounts()[1].address.clone();
+        let mut args = vec![
+            "app",
+            "create",
+            "--owner",
+            &owner,
+            "--compose",
+            compose.to_str().unwrap(),
+            "--source-url",
+            source,
+            "--commit",
+            "v1",
+            "--any-device",
+        ];
+        args.extend_from_slice(extra);
+        let created = self.json(Some(&self.key(1)), &args);
+        created["app"].as_str().unwrap().parse().unwrap()
+    }
+
     /// Moves the chain's clock `seconds` forward and mines a block there.
     pub fn advance(&self, seconds: u64) {
         self.anvil

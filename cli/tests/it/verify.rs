@@ -66,38 +66,8 @@ async fn a_custom_domain_needs_the_on_chain_claim_and_the_dns_record() {
     let devnet = Devnet::start().await;
     let dir = tempfile::tempdir().unwrap();
     let developer: Address = devnet.anvil.accounts()[1].address.parse().unwrap();
-    let registry = devnet.deployment.contracts.kms_registry;
-    let compose = dir.path().join("shop.json");
-    std::fs::write(
-        &compose,
-        serde_json::json!({
-            "manifest_version": 1,
-            "name": "shop",
-            "containers": [{ "name": "shop", "image": format!("covenant.local/shop@sha256:{}", "ab".repeat(32)) }],
-            "kms": { "chain_id": 31337, "registry": registry.to_string().to_lowercase() },
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let create = || {
-        let created = devnet.json(
-            Some(&devnet.key(1)),
-            &[
-                "app",
-                "create",
-                "--owner",
-                &developer.to_string(),
-                "--compose",
-                compose.to_str().unwrap(),
-                "--source-url",
-                "https://example.invalid/shop",
-                "--commit",
-                "v1",
-                "--any-device",
-            ],
-        );
-        created["app"].as_str().unwrap().parse::<Address>().unwrap()
-    };
+    let compose = devnet.compose_file(dir.path(), "shop", "ab");
+    let create = || devnet.create_own_app(&compose, "https://example.invalid/shop", &[]);
     let (shop, squatter) = (create(), create());
     let domains = DomainRegistry::new(
         devnet.deployment.contracts.domain_registry,
@@ -345,39 +315,13 @@ async fn an_instances_evidence_is_checked_against_the_chain_now() {
 
     let devnet = Devnet::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let developer: Address = devnet.anvil.accounts()[1].address.parse().unwrap();
     let registry_address = devnet.deployment.contracts.kms_registry;
-    let compose = dir.path().join("notes.json");
-    std::fs::write(
+    let compose = devnet.compose_file(dir.path(), "notes", "cd");
+    let app = devnet.create_own_app(
         &compose,
-        serde_json::json!({
-            "manifest_version": 1,
-            "name": "notes",
-            "containers": [{ "name": "notes", "image": format!("covenant.local/notes@sha256:{}", "cd".repeat(32)) }],
-            "kms": { "chain_id": 31337, "registry": registry_address.to_string().to_lowercase() },
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let created = devnet.json(
-        Some(&devnet.key(1)),
-        &[
-            "app",
-            "create",
-            "--owner",
-            &developer.to_string(),
-            "--compose",
-            compose.to_str().unwrap(),
-            "--source-url",
-            "https://example.invalid/notes",
-            "--commit",
-            "v1",
-            "--any-device",
-            "--tee",
-            "simulated",
-        ],
+        "https://example.invalid/notes",
+        &["--tee", "simulated"],
     );
-    let app: Address = created["app"].as_str().unwrap().parse().unwrap();
     let (_, compose_hash) =
         covenant_attest::compose::compose_hash(&std::fs::read(&compose).unwrap()).unwrap();
 

@@ -202,6 +202,16 @@ mod tests {
         }
     }
 
+    /// Asks `q` on a task of its own, answered by `runner`.
+    fn spawn_ask(
+        c: &Arc<Coalescer<u32, u32>>,
+        runner: &Arc<Runner>,
+        q: u32,
+    ) -> tokio::task::JoinHandle<u32> {
+        let (c, runner) = (c.clone(), runner.clone());
+        tokio::spawn(async move { c.ask(q, |b| runner.run(b)).await })
+    }
+
     fn waiting(c: &Coalescer<u32, u32>) -> usize {
         c.lock().waiting.len()
     }
@@ -226,10 +236,7 @@ mod tests {
     async fn callers_arriving_during_a_batch_share_the_next_and_each_get_their_answer() {
         let c = Arc::new(Coalescer::new(8));
         let runner = Arc::new(Runner::default());
-        let ask = |q: u32| {
-            let (c, runner) = (c.clone(), runner.clone());
-            tokio::spawn(async move { c.ask(q, |b| runner.run(b)).await })
-        };
+        let ask = |q: u32| spawn_ask(&c, &runner, q);
         let first = ask(1);
         runner.wait_started(1).await;
         let rest: Vec<_> = (2..=5).map(ask).collect();
@@ -256,10 +263,7 @@ mod tests {
     async fn a_batch_holds_at_most_the_limit() {
         let c = Arc::new(Coalescer::new(2));
         let runner = Arc::new(Runner::default());
-        let ask = |q: u32| {
-            let (c, runner) = (c.clone(), runner.clone());
-            tokio::spawn(async move { c.ask(q, |b| runner.run(b)).await })
-        };
+        let ask = |q: u32| spawn_ask(&c, &runner, q);
         let first = ask(1);
         runner.wait_started(1).await;
         let rest: Vec<_> = (2..=6).map(ask).collect();
@@ -280,10 +284,7 @@ mod tests {
     async fn a_runner_that_goes_away_hands_on_the_lead_and_its_batch_is_asked_again() {
         let c = Arc::new(Coalescer::new(8));
         let runner = Arc::new(Runner::default());
-        let ask = |q: u32| {
-            let (c, runner) = (c.clone(), runner.clone());
-            tokio::spawn(async move { c.ask(q, |b| runner.run(b)).await })
-        };
+        let ask = |q: u32| spawn_ask(&c, &runner, q);
         let first = ask(1);
         runner.wait_started(1).await;
         let second = ask(2);
@@ -310,10 +311,7 @@ mod tests {
     async fn a_waiter_whose_batch_was_dropped_asks_again() {
         let c = Arc::new(Coalescer::new(8));
         let runner = Arc::new(Runner::default());
-        let ask = |q: u32| {
-            let (c, runner) = (c.clone(), runner.clone());
-            tokio::spawn(async move { c.ask(q, |b| runner.run(b)).await })
-        };
+        let ask = |q: u32| spawn_ask(&c, &runner, q);
         let first = ask(1);
         runner.wait_started(1).await;
         let (second, third) = (ask(2), ask(3));
