@@ -134,7 +134,8 @@ mod floor {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(async {
+        // Like the KMS binary, the server runs on a worker thread, not the runtime's caller.
+        let server = runtime.spawn(async {
             let policy = Arc::new(identity::verifier_policy(true));
             let tee = identity::NodeTee::simulated(
                 Address::ZERO,
@@ -160,6 +161,7 @@ mod floor {
                 tokio::spawn(connection(stream, acceptor.clone(), policy.clone()));
             }
         });
+        runtime.block_on(server).unwrap();
     }
 
     async fn connection(
@@ -488,21 +490,27 @@ async fn chain_reads(kms: &fixture::Kms) -> u64 {
         .sum()
 }
 
-/// The KMS's batched app checks so far: (batches, boots checked) from
-/// `covenant_kms_app_check_batch_size`.
-async fn app_check_batches(kms: &fixture::Kms) -> (f64, f64) {
+/// A KMS histogram's (count, sum) so far: for `covenant_kms_app_check_batch_size`, batches and
+/// boots checked; for `covenant_kms_audit_group_size`, commits and entries.
+async fn histogram(kms: &fixture::Kms, name: &str) -> (f64, f64) {
     let metrics = kms.get("/metrics").await;
     let text = String::from_utf8_lossy(&metrics.body);
-    let sample = |name: &str| {
+    let sample = |suffix: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(suffix)?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or(0.0)
     };
-    (
-        sample("covenant_kms_app_check_batch_size_count"),
-        sample("covenant_kms_app_check_batch_size_sum"),
-    )
+    (sample("_count"), sample("_sum"))
 }
+
+const APP_CHECKS: &str = "covenant_kms_app_check_batch_size";
+const AUDIT_GROUPS: &str = "covenant_kms_audit_group_size";
 
 async fn audit_counts(pool: &sqlx::PgPool) -> (i64, i64, i64) {
     sqlx::query_as(
@@ -634,7 +642,8 @@ async fn bench(cli: Cli) {
                     advance().await;
                 }
                 let reads_before = chain_reads(&kms).await;
-                let batches_before = app_check_batches(&kms).await;
+                let batches_before = histogram(&kms, APP_CHECKS).await;
+                let groups_before = histogram(&kms, AUDIT_GROUPS).await;
                 let r = run(target, cli.requests, concurrency).await;
                 let reads = match target {
                     Target::Grants => (chain_reads(&kms).await - reads_before).to_string(),
@@ -666,13 +675,22 @@ async fn bench(cli: Cli) {
                     .collect();
                 println!("{:>27} server us by process: {}", "", by_process.join(", "));
                 if target == Target::Grants {
-                    let after = app_check_batches(&kms).await;
+                    let after = histogram(&kms, APP_CHECKS).await;
                     let (batches, boots) = (after.0 - batches_before.0, after.1 - batches_before.1);
                     if batches > 0.0 {
                         println!(
                             "{:>27} app checks: {boots:.0} boots in {batches:.0} batches ({:.1} per batch)",
                             "",
                             boots / batches
+                        );
+                    }
+                    let after = histogram(&kms, AUDIT_GROUPS).await;
+                    let (commits, entries) = (after.0 - groups_before.0, after.1 - groups_before.1);
+                    if commits > 0.0 {
+                        println!(
+                            "{:>27} audit log: {entries:.0} entries in {commits:.0} commits ({:.1} per commit)",
+                            "",
+                            entries / commits
                         );
                     }
                 }

@@ -414,12 +414,13 @@ pub async fn run(
                     Ok(root) => break root,
                     Err(e) => {
                         tracing::warn!(target: "kms::replication", source = source.url(), error = %e, "replication failed; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            _ = shutdown.wait_for(|s| *s) => {
-                                tasks.shutdown().await;
-                                return Err(Error::Shutdown);
-                            }
+                        let stopping = tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                            _ = shutdown.wait_for(|s| *s) => true,
+                        };
+                        if stopping {
+                            tasks.shutdown().await;
+                            return Err(Error::Shutdown);
                         }
                     }
                 }

@@ -109,11 +109,18 @@ fn main() -> ExitCode {
                     tracing::info!(target: "kms", "shutting down");
                     let _ = tx.send(true);
                 });
-                match covenant_kms_oracle::run(config, bootstrap, rx, |_| {}).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
+                // On a worker thread, not this one: accepted connections are then queued on the
+                // thread that runs them instead of waking a worker for each.
+                let service = tokio::spawn(covenant_kms_oracle::run(config, bootstrap, rx, |_| {}));
+                match service.await {
+                    Ok(Ok(())) => ExitCode::SUCCESS,
+                    Ok(Err(e)) => {
                         tracing::error!(target: "kms", error = %e, "exiting");
                         eprintln!("covenant-kms-oracle: {e}");
+                        ExitCode::FAILURE
+                    }
+                    Err(e) => {
+                        eprintln!("covenant-kms-oracle: the service task failed: {e}");
                         ExitCode::FAILURE
                     }
                 }

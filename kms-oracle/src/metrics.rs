@@ -43,6 +43,8 @@ pub struct Metrics {
     pub serving: IntGauge,
     /// Boots per batched app check (new boots asked about together).
     pub app_check_batch_size: Histogram,
+    /// Audit entries per database commit (the writer's group commits).
+    pub audit_group_size: Histogram,
 }
 
 impl Metrics {
@@ -91,8 +93,19 @@ impl Metrics {
             .buckets(covenant_mirror::APP_CHECK_BATCH_BUCKETS.to_vec()),
         )?;
         registry.register(Box::new(app_check_batch_size.clone()))?;
+        let audit_group_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "kms_audit_group_size",
+                "Audit entries per database commit (the writer's group commits).",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+            ]),
+        )?;
+        registry.register(Box::new(audit_group_size.clone()))?;
         Ok(Self {
             app_check_batch_size,
+            audit_group_size,
             decisions: vec(
                 "kms_decisions_total",
                 "Decisions by action and outcome.",

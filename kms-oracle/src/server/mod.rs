@@ -379,8 +379,13 @@ pub async fn serve(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = sweep.tick() => state.admission.forget_idle_sources(),
-            _ = shutdown.wait_for(|s| *s) => break,
+            () = stopped(&mut shutdown) => break,
         }
     }
     connections.abort_all();
+}
+
+/// Resolves once `shutdown` is set (or its sender is gone), holding no borrow of it after.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }

@@ -27,5 +27,9 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![CertificateDer::from(certificate_der)], key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No resumption: a client connects once per boot, so stored sessions (each holding the
+    // client's certificate and its evidence) and the tickets sent for them are pure cost.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }

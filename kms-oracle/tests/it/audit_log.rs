@@ -144,6 +144,30 @@ async fn ten_thousand_anonymous_connections_write_nothing_and_cost_no_gas() {
         nonce,
         "anonymous traffic cost gas"
     );
+
+    // Nor does a connection leave a session behind to resume (state held for every client, its
+    // certificate and evidence included): a client that completed a request and then connects
+    // again with the same configuration, session store included, gets a full handshake.
+    let config = anonymous();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(kms.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("covenant-kms").unwrap();
+        let mut tls = TlsConnector::from(config.clone())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Full)
+        );
+        // The request and its answer: tickets, if any were sent, arrive and are stored.
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: kms\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,4 +401,75 @@ async fn an_edited_or_removed_row_stops_the_commits_and_then_the_keys() {
         .await
         .unwrap();
     assert!(committed_through(&stack, kms.node).await < removed);
+}
+
+/// Keys for instance `n` of `app`: the status and the body.
+async fn ask_keys(kms: &Kms, app: Address, n: u8) -> (u16, serde_json::Value) {
+    let r = Instance::boot(&Boot::new(app, n), kms.root_signer)
+        .post(kms, "/v1/keys", json!({}))
+        .await;
+    (r.status, r.json())
+}
+
+/// The audit log on a database that restarts and then fails: a grant is answered only once its
+/// row is committed, so keys stop (503, nothing released, nothing numbered) while rows cannot be
+/// written and resume with the next number when they can; a restart that breaks the writer's
+/// connection costs no refusal (the group is written again on a fresh connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_stop_while_the_audit_log_cannot_be_written_and_survive_a_database_restart() {
+    let stack = Stack::start().await;
+    // Durable, as an audit database must be: with asynchronous commits a crash drops rows
+    // already answered (the committer would then find the chain broken).
+    let cluster = Arc::new(
+        covenant_testkit::postgres::PgCluster::builder()
+            .with_setting("fsync", "on")
+            .with_setting("synchronous_commit", "on")
+            .start(),
+    );
+    let kms = first_node_with(&stack, &[], Some(cluster.try_create_database().unwrap())).await;
+    let app = stack.create_app().await;
+    stack.finalize();
+    kms.wait_serving_at(stack.head().await - FINALITY).await;
+    let seq_of = |body: &serde_json::Value| body["auditSeq"].as_u64().unwrap();
+
+    let (status, body) = ask_keys(&kms, app, 1).await;
+    assert_eq!(status, 200, "{body}");
+    let first = seq_of(&body);
+
+    cluster.restart().unwrap();
+    let (status, body) = ask_keys(&kms, app, 2).await;
+    assert_eq!(status, 200, "after a database restart: {body}");
+    assert_eq!(seq_of(&body), first + 1);
+
+    // Rows cannot be written (the table is gone, as far as the node can tell).
+    let admin = kms.audit_pool().await;
+    sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_away")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let errors = kms.metric("covenant_kms_audit_write_errors_total").await;
+    let (status, body) = ask_keys(&kms, app, 3).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("audit log is unavailable"),
+        "{body}"
+    );
+    assert!(body.get("diskKey").is_none() && body.get("auditSeq").is_none());
+    assert!(kms.metric("covenant_kms_audit_write_errors_total").await > errors);
+
+    sqlx::query("ALTER TABLE audit_log_away RENAME TO audit_log")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (status, body) = ask_keys(&kms, app, 3).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seq_of(&body), first + 2, "the refused group took no number");
+    let (rows, last): (i64, i64) = sqlx::query_as("SELECT count(*), max(seq) FROM audit_log")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!((rows, last as u64), (last, first + 2));
 }
