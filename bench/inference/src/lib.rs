@@ -1,0 +1,13 @@
+//! The confidential-inference benchmark (`bench/inference`): what an LLM service pays for
+//! running behind Covenant, in the metrics of vLLM's serving benchmark (TTFT, TPOT, ITL, E2EL;
+//! mean, median, p99) so results read like theirs.
+//!
+//! This crate owns the statistics ([`stats`]), the request schedule ([`schedule`]), the streaming
+//! client ([`client`], [`sse`]) and the mock model server ([`mock`]). It talks to model servers
+//! and to Covenant only over HTTP and touches no Covenant service's internals.
+
+pub mod client;
+pub mod mock;
+pub mod schedule;
+pub mod sse;
+pub mod stats;

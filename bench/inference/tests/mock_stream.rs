@@ -1,0 +1,62 @@
+//! The streaming client against the mock model server, both real, over loopback: every token
+//! arrives as its own event, no earlier than the mock's schedule allows, in both APIs.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use covenant_bench_inference::{
+    client::{self, Api},
+    mock,
+};
+
+const TIMING: mock::Timing = mock::Timing {
+    prefill_base: Duration::from_millis(30),
+    prefill_per_token: Duration::from_millis(1),
+    per_token: Duration::from_millis(4),
+};
+
+async fn mock_server() -> std::net::SocketAddr {
+    let (addr, serving) = mock::bind(([127, 0, 0, 1], 0).into(), TIMING)
+        .await
+        .unwrap();
+    tokio::spawn(serving);
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_token_is_an_event_sent_on_the_mocks_schedule() {
+    let addr = mock_server().await;
+    let prompt = "one two three four five six seven eight nine ten";
+    for api in [Api::Completions, Api::Chat] {
+        let out = client::stream(addr, api, &api.body(mock::MODEL, prompt, 12))
+            .await
+            .unwrap();
+        assert_eq!(out.output_tokens, 12, "{api:?}");
+        assert_eq!(out.itl.len(), 11);
+        // Lower bounds the mock guarantees (each token waits for its deadline): prefill of
+        // 30 ms + 10 input tokens × 1 ms, then 4 ms per token.
+        assert!(out.ttft >= Duration::from_millis(40), "{:?}", out.ttft);
+        assert!(out.e2el - out.ttft >= Duration::from_millis(44));
+        assert!(out.tpot().unwrap() >= Duration::from_millis(4));
+        let gaps: Duration = out.itl.iter().sum();
+        assert!(gaps <= out.e2el - out.ttft);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_is_an_error_not_a_measurement() {
+    let addr = mock_server().await;
+    let err = client::stream(addr, Api::Completions, &Api::Completions.body("m", "hi", 0))
+        .await
+        .unwrap_err();
+    assert!(err.contains("400"), "{err}");
+    // Nothing listens here: a connection error, reported.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let err = client::stream(closed, Api::Chat, &Api::Chat.body("m", "hi", 1))
+        .await
+        .unwrap_err();
+    assert!(err.contains("connect"), "{err}");
+}
