@@ -6,8 +6,11 @@
 //! client ([`client`], [`sse`]) and the mock model server ([`mock`]). It talks to model servers
 //! and to Covenant only over HTTP and touches no Covenant service's internals.
 
+pub mod ab;
 pub mod client;
 pub mod mock;
+pub mod prompts;
+pub mod run;
 pub mod schedule;
 pub mod sse;
 pub mod stats;

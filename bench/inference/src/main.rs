@@ -1,9 +1,16 @@
-//! `covenant-bench-inference`: the mock model server, and (to come) the A/B runs.
+//! `covenant-bench-inference`: the mock model server, and A/B runs of two endpoints.
+#![allow(clippy::print_stdout)]
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use covenant_bench_inference::mock;
+use covenant_bench_inference::{
+    ab,
+    client::Api,
+    mock, prompts,
+    run::{self, Report},
+    schedule::Rate,
+};
 
 #[derive(Parser)]
 #[command(about = "Confidential inference benchmark")]
@@ -28,6 +35,35 @@ enum Command {
         /// Time between output tokens, in milliseconds.
         #[arg(long, default_value_t = 15.0)]
         per_token_ms: f64,
+    },
+    /// Runs the same prompt set on the same schedule against two endpoints (plain HTTP),
+    /// interleaved, and prints each metric's medians over the repeats and the paired difference.
+    Ab {
+        /// Arm A (e.g. the model server directly).
+        #[arg(long)]
+        a: SocketAddr,
+        /// Arm B (e.g. the same server through a proxy).
+        #[arg(long)]
+        b: SocketAddr,
+        #[arg(long, value_enum, default_value = "completions")]
+        api: Api,
+        #[arg(long, value_enum, default_value = "short")]
+        bucket: prompts::Bucket,
+        /// Requests per second (Poisson) or `inf` (all at once).
+        #[arg(long, default_value = "1")]
+        rate: Rate,
+        /// Requests per run.
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
+        /// Runs of each arm.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Seed of the prompt set and the schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Confidence level of the intervals.
+        #[arg(long, default_value_t = 0.95)]
+        level: f64,
     },
 }
 
@@ -63,6 +99,72 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 },
                 _ = tokio::signal::ctrl_c() => {}
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Ab {
+            a,
+            b,
+            api,
+            bucket,
+            rate,
+            requests,
+            repeats,
+            seed,
+            level,
+        } => {
+            let set = prompts::generate(bucket, requests, seed);
+            let arms = [("A", a), ("B", b)];
+            let mut reports: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
+            for r in 0..repeats {
+                for i in ab::order(r) {
+                    let (name, target) = arms[i];
+                    let result = run::run(target, api, &set, rate, seed).await;
+                    let Some(report) = Report::of(&result) else {
+                        eprintln!(
+                            "covenant-bench-inference: arm {name} ({target}): no request completed"
+                        );
+                        return ExitCode::FAILURE;
+                    };
+                    println!(
+                        "repeat {r} arm {name}: {} ok, {} failed, {:.2} req/s, TTFT p50 {:.2} ms, ITL p50 {:.3} ms",
+                        report.completed,
+                        report.failed,
+                        report.request_throughput,
+                        report.ttft_ms.median,
+                        report.itl_ms.map_or(f64::NAN, |s| s.median),
+                    );
+                    reports[i].push(report);
+                }
+            }
+            let coverage =
+                covenant_bench_inference::stats::median_interval(&vec![0.0; repeats], level)
+                    .map_or(0.0, |i| i.coverage);
+            println!(
+                "\n{api:?}, {bucket:?} prompts, rate {rate}, {requests} requests x {repeats} repeats; medians over repeats [interval: order statistics covering {:.1} %, asked {:.0} %]",
+                coverage * 100.0,
+                level * 100.0
+            );
+            println!("{:<18} {:>26} {:>26} {:>30}", "metric", "A", "B", "B - A");
+            for (name, metric) in ab::METRICS {
+                let values =
+                    |i: usize| -> Option<Vec<f64>> { reports[i].iter().map(metric).collect() };
+                let (Some(va), Some(vb)) = (values(0), values(1)) else {
+                    continue;
+                };
+                let Some(c) = ab::compare(&va, &vb, level) else {
+                    continue;
+                };
+                let show = |i: covenant_bench_inference::stats::Interval| {
+                    format!("{:.3} [{:.3}, {:.3}]", i.median, i.low, i.high)
+                };
+                println!(
+                    "{name:<18} {:>26} {:>26} {:>22} {:>+6.2}%",
+                    show(c.a),
+                    show(c.b),
+                    show(c.added),
+                    c.added_percent
+                );
             }
             ExitCode::SUCCESS
         }
