@@ -675,23 +675,28 @@ async fn bench(cli: Cli) {
                     .collect();
                 println!("{:>27} server us by process: {}", "", by_process.join(", "));
                 if target == Target::Grants {
-                    let after = histogram(&kms, APP_CHECKS).await;
-                    let (batches, boots) = (after.0 - batches_before.0, after.1 - batches_before.1);
-                    if batches > 0.0 {
-                        println!(
-                            "{:>27} app checks: {boots:.0} boots in {batches:.0} batches ({:.1} per batch)",
-                            "",
-                            boots / batches
-                        );
-                    }
-                    let after = histogram(&kms, AUDIT_GROUPS).await;
-                    let (commits, entries) = (after.0 - groups_before.0, after.1 - groups_before.1);
-                    if commits > 0.0 {
-                        println!(
-                            "{:>27} audit log: {entries:.0} entries in {commits:.0} commits ({:.1} per commit)",
-                            "",
-                            entries / commits
-                        );
+                    for (name, before, what) in [
+                        (
+                            APP_CHECKS,
+                            batches_before,
+                            ("app checks", "boots", "batches", "batch"),
+                        ),
+                        (
+                            AUDIT_GROUPS,
+                            groups_before,
+                            ("audit log", "entries", "commits", "commit"),
+                        ),
+                    ] {
+                        let after = histogram(&kms, name).await;
+                        let (count, sum) = (after.0 - before.0, after.1 - before.1);
+                        let (label, items, groups, group) = what;
+                        if count > 0.0 {
+                            println!(
+                                "{:>27} {label}: {sum:.0} {items} in {count:.0} {groups} ({:.1} per {group})",
+                                "",
+                                sum / count
+                            );
+                        }
                     }
                 }
                 results.push((target, r));

@@ -75,34 +75,29 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
             Ok(c)
         };
-        let decision_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "kms_decision_seconds",
-                "Time from a verified request to its logged decision, in seconds.",
-            )
-            .buckets(vec![
+        let histogram =
+            |name: &str, help: &str, buckets: Vec<f64>| -> prometheus::Result<Histogram> {
+                let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let decision_seconds = histogram(
+            "kms_decision_seconds",
+            "Time from a verified request to its logged decision, in seconds.",
+            vec![
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
-            ]),
+            ],
         )?;
-        registry.register(Box::new(decision_seconds.clone()))?;
-        let app_check_batch_size = Histogram::with_opts(
-            HistogramOpts::new(
-                "kms_app_check_batch_size",
-                "Boots per batched app check (one mirror statement and one JSON-RPC batch).",
-            )
-            .buckets(covenant_mirror::APP_CHECK_BATCH_BUCKETS.to_vec()),
+        let app_check_batch_size = histogram(
+            "kms_app_check_batch_size",
+            "Boots per batched app check (one mirror statement and one JSON-RPC batch).",
+            covenant_mirror::APP_CHECK_BATCH_BUCKETS.to_vec(),
         )?;
-        registry.register(Box::new(app_check_batch_size.clone()))?;
-        let audit_group_size = Histogram::with_opts(
-            HistogramOpts::new(
-                "kms_audit_group_size",
-                "Audit entries per database commit (the writer's group commits).",
-            )
-            .buckets(vec![
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
-            ]),
+        let audit_group_size = histogram(
+            "kms_audit_group_size",
+            "Audit entries per database commit (the writer's group commits).",
+            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
         )?;
-        registry.register(Box::new(audit_group_size.clone()))?;
         Ok(Self {
             app_check_batch_size,
             audit_group_size,
