@@ -3,10 +3,12 @@
 //! mean, median, p99) so results read like theirs.
 //!
 //! This crate owns the statistics ([`stats`]), the request schedule ([`schedule`]), the streaming
-//! client ([`client`], [`sse`]) and the mock model server ([`mock`]). It talks to model servers
+//! client ([`client`], [`sse`]), the mock model server ([`mock`]) and the AES-256-GCM rate
+//! ([`aead`]). It talks to model servers
 //! and to Covenant only over HTTP and touches no Covenant service's internals.
 
 pub mod ab;
+pub mod aead;
 pub mod client;
 pub mod mock;
 pub mod prompts;

@@ -36,6 +36,12 @@ enum Command {
         #[arg(long, default_value_t = 15.0)]
         per_token_ms: f64,
     },
+    /// AES-256-GCM sealing rate on one core, by buffer size (input of the transfer-cost model).
+    AesGcm {
+        /// Seconds per size.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
     /// Runs the same prompt set on the same schedule against two endpoints (plain HTTP),
     /// interleaved, and prints each metric's medians over the repeats and the paired difference.
     Ab {
@@ -99,6 +105,22 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 },
                 _ = tokio::signal::ctrl_c() => {}
+            }
+            ExitCode::SUCCESS
+        }
+        Command::AesGcm { seconds } => {
+            println!("AES-256-GCM seal, one core (ring), {seconds} s per size");
+            for size in [4usize << 10, 64 << 10, 1 << 20, 16 << 20] {
+                match covenant_bench_inference::aead::seal_rate(
+                    size,
+                    Duration::from_secs_f64(seconds),
+                ) {
+                    Ok(rate) => println!("{:>9} KiB buffers: {:>6.2} GB/s", size >> 10, rate / 1e9),
+                    Err(_) => {
+                        eprintln!("covenant-bench-inference: AES-256-GCM unavailable");
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
             ExitCode::SUCCESS
         }
