@@ -5,10 +5,60 @@
 //! repeat (added milliseconds per request and per step, not only a percentage) with its own
 //! interval.
 
+use std::sync::Arc;
+
 use crate::{
-    run::Report,
+    client::{Api, Client},
+    prompts::Prompt,
+    run::{self, Report},
+    schedule::Rate,
     stats::{self, Interval},
 };
+
+/// Runs `prompts` at `rate` through both clients, interleaved ([`order`]), `repeats` times, after
+/// one unrecorded warm-up run of each (which opens the connections the schedule needs); calls
+/// `each(repeat, arm, report)` after every recorded run. Fails on a run in which no stream
+/// completed, or in which any stream failed (an arm that drops requests is not measured).
+pub async fn interleave(
+    clients: [&Arc<Client>; 2],
+    api: Api,
+    prompts: &[Prompt],
+    rate: Rate,
+    seed: u64,
+    repeats: usize,
+    mut each: impl FnMut(usize, usize, &Report),
+) -> Result<[Vec<Report>; 2], String> {
+    let mut reports: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
+    for r in 0..=repeats {
+        for i in order(r) {
+            let result = run::run(clients[i], api, prompts, rate, seed).await;
+            let failed: Vec<&String> = result
+                .outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().err())
+                .collect();
+            if let Some(first) = failed.first() {
+                return Err(format!(
+                    "arm {} ({}): {} of {} requests failed, the first: {first}",
+                    NAMES[i],
+                    clients[i].target().addr(),
+                    failed.len(),
+                    result.outcomes.len()
+                ));
+            }
+            let report = Report::of(&result)
+                .ok_or_else(|| format!("arm {}: no request completed", NAMES[i]))?;
+            if r > 0 {
+                each(r - 1, i, &report);
+                reports[i].push(report);
+            }
+        }
+    }
+    Ok(reports)
+}
+
+/// The arms' names in output.
+pub const NAMES: [&str; 2] = ["A", "B"];
 
 /// Which arm runs first in repeat `r` (0-based): A in even repeats, B in odd ones.
 pub fn order(r: usize) -> [usize; 2] {
@@ -42,6 +92,17 @@ pub fn compare(a: &[f64], b: &[f64], level: f64) -> Option<Compared> {
         a,
         added,
     })
+}
+
+/// Every metric of [`METRICS`] that both arms have, compared at `level`.
+pub fn compare_all(reports: &[Vec<Report>; 2], level: f64) -> Vec<(&'static str, Compared)> {
+    METRICS
+        .iter()
+        .filter_map(|(name, metric)| {
+            let values = |i: usize| -> Option<Vec<f64>> { reports[i].iter().map(metric).collect() };
+            Some((*name, compare(&values(0)?, &values(1)?, level)?))
+        })
+        .collect()
 }
 
 /// Reads one metric from a run's report (`None` when the run has no such value).

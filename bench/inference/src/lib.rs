@@ -10,6 +10,7 @@
 pub mod ab;
 pub mod aead;
 pub mod client;
+pub mod covenant;
 pub mod mock;
 pub mod prompts;
 pub mod run;

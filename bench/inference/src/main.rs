@@ -1,15 +1,15 @@
 //! `covenant-bench-inference`: the mock model server, and A/B runs of two endpoints.
 #![allow(clippy::print_stdout)]
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::{Parser, Subcommand};
 use covenant_bench_inference::{
     ab,
-    client::Api,
+    client::{Api, Client, Target},
     mock, prompts,
-    run::{self, Report},
     schedule::Rate,
+    stats,
 };
 
 #[derive(Parser)]
@@ -136,50 +136,35 @@ async fn main() -> ExitCode {
             level,
         } => {
             let set = prompts::generate(bucket, requests, seed);
-            let arms = [("A", a), ("B", b)];
-            let mut reports: [Vec<Report>; 2] = [Vec::new(), Vec::new()];
-            for r in 0..repeats {
-                for i in ab::order(r) {
-                    let (name, target) = arms[i];
-                    let result = run::run(target, api, &set, rate, seed).await;
-                    let Some(report) = Report::of(&result) else {
-                        eprintln!(
-                            "covenant-bench-inference: arm {name} ({target}): no request completed"
-                        );
-                        return ExitCode::FAILURE;
-                    };
-                    println!(
-                        "repeat {r} arm {name}: {} ok, {} failed, {:.2} req/s, TTFT p50 {:.2} ms, ITL p50 {:.3} ms",
-                        report.completed,
-                        report.failed,
-                        report.request_throughput,
-                        report.ttft_ms.median,
-                        report.itl_ms.map_or(f64::NAN, |s| s.median),
-                    );
-                    reports[i].push(report);
+            let clients = [a, b].map(|addr| Arc::new(Client::new(Target::plain(addr))));
+            let reports = ab::interleave(
+                [&clients[0], &clients[1]],
+                api,
+                &set,
+                rate,
+                seed,
+                repeats,
+                |r, i, report| println!("repeat {r} arm {}: {}", ab::NAMES[i], report.line()),
+            )
+            .await;
+            let reports = match reports {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("covenant-bench-inference: {e}");
+                    return ExitCode::FAILURE;
                 }
-            }
+            };
             let coverage =
-                covenant_bench_inference::stats::median_interval(&vec![0.0; repeats], level)
-                    .map_or(0.0, |i| i.coverage);
+                stats::median_interval(&vec![0.0; repeats], level).map_or(0.0, |i| i.coverage);
             println!(
                 "\n{api:?}, {bucket:?} prompts, rate {rate}, {requests} requests x {repeats} repeats; medians over repeats [interval: order statistics covering {:.1} %, asked {:.0} %]",
                 coverage * 100.0,
                 level * 100.0
             );
             println!("{:<18} {:>26} {:>26} {:>30}", "metric", "A", "B", "B - A");
-            for (name, metric) in ab::METRICS {
-                let values =
-                    |i: usize| -> Option<Vec<f64>> { reports[i].iter().map(metric).collect() };
-                let (Some(va), Some(vb)) = (values(0), values(1)) else {
-                    continue;
-                };
-                let Some(c) = ab::compare(&va, &vb, level) else {
-                    continue;
-                };
-                let show = |i: covenant_bench_inference::stats::Interval| {
-                    format!("{:.3} [{:.3}, {:.3}]", i.median, i.low, i.high)
-                };
+            for (name, c) in ab::compare_all(&reports, level) {
+                let show =
+                    |i: stats::Interval| format!("{:.3} [{:.3}, {:.3}]", i.median, i.low, i.high);
                 println!(
                     "{name:<18} {:>26} {:>26} {:>22} {:>+6.2}%",
                     show(c.a),

@@ -2,13 +2,12 @@
 //! report in vLLM's serving-benchmark terms.
 
 use std::{
-    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use crate::{
-    client::{self, Api, Outcome},
+    client::{Api, Client, Outcome},
     prompts::Prompt,
     schedule::{self, Rate},
     stats::Summary,
@@ -21,19 +20,21 @@ pub struct Run {
     pub outcomes: Vec<Result<Outcome, String>>,
     /// First send → last stream end.
     pub duration: Duration,
+    /// Connections the client opened during the run.
+    pub opened: usize,
 }
 
-/// Sends `prompts` to `target` at `rate` (arrivals from `seed`) and waits for every stream.
-pub async fn run(target: SocketAddr, api: Api, prompts: &[Prompt], rate: Rate, seed: u64) -> Run {
+/// Sends `prompts` through `client` at `rate` (arrivals from `seed`) and waits for every stream.
+pub async fn run(client: &Arc<Client>, api: Api, prompts: &[Prompt], rate: Rate, seed: u64) -> Run {
     let at = schedule::arrivals(rate, prompts.len(), seed);
+    let opened = client.opened();
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(prompts.len());
     for (prompt, at) in prompts.iter().zip(at) {
         let body = Arc::new(api.body(crate::mock::MODEL, &prompt.text, prompt.output));
         tokio::time::sleep_until((start + at).into()).await;
-        tasks.push(tokio::spawn(async move {
-            client::stream(target, api, &body).await
-        }));
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move { client.stream(api, &body).await }));
     }
     let mut outcomes = Vec::with_capacity(tasks.len());
     for t in tasks {
@@ -45,6 +46,7 @@ pub async fn run(target: SocketAddr, api: Api, prompts: &[Prompt], rate: Rate, s
     Run {
         outcomes,
         duration: start.elapsed(),
+        opened: client.opened() - opened,
     }
 }
 
@@ -55,6 +57,8 @@ pub struct Report {
     pub completed: usize,
     /// Streams that failed.
     pub failed: usize,
+    /// Connections opened during the run.
+    pub opened: usize,
     /// Completed requests per second of the run.
     pub request_throughput: f64,
     /// Output tokens per second of the run.
@@ -74,6 +78,19 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Report {
+    /// One line: completions, failures, connections opened, throughput, TTFT and ITL medians.
+    pub fn line(&self) -> String {
+        format!(
+            "{} ok, {} failed, {} connections opened, {:.2} req/s, TTFT p50 {:.2} ms, ITL p50 {:.3} ms",
+            self.completed,
+            self.failed,
+            self.opened,
+            self.request_throughput,
+            self.ttft_ms.median,
+            self.itl_ms.map_or(f64::NAN, |s| s.median),
+        )
+    }
+
     /// The report of `run`; `None` when no stream completed.
     pub fn of(run: &Run) -> Option<Self> {
         let ok: Vec<&Outcome> = run
@@ -93,6 +110,7 @@ impl Report {
         Some(Self {
             completed: ok.len(),
             failed: run.outcomes.len() - ok.len(),
+            opened: run.opened,
             request_throughput: ok.len() as f64 / secs,
             output_throughput: tokens as f64 / secs,
             ttft_ms: Summary::of(&ttft)?,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use covenant_bench_inference::{
-    client::{self, Api},
+    client::{Api, Client, Target},
     mock,
 };
 
@@ -25,10 +25,11 @@ async fn mock_server() -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_token_is_an_event_sent_on_the_mocks_schedule() {
-    let addr = mock_server().await;
+    let client = Client::new(Target::plain(mock_server().await));
     let prompt = "one two three four five six seven eight nine ten";
     for api in [Api::Completions, Api::Chat] {
-        let out = client::stream(addr, api, &api.body(mock::MODEL, prompt, 12))
+        let out = client
+            .stream(api, &api.body(mock::MODEL, prompt, 12))
             .await
             .unwrap();
         assert_eq!(out.output_tokens, 12, "{api:?}");
@@ -42,21 +43,31 @@ async fn each_token_is_an_event_sent_on_the_mocks_schedule() {
         assert!(gaps <= out.e2el - out.ttft);
         assert_eq!(out.tpot(), Some((out.e2el - out.ttft) / 11));
     }
+    // Both requests went over one kept-alive connection.
+    assert_eq!(client.opened(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_is_an_error_not_a_measurement() {
-    let addr = mock_server().await;
-    let err = client::stream(addr, Api::Completions, &Api::Completions.body("m", "hi", 0))
+    let client = Client::new(Target::plain(mock_server().await));
+    let err = client
+        .stream(Api::Completions, &Api::Completions.body("m", "hi", 0))
         .await
         .unwrap_err();
     assert!(err.contains("400"), "{err}");
+    // The refused request's connection is not reused.
+    client
+        .stream(Api::Chat, &Api::Chat.body("m", "hi", 1))
+        .await
+        .unwrap();
+    assert_eq!(client.opened(), 2);
     // Nothing listens here: a connection error, reported.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let err = client::stream(closed, Api::Chat, &Api::Chat.body("m", "hi", 1))
+    let err = Client::new(Target::plain(closed))
+        .stream(Api::Chat, &Api::Chat.body("m", "hi", 1))
         .await
         .unwrap_err();
     assert!(err.contains("connect"), "{err}");
