@@ -227,7 +227,7 @@ fn print_tables(cells: &[Cell]) {
     for cell in cells {
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
         match cell.rate {
-            Rate::PerSecond(r) if r == 1.0 => {
+            Rate::PerSecond(1.0) => {
                 if let Some(c) = cell.get("TTFT p50 ms") {
                     println!(
                         "  {:?}, rate 1: TTFT p50 added {:+.3} ms (target <= 1 ms): {}",
