@@ -18,6 +18,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
+    serve::ListenerExt,
 };
 use bytes::Bytes;
 use serde::Deserialize;
@@ -100,8 +101,14 @@ pub fn router(timing: Timing) -> Router {
         .with_state(timing)
 }
 
-/// Serves on `listener` until the process ends.
+/// Serves on `listener` until the process ends. Every connection sends without Nagle's delay,
+/// as model servers do (vLLM's, like every asyncio server, sets `TCP_NODELAY`): without it, a
+/// token written while the response head is still unacknowledged waits for the peer's delayed
+/// acknowledgement (up to 40 ms on Linux).
 pub async fn serve(listener: tokio::net::TcpListener, timing: Timing) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(timing)).await
 }
 
