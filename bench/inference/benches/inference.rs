@@ -14,8 +14,8 @@ use std::{process::ExitCode, sync::Arc, time::Duration};
 use clap::Parser;
 use covenant_bench_inference::{
     ab::{self, Compared},
-    client::{Api, Client},
-    covenant::Arms,
+    client::{Api, Client, Target},
+    covenant::{Arms, relays},
     mock::Timing,
     prompts::{self, Bucket},
     schedule::Rate,
@@ -50,6 +50,9 @@ struct Args {
     /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95)]
     level: f64,
+    /// Requests per arm of the idle-path probe at each gap (0: no probe).
+    #[arg(long, default_value_t = 20)]
+    probe: usize,
     /// `cargo bench` passes `--bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -106,6 +109,12 @@ async fn main() -> ExitCode {
         args.repeats,
         coverage * 100.0
     );
+    if args.probe > 0
+        && let Err(e) = probe(&arms, args.api, args.probe).await
+    {
+        eprintln!("inference bench: {e}\n{}", arms.logs());
+        return ExitCode::FAILURE;
+    }
     let mut cells = Vec::new();
     for &bucket in &args.buckets {
         for &rate in &args.rates {
@@ -157,6 +166,42 @@ async fn main() -> ExitCode {
     }
     print_tables(&cells);
     ExitCode::SUCCESS
+}
+
+/// Time to the first token of one-token requests sent one at a time, `gap` apart, directly,
+/// through Covenant and through two plain TCP relays (the floor of any two extra processes on
+/// the path): what waking the path from idle costs, which is what rate 1 is made of.
+async fn probe(arms: &Arms, api: Api, n: usize) -> Result<(), String> {
+    let (_relays, relayed) = relays(arms.direct.addr(), 2)?;
+    let clients = [
+        Client::new(arms.direct.clone()),
+        Client::new(arms.through.clone()),
+        Client::new(Target::plain(relayed)),
+    ];
+    let body = api.body(covenant_bench_inference::mock::MODEL, "probe", 1);
+    println!(
+        "\nidle-path probe: TTFT of one-token requests one at a time, the arms taking turns, medians of {n}"
+    );
+    println!("| gap between requests | direct ms | through Covenant | two TCP relays |");
+    println!("|---|---:|---:|---:|");
+    for gap in [0u64, 10, 200, 1000] {
+        let mut ttft: [Vec<f64>; 3] = Default::default();
+        for _ in 0..n {
+            for (i, client) in clients.iter().enumerate() {
+                tokio::time::sleep(Duration::from_millis(gap)).await;
+                let out = client.stream(api, &body).await?;
+                ttft[i].push(out.ttft.as_secs_f64() * 1000.0);
+            }
+        }
+        let p50 = |v: &[f64]| stats::Summary::of(v).map_or(f64::NAN, |s| s.median);
+        let direct = p50(&ttft[0]);
+        println!(
+            "| {gap} ms | {direct:.3} | +{:.3} ms | +{:.3} ms |",
+            p50(&ttft[1]) - direct,
+            p50(&ttft[2]) - direct
+        );
+    }
+    Ok(())
 }
 
 fn print_tables(cells: &[Cell]) {

@@ -156,6 +156,28 @@ impl Arms {
     }
 }
 
+/// The control arm: `hops` plain TCP relays (`covenant-bench-inference relay`, separate
+/// processes, no TLS, no HTTP) chained in front of `to`; the processes (stopped when dropped) and
+/// the first relay's address.
+pub fn relays(to: SocketAddr, hops: usize) -> Result<(Vec<Process>, SocketAddr), String> {
+    let bin = workspace_bin("covenant-bench-inference").map_err(|e| e.to_string())?;
+    let mut processes = Vec::with_capacity(hops);
+    let mut next = to;
+    for _ in 0..hops {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["relay", "--to", &next.to_string()]);
+        let process = Process::spawn("relay", cmd, Signal::SIGTERM).map_err(|e| e.to_string())?;
+        let line = process
+            .wait_for_line("the relay's listening line", Duration::from_secs(30), |l| {
+                l.contains("relay listening")
+            })
+            .map_err(|e| e.to_string())?;
+        next = addr_of(&line)?;
+        processes.push(process);
+    }
+    Ok((processes, next))
+}
+
 /// The compose of the model app: `covenant-bench-inference mock-server` with `timing` on `port`.
 fn compose(stack: &Stack, port: u16, timing: Timing) -> Result<Vec<u8>, String> {
     let bin = workspace_bin("covenant-bench-inference").map_err(|e| e.to_string())?;

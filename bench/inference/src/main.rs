@@ -36,6 +36,16 @@ enum Command {
         #[arg(long, default_value_t = 15.0)]
         per_token_ms: f64,
     },
+    /// A plain TCP relay (no TLS, no HTTP; `TCP_NODELAY` both ways), the control for what any
+    /// extra process on the path costs on this machine.
+    Relay {
+        /// Address to listen on (port 0: any; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Where every connection is relayed to.
+        #[arg(long)]
+        to: SocketAddr,
+    },
     /// AES-256-GCM sealing rate on one core, by buffer size (input of the transfer-cost model).
     AesGcm {
         /// Seconds per size.
@@ -108,6 +118,23 @@ async fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Relay { listen, to } => {
+            let listener = match tokio::net::TcpListener::bind(listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("covenant-bench-inference: cannot listen on {listen}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Ok(addr) = listener.local_addr() {
+                eprintln!("relay listening addr={addr}");
+            }
+            tokio::select! {
+                _ = relay(listener, to) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            ExitCode::SUCCESS
+        }
         Command::AesGcm { seconds } => {
             println!("AES-256-GCM seal, one core (ring), {seconds} s per size");
             for size in [4usize << 10, 64 << 10, 1 << 20, 16 << 20] {
@@ -175,5 +202,21 @@ async fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+async fn relay(listener: tokio::net::TcpListener, to: SocketAddr) {
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                return;
+            };
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
     }
 }
