@@ -17,7 +17,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Full};
 use hyper::{
     Request, Response,
     body::{Body, Frame, Incoming, SizeHint},
@@ -29,8 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// One backend: an instance id and the compose port on it.
 pub type BackendId = ([u8; 20], u16);
 
-/// The body the gateway sends upstream: the client's own, or none (a retried request).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// The body the gateway sends upstream: the client's own as it streams in, or one read whole
+/// (a small body of declared length, or none for a retried request).
+pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
 
 /// How connections to a backend are made.
 pub trait Dial: Send + Sync + 'static {

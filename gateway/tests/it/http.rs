@@ -259,15 +259,37 @@ async fn http_apps_are_served_by_name_streamed_balanced_and_cut_off_when_evicted
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
 
-    // A slow client that never finishes its headers is cut off.
+    // A slow client that never finishes its headers is cut off; one that declares a small body
+    // and never sends all of it gets a 408 from the gateway (the body is read whole before the
+    // request is forwarded: streamed, the request would reach the instance, which would wait for
+    // the rest, and no answer would come before the 300 s response timeout).
     let mut slow = connect(&gateway, &name, &[b"http/1.1"]).await;
     slow.write_all(format!("GET / HTTP/1.1\r\nhost: {name}\r\nx-slow: ").as_bytes())
         .await
         .unwrap();
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut rest)).await;
+    let mut slow_body = connect(&gateway, &name, &[b"http/1.1"]).await;
+    slow_body
+        .write_all(
+            format!("POST / HTTP/1.1\r\nhost: {name}\r\ncontent-length: 10\r\n\r\n12345")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (mut rest, mut body_rest) = (Vec::new(), Vec::new());
+    let (read, body_read) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut rest)),
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let mut buf = [0u8; 1024];
+            let n = slow_body.read(&mut buf).await?;
+            body_rest.extend_from_slice(&buf[..n]);
+            std::io::Result::Ok(())
+        }),
+    );
     assert!(read.is_ok(), "the slow client was not cut off");
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+    assert!(body_read.is_ok(), "the slow body was not answered");
+    let answer = String::from_utf8_lossy(&body_rest);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 
     // An instance killed: traffic goes to the other one.
     let killed = guests[0].pid();
