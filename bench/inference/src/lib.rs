@@ -2,10 +2,13 @@
 //! running behind Covenant, in the metrics of vLLM's serving benchmark (TTFT, TPOT, ITL, E2EL;
 //! mean, median, p99) so results read like theirs.
 //!
-//! This crate owns the statistics ([`stats`]), the request schedule ([`schedule`]), the streaming
-//! client ([`client`], [`sse`]), the mock model server ([`mock`]) and the AES-256-GCM rate
-//! ([`aead`]). It talks to model servers
-//! and to Covenant only over HTTP and touches no Covenant service's internals.
+//! This crate owns the statistics ([`stats`]), the request schedule ([`schedule`]), the prompt
+//! sets ([`prompts`]), the streaming client ([`client`], [`sse`]), one run and its report
+//! ([`run`]), the interleaved A/B protocol ([`ab`]), the mock model server ([`mock`]), the two
+//! arms on the local stack ([`covenant`]) and the AES-256-GCM rate ([`aead`]). It reaches model
+//! servers and Covenant's services only over the network, runs the services as their binaries
+//! (through the test stack), and touches no service's internals; nothing but benchmarks and its
+//! own tests may depend on it.
 
 pub mod ab;
 pub mod aead;
