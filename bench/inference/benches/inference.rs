@@ -16,7 +16,7 @@ use covenant_bench_inference::{
     ab::{self, Compared},
     client::{Api, Client, Target},
     covenant::{Arms, relays},
-    mock::Timing,
+    mock::TimingArgs,
     prompts::{self, Bucket},
     schedule::Rate,
     stats,
@@ -39,12 +39,8 @@ struct Args {
     repeats: usize,
     #[arg(long, value_enum, default_value = "completions")]
     api: Api,
-    #[arg(long, default_value_t = 20.0)]
-    prefill_ms: f64,
-    #[arg(long, default_value_t = 0.05)]
-    prefill_per_token_ms: f64,
-    #[arg(long, default_value_t = 15.0)]
-    per_token_ms: f64,
+    #[command(flatten)]
+    mock: TimingArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Confidence level of the intervals.
@@ -73,19 +69,11 @@ impl Cell {
     }
 }
 
-fn ms(v: f64) -> Duration {
-    Duration::from_secs_f64(v / 1000.0)
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    let timing = Timing {
-        prefill_base: ms(args.prefill_ms),
-        prefill_per_token: ms(args.prefill_per_token_ms),
-        per_token: ms(args.per_token_ms),
-    };
+    let timing = args.mock.timing();
     println!("starting the stack: anvil, contracts, indexer, KMS, gateway, the model app's guest");
     let arms = match Arms::start(timing).await {
         Ok(a) => a,
@@ -103,9 +91,9 @@ async fn main() -> ExitCode {
         arms.direct.addr(),
         arms.through.addr(),
         args.api,
-        args.prefill_ms,
-        args.prefill_per_token_ms,
-        args.per_token_ms,
+        args.mock.prefill_ms,
+        args.mock.prefill_per_token_ms,
+        args.mock.per_token_ms,
         args.repeats,
         coverage * 100.0
     );

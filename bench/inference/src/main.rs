@@ -26,15 +26,8 @@ enum Command {
         /// Address to listen on (port 0: any; the bound address is printed).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// Time to first token, fixed part, in milliseconds.
-        #[arg(long, default_value_t = 20.0)]
-        prefill_ms: f64,
-        /// Time to first token per input token, in milliseconds.
-        #[arg(long, default_value_t = 0.05)]
-        prefill_per_token_ms: f64,
-        /// Time between output tokens, in milliseconds.
-        #[arg(long, default_value_t = 15.0)]
-        per_token_ms: f64,
+        #[command(flatten)]
+        timing: mock::TimingArgs,
     },
     /// A plain TCP relay (no TLS, no HTTP; `TCP_NODELAY` both ways), the control for what any
     /// extra process on the path costs on this machine.
@@ -83,25 +76,11 @@ enum Command {
     },
 }
 
-fn ms(v: f64) -> Duration {
-    Duration::from_secs_f64(v.max(0.0) / 1000.0)
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::MockServer {
-            listen,
-            prefill_ms,
-            prefill_per_token_ms,
-            per_token_ms,
-        } => {
-            let timing = mock::Timing {
-                prefill_base: ms(prefill_ms),
-                prefill_per_token: ms(prefill_per_token_ms),
-                per_token: ms(per_token_ms),
-            };
-            let (addr, serving) = match mock::bind(listen, timing).await {
+        Command::MockServer { listen, timing } => {
+            let (addr, serving) = match mock::bind(listen, timing.timing()).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("covenant-bench-inference: cannot listen on {listen}: {e}");

@@ -36,6 +36,32 @@ pub struct Timing {
     pub per_token: Duration,
 }
 
+/// The mock's timing as command-line arguments, in milliseconds.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct TimingArgs {
+    /// Time to first token, fixed part, in milliseconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub prefill_ms: f64,
+    /// Time to first token per input token, in milliseconds.
+    #[arg(long, default_value_t = 0.05)]
+    pub prefill_per_token_ms: f64,
+    /// Time between output tokens, in milliseconds.
+    #[arg(long, default_value_t = 15.0)]
+    pub per_token_ms: f64,
+}
+
+impl TimingArgs {
+    /// The timing these arguments give (negative values count as zero).
+    pub fn timing(&self) -> Timing {
+        let ms = |v: f64| Duration::from_secs_f64(v.max(0.0) / 1000.0);
+        Timing {
+            prefill_base: ms(self.prefill_ms),
+            prefill_per_token: ms(self.prefill_per_token_ms),
+            per_token: ms(self.per_token_ms),
+        }
+    }
+}
+
 /// The model name the mock answers to (any name is accepted).
 pub const MODEL: &str = "covenant-mock";
 /// Output tokens when a request names no `max_tokens`.
