@@ -110,12 +110,18 @@ pub type Metric = fn(&Report) -> Option<f64>;
 
 /// The metrics the comparison reports, by name, from one run's report.
 pub const METRICS: &[(&str, Metric)] = &[
+    ("TTFT mean ms", |r| Some(r.ttft_ms.mean)),
     ("TTFT p50 ms", |r| Some(r.ttft_ms.median)),
     ("TTFT p99 ms", |r| Some(r.ttft_ms.p99)),
+    ("TPOT mean ms", |r| r.tpot_ms.map(|s| s.mean)),
     ("TPOT p50 ms", |r| r.tpot_ms.map(|s| s.median)),
+    ("TPOT p99 ms", |r| r.tpot_ms.map(|s| s.p99)),
+    ("ITL mean ms", |r| r.itl_ms.map(|s| s.mean)),
     ("ITL p50 ms", |r| r.itl_ms.map(|s| s.median)),
     ("ITL p99 ms", |r| r.itl_ms.map(|s| s.p99)),
+    ("E2EL mean ms", |r| Some(r.e2el_ms.mean)),
     ("E2EL p50 ms", |r| Some(r.e2el_ms.median)),
+    ("E2EL p99 ms", |r| Some(r.e2el_ms.p99)),
     ("requests/s", |r| Some(r.request_throughput)),
     ("output tokens/s", |r| Some(r.output_throughput)),
 ];
