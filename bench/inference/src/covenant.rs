@@ -34,12 +34,11 @@ pub struct Arms {
     pub direct: Target,
     /// HTTPS to the app's name at the gateway.
     pub through: Target,
-    /// The app.
-    pub app: Address,
+    app: Address,
     guest: Process,
     gateway: Process,
     _gateway_db: TestDatabase,
-    stack: Stack,
+    _stack: Stack,
 }
 
 impl Arms {
@@ -94,7 +93,7 @@ impl Arms {
             guest,
             gateway,
             _gateway_db: gateway_db,
-            stack,
+            _stack: stack,
         };
         arms.wait_serving(api).await?;
         Ok(arms)
@@ -148,11 +147,6 @@ impl Arms {
             self.gateway.log_tail(30),
             self.guest.log_tail(30)
         )
-    }
-
-    /// The stack under the arms.
-    pub fn stack(&self) -> &Stack {
-        &self.stack
     }
 }
 
