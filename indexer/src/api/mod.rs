@@ -2,6 +2,7 @@
 //! (`/v1/feed`, server-sent events), `/metrics` and `/healthz`. Every read is "as of" the
 //! mirror's finalized block, which each response names; nothing unfinalized is served.
 
+mod explorer;
 mod feed;
 mod routes;
 mod schema;
@@ -98,6 +99,7 @@ pub fn router(mut state: ApiState) -> Router {
     let (router, doc) = documented().split_for_parts();
     state.openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
     router
+        .merge(explorer::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .with_state(state)
 }

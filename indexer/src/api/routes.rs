@@ -171,8 +171,12 @@ pub(super) async fn openapi(State(s): State<ApiState>) -> Response {
 #[utoipa::path(get, path = "/v1/head", tag = "mirror",
     responses((status = 200, body = Head), (status = 503, body = ErrorBody)))]
 pub(super) async fn head(State(s): State<ApiState>) -> ApiResult<Head> {
+    load_head(&s).await.map(Json)
+}
+
+pub(super) async fn load_head(s: &ApiState) -> Result<Head, ApiError> {
     let (view, f, hash) = finalized_view(&s.pool).await?;
-    Ok(Json(Head {
+    Ok(Head {
         chain_id: view.chain_id,
         head: view.head,
         indexed: super::schema::IndexedBlock {
@@ -185,13 +189,17 @@ pub(super) async fn head(State(s): State<ApiState>) -> ApiResult<Head> {
             timestamp: view.finalized_timestamp,
         },
         lag_blocks: view.head.saturating_sub(f),
-    }))
+    })
 }
 
 /// The KMS registry's settings and root keys, the domain registry, and the guardian's term.
 #[utoipa::path(get, path = "/v1/registry", tag = "mirror",
     responses((status = 200, body = Registry), (status = 503, body = ErrorBody)))]
 pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
+    load_registry(&s).await.map(Json)
+}
+
+pub(super) async fn load_registry(s: &ApiState) -> Result<Registry, ApiError> {
     let (view, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
@@ -210,7 +218,7 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
         .and_then(Value::as_str)
         .filter(|g| Address::from_str(g).is_ok_and(|a| a != Address::ZERO))
         .map(str::to_owned);
-    Ok(Json(Registry {
+    Ok(Registry {
         block: block_json(f, hash),
         kms_registry: reg.to_checksum(None),
         settings: settings_json(settings),
@@ -230,7 +238,7 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
             guardian,
             expires_at,
         },
-    }))
+    })
 }
 
 /// A page of a list.
@@ -239,9 +247,9 @@ pub(super) async fn registry(State(s): State<ApiState>) -> ApiResult<Registry> {
 #[into_params(parameter_in = Query)]
 pub(super) struct Page {
     /// The first index (default 0).
-    offset: Option<usize>,
+    pub offset: Option<usize>,
     /// At most this many (default 100, at most 1000).
-    limit: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 /// Apps per page by default, and at most (app creation is permissionless: the list can be long).
@@ -256,6 +264,10 @@ pub(super) async fn apps(
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Apps> {
     let Query(page) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    load_apps(&s, page).await.map(Json)
+}
+
+pub(super) async fn load_apps(s: &ApiState, page: Page) -> Result<Apps, ApiError> {
     let limit = page.limit.unwrap_or(APPS_PAGE);
     if limit == 0 || limit > APPS_PAGE_MAX {
         return Err(ApiError::BadRequest(format!(
@@ -276,12 +288,12 @@ pub(super) async fn apps(
             settings: settings_json(settings),
         });
     }
-    Ok(Json(Apps {
+    Ok(Apps {
         block: block_json(f, hash),
         total,
         offset,
         apps,
-    }))
+    })
 }
 
 /// One app: registration, settings, compose hashes (current and history), devices, domains.
@@ -292,7 +304,11 @@ pub(super) async fn app(
     State(s): State<ApiState>,
     Path(address): Path<String>,
 ) -> ApiResult<AppDetail> {
-    let app = parse_address(&address)?;
+    load_app(&s, &address).await.map(Json)
+}
+
+pub(super) async fn load_app(s: &ApiState, address: &str) -> Result<AppDetail, ApiError> {
+    let app = parse_address(address)?;
     let (view, f, hash) = finalized_view(&s.pool).await?;
     let now = finalized_time(&view)?;
     let mut c = s.pool.acquire().await?;
@@ -340,7 +356,7 @@ pub(super) async fn app(
             .map(|r| with_member(r, key, hex32(&r.member)))
             .collect()
     };
-    Ok(Json(AppDetail {
+    Ok(AppDetail {
         block: block_json(f, hash),
         address: app.to_checksum(None),
         registered: last.to_block.is_none(),
@@ -350,7 +366,7 @@ pub(super) async fn app(
         compose_hash_history: keyed(&history, "composeHash"),
         devices: keyed(&devices, "deviceId"),
         domains,
-    }))
+    })
 }
 
 /// Allowed OS images with provenance, registered measurements and effective times.
@@ -374,6 +390,10 @@ pub(super) async fn os_images(State(s): State<ApiState>) -> ApiResult<OsImages> 
 #[utoipa::path(get, path = "/v1/kms-nodes", tag = "mirror",
     responses((status = 200, body = KmsNodes), (status = 503, body = ErrorBody)))]
 pub(super) async fn kms_nodes(State(s): State<ApiState>) -> ApiResult<KmsNodes> {
+    load_kms_nodes(&s).await.map(Json)
+}
+
+pub(super) async fn load_kms_nodes(s: &ApiState) -> Result<KmsNodes, ApiError> {
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
@@ -396,12 +416,12 @@ pub(super) async fn kms_nodes(State(s): State<ApiState>) -> ApiResult<KmsNodes> 
             KmsNode { member, serving }
         })
         .collect();
-    Ok(Json(KmsNodes {
+    Ok(KmsNodes {
         block: block_json(f, hash),
         nodes,
         allowed_measurements: m,
         allowed_devices: d,
-    }))
+    })
 }
 
 /// Every standing domain claim.
@@ -489,6 +509,10 @@ fn proposal_json(p: &read::ProposalRow, facts: &read::ProposalFacts, now: u64) -
 #[utoipa::path(get, path = "/v1/proposals", tag = "governance",
     responses((status = 200, body = Proposals), (status = 503, body = ErrorBody)))]
 pub(super) async fn proposals(State(s): State<ApiState>) -> ApiResult<Proposals> {
+    load_proposals(&s).await.map(Json)
+}
+
+pub(super) async fn load_proposals(s: &ApiState) -> Result<Proposals, ApiError> {
     let (view, f, hash) = finalized_view(&s.pool).await?;
     let now = view.finalized_timestamp.unwrap_or(0);
     let mut c = s.pool.acquire().await?;
@@ -498,11 +522,11 @@ pub(super) async fn proposals(State(s): State<ApiState>) -> ApiResult<Proposals>
         let facts = read::proposal_facts(&mut c, p, f).await?;
         out.push(proposal_json(p, &facts, now));
     }
-    Ok(Json(Proposals {
+    Ok(Proposals {
         block: block_json(f, hash),
         timestamp: now,
         proposals: out,
-    }))
+    })
 }
 
 /// One proposal with its votes.
@@ -513,8 +537,12 @@ pub(super) async fn proposal(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> ApiResult<ProposalDetail> {
+    load_proposal(&s, &id).await.map(Json)
+}
+
+pub(super) async fn load_proposal(s: &ApiState, id: &str) -> Result<ProposalDetail, ApiError> {
     // Digits only (no sign, no 0x), within uint256; normalised so `007` is proposal 7.
-    let id = Some(&id)
+    let id = Some(id)
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|id| U256::from_str_radix(id, 10).ok())
         .ok_or_else(|| {
@@ -544,12 +572,12 @@ pub(super) async fn proposal(
             block: v.block,
         })
         .collect();
-    Ok(Json(ProposalDetail {
+    Ok(ProposalDetail {
         proposal: proposal_json(&p, &facts, now),
         block: block_json(f, hash),
         timestamp: now,
         votes,
-    }))
+    })
 }
 
 /// Which grant-log commitments to list.
@@ -570,6 +598,13 @@ pub(super) async fn grant_log(
 ) -> ApiResult<GrantLog> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let node = q.node.as_deref().map(parse_address).transpose()?;
+    load_grant_log(&s, node).await.map(Json)
+}
+
+pub(super) async fn load_grant_log(
+    s: &ApiState,
+    node: Option<Address>,
+) -> Result<GrantLog, ApiError> {
     let (_, f, hash) = finalized_view(&s.pool).await?;
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
@@ -579,10 +614,10 @@ pub(super) async fn grant_log(
         .filter(|r| node.is_none_or(|n| r.member.get(..20) == Some(n.as_slice())))
         .map(|r| with_member(r, "key", hex32(&r.member)))
         .collect();
-    Ok(Json(GrantLog {
+    Ok(GrantLog {
         block: block_json(f, hash),
         commitments,
-    }))
+    })
 }
 
 fn boot_from(

@@ -1,0 +1,274 @@
+//! Apps: the list, and one app's allowed and pending versions with provenance, its history
+//! (each change with the proposal, or the owner, that made it), its domains and settings.
+
+use alloy::primitives::Address;
+use maud::{Markup, html};
+use serde_json::Value;
+use sqlx::Row;
+
+use super::layout::{self, AsOf, Section, app_link, countdown, duration, hex, time_at, url};
+use crate::api::{
+    ApiError, ApiState,
+    routes::{Page, load_app, load_apps},
+    schema::Member,
+};
+
+fn field<'a>(m: &'a Member, name: &str) -> &'a str {
+    m.fields
+        .get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// `/apps`.
+pub(super) async fn list(s: &ApiState, offset: usize) -> Result<Markup, ApiError> {
+    let apps = load_apps(
+        s,
+        Page {
+            offset: Some(offset),
+            limit: Some(100),
+        },
+    )
+    .await?;
+    let timestamp = super::timestamp_at(s, apps.block.number).await?;
+    let shown = apps.apps.len();
+    let body = html! {
+        p { (apps.total) " apps are registered. An app is a contract: governance (or its owner) decides which versions of its code may get its keys." }
+        @if apps.apps.is_empty() {
+            p { "None on this page." }
+        } @else {
+            table {
+                caption { "Registered apps, in the order they were created (" (offset + 1) "–" (offset + shown) " of " (apps.total) ")" }
+                thead { tr { th scope="col" { "App" } th scope="col" { "Kind" } th scope="col" { "Owner" } th scope="col" { "Created at block" } } }
+                tbody {
+                    @for a in &apps.apps {
+                        tr {
+                            th scope="row" { (app_link(field(&a.member, "address"))) }
+                            td { (field(&a.member, "kind")) }
+                            td {
+                                @let owner = a.settings.get("owner").and_then(Value::as_str).unwrap_or(field(&a.member, "owner"));
+                                (hex(owner))
+                            }
+                            td { (a.member.added_block) }
+                        }
+                    }
+                }
+            }
+        }
+        nav aria-label="Pages of apps" {
+            @if offset > 0 { a href={ "/apps?offset=" (offset.saturating_sub(100)) } rel="prev" { "Previous page" } " " }
+            @if offset + shown < apps.total { a href={ "/apps?offset=" (offset + 100) } rel="next" { "Next page" } }
+        }
+    };
+    Ok(layout::page(
+        Section::Apps,
+        "Apps",
+        &AsOf {
+            block: &apps.block,
+            timestamp,
+        },
+        &["/v1/apps"],
+        body,
+    ))
+}
+
+/// Who made a change to an app's versions: the proposal executed in the same transaction, or
+/// else the app's owner (only its owner may call it).
+async fn made_by(
+    s: &ApiState,
+    app: Address,
+    event: &str,
+    hash: &str,
+    block: u64,
+) -> Result<Markup, ApiError> {
+    let mut c = s.pool.acquire().await?;
+    let row = sqlx::query(
+        "SELECT e.tx_hash,
+                (SELECT x.data->>'proposalId' FROM events x
+                  WHERE x.block_number = e.block_number AND x.tx_hash = e.tx_hash
+                    AND x.source = 'governor' AND x.name = 'ProposalExecuted' LIMIT 1)
+         FROM events e
+         WHERE e.block_number = $1 AND e.contract = $2 AND e.name = $3
+           AND lower(e.data->>'composeHash') = lower($4)
+         LIMIT 1",
+    )
+    .bind(i64::try_from(block).unwrap_or(i64::MAX))
+    .bind(app.as_slice())
+    .bind(event)
+    .bind(hash)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(match row {
+        Some(r) => {
+            let tx: Vec<u8> = r.get(0);
+            let proposal: Option<String> = r.get(1);
+            match proposal {
+                Some(id) => {
+                    html! { "proposal " a href={ "/proposals/" (id) } data-proposal=(id) { (short_id(&id)) } }
+                }
+                None => {
+                    html! { "the app's owner (transaction " (hex(&format!("0x{}", ::hex::encode(tx)))) ")" }
+                }
+            }
+        }
+        None => html! { "block " (block) },
+    })
+}
+
+/// A proposal id is a 256-bit number: its first and last digits name it well enough in text.
+fn short_id(id: &str) -> String {
+    if id.len() > 14 {
+        format!("{}…{}", &id[..6], &id[id.len() - 6..])
+    } else {
+        id.to_owned()
+    }
+}
+
+fn provenance(m: &Member) -> Markup {
+    let p = m.fields.get("provenance").cloned().unwrap_or(Value::Null);
+    let digests = p["artifactDigests"].as_array().cloned().unwrap_or_default();
+    html! {
+        dl class="provenance" {
+            dt { "Source" } dd { (url(p["sourceUrl"].as_str().unwrap_or_default())) }
+            dt { "Commit" } dd { code { (p["sourceCommit"].as_str().unwrap_or_default()) } }
+            dt { "Artifact digests" }
+            dd {
+                @if digests.is_empty() { "none given" }
+                @else { ul class="plain" { @for d in &digests { li { (hex(d.as_str().unwrap_or_default())) } } } }
+            }
+        }
+    }
+}
+
+/// `/apps/{address}`.
+pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError> {
+    let d = load_app(s, address).await?;
+    let app: Address = d
+        .address
+        .parse()
+        .map_err(|_| ApiError::Internal("unparsable app address".into()))?;
+    let now = super::timestamp_at(s, d.block.number).await?;
+    let effective = |m: &Member| {
+        m.fields
+            .get("effectiveAt")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let (allowed, pending): (Vec<&Member>, Vec<&Member>) =
+        d.compose_hashes.iter().partition(|m| effective(m) <= now);
+    let mut history = Vec::new();
+    for m in &d.compose_hash_history {
+        let hash = field(m, "composeHash");
+        let added = made_by(s, app, "ComposeHashAdded", hash, m.added_block).await?;
+        let removed = match m.removed_block {
+            Some(b) => Some((b, made_by(s, app, "ComposeHashRemoved", hash, b).await?)),
+            None => None,
+        };
+        history.push((m, added, removed));
+    }
+    let owner = d
+        .settings
+        .get("owner")
+        .and_then(Value::as_str)
+        .unwrap_or(field(&d.registration, "owner"))
+        .to_owned();
+    let notice = d.settings.get("noticePeriod").and_then(Value::as_u64);
+    let frozen = d.settings.get("frozen").and_then(Value::as_bool) == Some(true);
+    let body = html! {
+        section aria-labelledby="about" {
+            h2 id="about" { "About" }
+            dl class="facts" {
+                dt { "Address (app id)" } dd { (hex(&d.address)) }
+                dt { "Registered" } dd { @if d.registered { "yes, since block " (d.registration.added_block) } @else { "no: deregistered" } }
+                dt { "Owner" } dd { (hex(&owner)) }
+                dt { "Notice period" } dd { @match notice { Some(n) => (duration(n)), None => "not set" } " — new versions wait this long before they can get keys" }
+                @if frozen { dt { "Frozen" } dd { "yes: its versions can no longer be changed" } }
+            }
+        }
+        section aria-labelledby="allowed" id="allowed-section" data-live {
+            h2 id="allowed" { "Allowed versions" }
+            @if allowed.is_empty() { p { "No version may get keys now." } }
+            @else {
+                ul class="versions" {
+                    @for m in &allowed {
+                        li data-compose-hash=(field(m, "composeHash")) {
+                            p { "Compose hash " (hex(field(m, "composeHash"))) ", in effect since " (time_at(effective(m))) }
+                            (provenance(m))
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="pending" id="pending-section" data-live {
+            h2 id="pending" { "Pending versions" }
+            @if pending.is_empty() { p { "No version is waiting for its notice period." } }
+            @else {
+                ul class="versions" {
+                    @for m in &pending {
+                        li data-compose-hash=(field(m, "composeHash")) {
+                            p { "Compose hash " (hex(field(m, "composeHash"))) " takes effect " (time_at(effective(m))) " — " (countdown(effective(m), now)) }
+                            (provenance(m))
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="history" id="history-section" data-live {
+            h2 id="history" { "History of versions" }
+            @if history.is_empty() { p { "No version was ever added." } }
+            @else {
+                table {
+                    caption { "Every compose hash added, by whom, and when it was removed" }
+                    thead { tr { th scope="col" { "Compose hash" } th scope="col" { "Added" } th scope="col" { "Removed" } } }
+                    tbody {
+                        @for (m, added, removed) in &history {
+                            tr data-compose-hash=(field(m, "composeHash")) {
+                                th scope="row" { (hex(field(m, "composeHash"))) }
+                                td { "block " (m.added_block) " by " (added) }
+                                td {
+                                    @match removed {
+                                        Some((b, by)) => { "block " (b) " by " (by) }
+                                        None => { "—" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="devices" {
+            h2 id="devices" { "Devices" }
+            @if d.settings.get("anyDevice").and_then(Value::as_bool) == Some(true) { p { "Any device may run it." } }
+            @if d.devices.is_empty() { p { "No device is listed." } }
+            @else { ul class="plain" { @for m in &d.devices { li { (hex(field(m, "deviceId"))) } } } }
+        }
+        section aria-labelledby="domains" {
+            h2 id="domains" { "Domains" }
+            @if d.domains.is_empty() { p { "No domain is claimed for it." } }
+            @else {
+                p { "A claim counts only when the domain's DNS names this app in the TXT record " code { "_covenant.<domain>" } " (check with " code { "covenant verify https://<domain>" } ")." }
+                ul class="plain" { @for name in &d.domains { li { code { (name) } } } }
+            }
+        }
+        section aria-labelledby="settings" {
+            h2 id="settings" { "Settings as recorded on chain" }
+            dl class="settings" {
+                @for (k, v) in &d.settings {
+                    dt { (k) } dd { code { @match v { Value::String(s) => (s), other => (other.to_string()) } } }
+                }
+            }
+        }
+    };
+    let json = format!("/v1/apps/{}", d.address);
+    Ok(layout::page(
+        Section::Apps,
+        &format!("App {}", d.address),
+        &AsOf {
+            block: &d.block,
+            timestamp: now,
+        },
+        &[json.as_str()],
+        body,
+    ))
+}

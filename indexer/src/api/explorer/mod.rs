@@ -1,0 +1,176 @@
+//! The explorer: server-rendered pages for DAO voters and app users, made from the same loaders
+//! as the JSON API (so a page and its JSON cannot disagree) at the mirror's finalized block,
+//! which every page names. Plain HTML that works without JavaScript; a small script adds the
+//! live parts (countdowns, and refreshing marked regions on each finalized block from the change
+//! feed). Read-only: no page writes anything or costs gas.
+//!
+//! It owns presentation only: no query here decides policy.
+
+mod apps;
+mod calls;
+mod kms;
+mod layout;
+mod proposals;
+
+use axum::{
+    Form, Router,
+    extract::{DefaultBodyLimit, Path, Query, State},
+    handler::Handler,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use maud::Markup;
+use serde::Deserialize;
+
+use super::{ApiError, ApiState};
+
+const CSS: &str = include_str!("assets/explorer.css");
+const JS: &str = include_str!("assets/explorer.js");
+
+/// Pages may load only this origin's script and style, be framed by no one, and post only here.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The explorer's routes (HTML and its two assets).
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/proposals/{id}", get(proposal))
+        .route("/apps", get(apps_list))
+        .route("/apps/{address}", get(app))
+        .route("/kms", get(kms_page))
+        // GET too: the page's live refresh reloads the URL it is at.
+        .route(
+            "/kms/proof",
+            get(kms_page).post(kms_proof.layer(DefaultBodyLimit::max(kms::PROOF_MAX))),
+        )
+        .route(
+            "/assets/explorer.css",
+            get(|| async { asset(CSS, "text/css") }),
+        )
+        .route(
+            "/assets/explorer.js",
+            get(|| async { asset(JS, "text/javascript") }),
+        )
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A rendered page, or the error as a page of its own (with the API's status).
+fn html(result: Result<Markup, ApiError>) -> Response {
+    let (status, markup) = match result {
+        Ok(m) => (StatusCode::OK, m),
+        Err(e) => {
+            let (status, message) = match e {
+                ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+                ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+                ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+                ApiError::Internal(m) => {
+                    tracing::error!(target: "indexer::explorer", error = %m, "internal error");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error".to_owned(),
+                    )
+                }
+            };
+            (status, layout::error_page(status.as_u16(), &message))
+        }
+    };
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+/// The timestamp of block `number` (a finalized block the page was read at).
+async fn timestamp_at(s: &ApiState, number: u64) -> Result<u64, ApiError> {
+    let mut c = s.pool.acquire().await?;
+    let t: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT timestamp FROM blocks WHERE number = $1")
+            .bind(i64::try_from(number).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *c)
+            .await?;
+    t.and_then(|(t,)| t)
+        .and_then(|t| u64::try_from(t).ok())
+        .ok_or_else(|| ApiError::Unavailable(format!("block {number}'s timestamp is not indexed")))
+}
+
+async fn home(State(s): State<ApiState>) -> Response {
+    html(proposals::list(&s).await)
+}
+
+async fn proposal(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+    html(proposals::one(&s, &id).await)
+}
+
+#[derive(Deserialize)]
+struct Offset {
+    offset: Option<usize>,
+}
+
+async fn apps_list(
+    State(s): State<ApiState>,
+    q: Result<Query<Offset>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match q {
+        Ok(Query(q)) => html(apps::list(&s, q.offset.unwrap_or(0)).await),
+        Err(e) => html(Err(ApiError::BadRequest(e.body_text()))),
+    }
+}
+
+async fn app(State(s): State<ApiState>, Path(address): Path<String>) -> Response {
+    html(apps::one(&s, &address).await)
+}
+
+async fn kms_page(State(s): State<ApiState>) -> Response {
+    html(kms::page(&s, None).await)
+}
+
+#[derive(Deserialize)]
+struct ProofForm {
+    proof: String,
+}
+
+async fn kms_proof(
+    State(s): State<ApiState>,
+    form: Result<Form<ProofForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    match form {
+        Ok(Form(f)) => html(kms::page(&s, Some(&f.proof)).await),
+        Err(e) => html(Err(ApiError::BadRequest(e.body_text()))),
+    }
+}
