@@ -275,6 +275,8 @@ async fn proof(global: &Global, seq: u64, kms_url: &url::Url) -> Result<Report, 
         ),
         json!({
             "proven": true,
+            // As the node served it: what the explorer's proof check takes, pasted.
+            "served": &response,
             "entry": e,
             "commitment": {
                 "fromSeq": commitment.from_seq,

@@ -245,3 +245,134 @@ pub(super) async fn page(s: &ApiState, pasted: Option<&str>) -> Result<Markup, A
         body,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{B256, Bytes, FixedBytes};
+    use covenant_kms_api::{AuditEntry, Commitment, merkle};
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::schema::Block;
+
+    /// A node's log of two entries, committed as one range; the served answer for entry 1.
+    fn served(node: Address) -> (AuditEntryResponse, B256) {
+        let entry = AuditEntry {
+            node,
+            seq: 1,
+            prev: B256::ZERO,
+            at_ms: 1_796_000_000_000,
+            action: "keys".into(),
+            granted: true,
+            reason: String::new(),
+            app_id: Some(Address::repeat_byte(0x22)),
+            instance_id: Some(FixedBytes::repeat_byte(0x33)),
+            compose_hash: Some(B256::repeat_byte(0x44)),
+            evidence_digest: None,
+            block: Some((1, B256::repeat_byte(0x55))),
+        };
+        let leaves = vec![entry.leaf_hash().0, merkle::leaf_hash(b"entry 2")];
+        let root = B256::from(merkle::root(&leaves));
+        let response = AuditEntryResponse {
+            leaf: Bytes::from(entry.leaf_bytes()),
+            leaf_hash: entry.leaf_hash(),
+            commitment: Some(Commitment {
+                from_seq: 1,
+                to_seq: 2,
+                root,
+                tx_hash: B256::repeat_byte(0x77),
+                index: 0,
+                tree_size: 2,
+                path: merkle::inclusion_proof(&leaves, 0)
+                    .unwrap()
+                    .into_iter()
+                    .map(B256::from)
+                    .collect(),
+            }),
+            entry,
+        };
+        (response, root)
+    }
+
+    fn chain_holding(node: Address, to: u64, root: B256) -> GrantLog {
+        let fields = json!({ "node": node.to_checksum(None), "fromSeq": 1, "toSeq": to, "merkleRoot": root.to_string() });
+        GrantLog {
+            block: Block {
+                number: 9,
+                hash: B256::ZERO.to_string(),
+            },
+            commitments: vec![Member {
+                fields: fields.as_object().unwrap().clone(),
+                added_block: 7,
+                removed_block: None,
+            }],
+        }
+    }
+
+    fn refused(v: Verdict) -> String {
+        match v {
+            Verdict::Refused(why) => why,
+            Verdict::Proven { .. } => panic!("proven"),
+        }
+    }
+
+    #[test]
+    fn a_proof_to_the_root_on_chain_is_proven() {
+        let node = Address::repeat_byte(0x11);
+        let (response, root) = served(node);
+        let pasted = serde_json::to_string(&response).unwrap();
+        match check(&pasted, &chain_holding(node, 2, root)) {
+            Verdict::Proven {
+                seq,
+                from,
+                to,
+                block,
+                ..
+            } => assert_eq!((seq, from, to, block), (1, 1, 2, 7)),
+            Verdict::Refused(why) => panic!("{why}"),
+        }
+    }
+
+    #[test]
+    fn a_self_consistent_proof_is_refused_unless_the_chain_holds_its_root() {
+        let node = Address::repeat_byte(0x11);
+        let (response, root) = served(node);
+        let pasted = serde_json::to_string(&response).unwrap();
+        // Another root for the same range on chain.
+        let why = refused(check(
+            &pasted,
+            &chain_holding(node, 2, B256::repeat_byte(0x99)),
+        ));
+        assert!(why.contains("has root"), "{why}");
+        // The same root, but the chain's range ends elsewhere.
+        let why = refused(check(&pasted, &chain_holding(node, 3, root)));
+        assert!(why.contains("has root"), "{why}");
+        // Another node's commitment.
+        let why = refused(check(
+            &pasted,
+            &chain_holding(Address::repeat_byte(0x12), 2, root),
+        ));
+        assert!(why.contains("committed no range"), "{why}");
+    }
+
+    #[test]
+    fn a_tampered_or_malformed_proof_is_refused() {
+        let node = Address::repeat_byte(0x11);
+        let (mut response, root) = served(node);
+        let chain = chain_holding(node, 2, root);
+        let why = refused(check("{\"entry\": 1}", &chain));
+        assert!(why.contains("not an audit entry"), "{why}");
+        response.entry.granted = false;
+        let why = refused(check(&serde_json::to_string(&response).unwrap(), &chain));
+        assert!(why.contains("does not hold"), "{why}");
+        response.entry.granted = true;
+        if let Some(c) = response.commitment.as_mut() {
+            c.path[0] = B256::repeat_byte(0x01);
+        }
+        let why = refused(check(&serde_json::to_string(&response).unwrap(), &chain));
+        assert!(why.contains("does not lead"), "{why}");
+        response.commitment = None;
+        let why = refused(check(&serde_json::to_string(&response).unwrap(), &chain));
+        assert!(why.contains("not committed"), "{why}");
+    }
+}

@@ -86,7 +86,7 @@ fn devnet_command(state: &Path, sigint_ignored: bool) -> Command {
 }
 
 /// `covenant devnet up` itself (what `scripts/devnet` runs after setup), every port 0.
-fn devnet_up(state: &Path) -> Command {
+pub(crate) fn devnet_up(state: &Path) -> Command {
     let mut command = Command::new(tools::workspace_bin("covenant").unwrap());
     command
         .current_dir(tools::repo_root())
