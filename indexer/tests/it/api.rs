@@ -137,6 +137,83 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         );
     }
 
+    // The explorer's pages: HTML at the same finalized block, with their security headers;
+    // errors are pages too, with the API's status and message.
+    let page = |path: String| {
+        let url = format!("{}{path}", indexer.api);
+        async move {
+            let r = reqwest::get(&url).await.unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            (status, headers, r.text().await.unwrap())
+        }
+    };
+    for path in [
+        "/".to_owned(),
+        "/apps".to_owned(),
+        format!("/apps/{}", hist.apps[0]),
+        format!("/proposals/{}", hist.proposals[0]),
+        format!("/proposals/{}", hist.executed_proposal),
+        "/kms".to_owned(),
+    ] {
+        let (status, headers, body) = page(path.clone()).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(
+            headers["content-type"], "text/html; charset=utf-8",
+            "{path}"
+        );
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(
+            body.contains(&format!(
+                "Shown as of finalized block <strong data-block=\"{head}\">"
+            )),
+            "{path}: {body}"
+        );
+        assert!(
+            body.starts_with("<!DOCTYPE html><html lang=\"en\">"),
+            "{path}"
+        );
+    }
+    for (path, status, message) in [
+        ("/apps/0x1234".to_owned(), 400, "malformed address `0x1234`"),
+        (format!("/apps/0x{}", "99".repeat(20)), 404, "no app 0x9999"),
+        ("/proposals/123".to_owned(), 404, "no proposal 123"),
+        ("/apps?offset=x".to_owned(), 400, "offset"),
+    ] {
+        let (got, headers, body) = page(path.clone()).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(headers.contains_key("content-security-policy"), "{path}");
+        assert!(
+            body.contains("role=\"alert\"") && body.contains(message),
+            "{path}: {body}"
+        );
+    }
+    // The proof form: a paste is checked and answered; more than the limit is refused unread.
+    let client = reqwest::Client::new();
+    let proof = |body: String| {
+        let request = client
+            .post(format!("{}/kms/proof", indexer.api))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = proof("proof=%7B%22entry%22%3A1%7D".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("data-verdict=\"refused\"") && body.contains("not an audit entry"),
+        "{body}"
+    );
+    let (status, _) = proof(format!("proof={}", "a".repeat(70 * 1024))).await;
+    assert_eq!(status, 413);
+
     // Metrics name what the issue asks for.
     let metrics = indexer.get("/metrics").await.1;
     let metrics = metrics.as_str().unwrap();

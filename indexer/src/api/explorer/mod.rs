@@ -72,8 +72,8 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// A rendered page, or the error as a page of its own (with the API's status).
 fn html(result: Result<Markup, ApiError>) -> Response {
-    let (status, markup) = match result {
-        Ok(m) => (StatusCode::OK, m),
+    match result {
+        Ok(m) => respond(StatusCode::OK, m),
         Err(e) => {
             let (status, message) = match e {
                 ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
@@ -87,9 +87,16 @@ fn html(result: Result<Markup, ApiError>) -> Response {
                     )
                 }
             };
-            (status, layout::error_page(status.as_u16(), &message))
+            error(status, &message)
         }
-    };
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    respond(status, layout::error_page(status.as_u16(), message))
+}
+
+fn respond(status: StatusCode, markup: Markup) -> Response {
     (
         status,
         [
@@ -148,7 +155,7 @@ async fn apps_list(
 ) -> Response {
     match q {
         Ok(Query(q)) => html(apps::list(&s, q.offset.unwrap_or(0)).await),
-        Err(e) => html(Err(ApiError::BadRequest(e.body_text()))),
+        Err(e) => error(e.status(), &e.body_text()),
     }
 }
 
@@ -171,6 +178,7 @@ async fn kms_proof(
 ) -> Response {
     match form {
         Ok(Form(f)) => html(kms::page(&s, Some(&f.proof)).await),
-        Err(e) => html(Err(ApiError::BadRequest(e.body_text()))),
+        // Too large (413), not a form (415), malformed (400): the rejection's own status.
+        Err(e) => error(e.status(), &e.body_text()),
     }
 }
