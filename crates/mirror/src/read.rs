@@ -595,3 +595,42 @@ pub async fn feed_after(
         })
         .collect())
 }
+
+/// The timestamp of block `number`, if indexed.
+pub async fn block_timestamp(conn: &mut PgConnection, number: u64) -> Result<Option<u64>> {
+    let t: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT timestamp FROM blocks WHERE number = $1")
+            .bind(i64_of(number))
+            .fetch_optional(conn)
+            .await?;
+    Ok(t.and_then(|(t,)| t).and_then(|t| u64::try_from(t).ok()))
+}
+
+/// What made a change to an app's compose hashes: the transaction that emitted `event`
+/// (`ComposeHashAdded` or `ComposeHashRemoved`) for `compose_hash` in `block`, and the proposal
+/// the Governor executed in that same transaction, if any.
+pub async fn compose_hash_change(
+    conn: &mut PgConnection,
+    app: Address,
+    event: &str,
+    compose_hash: B256,
+    block: u64,
+) -> Result<Option<(B256, Option<String>)>> {
+    let row = sqlx::query(
+        "SELECT e.tx_hash,
+                (SELECT x.data->>'proposalId' FROM events x
+                  WHERE x.block_number = e.block_number AND x.tx_hash = e.tx_hash
+                    AND x.source = 'governor' AND x.name = 'ProposalExecuted' LIMIT 1)
+         FROM events e
+         WHERE e.block_number = $1 AND e.contract = $2 AND e.name = $3
+           AND lower(e.data->>'composeHash') = $4
+         LIMIT 1",
+    )
+    .bind(i64_of(block))
+    .bind(app.as_slice())
+    .bind(event)
+    .bind(compose_hash.to_string())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (b256(&r.get::<Vec<u8>, _>(0)), r.get(1))))
+}

@@ -2,9 +2,9 @@
 //! (each change with the proposal, or the owner, that made it), its domains and settings.
 
 use alloy::primitives::Address;
+use covenant_mirror::read;
 use maud::{Markup, html};
 use serde_json::Value;
-use sqlx::Row;
 
 use super::layout::{self, AsOf, Section, app_link, countdown, duration, hex, time_at, url};
 use crate::api::{
@@ -81,36 +81,20 @@ async fn made_by(
     hash: &str,
     block: u64,
 ) -> Result<Markup, ApiError> {
+    let Ok(hash) = hash.parse::<alloy::primitives::B256>() else {
+        return Ok(html! { "block " (block) });
+    };
     let mut c = s.pool.acquire().await?;
-    let row = sqlx::query(
-        "SELECT e.tx_hash,
-                (SELECT x.data->>'proposalId' FROM events x
-                  WHERE x.block_number = e.block_number AND x.tx_hash = e.tx_hash
-                    AND x.source = 'governor' AND x.name = 'ProposalExecuted' LIMIT 1)
-         FROM events e
-         WHERE e.block_number = $1 AND e.contract = $2 AND e.name = $3
-           AND lower(e.data->>'composeHash') = lower($4)
-         LIMIT 1",
-    )
-    .bind(i64::try_from(block).unwrap_or(i64::MAX))
-    .bind(app.as_slice())
-    .bind(event)
-    .bind(hash)
-    .fetch_optional(&mut *c)
-    .await?;
+    let row = read::compose_hash_change(&mut c, app, event, hash, block).await?;
     Ok(match row {
-        Some(r) => {
-            let tx: Vec<u8> = r.get(0);
-            let proposal: Option<String> = r.get(1);
-            match proposal {
-                Some(id) => {
-                    html! { "proposal " a href={ "/proposals/" (id) } data-proposal=(id) { (short_id(&id)) } }
-                }
-                None => {
-                    html! { "the app's owner (transaction " (hex(&format!("0x{}", ::hex::encode(tx)))) ")" }
-                }
+        Some((tx, proposal)) => match proposal {
+            Some(id) => {
+                html! { "proposal " a href={ "/proposals/" (id) } data-proposal=(id) { (short_id(&id)) } }
             }
-        }
+            None => {
+                html! { "the app's owner (transaction " (hex(&format!("0x{}", ::hex::encode(tx)))) ")" }
+            }
+        },
         None => html! { "block " (block) },
     })
 }

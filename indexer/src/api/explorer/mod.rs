@@ -126,13 +126,8 @@ fn respond(status: StatusCode, markup: Markup) -> Response {
 /// The timestamp of block `number` (a finalized block the page was read at).
 async fn timestamp_at(s: &ApiState, number: u64) -> Result<u64, ApiError> {
     let mut c = s.pool.acquire().await?;
-    let t: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT timestamp FROM blocks WHERE number = $1")
-            .bind(i64::try_from(number).unwrap_or(i64::MAX))
-            .fetch_optional(&mut *c)
-            .await?;
-    t.and_then(|(t,)| t)
-        .and_then(|t| u64::try_from(t).ok())
+    covenant_mirror::read::block_timestamp(&mut c, number)
+        .await?
         .ok_or_else(|| ApiError::Unavailable(format!("block {number}'s timestamp is not indexed")))
 }
 

@@ -276,7 +276,9 @@ async fn story(
         .unwrap();
 
     // Decoded into a plain call with its provenance.
-    let call = b.text("li.call").await.unwrap();
+    let call = b
+        .until("the proposal's page", || async { b.text("li.call").await })
+        .await;
     for shown in [
         "Allow a new version of app",
         app,
@@ -371,7 +373,9 @@ async fn story(
         .await
         .unwrap();
     let history = format!("#history-section tr[data-compose-hash=\"{version}\"]");
-    let added = b.text(&history).await.unwrap();
+    let added = b
+        .until("the app's page", || async { b.text(&history).await })
+        .await;
     assert!(added.contains("by proposal"), "{added}");
     let by = b
         .attr(&format!("{history} a[data-proposal]"), "data-proposal")
@@ -398,8 +402,10 @@ async fn story(
     let served = proven["served"].clone();
     b.client.goto(&format!("{indexer}/kms")).await.unwrap();
     let check = |pasted: String| async move {
+        // The last verdict goes, so the one waited for is this paste's.
         b.script(
-            "document.getElementById('proof-input').value = arguments[0]",
+            "document.getElementById('proof-result')?.remove(); \
+             document.getElementById('proof-input').value = arguments[0]",
             vec![json!(pasted)],
         )
         .await;
@@ -411,10 +417,12 @@ async fn story(
             .await
             .unwrap();
         let verdict = b
-            .attr("#proof-result", "data-verdict")
-            .await
-            .unwrap()
-            .unwrap();
+            .until("the proof's verdict", || async {
+                b.attr("#proof-result", "data-verdict")
+                    .await?
+                    .ok_or_else(|| "no verdict".to_owned())
+            })
+            .await;
         (verdict, b.text("#proof-result").await.unwrap())
     };
     let (verdict, text) = check(serde_json::to_string_pretty(&served).unwrap()).await;
