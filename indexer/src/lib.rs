@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: chain → [`source`] (RPC, adaptive `eth_getLogs` ranges, new heads) →
 //! [`sync`] (the cursor, reorg detection and rewind) → [`project`] (what each event changes) →
-//! [`store`] (every SQL statement) → [`api`] (reads at the finalized block only).
+//! [`store`] (every SQL statement) → [`api`] (reads at the finalized block only; JSON, and the
+//! explorer's HTML pages made from the same reads).
 //!
 //! Invariants:
 //! - the logs of a block range, the blocks they came from and the cursor are written in one

@@ -423,6 +423,7 @@ impl Ready {
   JSON-RPC    {rpc}   (ws://127.0.0.1:{rpc_port}), chain id {CHAIN_ID}
   PostgreSQL  {database}
   Indexer     http://127.0.0.1:{indexer}  (API: /openapi.json, feed: /v1/feed, /metrics)
+  Explorer    http://127.0.0.1:{indexer}/  (proposals decoded, apps' versions, KMS grant log)
   KMS         https://127.0.0.1:{kms}  (RA-TLS; /v1/metadata, /healthz, /metrics), node {node}
   Demo app    {gateway_url}/  (app {app_id}, compose hash {compose})
               booted by the guest agent in a simulated TEE, served through the gateway app
