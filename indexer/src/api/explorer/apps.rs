@@ -124,6 +124,31 @@ fn provenance(m: &Member) -> Markup {
     }
 }
 
+fn effective(m: &Member) -> u64 {
+    m.fields
+        .get("effectiveAt")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// Versions with their provenance: in effect since, or taking effect (counted down).
+fn versions(members: &[&Member], now: u64) -> Markup {
+    html! {
+        ul class="versions" {
+            @for m in members {
+                li data-compose-hash=(field(m, "composeHash")) {
+                    p {
+                        "Compose hash " (hex(field(m, "composeHash")))
+                        @if effective(m) > now { " takes effect " (time_at(effective(m))) " — " (countdown(effective(m), now)) }
+                        @else { ", in effect since " (time_at(effective(m))) }
+                    }
+                    (provenance(m))
+                }
+            }
+        }
+    }
+}
+
 /// `/apps/{address}`.
 pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError> {
     let d = load_app(s, address).await?;
@@ -132,12 +157,6 @@ pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError>
         .parse()
         .map_err(|_| ApiError::Internal("unparsable app address".into()))?;
     let now = super::timestamp_at(s, d.block.number).await?;
-    let effective = |m: &Member| {
-        m.fields
-            .get("effectiveAt")
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
     let (allowed, pending): (Vec<&Member>, Vec<&Member>) =
         d.compose_hashes.iter().partition(|m| effective(m) <= now);
     let mut history = Vec::new();
@@ -173,28 +192,14 @@ pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError>
             h2 id="allowed" { "Allowed versions" }
             @if allowed.is_empty() { p { "No version may get keys now." } }
             @else {
-                ul class="versions" {
-                    @for m in &allowed {
-                        li data-compose-hash=(field(m, "composeHash")) {
-                            p { "Compose hash " (hex(field(m, "composeHash"))) ", in effect since " (time_at(effective(m))) }
-                            (provenance(m))
-                        }
-                    }
-                }
+                (versions(&allowed, now))
             }
         }
         section aria-labelledby="pending" id="pending-section" data-live {
             h2 id="pending" { "Pending versions" }
             @if pending.is_empty() { p { "No version is waiting for its notice period." } }
             @else {
-                ul class="versions" {
-                    @for m in &pending {
-                        li data-compose-hash=(field(m, "composeHash")) {
-                            p { "Compose hash " (hex(field(m, "composeHash"))) " takes effect " (time_at(effective(m))) " — " (countdown(effective(m), now)) }
-                            (provenance(m))
-                        }
-                    }
-                }
+                (versions(&pending, now))
             }
         }
         section aria-labelledby="history" id="history-section" data-live {

@@ -39,6 +39,19 @@ pub(super) struct AsOf<'a> {
     pub timestamp: u64,
 }
 
+/// The document head; `live` loads the script of the live parts.
+fn head(title: &str, live: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Covenant explorer" }
+            link rel="stylesheet" href="/assets/explorer.css";
+            @if live { script src="/assets/explorer.js" defer {} }
+        }
+    }
+}
+
 /// A whole page: `title` as its heading, the block it shows, links to the JSON it was made from.
 pub(super) fn page(
     section: Section,
@@ -50,13 +63,7 @@ pub(super) fn page(
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Covenant explorer" }
-                link rel="stylesheet" href="/assets/explorer.css";
-                script src="/assets/explorer.js" defer {}
-            }
+            (head(title, true))
             body data-chain-time=(as_of.timestamp) {
                 a class="skip" href="#main" { "Skip to the content" }
                 header {
@@ -191,12 +198,7 @@ pub(super) fn error_page(status: u16, message: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Error " (status) " · Covenant explorer" }
-                link rel="stylesheet" href="/assets/explorer.css";
-            }
+            (head(&format!("Error {status}"), false))
             body {
                 header {
                     p class="brand" { "Covenant explorer" }
