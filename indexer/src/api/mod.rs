@@ -141,9 +141,10 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
+impl ApiError {
+    /// The status and the message a client gets (an internal error is logged, not told).
+    fn status_and_message(self) -> (StatusCode, String) {
+        match self {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
             Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
@@ -154,7 +155,13 @@ impl IntoResponse for ApiError {
                     "internal error".to_owned(),
                 )
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
         (status, Json(json!({ "error": message }))).into_response()
     }
 }

@@ -75,18 +75,7 @@ fn html(result: Result<Markup, ApiError>) -> Response {
     match result {
         Ok(m) => respond(StatusCode::OK, m),
         Err(e) => {
-            let (status, message) = match e {
-                ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-                ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-                ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-                ApiError::Internal(m) => {
-                    tracing::error!(target: "indexer::explorer", error = %m, "internal error");
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal error".to_owned(),
-                    )
-                }
-            };
+            let (status, message) = e.status_and_message();
             error(status, &message)
         }
     }
