@@ -497,27 +497,7 @@ async fn caa_link(
 fn resolver(
     server: Option<std::net::SocketAddr>,
 ) -> Result<hickory_resolver::TokioResolver, Failure> {
-    use hickory_resolver::{
-        TokioResolver,
-        config::{ConnectionConfig, NameServerConfig, ResolverConfig},
-        net::runtime::TokioRuntimeProvider,
-    };
-    match server {
-        None => TokioResolver::builder_tokio()
-            .doing("reading the system's DNS configuration")?
-            .build(),
-        Some(server) => {
-            let mut udp = ConnectionConfig::udp();
-            udp.port = server.port();
-            let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
-                server.ip(),
-                true,
-                vec![udp],
-            )]);
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()).build()
-        }
-    }
-    .doing("setting up the DNS resolver")
+    covenant_dns::resolver(server).map_err(Failure::new)
 }
 
 /// A custom domain's link: the app claims `host` on chain at the decision block, and the DNS
@@ -550,23 +530,10 @@ async fn domain_link(
             format!("app {app} does not claim {host} on chain at block {number}"),
         ));
     }
-    let name = covenant_chain::domains::txt_name(host);
-    let named = match resolver(dns_server)?.txt_lookup(name.as_str()).await {
-        Ok(lookup) => {
-            let values: Vec<Vec<u8>> = lookup
-                .answers()
-                .iter()
-                .filter_map(|r| match &r.data {
-                    hickory_resolver::proto::rr::RData::TXT(txt) => Some(txt.txt_data.concat()),
-                    _ => None,
-                })
-                .collect();
-            covenant_chain::domains::apps_named(values.iter().map(Vec::as_slice))
-        }
-        Err(e) if e.is_no_records_found() || e.is_nx_domain() => Vec::new(),
-        Err(e) => {
-            return Ok(Link::broken("domain", format!("looking up {name}: {e}")));
-        }
+    let name = covenant_dns::txt_name(host);
+    let named = match covenant_dns::lookup_apps(&resolver(dns_server)?, host).await {
+        Ok(named) => named,
+        Err(e) => return Ok(Link::broken("domain", e)),
     };
     if !named.contains(&app) {
         return Ok(Link::broken(

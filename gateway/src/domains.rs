@@ -4,8 +4,8 @@
 //! claim costs only gas); the DNS record, which only the name's holder can publish, says which
 //! claim counts.
 //!
-//! The TXT record's value is the app id, `0x` and 40 hex digits (case does not matter); records
-//! of any other form are ignored. Records naming two claiming apps are refused as ambiguous.
+//! The record is read through `covenant_dns`, which documents its format and keeps each answer
+//! for 30 s. Records naming two claiming apps are refused as ambiguous.
 //!
 //! What it costs an anonymous client: a name that no app claims at the block is refused from
 //! memory (the set of claimed names is read once per block), so only names someone paid gas to
@@ -15,64 +15,31 @@ use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 
 use alloy::primitives::Address;
-use covenant_chain::domains::apps_named;
+use covenant_dns::Records;
 use covenant_mirror::{Finalized, PolicyView};
-use hickory_resolver::{
-    TokioResolver,
-    config::{ConnectionConfig, NameServerConfig, ResolverConfig},
-    net::runtime::TokioRuntimeProvider,
-    proto::rr::RData,
-};
 
-/// How long a DNS answer (or its absence) is kept.
-const TXT_KEPT_FOR: Duration = Duration::from_secs(30);
-/// Names whose answers are kept at most (then the cache starts over).
+/// Names whose decisions are kept at most (then the cache starts over).
 const MAX_KEPT: usize = 10_000;
 
-type Named = Result<Vec<Address>, String>;
 /// A domain's app (or why none) at a block number.
 type Decided = (u64, Result<Address, String>);
 
 /// Custom domain resolution.
+#[derive(Debug)]
 pub struct Domains {
-    resolver: TokioResolver,
-    txt: Mutex<HashMap<String, (Instant, Named)>>,
+    records: Records,
     claimed: tokio::sync::Mutex<Option<(u64, Arc<HashSet<String>>)>>,
     decided: Mutex<HashMap<String, Decided>>,
-}
-
-impl std::fmt::Debug for Domains {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Domains").finish_non_exhaustive()
-    }
 }
 
 impl Domains {
     /// Resolves with the system's DNS configuration, or only with `server` (UDP) when given.
     pub fn new(server: Option<SocketAddr>) -> Result<Self, String> {
-        let resolver = match server {
-            None => TokioResolver::builder_tokio()
-                .map_err(|e| format!("the system DNS configuration: {e}"))?
-                .build(),
-            Some(server) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = server.port();
-                let config = ResolverConfig::from_name_servers(vec![NameServerConfig::new(
-                    server.ip(),
-                    true,
-                    vec![udp],
-                )]);
-                TokioResolver::builder_with_config(config, TokioRuntimeProvider::default()).build()
-            }
-        }
-        .map_err(|e| format!("the DNS resolver: {e}"))?;
         Ok(Self {
-            resolver,
-            txt: Mutex::new(HashMap::new()),
+            records: Records::new(server)?,
             claimed: tokio::sync::Mutex::new(None),
             decided: Mutex::new(HashMap::new()),
         })
@@ -98,45 +65,6 @@ impl Domains {
         );
         *claimed = Some((block.number, set.clone()));
         Ok(set)
-    }
-
-    /// The apps `_covenant.<domain>` names.
-    async fn named(&self, domain: &str) -> Named {
-        if let Some((at, named)) = self
-            .txt
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(domain)
-            && at.elapsed() < TXT_KEPT_FOR
-        {
-            return named.clone();
-        }
-        let name = covenant_chain::domains::txt_name(domain);
-        let named = match self.resolver.txt_lookup(name.as_str()).await {
-            Ok(lookup) => Ok(apps_named(
-                lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::TXT(txt) => Some(txt.txt_data.concat()),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(Vec::as_slice),
-            )),
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
-            Err(e) => Err(format!("{name}: {e}")),
-        };
-        let mut txt = self
-            .txt
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if txt.len() >= MAX_KEPT {
-            txt.clear();
-        }
-        txt.insert(domain.to_owned(), (Instant::now(), named.clone()));
-        named
     }
 
     /// The app `domain` (canonical) is routed to at `block`, or why none; decided once per
@@ -178,7 +106,7 @@ impl Domains {
         if !self.claimed(view, block).await?.contains(domain) {
             return Err(format!("no app claims {domain}"));
         }
-        let named = self.named(domain).await?;
+        let named = self.records.apps(domain).await?;
         let mut chosen = None;
         for app in named {
             let claimed = view

@@ -110,6 +110,7 @@ async fn instances(State(shared): State<Shared>) -> Response {
                         "instanceId": format!("0x{}", hex::encode(r.registration.instance_id())),
                         "composeHash": r.boot.composeHash,
                         "osImageHash": r.boot.osImageHash,
+                        "osMeasurement": r.boot.osMeasurement,
                         "deviceId": r.boot.deviceId,
                         "mrAggregated": r.boot.mrAggregated,
                         "teeKind": r.boot.teeKind,

@@ -103,6 +103,24 @@ pub struct Config {
     /// Log format: `text` (default) or `json`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Where the explorer asks whether DNS proves a claimed domain (`_covenant.<domain>`):
+    /// `system` (the system's resolver configuration) or `ip:port` (that server, UDP). Unset:
+    /// the explorer does not check DNS.
+    #[serde(default)]
+    pub dns_server: Option<String>,
+    /// A gateway's registration API (`https://host:port`), whose routing table the explorer
+    /// shows next to what the chain allows. Unset: not shown.
+    #[serde(default)]
+    pub gateway_api_url: Option<String>,
+}
+
+/// Where DNS questions go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsServer {
+    /// The system's resolver configuration.
+    System,
+    /// One server (UDP).
+    At(SocketAddr),
 }
 
 /// Whether to draw a progress bar.
@@ -192,7 +210,24 @@ impl Config {
         {
             return bad("ws_url must be a ws(s) URL");
         }
+        self.dns()?;
+        if let Some(url) = &self.gateway_api_url {
+            crate::gateway::parse_url(url).map_err(Error::Config)?;
+        }
         Ok(())
+    }
+
+    /// Where DNS questions go, when the explorer checks DNS.
+    pub fn dns(&self) -> Result<Option<DnsServer>> {
+        match self.dns_server.as_deref() {
+            None => Ok(None),
+            Some("system") => Ok(Some(DnsServer::System)),
+            Some(other) => other.parse().map(|a| Some(DnsServer::At(a))).map_err(|_| {
+                Error::Config(format!(
+                    "dns_server `{other}` must be `system` or an ip:port address"
+                ))
+            }),
+        }
     }
 
     /// The polling interval.
@@ -266,6 +301,12 @@ pub struct Args {
     /// Log format: text or json.
     #[arg(long, env = "COVENANT_INDEXER_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Check claimed domains' DNS with this server (`ip:port`) or `system`.
+    #[arg(long, env = "COVENANT_INDEXER_DNS_SERVER")]
+    pub dns_server: Option<String>,
+    /// Show what the gateway with this registration API (`https://host:port`) routes.
+    #[arg(long, env = "COVENANT_INDEXER_GATEWAY_API_URL")]
+    pub gateway_api_url: Option<String>,
 }
 
 impl Args {
@@ -330,6 +371,8 @@ impl Args {
             self.log_format
                 .map(|p| toml::Value::String(format!("{p:?}").to_lowercase())),
         );
+        set("dns_server", s(&self.dns_server));
+        set("gateway_api_url", s(&self.gateway_api_url));
         let config: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config(e.message().to_owned()))?;

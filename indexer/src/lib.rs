@@ -4,7 +4,9 @@
 //! Data flows one way: chain → [`source`] (RPC, adaptive `eth_getLogs` ranges, new heads) →
 //! [`sync`] (the cursor, reorg detection and rewind) → [`project`] (what each event changes) →
 //! [`store`] (every SQL statement) → [`api`] (reads at the finalized block only; JSON, and the
-//! explorer's HTML pages made from the same reads).
+//! explorer's HTML pages made from the same reads). For the explorer only, [`gateway`] reads a
+//! gateway's public routing table and `covenant_dns` the domains' TXT records: shown next to the
+//! mirror and judged against it, never written into it.
 //!
 //! Invariants:
 //! - the logs of a block range, the blocks they came from and the cursor are written in one
@@ -25,6 +27,7 @@ pub mod api;
 pub mod config;
 pub mod contracts;
 mod error;
+pub mod gateway;
 pub mod governance;
 pub mod health;
 pub mod metrics;
@@ -128,6 +131,22 @@ pub async fn run(
     })?;
     tracing::info!(target: "indexer", %addr, "api listening");
     on_listening(addr);
+    let dns = match config.dns()? {
+        None => None,
+        Some(server) => Some(Arc::new(
+            covenant_dns::Records::new(match server {
+                config::DnsServer::System => None,
+                config::DnsServer::At(addr) => Some(addr),
+            })
+            .map_err(Error::Config)?,
+        )),
+    };
+    let gateway = match &config.gateway_api_url {
+        None => None,
+        Some(url) => Some(Arc::new(
+            gateway::GatewayReader::new(url).map_err(Error::Config)?,
+        )),
+    };
     let state = api::ApiState {
         pool: pool.clone(),
         rpc: rpc.clone(),
@@ -136,6 +155,8 @@ pub async fn run(
         stale_after: config.stale_after(),
         registry,
         finalized: finalized_rx,
+        dns,
+        gateway,
         openapi: Arc::default(),
     };
     {

@@ -521,6 +521,11 @@ async fn start(
         },
     };
     check_ports(&ports, resumed)?;
+    // The gateway's registration API: chosen now, because the indexer (started first) shows
+    // what it routes; it is written into the gateway's compose.
+    if ports.gateway_api == 0 {
+        ports.gateway_api = free_port()?;
+    }
     let block_time: f64 = args
         .block_time
         .parse()
@@ -658,6 +663,10 @@ async fn start(
         .args(["--ws-url", &format!("ws://127.0.0.1:{}", ports.rpc)])
         .args(["--database-url", &database_url("covenant")])
         .args(["--listen", &format!("127.0.0.1:{}", ports.indexer)])
+        .args([
+            "--gateway-api-url",
+            &format!("https://127.0.0.1:{}", ports.gateway_api),
+        ])
         .args([
             "--finality",
             &args.finality.to_string(),
@@ -1139,7 +1148,7 @@ fn gateway_compose(
         ("--rpc-url", rpc_url.to_string()),
         ("--mirror-database-url", database_url("covenant")),
         ("--database-url", database_url("covenant_gateway")),
-        ("--listen", "127.0.0.1:0".into()),
+        ("--listen", format!("127.0.0.1:{}", ports.gateway_api)),
         ("--public-listen", format!("127.0.0.1:{}", ports.gateway)),
         ("--base-domain", "localhost".into()),
         ("--finality", finality.to_string()),

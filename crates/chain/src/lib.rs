@@ -8,7 +8,6 @@
 
 mod boot;
 mod deployment;
-pub mod domains;
 mod finality;
 
 pub use boot::{BootInfo, TcbStatus, TeeKind, boot_info, kms_boot_info};

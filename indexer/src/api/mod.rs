@@ -6,6 +6,7 @@ mod explorer;
 mod feed;
 mod routes;
 mod schema;
+mod serving;
 
 use std::{sync::Arc, time::Duration};
 
@@ -56,6 +57,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(routes::registry))
         .routes(routes!(routes::apps))
         .routes(routes!(routes::app))
+        .routes(routes!(serving::serving))
         .routes(routes!(routes::os_images))
         .routes(routes!(routes::kms_nodes))
         .routes(routes!(routes::domains))
@@ -90,6 +92,10 @@ pub struct ApiState {
     pub registry: prometheus::Registry,
     /// The finalized block, as announced over `LISTEN/NOTIFY`.
     pub finalized: watch::Receiver<u64>,
+    /// Where claimed domains' DNS is checked (none: not checked).
+    pub dns: Option<Arc<covenant_dns::Records>>,
+    /// The gateway whose routing the explorer shows (none: not shown).
+    pub gateway: Option<Arc<crate::gateway::GatewayReader>>,
     /// The OpenAPI document served at `/openapi.json` (set by [`router`]).
     pub openapi: Arc<String>,
 }
@@ -164,6 +170,14 @@ impl IntoResponse for ApiError {
         let (status, message) = self.status_and_message();
         (status, Json(json!({ "error": message }))).into_response()
     }
+}
+
+/// The timestamp of block `number` (a finalized block the page was read at).
+pub(crate) async fn timestamp_at(s: &ApiState, number: u64) -> Result<u64, ApiError> {
+    let mut c = s.pool.acquire().await?;
+    covenant_mirror::read::block_timestamp(&mut c, number)
+        .await?
+        .ok_or_else(|| ApiError::Unavailable(format!("block {number}'s timestamp is not indexed")))
 }
 
 /// The finalized view every read is made at.

@@ -628,19 +628,15 @@ fn boot_from(
     boot.to_boot_info().map_err(ApiError::BadRequest)
 }
 
-/// What `isAppAllowed(boot)` answers at the finalized block: the mirror for factory apps on the
-/// deployment's App implementation, `eth_call` at the block's hash otherwise. Informational: the
-/// kms-oracle decides on its own.
-#[utoipa::path(post, path = "/v1/policy/app", tag = "policy",
-    request_body(content = covenant_mirror::rules::BootInfoJson, description = "the boot to judge"),
-    responses((status = 200, body = PolicyAnswer), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(super) async fn policy_app(
-    State(s): State<ApiState>,
-    body: Result<Json<BootInfoJson>, JsonRejection>,
-) -> ApiResult<PolicyAnswer> {
-    let boot = boot_from(body)?;
-    let (view, f, hash) = finalized_view(&s.pool).await?;
-    let now = finalized_time(&view)?;
+/// `isAppAllowed(boot)` at block `f` (hash `hash`, timestamp `now`): by the mirror for factory
+/// apps on the deployment's App implementation, by `eth_call` at the block's hash otherwise.
+pub(super) async fn judge_app(
+    s: &ApiState,
+    boot: covenant_chain::BootInfo,
+    f: u64,
+    hash: B256,
+    now: u64,
+) -> Result<(rules::Decision, &'static str), ApiError> {
     let mut c = s.pool.acquire().await?;
     let reg = s.deployment.contracts.kms_registry;
     let answer = facts::app_at(
@@ -680,6 +676,23 @@ pub(super) async fn policy_app(
             )
         }
     };
+    Ok((decision, source))
+}
+
+/// What `isAppAllowed(boot)` answers at the finalized block: the mirror for factory apps on the
+/// deployment's App implementation, `eth_call` at the block's hash otherwise. Informational: the
+/// kms-oracle decides on its own.
+#[utoipa::path(post, path = "/v1/policy/app", tag = "policy",
+    request_body(content = covenant_mirror::rules::BootInfoJson, description = "the boot to judge"),
+    responses((status = 200, body = PolicyAnswer), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(super) async fn policy_app(
+    State(s): State<ApiState>,
+    body: Result<Json<BootInfoJson>, JsonRejection>,
+) -> ApiResult<PolicyAnswer> {
+    let boot = boot_from(body)?;
+    let (view, f, hash) = finalized_view(&s.pool).await?;
+    let now = finalized_time(&view)?;
+    let (decision, source) = judge_app(&s, boot, f, hash, now).await?;
     Ok(Json(PolicyAnswer {
         block: block_json(f, hash),
         allowed: decision.allowed,

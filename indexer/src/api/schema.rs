@@ -350,3 +350,78 @@ pub(super) struct PolicyAnswer {
     /// `mirror` or `eth_call`.
     pub decided_by: &'static str,
 }
+
+/// `/v1/apps/{address}/serving`: what serves an app beyond the chain — whether DNS proves each
+/// domain it claims, and the instances a gateway reports routing to it, each judged against the
+/// chain at `block`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Serving {
+    /// The block the claims and judgements are read at.
+    pub block: Block,
+    /// The app's claimed domains.
+    pub domains: Vec<DomainProof>,
+    /// What the configured gateway routes to the app (absent when none is configured).
+    pub gateway: Option<GatewayRouting>,
+}
+
+/// Whether DNS proves one claim.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DomainProof {
+    /// The domain.
+    pub domain: String,
+    /// `proven` (`_covenant.<domain>` names this app and no other claiming app), `notNamed`,
+    /// `ambiguous` (it also names another app that claims the domain), `unknown` (the DNS did
+    /// not answer) or `unchecked` (this indexer does not check DNS, or too many claims).
+    pub dns: &'static str,
+    /// In words.
+    pub detail: String,
+    /// The app ids the record names.
+    pub named: Vec<String>,
+}
+
+/// A gateway's routing of one app, as the gateway reports it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct GatewayRouting {
+    /// The gateway's registration API.
+    pub url: String,
+    /// Why its table could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The finalized block the gateway's table was decided at.
+    pub decided_at: Option<u64>,
+    /// The instances it routes to the app.
+    pub instances: Vec<RoutedInstance>,
+}
+
+/// One instance a gateway routes, and what the chain says of its boot at the page's block.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RoutedInstance {
+    /// Instance id.
+    pub instance_id: String,
+    /// Compose hash.
+    pub compose_hash: String,
+    /// OS image hash.
+    pub os_image_hash: String,
+    /// Device id.
+    pub device_id: String,
+    /// TEE kind (the contract enum's number).
+    pub tee_kind: u8,
+    /// TCB status (the contract enum's number).
+    pub tcb_status: u8,
+    /// sha256 of the RA-TLS certificate it registered with.
+    pub evidence_digest: String,
+    /// Names it is served under.
+    pub hosts: Vec<String>,
+    /// The block the gateway last decided it at.
+    pub decided_at: u64,
+    /// `isAppAllowed` of its boot at `block` (absent when it could not be decided now).
+    pub allowed: Option<bool>,
+    /// The registry's reason, or why it could not be decided.
+    pub reason: String,
+    /// `mirror` or `eth_call`.
+    pub decided_by: Option<&'static str>,
+}

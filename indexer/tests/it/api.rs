@@ -9,16 +9,62 @@ use serde_json::json;
 
 use crate::{
     fixture::{Chain, Feed, Indexer},
+    gateway_stub::GatewayStub,
     history::{self, h},
 };
+use covenant_testkit::dns::DnsServer;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_endpoint_answers_and_errors_are_clear() {
     let chain = Chain::start().await;
     let hist = Box::pin(history::script(&chain)).await;
+    let (app1, app3) = (hist.apps[0], hist.apps[2]);
+    // Claims whose DNS the explorer judges: app1.example.com (app1's, named by DNS), four (no
+    // record), and three, claimed by app3 and app1 alike and named by DNS for both.
+    let domains = covenant_chain::domain_registry::DomainRegistry::new(
+        chain.deployment.contracts.domain_registry,
+        &chain.provider,
+    );
+    for (name, app) in [("three.example.com", app1), ("four.example.com", app1)] {
+        crate::send!(domains.claimDomain(name.into(), app).from(chain.account(1)));
+    }
+    let dns = DnsServer::start("example.com.").await;
+    dns.add_txt("_covenant.app1.example.com.", &app1.to_string())
+        .await;
+    for app in [app3, app1] {
+        dns.add_txt("_covenant.three.example.com.", &app.to_string())
+            .await;
+    }
+    // What a gateway reports routing to app1: one instance whose boot the chain allows, and one
+    // running a version it never allowed.
+    let good = json!({
+        "instanceId": format!("0x{}", "1d".repeat(20)), "composeHash": h(0xa2),
+        "osImageHash": h(0x01),
+        "osMeasurement": alloy::primitives::B256::from(<[u8; 32]>::from(sha2::Sha256::digest([0x31u8; 192]))),
+        "deviceId": h(0xd2), "mrAggregated": h(0x11), "teeKind": 1, "tcbStatus": 1,
+        "gpuEvidenceHash": h(0), "keyGeneration": 2, "evidenceDigest": h(0xe1),
+        "hosts": ["app1.example.com"], "decidedAt": 7,
+    });
+    let mut rogue = good.clone();
+    rogue["instanceId"] = json!(format!("0x{}", "2e".repeat(20)));
+    rogue["composeHash"] = json!(h(0xee));
+    let gateway = GatewayStub::start(json!({
+        "block": { "number": 7, "hash": h(7) },
+        "apps": [{ "app": app1, "instances": [good, rogue] }],
+    }))
+    .await;
     let head = chain.head().await;
     let db = postgres::database();
-    let indexer = Indexer::start(&chain, &db, &[]);
+    let indexer = Indexer::start(
+        &chain,
+        &db,
+        &[
+            "--dns-server",
+            &dns.addr.to_string(),
+            "--gateway-api-url",
+            &format!("https://127.0.0.1:{}", gateway.addr.port()),
+        ],
+    );
     let view = indexer.wait_finalized(head).await;
     assert_eq!(view["chainId"], chain.anvil.chain_id());
     assert_eq!(view["finalized"]["number"], head);
@@ -42,6 +88,65 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     indexer.get_ok(&format!("/v1/apps/{}", hist.apps[0])).await;
+
+    // What serves app1: DNS judged per claim, and the gateway's instances judged by the chain.
+    let serving = indexer.get_ok(&format!("/v1/apps/{app1}/serving")).await;
+    assert_eq!(serving["block"]["number"], head);
+    let dns_of = |serving: &serde_json::Value| -> Vec<(String, String)> {
+        serving["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["domain"].as_str().unwrap().to_owned(),
+                    d["dns"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut judged = dns_of(&serving);
+    judged.sort();
+    assert_eq!(
+        judged,
+        [
+            ("app1.example.com", "proven"),
+            ("four.example.com", "notNamed"),
+            ("three.example.com", "ambiguous"),
+        ]
+        .map(|(d, s)| (d.to_owned(), s.to_owned()))
+    );
+    // app3 released app1.example.com: naming it there does not count against app1 (checked
+    // above); on three, app1's claim makes app3's ambiguous too.
+    let serving3 = indexer.get_ok(&format!("/v1/apps/{app3}/serving")).await;
+    assert_eq!(
+        dns_of(&serving3),
+        [("three.example.com".to_owned(), "ambiguous".to_owned())]
+    );
+    let routed = &serving["gateway"];
+    assert_eq!(routed["decidedAt"], 7, "{routed}");
+    let verdicts: Vec<(String, serde_json::Value)> = routed["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["instanceId"].as_str().unwrap().to_owned(),
+                i["allowed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (format!("0x{}", "1d".repeat(20)), json!(true)),
+            (format!("0x{}", "2e".repeat(20)), json!(false)),
+        ],
+        "{routed}"
+    );
+    assert_eq!(routed["instances"][1]["reason"], "compose hash not allowed");
+    // Another app: the gateway routes nothing to it.
+    assert_eq!(serving3["gateway"]["instances"], json!([]));
     // Paging: the second app alone, and the total.
     let all = indexer.get_ok("/v1/apps").await;
     let page = indexer.get_ok("/v1/apps?offset=1&limit=1").await;
@@ -179,6 +284,23 @@ async fn every_endpoint_answers_and_errors_are_clear() {
             "{path}"
         );
     }
+    // The app's page says the same as its JSON, and links it.
+    let (_, _, body) = page(format!("/apps/{app1}")).await;
+    for marker in [
+        "data-domain=\"app1.example.com\" data-dns=\"proven\"".to_owned(),
+        "data-domain=\"four.example.com\" data-dns=\"notNamed\"".to_owned(),
+        format!(
+            "data-instance=\"0x{}\" data-allowed=\"yes\"",
+            "1d".repeat(20)
+        ),
+        format!(
+            "data-instance=\"0x{}\" data-allowed=\"no\"",
+            "2e".repeat(20)
+        ),
+        format!("href=\"/v1/apps/{}/serving\"", app1.to_checksum(None)),
+    ] {
+        assert!(body.contains(&marker), "the app's page lacks {marker}");
+    }
     for (path, status, message) in [
         ("/apps/0x1234".to_owned(), 400, "malformed address `0x1234`"),
         (format!("/apps/0x{}", "99".repeat(20)), 404, "no app 0x9999"),
@@ -248,6 +370,7 @@ async fn every_endpoint_answers_and_errors_are_clear() {
         "/v1/registry",
         "/v1/apps",
         "/v1/apps/{address}",
+        "/v1/apps/{address}/serving",
         "/v1/os-images",
         "/v1/kms-nodes",
         "/v1/domains",

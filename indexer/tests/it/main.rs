@@ -13,6 +13,7 @@ mod crash;
 mod custom_app;
 mod equivalence;
 mod fixture;
+mod gateway_stub;
 mod handoff;
 mod history;
 mod outage;

@@ -11,6 +11,7 @@ use crate::api::{
     ApiError, ApiState,
     routes::{Page, load_app, load_apps},
     schema::Member,
+    serving::load_serving,
 };
 
 fn field<'a>(m: &'a Member, name: &str) -> &'a str {
@@ -157,6 +158,7 @@ pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError>
         .parse()
         .map_err(|_| ApiError::Internal("unparsable app address".into()))?;
     let now = super::timestamp_at(s, d.block.number).await?;
+    let serving = load_serving(s, &d, now).await?;
     let (allowed, pending): (Vec<&Member>, Vec<&Member>) =
         d.compose_hashes.iter().partition(|m| effective(m) <= now);
     let mut history = Vec::new();
@@ -234,10 +236,55 @@ pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError>
         }
         section aria-labelledby="domains" {
             h2 id="domains" { "Domains" }
-            @if d.domains.is_empty() { p { "No domain is claimed for it." } }
+            @if serving.domains.is_empty() { p { "No domain is claimed for it." } }
             @else {
-                p { "A claim counts only when the domain's DNS names this app in the TXT record " code { "_covenant.<domain>" } " (check with " code { "covenant verify https://<domain>" } ")." }
-                ul class="plain" { @for name in &d.domains { li { code { (name) } } } }
+                p { "A claim counts only when the domain's DNS names this app in the TXT record " code { "_covenant.<domain>" } " and names no other app that claims it (the gateway's rule; check it yourself with " code { "covenant verify https://<domain>" } ")." }
+                table {
+                    caption { "Claimed domains and what DNS says of each" }
+                    thead { tr { th scope="col" { "Domain" } th scope="col" { "DNS" } th scope="col" { "Detail" } } }
+                    tbody {
+                        @for p in &serving.domains {
+                            tr data-domain=(p.domain) data-dns=(p.dns) {
+                                th scope="row" { code { (p.domain) } }
+                                td { span class={ "state " (dns_class(p.dns)) } { (dns_word(p.dns)) } }
+                                td { (p.detail) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="routed" id="routed-section" data-live {
+            h2 id="routed" { "Instances routed by the gateway" }
+            @match &serving.gateway {
+                None => { p { "This explorer is not told of a gateway (the indexer's " code { "--gateway-api-url" } ")." } }
+                Some(g) => {
+                    p { "As reported by the gateway at " code { (g.url) } @if let Some(b) = g.decided_at { ", decided at finalized block " (b) } ". Each instance's boot is judged again here by the registry's rules at block " (d.block.number) "." }
+                    @if let Some(e) = &g.error { p role="alert" { "The gateway's routing table could not be read: " (e) } }
+                    @else if g.instances.is_empty() { p { "The gateway routes no instance to this app." } }
+                    @else {
+                        table {
+                            caption { "Routed instances and whether the chain allows each" }
+                            thead { tr { th scope="col" { "Instance" } th scope="col" { "Version and platform" } th scope="col" { "Served as" } th scope="col" { "Allowed on chain" } } }
+                            tbody {
+                                @for i in &g.instances {
+                                    tr data-instance=(i.instance_id) data-allowed=(match i.allowed { Some(true) => "yes", Some(false) => "no", None => "unknown" }) {
+                                        th scope="row" { (hex(&i.instance_id)) }
+                                        td { "compose hash " (hex(&i.compose_hash)) br; (super::calls::tee_kind(u64::from(i.tee_kind))) ", OS image " (hex(&i.os_image_hash)) }
+                                        td { ul class="plain" { @for h in &i.hosts { li { code { (h) } } } } }
+                                        td {
+                                            @match i.allowed {
+                                                Some(true) => { span class="state state-good" { "allowed" } }
+                                                Some(false) => { span class="state state-bad" { "not allowed" } " — " (i.reason) }
+                                                None => { span class="state state-unsure" { "undecided" } " — " (i.reason) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         section aria-labelledby="settings" {
@@ -250,6 +297,7 @@ pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError>
         }
     };
     let json = format!("/v1/apps/{}", d.address);
+    let serving_json = format!("/v1/apps/{}/serving", d.address);
     Ok(layout::page(
         Section::Apps,
         &format!("App {}", d.address),
@@ -257,7 +305,26 @@ pub(super) async fn one(s: &ApiState, address: &str) -> Result<Markup, ApiError>
             block: &d.block,
             timestamp: now,
         },
-        &[json.as_str()],
+        &[json.as_str(), serving_json.as_str()],
         body,
     ))
+}
+
+fn dns_class(dns: &str) -> &'static str {
+    match dns {
+        "proven" => "state-good",
+        "notNamed" | "ambiguous" => "state-bad",
+        "unknown" => "state-unsure",
+        _ => "",
+    }
+}
+
+fn dns_word(dns: &str) -> &'static str {
+    match dns {
+        "proven" => "proven",
+        "notNamed" => "not named",
+        "ambiguous" => "ambiguous",
+        "unknown" => "no answer",
+        _ => "not checked",
+    }
 }

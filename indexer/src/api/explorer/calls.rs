@@ -50,7 +50,7 @@ fn provenance(p: &Value) -> Markup {
     }
 }
 
-fn tee_kind(kind: u64) -> &'static str {
+pub(super) fn tee_kind(kind: u64) -> &'static str {
     match kind {
         1 => "Intel TDX",
         2 => "AMD SEV-SNP",

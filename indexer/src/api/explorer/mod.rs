@@ -23,7 +23,7 @@ use axum::{
 use maud::Markup;
 use serde::Deserialize;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, timestamp_at};
 
 const CSS: &str = include_str!("assets/explorer.css");
 const JS: &str = include_str!("assets/explorer.js");
@@ -110,14 +110,6 @@ fn respond(status: StatusCode, markup: Markup) -> Response {
         markup.into_string(),
     )
         .into_response()
-}
-
-/// The timestamp of block `number` (a finalized block the page was read at).
-async fn timestamp_at(s: &ApiState, number: u64) -> Result<u64, ApiError> {
-    let mut c = s.pool.acquire().await?;
-    covenant_mirror::read::block_timestamp(&mut c, number)
-        .await?
-        .ok_or_else(|| ApiError::Unavailable(format!("block {number}'s timestamp is not indexed")))
 }
 
 async fn home(State(s): State<ApiState>) -> Response {

@@ -2,7 +2,8 @@
 //! against a running devnet, while governance acts on it: a proposal to allow version 2 of the
 //! demo app appears (without a reload) and decoded into a plain call with its provenance, its
 //! countdown advances, a vote changes the tally once final (still without a reload), the
-//! executed upgrade shows in the app's history as made by that proposal, and a grant's inclusion
+//! executed upgrade shows in the app's history as made by that proposal, the instance the gateway
+//! routes to the app is listed and judged allowed, and a grant's inclusion
 //! proof served by the KMS node checks in the page while a tampered one is refused. A hostile
 //! description is shown as text, never run. On failure, a screenshot of each page is kept in
 //! `target/test-artifacts/explorer/`.
@@ -393,6 +394,34 @@ async fn story(
         "{listed}"
     );
     assert!(listed.contains("https://example.invalid/hello"), "{listed}");
+
+    // --- the instance the gateway routes to the app, judged by the chain ----------------------
+    let out = Command::new("curl")
+        .args([
+            "-sfk",
+            &format!("{}/v1/instances", env["COVENANT_GATEWAY_API_URL"]),
+        ])
+        .output()
+        .unwrap();
+    let table: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let routed = table["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"].as_str().unwrap().eq_ignore_ascii_case(app))
+        .unwrap_or_else(|| panic!("the gateway routes nothing to {app}: {table}"));
+    let instance = routed["instances"][0]["instanceId"].as_str().unwrap();
+    let allowed = b
+        .until("the routed instance on the app's page", || async {
+            b.attr(
+                &format!("#routed-section tr[data-instance=\"{instance}\"]"),
+                "data-allowed",
+            )
+            .await?
+            .ok_or_else(|| "not listed".to_owned())
+        })
+        .await;
+    assert_eq!(allowed, "yes");
 
     // --- a grant's inclusion proof, checked in the page ---------------------------------------
     let proven = wait_for("the KMS's first audit entry to be committed")
