@@ -417,7 +417,7 @@ impl AcmeSource {
 }
 
 /// The certificates of a PEM chain (DER).
-fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+pub fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .map(|c| c.map(|c| c.to_vec()).map_err(|e| e.to_string()))
@@ -425,7 +425,7 @@ fn pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// A certificate's notBefore and notAfter (Unix seconds).
-fn lifetime(der: &[u8]) -> Result<(i64, i64), String> {
+pub fn lifetime(der: &[u8]) -> Result<(i64, i64), String> {
     use x509_parser::prelude::FromDer;
     let (_, certificate) = x509_parser::certificate::X509Certificate::from_der(der)
         .map_err(|e| format!("not a certificate: {e}"))?;

@@ -231,7 +231,7 @@ fn upgrade_of(request: &Request<Incoming>) -> Option<HeaderValue> {
 /// The name a request asks for: its `:authority` (HTTP/2, absolute form) or `Host`, without a
 /// port or trailing dot. Compared ignoring ASCII case with the (canonical) routed name; a name
 /// that is not a valid host name never equals one.
-fn requested_host(parts: &Parts) -> Option<std::borrow::Cow<'_, str>> {
+pub fn requested_host(parts: &Parts) -> Option<std::borrow::Cow<'_, str>> {
     let host = match parts.uri.authority() {
         Some(a) => a.host(),
         None => {

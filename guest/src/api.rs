@@ -215,7 +215,7 @@ async fn get_tls_key(
         )));
     }
     for name in &request.names {
-        if !is_dns_name(name) {
+        if !covenant_guest_api::api::is_tls_name(name) {
             return Err(bad(format!("{name:?} is not a DNS name")));
         }
     }
@@ -265,23 +265,6 @@ async fn get_tls_key(
 
 fn unavailable(reason: String) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, reason)
-}
-
-/// A DNS name a certificate may carry: 1–253 bytes, labels of 1–63 `a-z 0-9 -` (not at either
-/// end), optionally a leading `*.` wildcard label.
-fn is_dns_name(name: &str) -> bool {
-    let rest = name.strip_prefix("*.").unwrap_or(name);
-    !rest.is_empty()
-        && name.len() <= 253
-        && rest.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
 }
 
 /// Binds the API's socket at `path` (mode 0600: the app runs as the guest's user). A stale socket there is replaced; any other

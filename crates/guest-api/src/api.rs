@@ -166,6 +166,23 @@ pub struct GetTlsKeyRequest {
 
 pub use covenant_kms_api::TlsUsage;
 
+/// A DNS name a `GetTlsKey` certificate may carry: 1–253 bytes, labels of 1–63 `a-z 0-9 -` (not at either
+/// end), optionally a leading `*.` wildcard label.
+pub fn is_tls_name(name: &str) -> bool {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    !rest.is_empty()
+        && name.len() <= 253
+        && rest.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
 /// The answer to `POST /GetTlsKey`: a fresh key and its certificate chain under the app CA.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
