@@ -247,6 +247,10 @@ pub fn requested_host(parts: &Parts) -> Option<std::borrow::Cow<'_, str>> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
+    if host.ends_with('.') {
+        // Two trailing dots: not a name (found by fuzz/host_names).
+        return None;
+    }
     if !host.is_empty()
         && host.len() <= crate::names::MAX_NAME_LEN
         && host
@@ -626,6 +630,9 @@ mod tests {
             Some("a.example")
         );
         assert_eq!(requested_host(&parts("bad host")), None);
+        for not_a_name in ["..", "a.example..", "."] {
+            assert_eq!(requested_host(&parts(not_a_name)), None, "{not_a_name}");
+        }
         let absolute = Request::builder()
             .uri("https://b.example/x")
             .header(header::HOST, "a.example")
