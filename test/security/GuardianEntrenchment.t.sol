@@ -105,4 +105,45 @@ contract GuardianEntrenchmentTest is CovenantFixture {
         vm.expectRevert(abi.encodeWithSelector(CovenantGuardian.GuardianUnauthorized.selector, stranger));
         guardianContract.cancel(targets, values, calldatas, bytes32(0), salt);
     }
+
+    /// Attack: the guardian (or anyone) names a new guardian — itself forever, or an accomplice —
+    /// without a vote. Only governance replaces it.
+    function test_RevertWhen_AnyoneButGovernanceReplacesTheGuardian() public {
+        address[2] memory callers = [guardian, stranger];
+        for (uint256 i = 0; i < callers.length; ++i) {
+            vm.prank(callers[i]);
+            vm.expectRevert(
+                abi.encodeWithSelector(CovenantGuardian.GuardianOnlyGovernance.selector, callers[i])
+            );
+            guardianContract.setGuardian(stranger);
+        }
+        assertEq(guardianContract.guardian(), guardian);
+        _govern(
+            address(guardianContract),
+            abi.encodeCall(CovenantGuardian.setGuardian, (stranger)),
+            "Replace the guardian"
+        );
+        assertEq(guardianContract.guardian(), stranger);
+    }
+
+    /// A batch the Timelock could never have scheduled (empty, or arrays of different lengths) is
+    /// refused as malformed before anything is hashed or looked up.
+    function test_RevertWhen_TheGuardianCancelsAMalformedBatch() public {
+        address[] memory targets = new address[](1);
+        bytes[] memory calldatas = new bytes[](1);
+        targets[0] = address(registry);
+        calldatas[0] = abi.encodeCall(KmsRegistry.setAllowSimulatedTee, (true));
+        (uint256[] memory values, bytes32 salt) = _queueBatch(targets, calldatas, "Malformed");
+        address[] memory noTargets = new address[](0);
+        uint256[] memory twoValues = new uint256[](2);
+        bytes[] memory twoCalldatas = new bytes[](2);
+        vm.startPrank(guardian);
+        vm.expectRevert(CovenantGuardian.GuardianMalformedOperation.selector);
+        guardianContract.cancel(noTargets, new uint256[](0), new bytes[](0), bytes32(0), salt);
+        vm.expectRevert(CovenantGuardian.GuardianMalformedOperation.selector);
+        guardianContract.cancel(targets, twoValues, calldatas, bytes32(0), salt);
+        vm.expectRevert(CovenantGuardian.GuardianMalformedOperation.selector);
+        guardianContract.cancel(targets, values, twoCalldatas, bytes32(0), salt);
+        vm.stopPrank();
+    }
 }
